@@ -1,0 +1,1 @@
+//! DAR address register (being written).

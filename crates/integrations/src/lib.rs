@@ -1,0 +1,6 @@
+//! dipex's integrations: one folder per external system with the same file roles (parse, map,
+//! tests), the DAR address register, and settings. Importers are pure functions from parsed input
+//! and current MO state to facts; the runners around them do the I/O through the backend trait.
+
+pub mod dar;
+pub mod opus;

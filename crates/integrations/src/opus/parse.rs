@@ -1,0 +1,1 @@
+//! OPUS XML parser (being written).

@@ -1,0 +1,1 @@
+//! Synthetic OPUS dump generator (being written).

@@ -1,0 +1,311 @@
+//! Reconcile: desired facts plus the current state give the minimal plan. Pure and shared by
+//! every importer, so "no change, no write" and "a change cuts history at its effective date"
+//! hold everywhere. Reconcile never emits an operation that would leave an object as it was.
+
+use crate::plan::{Op, Plan, apply};
+use crate::validity::{hi, hi_opt, lo, lo_opt};
+use crate::{Kind, Object, Slice, Validity, Value};
+use jiff::civil::Date;
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// What an importer wants MO to hold.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Fact {
+    /// The object exists over `life` (inactive outside it). From the start of `timeline` on, its
+    /// values are the timeline's slices (contiguous, up to `life.to`); before that, history is
+    /// kept, and days of `life` where it was inactive get the first timeline value.
+    State { uuid: Uuid, life: Validity, timeline: Vec<Slice> },
+    /// The object is inactive from `at` on (it may not exist at all).
+    End { uuid: Uuid, kind: Kind, at: Date },
+    /// The object must not exist, history included.
+    Delete { uuid: Uuid, kind: Kind },
+}
+
+impl Fact {
+    /// The usual fact: `value` holds over `life`, effective from `effective` (history before it
+    /// is kept; `None` rewrites the whole life). When `effective` lies after the end of `life`,
+    /// the value describes the whole life (a correction of something already ended).
+    pub fn state(uuid: Uuid, value: Value, life: Validity, effective: Option<Date>) -> Fact {
+        let mut start = lo(life.from).max(effective.unwrap_or(Date::MIN));
+        if start >= hi(life.to) {
+            start = lo(life.from);
+        }
+        let timeline = vec![Slice::new(Validity::new(lo_opt(start), life.to), value)];
+        Fact::State { uuid, life, timeline }
+    }
+
+    pub fn uuid(&self) -> Uuid {
+        match self {
+            Fact::State { uuid, .. } | Fact::End { uuid, .. } | Fact::Delete { uuid, .. } => *uuid,
+        }
+    }
+}
+
+/// Sub-ranges of `range` where `slices` is not active.
+fn gaps(slices: &[Slice], range: Validity) -> Vec<Validity> {
+    let (rf, rt) = (lo(range.from), hi(range.to));
+    let mut pos = rf;
+    let mut out = Vec::new();
+    for s in slices {
+        let (sf, st) = (lo(s.validity.from), hi(s.validity.to));
+        if st <= pos || sf >= rt {
+            continue;
+        }
+        if sf > pos {
+            out.push(Validity::new(lo_opt(pos), hi_opt(sf)));
+        }
+        pos = pos.max(st);
+    }
+    if pos < rt {
+        out.push(Validity::new(lo_opt(pos), hi_opt(rt)));
+    }
+    out
+}
+
+/// The smallest range covering every day of `range` where `slices` is not `value`.
+fn differing(slices: &[Slice], range: Validity, value: &Value) -> Option<Validity> {
+    let (rf, rt) = (lo(range.from), hi(range.to));
+    let mut first: Option<Date> = None;
+    let mut last = rf;
+    let mut mark = |a: Date, b: Date| {
+        if first.is_none() {
+            first = Some(a);
+        }
+        last = b;
+    };
+    let mut pos = rf;
+    for s in slices {
+        let (sf, st) = (lo(s.validity.from), hi(s.validity.to));
+        if st <= pos || sf >= rt {
+            continue;
+        }
+        if sf > pos {
+            mark(pos, sf);
+        }
+        if &s.value != value {
+            mark(sf.max(pos), st.min(rt));
+        }
+        pos = pos.max(st);
+    }
+    if pos < rt {
+        mark(pos, rt);
+    }
+    first.map(|f| Validity::new(lo_opt(f), hi_opt(last)))
+}
+
+/// The operations that bring `current` to the fact.
+fn ops_for(fact: &Fact, current: Option<&Object>) -> Vec<Op> {
+    let mut ops = Vec::new();
+    match fact {
+        Fact::State { uuid, life, timeline } => {
+            let Some(first) = timeline.first() else { return ops };
+            let Some(cur) = current else {
+                // New object: one create over the start of its life, then the rest of the timeline.
+                let create_to = first.validity.to;
+                ops.push(Op::Create {
+                    uuid: *uuid,
+                    validity: Validity::new(life.from, create_to),
+                    value: first.value.clone(),
+                });
+                for s in &timeline[1..] {
+                    ops.push(Op::Update { uuid: *uuid, validity: s.validity, value: s.value.clone() });
+                }
+                return ops;
+            };
+            // Inactive days of the life before the timeline get the first value.
+            let before = Validity::new(life.from, first.validity.from);
+            if !before.is_empty() {
+                for gap in gaps(&cur.slices, before) {
+                    ops.push(Op::Update { uuid: *uuid, validity: gap, value: first.value.clone() });
+                }
+            }
+            for s in timeline {
+                if let Some(range) = differing(&cur.slices, s.validity, &s.value) {
+                    ops.push(Op::Update { uuid: *uuid, validity: range, value: s.value.clone() });
+                }
+            }
+            // Nothing active outside the life.
+            let kind = cur.kind;
+            if let (Some(start), Some(f)) = (life.from, cur.slices.first())
+                && lo(f.validity.from) < start
+            {
+                ops.push(Op::Terminate { uuid: *uuid, kind, range: Validity::new(f.validity.from, Some(start)) });
+            }
+            if let Some(end) = life.to
+                && cur.active_in(&Validity::from_day(end))
+            {
+                ops.push(Op::Terminate { uuid: *uuid, kind, range: Validity::from_day(end) });
+            }
+        }
+        Fact::End { uuid, kind, at } => {
+            if let Some(cur) = current
+                && cur.active_in(&Validity::from_day(*at))
+            {
+                ops.push(Op::Terminate { uuid: *uuid, kind: *kind, range: Validity::from_day(*at) });
+            }
+        }
+        Fact::Delete { uuid, kind } => {
+            if current.is_some() {
+                ops.push(Op::Delete { uuid: *uuid, kind: *kind });
+            }
+        }
+    }
+    ops
+}
+
+/// Compute the minimal plan that makes `current` satisfy `facts`. Facts are taken in order and
+/// each sees the effect of the ones before it (a later fact about the same object wins where
+/// they disagree). `current` must hold every object the facts name that exists.
+pub fn reconcile(facts: &[Fact], current: &HashMap<Uuid, Object>) -> Plan {
+    let mut overlay: HashMap<Uuid, Option<Object>> = HashMap::new();
+    let mut plan = Plan::default();
+    for fact in facts {
+        let uuid = fact.uuid();
+        let cur = match overlay.get(&uuid) {
+            Some(o) => o.as_ref(),
+            None => current.get(&uuid),
+        };
+        let ops = ops_for(fact, cur);
+        if ops.is_empty() {
+            continue;
+        }
+        let mut obj = cur.cloned();
+        for op in &ops {
+            // The ops were computed from this very state, so applying them cannot fail.
+            obj = apply(obj, op).expect("reconcile produced an inapplicable operation");
+        }
+        overlay.insert(uuid, obj);
+        plan.ops.extend(ops);
+    }
+    plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Facet;
+    use jiff::civil::date;
+    use proptest::prelude::*;
+
+    fn v(name: &str) -> Value {
+        Value::Facet(Facet { user_key: name.into() })
+    }
+    fn day(n: i32) -> Date {
+        date(2020, 1, 1).checked_add(jiff::Span::new().days(n)).unwrap()
+    }
+    fn u(n: u8) -> Uuid {
+        Uuid::from_bytes([n; 16])
+    }
+
+    #[test]
+    fn new_object_is_created_once() {
+        let f = Fact::state(u(1), v("a"), Validity::from_day(day(0)), Some(day(10)));
+        let plan = reconcile(std::slice::from_ref(&f), &HashMap::new());
+        assert_eq!(plan.ops, vec![Op::Create { uuid: u(1), validity: Validity::from_day(day(0)), value: v("a") }]);
+    }
+
+    #[test]
+    fn change_cuts_history_at_effective_date() {
+        let cur = Object::new(u(1), vec![Slice::new(Validity::from_day(day(0)), v("a"))]).unwrap();
+        let current = HashMap::from([(u(1), cur)]);
+        let f = Fact::state(u(1), v("b"), Validity::from_day(day(0)), Some(day(10)));
+        let plan = reconcile(&[f.clone()], &current);
+        assert_eq!(plan.ops, vec![Op::Update { uuid: u(1), validity: Validity::from_day(day(10)), value: v("b") }]);
+        let same = Fact::state(u(1), v("a"), Validity::from_day(day(0)), Some(day(10)));
+        assert!(reconcile(&[same], &current).is_empty(), "no change, no write");
+    }
+
+    #[test]
+    fn later_start_and_earlier_end_terminate_outside_the_life() {
+        let cur = Object::new(u(1), vec![Slice::new(Validity::from_day(day(0)), v("a"))]).unwrap();
+        let current = HashMap::from([(u(1), cur)]);
+        let f = Fact::state(u(1), v("a"), Validity::new(Some(day(5)), Some(day(20))), Some(day(10)));
+        let plan = reconcile(&[f], &current);
+        assert_eq!(
+            plan.ops,
+            vec![
+                Op::Terminate { uuid: u(1), kind: Kind::Facet, range: Validity::new(Some(day(0)), Some(day(5))) },
+                Op::Terminate { uuid: u(1), kind: Kind::Facet, range: Validity::from_day(day(20)) },
+            ]
+        );
+    }
+
+    #[test]
+    fn end_and_delete_are_noops_when_already_true() {
+        let cur = Object::new(u(1), vec![Slice::new(Validity::new(Some(day(0)), Some(day(5))), v("a"))]).unwrap();
+        let current = HashMap::from([(u(1), cur)]);
+        assert!(reconcile(&[Fact::End { uuid: u(1), kind: Kind::Facet, at: day(5) }], &current).is_empty());
+        assert_eq!(reconcile(&[Fact::End { uuid: u(1), kind: Kind::Facet, at: day(3) }], &current).len(), 1);
+        assert!(reconcile(&[Fact::Delete { uuid: u(2), kind: Kind::Facet }], &current).is_empty());
+        assert_eq!(reconcile(&[Fact::Delete { uuid: u(1), kind: Kind::Facet }], &current).len(), 1);
+    }
+
+    fn arb_object(id: u8) -> impl Strategy<Value = Option<Object>> {
+        proptest::collection::vec((0i32..6, 1i32..6, 0u8..3, any::<bool>()), 0..5).prop_map(move |parts| {
+            let mut pos = -10;
+            let mut slices = Vec::new();
+            for (gap, len, name, open) in parts {
+                let from = pos + gap;
+                let to = from + len;
+                slices.push(Slice::new(Validity::new(Some(day(from)), Some(day(to))), v(&name.to_string())));
+                pos = to;
+                if open {
+                    slices.last_mut().unwrap().validity.to = None;
+                    break;
+                }
+            }
+            Object::new(u(id), slices).ok()
+        })
+    }
+
+    fn arb_fact(id: u8) -> impl Strategy<Value = Fact> {
+        prop_oneof![
+            (-12i32..12, proptest::option::of(1i32..15), proptest::option::of(-12i32..20), 0u8..3, any::<bool>())
+                .prop_map(move |(from, len, eff, name, open_start)| {
+                    let from_d = if open_start { None } else { Some(day(from)) };
+                    let life = Validity::new(from_d, len.map(|l| day(from + l)));
+                    Fact::state(u(id), v(&name.to_string()), life, eff.map(day))
+                }),
+            (-12i32..20).prop_map(move |at| Fact::End { uuid: u(id), kind: Kind::Facet, at: day(at) }),
+            Just(Fact::Delete { uuid: u(id), kind: Kind::Facet }),
+        ]
+    }
+
+    fn run(plan: &Plan, current: &HashMap<Uuid, Object>) -> HashMap<Uuid, Object> {
+        let mut state = current.clone();
+        for op in &plan.ops {
+            let next = apply(state.remove(&op.uuid()), op).unwrap();
+            if let Some(o) = next {
+                o.check().unwrap();
+                state.insert(o.uuid, o);
+            }
+        }
+        state
+    }
+
+    proptest! {
+        /// apply(plan(desired, current)) then plan again → empty, for any state and facts.
+        #[test]
+        fn reconcile_is_idempotent(a in arb_object(1), b in arb_object(2),
+                                   facts in proptest::collection::vec(prop_oneof![arb_fact(1), arb_fact(2)], 0..4)) {
+            let current: HashMap<Uuid, Object> = [a, b].into_iter().flatten().map(|o| (o.uuid, o)).collect();
+            // Facts about one object may contradict each other; the last one must hold.
+            let mut last: HashMap<Uuid, Fact> = HashMap::new();
+            for f in &facts { last.insert(f.uuid(), f.clone()); }
+            let plan = reconcile(&facts, &current);
+            let after = run(&plan, &current);
+            let final_facts: Vec<Fact> = last.into_values().collect();
+            let again = reconcile(&final_facts, &after);
+            prop_assert!(again.is_empty(), "second plan not empty: {:?}", again.ops);
+            // No operation is a no-op.
+            let mut state = current.clone();
+            for op in &plan.ops {
+                let before = state.remove(&op.uuid());
+                let next = apply(before.clone(), op).unwrap();
+                prop_assert_ne!(&before, &next, "no-op operation {}", op);
+                if let Some(o) = next { state.insert(o.uuid, o); }
+            }
+        }
+    }
+}
