@@ -1,1 +1,44 @@
-//! placeholder
+//! MO backends: the [`Backend`] trait every integration reads and writes MO through, and the
+//! embedded bitemporal [`store::Store`] (one SQLite file), the default backend. An OS2mo GraphQL
+//! backend implements the same trait; callers never know which one they have.
+
+pub mod query;
+pub mod store;
+
+pub use query::{Query, Window};
+pub use store::Store;
+
+use dipex_model::plan::{ApplyError, Counts};
+use dipex_model::{Object, Plan};
+
+/// Who wrote a plan and when: the registration time of the bitemporal store. The CLI, which
+/// alone reads the clock, provides it.
+#[derive(Clone, Debug)]
+pub struct Registration {
+    pub at: jiff::Timestamp,
+    pub actor: String,
+    pub note: String,
+}
+
+/// What a backend can fail with. Messages never contain CPR numbers or secrets.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("store {path}: {source}")]
+    Sqlite { path: String, source: rusqlite::Error },
+    #[error("store {path}: object {uuid}: stored data is unreadable: {reason}")]
+    Corrupt { path: String, uuid: String, reason: String },
+    #[error("store {path}: {source}; nothing was written")]
+    Apply { path: String, source: ApplyError },
+    #[error("store {path} has schema version {found}, this dipex knows {expected}")]
+    Schema { path: String, found: String, expected: String },
+}
+
+/// The interface to MO. Reads select by kind plus uuid / user_key / CPR / parent / person /
+/// org unit, at a date, over a window or over all history, and return objects sorted by uuid
+/// with the slices that overlap the window. `apply` writes a whole plan or nothing.
+pub trait Backend {
+    fn read(&self, query: &Query) -> Result<Vec<Object>, BackendError>;
+    fn apply(&mut self, plan: &Plan, registration: &Registration) -> Result<Counts, BackendError>;
+    /// A one-line description for logs and `dipex check` (no secrets).
+    fn describe(&self) -> String;
+}

@@ -114,8 +114,11 @@ fn ops_for(fact: &Fact, current: Option<&Object>) -> Vec<Op> {
                 return ops;
             };
             // Inactive days of the life before the timeline get the first value.
-            let before = Validity::new(life.from, first.validity.from);
-            if !before.is_empty() {
+            // (A timeline starting at minus infinity has nothing before it.)
+            if let Some(start) = first.validity.from
+                && !Validity::new(life.from, Some(start)).is_empty()
+            {
+                let before = Validity::new(life.from, Some(start));
                 for gap in gaps(&cur.slices, before) {
                     ops.push(Op::Update { uuid: *uuid, validity: gap, value: first.value.clone() });
                 }

@@ -1,0 +1,334 @@
+//! The embedded bitemporal store: MO's objects in one SQLite file. Each row is one validity
+//! slice of one object in one registration: `reg_from` is the registration that wrote it,
+//! `reg_to` the one that replaced it (`NULL` = current). Reads see current rows; history of
+//! writes stays in the file for audits. A plan is applied in one transaction: all or nothing.
+
+use crate::{Backend, BackendError, Query, Registration, Window};
+use dipex_model::plan::{Counts, apply};
+use dipex_model::{Date, Kind, Object, Plan, Slice, Validity, Value};
+use rusqlite::types::Value as Sql;
+use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use uuid::Uuid;
+
+const SCHEMA_VERSION: &str = "1";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS registration (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    note TEXT NOT NULL,
+    created INTEGER NOT NULL, updated INTEGER NOT NULL,
+    terminated INTEGER NOT NULL, deleted INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS slice (
+    id INTEGER PRIMARY KEY,
+    uuid TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    valid_from TEXT,
+    valid_to TEXT,
+    user_key TEXT NOT NULL,
+    cpr TEXT,
+    parent TEXT,
+    person TEXT,
+    org_unit TEXT,
+    itsystem TEXT,
+    data TEXT NOT NULL,
+    reg_from INTEGER NOT NULL REFERENCES registration(id),
+    reg_to INTEGER REFERENCES registration(id)
+);
+CREATE INDEX IF NOT EXISTS slice_uuid ON slice(uuid) WHERE reg_to IS NULL;
+CREATE INDEX IF NOT EXISTS slice_kind ON slice(kind, uuid) WHERE reg_to IS NULL;
+CREATE INDEX IF NOT EXISTS slice_user_key ON slice(kind, user_key) WHERE reg_to IS NULL;
+CREATE INDEX IF NOT EXISTS slice_cpr ON slice(cpr) WHERE reg_to IS NULL AND cpr IS NOT NULL;
+CREATE INDEX IF NOT EXISTS slice_parent ON slice(kind, parent) WHERE reg_to IS NULL;
+CREATE INDEX IF NOT EXISTS slice_person ON slice(person) WHERE reg_to IS NULL AND person IS NOT NULL;
+CREATE INDEX IF NOT EXISTS slice_org_unit ON slice(org_unit) WHERE reg_to IS NULL AND org_unit IS NOT NULL;
+";
+
+/// The embedded store.
+pub struct Store {
+    conn: Connection,
+    path: String,
+}
+
+fn date_text(d: Option<Date>) -> Option<String> {
+    d.map(|d| d.to_string())
+}
+
+fn uuid_list(v: impl IntoIterator<Item = String>) -> String {
+    serde_json::Value::Array(v.into_iter().map(serde_json::Value::String).collect()).to_string()
+}
+
+impl Store {
+    /// Open (or create) the store file.
+    pub fn open(path: &Path) -> Result<Store, BackendError> {
+        let name = path.display().to_string();
+        let conn = Connection::open(path).map_err(|source| BackendError::Sqlite { path: name.clone(), source })?;
+        Store::init(conn, name)
+    }
+
+    /// A store that lives in memory only (tests, dry runs on a copy).
+    pub fn open_in_memory() -> Result<Store, BackendError> {
+        let name = ":memory:".to_string();
+        let conn = Connection::open_in_memory().map_err(|source| BackendError::Sqlite { path: name.clone(), source })?;
+        Store::init(conn, name)
+    }
+
+    fn init(conn: Connection, path: String) -> Result<Store, BackendError> {
+        let store = Store { conn, path };
+        store
+            .conn
+            .execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")
+            .and_then(|_| store.conn.execute_batch(SCHEMA))
+            .map_err(|e| store.err(e))?;
+        let version: Option<String> = store
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0))
+            .optional()
+            .map_err(|e| store.err(e))?;
+        match version {
+            None => {
+                store
+                    .conn
+                    .execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?1)", [SCHEMA_VERSION])
+                    .map_err(|e| store.err(e))?;
+            }
+            Some(v) if v == SCHEMA_VERSION => {}
+            Some(v) => {
+                return Err(BackendError::Schema { path: store.path.clone(), found: v, expected: SCHEMA_VERSION.into() });
+            }
+        }
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    fn err(&self, source: rusqlite::Error) -> BackendError {
+        BackendError::Sqlite { path: self.path.clone(), source }
+    }
+
+    /// Number of current objects per kind.
+    pub fn counts(&self) -> Result<BTreeMap<Kind, usize>, BackendError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT kind, COUNT(DISTINCT uuid) FROM slice WHERE reg_to IS NULL GROUP BY kind")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .map_err(|e| self.err(e))?;
+        let mut out = BTreeMap::new();
+        for row in rows {
+            let (k, n) = row.map_err(|e| self.err(e))?;
+            if let Some(kind) = Kind::parse(&k) {
+                out.insert(kind, n as usize);
+            }
+        }
+        Ok(out)
+    }
+
+    fn decode(&self, uuid: &str, from: Option<String>, to: Option<String>, data: &str) -> Result<(Uuid, Slice), BackendError> {
+        let corrupt = |reason: String| BackendError::Corrupt { path: self.path.clone(), uuid: uuid.into(), reason };
+        let id = Uuid::parse_str(uuid).map_err(|e| corrupt(e.to_string()))?;
+        let parse = |s: Option<String>| -> Result<Option<Date>, BackendError> {
+            s.map(|s| s.parse::<Date>().map_err(|e| corrupt(format!("bad date {s:?}: {e}")))).transpose()
+        };
+        let validity = Validity::new(parse(from)?, parse(to)?);
+        let value: Value = serde_json::from_str(data).map_err(|e| corrupt(e.to_string()))?;
+        Ok((id, Slice::new(validity, value)))
+    }
+
+    /// Rows → objects, rows ordered by uuid then `valid_from`.
+    fn collect(&self, stmt: &mut rusqlite::Statement<'_>, params: &[Sql]) -> Result<Vec<Object>, BackendError> {
+        let mut rows = stmt.query(rusqlite::params_from_iter(params.iter())).map_err(|e| self.err(e))?;
+        let mut out: Vec<Object> = Vec::new();
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let uuid: String = r.get(0).map_err(|e| self.err(e))?;
+            let data: String = r.get(3).map_err(|e| self.err(e))?;
+            let (id, slice) = self.decode(&uuid, r.get(1).map_err(|e| self.err(e))?, r.get(2).map_err(|e| self.err(e))?, &data)?;
+            match out.last_mut() {
+                Some(o) if o.uuid == id => o.slices.push(slice),
+                _ => out.push(Object { uuid: id, kind: slice.value.kind(), slices: vec![slice] }),
+            }
+        }
+        Ok(out)
+    }
+
+    fn load(tx: &rusqlite::Transaction<'_>, store: &Store, uuid: Uuid) -> Result<Option<Object>, BackendError> {
+        let mut stmt = tx
+            .prepare_cached(
+                "SELECT uuid, valid_from, valid_to, data FROM slice WHERE uuid = ?1 AND reg_to IS NULL ORDER BY valid_from",
+            )
+            .map_err(|e| store.err(e))?;
+        Ok(store.collect(&mut stmt, &[Sql::Text(uuid.to_string())])?.pop())
+    }
+}
+
+/// SQL condition and parameters for a window.
+fn window_sql(w: &Window, sql: &mut String, params: &mut Vec<Sql>) {
+    let v = w.as_validity();
+    if let Some(to) = v.to {
+        params.push(Sql::Text(to.to_string()));
+        sql.push_str(&format!(" AND (valid_from IS NULL OR valid_from < ?{})", params.len()));
+    }
+    if let Some(from) = v.from {
+        params.push(Sql::Text(from.to_string()));
+        sql.push_str(&format!(" AND (valid_to IS NULL OR valid_to > ?{})", params.len()));
+    }
+}
+
+impl Backend for Store {
+    fn read(&self, q: &Query) -> Result<Vec<Object>, BackendError> {
+        if q.is_void() {
+            return Ok(Vec::new());
+        }
+        let mut filter = String::new();
+        let mut params: Vec<Sql> = vec![Sql::Text(q.kind.as_str().into())];
+        let list = |col: &str, values: Option<Vec<String>>, filter: &mut String, params: &mut Vec<Sql>| {
+            if let Some(values) = values {
+                params.push(Sql::Text(uuid_list(values)));
+                filter.push_str(&format!(" AND {col} IN (SELECT value FROM json_each(?{}))", params.len()));
+            }
+        };
+        let strings = |v: &Option<Vec<Uuid>>| v.as_ref().map(|v| v.iter().map(Uuid::to_string).collect::<Vec<_>>());
+        list("uuid", strings(&q.uuids), &mut filter, &mut params);
+        list("user_key", q.user_keys.clone(), &mut filter, &mut params);
+        list("cpr", q.cpr_numbers.as_ref().map(|v| v.iter().map(|c| c.expose().to_string()).collect()), &mut filter, &mut params);
+        list("person", strings(&q.persons), &mut filter, &mut params);
+        list("org_unit", strings(&q.org_units), &mut filter, &mut params);
+        list("itsystem", strings(&q.itsystems), &mut filter, &mut params);
+        if let Some(parents) = &q.parents {
+            let top = parents.iter().any(Option::is_none);
+            params.push(Sql::Text(uuid_list(parents.iter().flatten().map(Uuid::to_string))));
+            let n = params.len();
+            if top {
+                filter.push_str(&format!(" AND (parent IS NULL OR parent IN (SELECT value FROM json_each(?{n})))"));
+            } else {
+                filter.push_str(&format!(" AND parent IN (SELECT value FROM json_each(?{n}))"));
+            }
+        }
+        let mut window = String::new();
+        let mut wparams = Vec::new();
+        if filter.is_empty() {
+            // Whole kind: one pass.
+            let mut sql = String::from("SELECT uuid, valid_from, valid_to, data FROM slice WHERE reg_to IS NULL AND kind = ?1");
+            window_sql(&q.window, &mut sql, &mut params);
+            sql.push_str(" ORDER BY uuid, valid_from");
+            let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+            return self.collect(&mut stmt, &params);
+        }
+        // Objects with a slice in the window that matches the filters, then their window slices.
+        let mut sql = format!("SELECT DISTINCT uuid FROM slice WHERE reg_to IS NULL AND kind = ?1{filter}");
+        window_sql(&q.window, &mut sql, &mut params);
+        let uuids: Vec<String> = {
+            let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(params.iter()), |r| r.get::<_, String>(0))
+                .map_err(|e| self.err(e))?;
+            rows.collect::<Result<_, _>>().map_err(|e| self.err(e))?
+        };
+        if uuids.is_empty() {
+            return Ok(Vec::new());
+        }
+        wparams.push(Sql::Text(uuid_list(uuids)));
+        window.push_str(
+            "SELECT uuid, valid_from, valid_to, data FROM slice WHERE reg_to IS NULL \
+             AND uuid IN (SELECT value FROM json_each(?1))",
+        );
+        window_sql(&q.window, &mut window, &mut wparams);
+        window.push_str(" ORDER BY uuid, valid_from");
+        let mut stmt = self.conn.prepare(&window).map_err(|e| self.err(e))?;
+        self.collect(&mut stmt, &wparams)
+    }
+
+    fn apply(&mut self, plan: &Plan, reg: &Registration) -> Result<Counts, BackendError> {
+        let counts = plan.counts();
+        if plan.is_empty() {
+            return Ok(counts);
+        }
+        let path = self.path.clone();
+        let sql_err = |source| BackendError::Sqlite { path: path.clone(), source };
+        // `apply` holds `&mut self`, so nothing else can use the connection meanwhile.
+        let tx = self.conn.unchecked_transaction().map_err(sql_err)?;
+        tx.execute(
+            "INSERT INTO registration(at, actor, note, created, updated, terminated, deleted) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                reg.at.to_string(),
+                reg.actor,
+                reg.note,
+                counts.created as i64,
+                counts.updated as i64,
+                counts.terminated as i64,
+                counts.deleted as i64
+            ],
+        )
+        .map_err(sql_err)?;
+        let reg_id = tx.last_insert_rowid();
+        // The state of every touched object after the plan, and whether it had stored rows.
+        let mut touched: HashMap<Uuid, (bool, Option<Object>)> = HashMap::new();
+        let mut order: Vec<Uuid> = Vec::new();
+        for op in &plan.ops {
+            let uuid = op.uuid();
+            let (stored, cur) = match touched.remove(&uuid) {
+                Some(entry) => entry,
+                None => {
+                    order.push(uuid);
+                    let cur = Store::load(&tx, self, uuid)?;
+                    (cur.is_some(), cur)
+                }
+            };
+            let next = apply(cur, op).map_err(|source| BackendError::Apply { path: path.clone(), source })?;
+            touched.insert(uuid, (stored, next));
+        }
+        {
+            let mut close = tx
+                .prepare_cached("UPDATE slice SET reg_to = ?1 WHERE uuid = ?2 AND reg_to IS NULL")
+                .map_err(sql_err)?;
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO slice(uuid, kind, valid_from, valid_to, user_key, cpr, parent, person, org_unit, itsystem, data, reg_from) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                )
+                .map_err(sql_err)?;
+            for uuid in order {
+                let (stored, obj) = &touched[&uuid];
+                let id = uuid.to_string();
+                if *stored {
+                    close.execute(params![reg_id, id]).map_err(sql_err)?;
+                }
+                let Some(obj) = obj else { continue };
+                for s in &obj.slices {
+                    let refs = s.value.refs();
+                    let data = serde_json::to_string(&s.value).expect("values serialise");
+                    insert
+                        .execute(params![
+                            id,
+                            obj.kind.as_str(),
+                            date_text(s.validity.from),
+                            date_text(s.validity.to),
+                            s.value.user_key(),
+                            s.value.cpr().map(|c| c.expose().to_string()),
+                            refs.parent.map(|u| u.to_string()),
+                            refs.person.map(|u| u.to_string()),
+                            refs.org_unit.map(|u| u.to_string()),
+                            refs.itsystem.map(|u| u.to_string()),
+                            data,
+                            reg_id
+                        ])
+                        .map_err(sql_err)?;
+                }
+            }
+        }
+        tx.commit().map_err(sql_err)?;
+        Ok(counts)
+    }
+
+    fn describe(&self) -> String {
+        format!("embedded store {}", self.path)
+    }
+}
