@@ -21,6 +21,9 @@ pub mod cache;
 pub mod http;
 pub mod offline;
 
+#[cfg(test)]
+mod tests;
+
 pub use cache::CachedRegister;
 pub use http::HttpRegister;
 pub use offline::OfflineRegister;
