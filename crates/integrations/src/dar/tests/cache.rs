@@ -1,0 +1,249 @@
+//! The caching wrapper over a counting fake register, with a real SQLite file (opus.md §18 item 34).
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::dar::{AddressRegister, CachedRegister, DarError, Lookup};
+
+const ID_1: &str = "3ceaaf30-8142-48ea-91d9-3080f9b439fc";
+const ID_2: &str = "9dfb369b-ab13-4fae-a276-55daa05f1119";
+
+/// Answers "Test" → ID_1, "Anden" → ID_2, "Fejl" → a transport error, anything else → NotFound;
+/// counts its calls.
+#[derive(Default)]
+struct Fake {
+    calls: AtomicUsize,
+}
+
+impl Fake {
+    fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+impl AddressRegister for Fake {
+    fn lookup(&self, street: &str, _postal_code: &str) -> Result<Lookup, DarError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        match street {
+            "Test" => Ok(Lookup::Found(ID_1.parse().unwrap())),
+            "Anden" => Ok(Lookup::Found(ID_2.parse().unwrap())),
+            "Fejl" => Err(DarError::Transport {
+                url: "http://127.0.0.1:9/datavask/adresser".into(),
+                message: "connection refused".into(),
+            }),
+            _ => Ok(Lookup::NotFound),
+        }
+    }
+}
+
+/// All rows of `dar_cache`, sorted.
+fn rows(path: &Path) -> Vec<(String, String, Option<String>)> {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT street, postal_code, result FROM dar_cache ORDER BY street, postal_code")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn dar_cache_counts_calls_like_upstream() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.sqlite3");
+    let reg = CachedRegister::new(Fake::default(), &db, false).unwrap();
+    assert!(reg.is_empty());
+    assert_eq!(reg.stats(), (0, 0, 0));
+
+    let first = reg.lookup("Test", "2345").unwrap();
+    let second = reg.lookup("Test", "2345").unwrap();
+    assert_eq!(first, Lookup::Found(ID_1.parse().unwrap()));
+    assert_eq!(first, second);
+    assert_eq!(reg.inner().calls(), 1);
+    assert_eq!(reg.len(), 1);
+
+    reg.lookup("Anden", "2345").unwrap();
+    assert_eq!(reg.inner().calls(), 2);
+    assert_eq!(reg.len(), 2);
+    assert_eq!(reg.stats(), (1, 2, 2));
+}
+
+#[test]
+fn dar_cache_misses_are_cached_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = CachedRegister::new(Fake::default(), dir.path().join("s.db"), false).unwrap();
+    assert_eq!(reg.lookup("Ingen", "2345").unwrap(), Lookup::NotFound);
+    assert_eq!(reg.lookup("Ingen", "2345").unwrap(), Lookup::NotFound);
+    assert_eq!(reg.inner().calls(), 1);
+    // The key includes the postal code.
+    assert_eq!(reg.lookup("Ingen", "2346").unwrap(), Lookup::NotFound);
+    assert_eq!(reg.inner().calls(), 2);
+}
+
+#[test]
+fn dar_cache_persists_and_is_read_back_without_inner_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.sqlite3");
+    {
+        let reg = CachedRegister::new(Fake::default(), &db, false).unwrap();
+        reg.lookup("Test", "2345").unwrap();
+        reg.lookup("Ingen", "2345").unwrap();
+        // Dropped here: flushed.
+    }
+    assert_eq!(
+        rows(&db),
+        [
+            ("Ingen".into(), "2345".into(), None),
+            ("Test".into(), "2345".into(), Some(ID_1.into())),
+        ]
+    );
+
+    let reg = CachedRegister::new(Fake::default(), &db, false).unwrap();
+    assert!(reg.is_empty());
+    assert_eq!(
+        reg.lookup("Test", "2345").unwrap(),
+        Lookup::Found(ID_1.parse().unwrap())
+    );
+    assert_eq!(reg.lookup("Ingen", "2345").unwrap(), Lookup::NotFound);
+    assert_eq!(
+        reg.lookup("Test", "2345").unwrap(),
+        Lookup::Found(ID_1.parse().unwrap())
+    );
+    assert_eq!(reg.inner().calls(), 0);
+    assert_eq!(reg.stats(), (3, 0, 0));
+    assert_eq!(reg.len(), 2);
+}
+
+#[test]
+fn dar_cache_writes_only_on_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.sqlite3");
+    let reg = CachedRegister::new(Fake::default(), &db, false).unwrap();
+    reg.lookup("Test", "2345").unwrap();
+    reg.lookup("Anden", "2345").unwrap();
+    assert!(rows(&db).is_empty(), "nothing written before flush");
+    reg.flush().unwrap();
+    assert_eq!(rows(&db).len(), 2);
+    reg.flush().unwrap();
+    assert_eq!(rows(&db).len(), 2);
+    reg.lookup("Ingen", "9999").unwrap();
+    drop(reg);
+    assert_eq!(rows(&db).len(), 3);
+}
+
+#[test]
+fn dar_cache_does_not_cache_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.sqlite3");
+    let reg = CachedRegister::new(Fake::default(), &db, false).unwrap();
+    assert!(matches!(
+        reg.lookup("Fejl", "2345"),
+        Err(DarError::Transport { .. })
+    ));
+    assert!(reg.lookup("Fejl", "2345").is_err());
+    assert_eq!(reg.inner().calls(), 2, "an error is asked again");
+    assert!(reg.is_empty());
+    reg.flush().unwrap();
+    assert!(rows(&db).is_empty());
+}
+
+#[test]
+fn dar_cache_read_only_never_creates_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.sqlite3");
+    {
+        let reg = CachedRegister::new(Fake::default(), &db, true).unwrap();
+        reg.lookup("Test", "2345").unwrap();
+        reg.lookup("Test", "2345").unwrap();
+        assert_eq!(reg.inner().calls(), 1, "the in-memory cache still works");
+        reg.flush().unwrap();
+    }
+    assert!(!db.exists());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn dar_cache_read_only_uses_but_never_modifies_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.sqlite3");
+    {
+        let reg = CachedRegister::new(Fake::default(), &db, false).unwrap();
+        reg.lookup("Test", "2345").unwrap();
+    }
+    let before = std::fs::read(&db).unwrap();
+    let modified = std::fs::metadata(&db).unwrap().modified().unwrap();
+    {
+        let reg = CachedRegister::new(Fake::default(), &db, true).unwrap();
+        assert_eq!(
+            reg.lookup("Test", "2345").unwrap(),
+            Lookup::Found(ID_1.parse().unwrap())
+        );
+        assert_eq!(reg.inner().calls(), 0, "answered from the file");
+        reg.lookup("Anden", "2345").unwrap();
+        reg.lookup("Ingen", "2345").unwrap();
+        assert_eq!(reg.inner().calls(), 2);
+        reg.flush().unwrap();
+    }
+    assert_eq!(std::fs::read(&db).unwrap(), before);
+    assert_eq!(
+        std::fs::metadata(&db).unwrap().modified().unwrap(),
+        modified
+    );
+    assert_eq!(rows(&db).len(), 1);
+}
+
+#[test]
+fn dar_cache_read_only_on_a_file_without_the_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("other.sqlite3");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute("CREATE TABLE runs (id INTEGER)", [])
+        .unwrap();
+    let before = std::fs::read(&db).unwrap();
+    {
+        let reg = CachedRegister::new(Fake::default(), &db, true).unwrap();
+        reg.lookup("Test", "2345").unwrap();
+    }
+    assert_eq!(std::fs::read(&db).unwrap(), before);
+}
+
+#[test]
+fn dar_cache_shares_a_state_file_with_other_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.sqlite3");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute("CREATE TABLE runs (id INTEGER, status TEXT)", [])
+        .unwrap();
+    {
+        let reg = CachedRegister::new(Fake::default(), &db, false).unwrap();
+        reg.lookup("Test", "2345").unwrap();
+    }
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM runs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 0);
+    assert_eq!(rows(&db).len(), 1);
+}
+
+#[test]
+fn dar_cache_wraps_a_boxed_register() {
+    let dir = tempfile::tempdir().unwrap();
+    let inner: Box<dyn AddressRegister> = Box::new(Fake::default());
+    let reg = CachedRegister::new(inner, dir.path().join("s.db"), false).unwrap();
+    reg.lookup("Test", "2345").unwrap();
+    reg.lookup("Test", "2345").unwrap();
+    assert_eq!(reg.stats(), (1, 1, 1));
+}
+
+#[test]
+fn dar_cache_unusable_path_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("no/such/dir/state.sqlite3");
+    let err = CachedRegister::new(Fake::default(), &db, false).unwrap_err();
+    assert!(matches!(err, DarError::Cache { .. }), "{err:?}");
+    assert!(err.to_string().contains("state.sqlite3"), "{err}");
+}

@@ -1,0 +1,146 @@
+//! A small DAWA-like HTTP server on 127.0.0.1 for the tests: answers each request through a
+//! handler and records the raw request URLs.
+
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// What the handler answers.
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+    /// Wait this long before answering (for timeout tests).
+    pub delay: Duration,
+}
+
+impl Reply {
+    pub fn json(body: impl Into<String>) -> Self {
+        Reply {
+            status: 200,
+            body: body.into(),
+            delay: Duration::ZERO,
+        }
+    }
+
+    pub fn status(status: u16) -> Self {
+        Reply {
+            status,
+            body: format!("{{\"type\":\"error\",\"status\":{status}}}"),
+            delay: Duration::ZERO,
+        }
+    }
+}
+
+/// A datavask answer with `kategori` and one result per id.
+pub fn wash(kategori: &str, ids: &[&str]) -> String {
+    let results: Vec<serde_json::Value> = ids
+        .iter()
+        .map(|id| {
+            serde_json::json!({
+                "adresse": {"id": id, "status": 1, "vejnavn": "Testvej"},
+                "aktueladresse": {"id": id, "status": 1, "vejnavn": "Testvej"},
+                "vaskeresultat": {"afstand": 0, "forskelle": {}, "parsetadresse": {}, "ukendtetokens": []}
+            })
+        })
+        .collect();
+    serde_json::json!({"kategori": kategori, "resultater": results}).to_string()
+}
+
+type Handler = dyn Fn(&str, &str) -> Reply + Send + Sync;
+
+/// A running server; stopped when dropped.
+pub struct TestServer {
+    pub base: String,
+    requests: Arc<Mutex<Vec<String>>>,
+    server: Arc<tiny_http::Server>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// Start a server whose `handler(path, decoded betegnelse)` answers every request.
+    pub fn start(handler: impl Fn(&str, &str) -> Reply + Send + Sync + 'static) -> Self {
+        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind loopback"));
+        let port = server.server_addr().to_ip().expect("ip listener").port();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let handler: Box<Handler> = Box::new(handler);
+        let thread = {
+            let server = Arc::clone(&server);
+            let requests = Arc::clone(&requests);
+            std::thread::spawn(move || {
+                for request in server.incoming_requests() {
+                    let url = request.url().to_string();
+                    requests.lock().unwrap().push(url.clone());
+                    let (path, query) = url.split_once('?').unwrap_or((&url, ""));
+                    let betegnelse = query
+                        .split('&')
+                        .find_map(|p| p.strip_prefix("betegnelse="))
+                        .map(percent_decode)
+                        .unwrap_or_default();
+                    let reply = handler(path, &betegnelse);
+                    if !reply.delay.is_zero() {
+                        std::thread::sleep(reply.delay);
+                    }
+                    let header =
+                        tiny_http::Header::from_bytes("Content-Type", "application/json").unwrap();
+                    let response = tiny_http::Response::from_string(reply.body)
+                        .with_status_code(reply.status)
+                        .with_header(header);
+                    let _ = request.respond(response);
+                }
+            })
+        };
+        TestServer {
+            base: format!("http://127.0.0.1:{port}"),
+            requests,
+            server,
+            thread: Some(thread),
+        }
+    }
+
+    /// The raw request URLs (path and query) received so far.
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    /// The paths (without query) received so far.
+    pub fn paths(&self) -> Vec<String> {
+        self.requests()
+            .into_iter()
+            .map(|u| u.split('?').next().unwrap_or_default().to_string())
+            .collect()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.server.unblock();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Decode `%XX` escapes (and `+` as space) into UTF-8 text.
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
+                out.push(u8::from_str_radix(hex, 16).expect("hex escape"));
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).expect("utf-8 after decoding")
+}
