@@ -3,7 +3,7 @@
 
 use dipex_backend::{Backend, Query, Registration, Store, Window};
 use dipex_model::{
-    Cpr, Engagement, Extensions, Fact, Kind, Object, Op, OrgUnit, Person, Plan, Slice, Validity, Value, reconcile,
+    Cpr, Engagement, Fact, Kind, Object, Op, OrgUnit, Person, Plan, Slice, Validity, Value, reconcile,
 };
 use jiff::civil::{Date, date};
 use proptest::prelude::*;
@@ -47,7 +47,7 @@ fn engagement(key: &str, person: Uuid, org_unit: Uuid) -> Value {
         engagement_type: u(91),
         primary: None,
         fraction: None,
-        extensions: Extensions::default(),
+        extensions: Box::default(),
     })
 }
 fn create(uuid: Uuid, from: Date, value: Value) -> Op {

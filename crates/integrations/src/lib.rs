@@ -4,3 +4,4 @@
 
 pub mod dar;
 pub mod opus;
+pub mod settings;

@@ -199,8 +199,9 @@ pub struct Engagement {
     /// 0 ..= 1_000_000 (parts per million of full time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fraction: Option<u32>,
+    /// Boxed: most engagements have none, and it would make every `Value` large.
     #[serde(flatten)]
-    pub extensions: Extensions,
+    pub extensions: Box<Extensions>,
 }
 
 /// A typed contact value of a person or an org unit (exactly one of them).

@@ -213,7 +213,7 @@ mod tests {
         let cur = Object::new(u(1), vec![Slice::new(Validity::from_day(day(0)), v("a"))]).unwrap();
         let current = HashMap::from([(u(1), cur)]);
         let f = Fact::state(u(1), v("b"), Validity::from_day(day(0)), Some(day(10)));
-        let plan = reconcile(&[f.clone()], &current);
+        let plan = reconcile(std::slice::from_ref(&f), &current);
         assert_eq!(plan.ops, vec![Op::Update { uuid: u(1), validity: Validity::from_day(day(10)), value: v("b") }]);
         let same = Fact::state(u(1), v("a"), Validity::from_day(day(0)), Some(day(10)));
         assert!(reconcile(&[same], &current).is_empty(), "no change, no write");

@@ -1,0 +1,136 @@
+//! What every command needs: settings from the file and the environment, the backend, the
+//! clock, and `dipex check`.
+
+use crate::Outcome;
+use anyhow::{Context as _, Result, bail};
+use dipex_backend::{Backend, Store};
+use dipex_integrations::settings::Settings;
+use std::path::{Path, PathBuf};
+
+pub struct Context {
+    pub settings: Settings,
+    /// Where the settings came from, for messages.
+    pub settings_source: String,
+    /// `--store`, which forces the embedded store.
+    store_override: Option<PathBuf>,
+}
+
+impl Context {
+    pub fn new(settings: Option<&Path>, store: Option<&Path>) -> Result<Context> {
+        let path = settings
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("DIPEX_SETTINGS").map(PathBuf::from))
+            .or_else(|| Some(PathBuf::from("settings.json")).filter(|p| p.exists()));
+        let text = match &path {
+            Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("cannot read settings file {}", p.display()))?),
+            None => None,
+        };
+        let name = path.as_ref().map_or("(no settings file)".to_string(), |p| p.display().to_string());
+        let json = text.as_deref().map(|t| (name.as_str(), t));
+        let (settings, warnings) = Settings::load(json, std::env::vars())?;
+        for w in warnings {
+            tracing::warn!("{}", w.0);
+        }
+        Ok(Context { settings, settings_source: name, store_override: store.map(Path::to_path_buf) })
+    }
+
+    /// The backend: the embedded store unless `mora.base` is set (and `--store` not given).
+    pub fn backend(&self) -> Result<Box<dyn Backend>> {
+        if self.store_override.is_none()
+            && let Some(base) = &self.settings.mora_base
+        {
+            bail!(
+                "mora.base is set ({base}), but this dipex cannot talk to OS2mo yet (the OS2mo GraphQL backend is issue 3); \
+                 use --store PATH to work on the embedded store"
+            );
+        }
+        let path = self.store_override.clone().unwrap_or_else(|| self.settings.store.clone());
+        Ok(Box::new(Store::open(&path)?))
+    }
+
+    /// The embedded store itself (for counts in `dipex check`).
+    pub fn store_path(&self) -> PathBuf {
+        self.store_override.clone().unwrap_or_else(|| self.settings.store.clone())
+    }
+}
+
+/// Local wall-clock time, new uuids: the production `Env` of the runners.
+pub struct SystemEnv;
+
+impl dipex_integrations::opus::run::Env for SystemEnv {
+    fn now(&self) -> jiff::civil::DateTime {
+        jiff::Zoned::now().datetime()
+    }
+    fn timestamp(&self) -> jiff::Timestamp {
+        jiff::Timestamp::now()
+    }
+    fn new_uuid(&mut self) -> uuid::Uuid {
+        uuid::Uuid::new_v4()
+    }
+}
+
+/// Today in Europe/Copenhagen.
+pub fn today() -> jiff::civil::Date {
+    jiff::Timestamp::now()
+        .in_tz("Europe/Copenhagen")
+        .map(|z| z.date())
+        .unwrap_or_else(|_| jiff::Zoned::now().date())
+}
+
+/// `dipex check`: settings, backend and sources, one line each.
+pub fn check(ctx: &Context) -> Result<Outcome> {
+    let mut failed = 0;
+    let mut line = |ok: bool, what: &str, detail: String| {
+        if !ok {
+            failed += 1;
+        }
+        println!("{} {what}: {detail}", if ok { "ok  " } else { "FAIL" });
+    };
+    line(true, "settings", ctx.settings_source.clone());
+    match ctx.backend() {
+        Ok(b) => {
+            let counts = Store::open(&ctx.store_path()).ok().and_then(|s| s.counts().ok()).unwrap_or_default();
+            let total: usize = counts.values().sum();
+            line(true, "backend", format!("{} ({total} objects)", b.describe()));
+        }
+        Err(e) => line(false, "backend", format!("{e:#}")),
+    }
+    let s = &ctx.settings;
+    if let Some(dir) = &s.opus_xml_path {
+        match dipex_integrations::opus::files::list_dumps(dir) {
+            Ok((dumps, skipped)) => line(
+                true,
+                "opus dumps",
+                format!("{}: {} dumps, {} other files", dir.display(), dumps.len(), skipped.len()),
+            ),
+            Err(e) => line(false, "opus dumps", e.to_string()),
+        }
+        match &s.municipality_name {
+            Some(n) => line(true, "municipality.name", n.clone()),
+            None => line(false, "municipality.name", "required by the OPUS import (it seeds every unit uuid)".into()),
+        }
+        match &s.opus_run_db {
+            Some(p) => match dipex_integrations::opus::state::RunDb::open_existing(p) {
+                Ok(Some(db)) => {
+                    let status = db.overview().map(|l| l.last().cloned().unwrap_or_default()).unwrap_or_default();
+                    line(true, "opus run_db", format!("{} {status}", p.display()))
+                }
+                Ok(None) => line(true, "opus run_db", format!("{} (created by the first import)", p.display())),
+                Err(e) => line(false, "opus run_db", e.to_string()),
+            },
+            None => line(false, "opus run_db", "integrations.opus.import.run_db is not set".into()),
+        }
+        match crate::opus::register(ctx, true) {
+            Ok(r) => line(true, "address register", r.1),
+            Err(e) => line(false, "address register", format!("{e:#}")),
+        }
+    }
+    if s.opus_smb_host.is_some() || s.opus_gcloud_bucket_name.is_some() {
+        line(false, "opus source", "SMB and Google Cloud Storage sources are not implemented yet (issue 7)".into());
+    }
+    if failed > 0 {
+        bail!("{failed} check(s) failed");
+    }
+    tracing::info!("check: all ok");
+    Ok(Outcome::Ok)
+}

@@ -1,0 +1,75 @@
+//! `dipex`: the command line. The only part of dipex that reads the environment and the clock,
+//! prints, and exits. Every command ends with a one-line summary on stderr; data goes to stdout.
+//! Exit codes: 0 success, 1 finished but some records were rejected (each reported), 2 failed
+//! and nothing was written.
+
+mod context;
+mod mo;
+mod opus;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "dipex", version, about = "Moves organisation and HR data between Danish municipal systems and OS2mo")]
+struct Cli {
+    /// settings.json (default: $DIPEX_SETTINGS, else ./settings.json when it exists)
+    #[arg(long, global = true, value_name = "PATH")]
+    settings: Option<PathBuf>,
+    /// Use the embedded store at PATH, even when `mora.base` is set
+    #[arg(long, global = true, value_name = "PATH")]
+    store: Option<PathBuf>,
+    /// Only warnings and errors on stderr
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// OPUS Løn XML dumps into MO
+    #[command(subcommand)]
+    Opus(opus::OpusCommand),
+    /// Look at MO's data
+    #[command(subcommand)]
+    Mo(mo::MoCommand),
+    /// The cpr→uuid mapping file
+    #[command(subcommand, name = "cpr-map")]
+    CprMap(mo::CprMapCommand),
+    /// Check the settings, the backend and the sources
+    Check,
+}
+
+/// The outcome of a command that finished.
+pub enum Outcome {
+    Ok,
+    /// Finished, but records were rejected.
+    Rejected,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = std::env::var("DIPEX_LOG").unwrap_or_else(|_| if cli.quiet { "warn".into() } else { "info".into() });
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+    let result = context::Context::new(cli.settings.as_deref(), cli.store.as_deref()).and_then(|ctx| match cli.command {
+        Command::Opus(c) => opus::run(&ctx, c),
+        Command::Mo(c) => mo::run(&ctx, c),
+        Command::CprMap(c) => mo::cpr_map(&ctx, c),
+        Command::Check => context::check(&ctx),
+    });
+    match result {
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::Rejected) => ExitCode::from(1),
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,410 @@
+//! The OPUS import runner: picks the pending dumps, and for each one parses it, finds what
+//! changed, reads the MO objects concerned through the backend, asks the address register,
+//! maps, reconciles and applies the plan in one transaction, then records the run in the state
+//! database. A dump applies completely or not at all; the state only advances after success.
+
+use super::diff::{self, Changes, Tree, TreeError};
+use super::files::DumpFile;
+use super::map::{self, Config, DarAnswers, MapError, Mapper, Notice, Rejection};
+use super::parse::{self, Dump, ParseError};
+use super::state::{Digests, RunDb, RunRow, StateError};
+use crate::dar::{AddressRegister, Lookup};
+use dipex_backend::{Backend, BackendError, Query, Registration};
+use dipex_model::plan::Counts;
+use dipex_model::{Cpr, Kind, Object, Plan, Value, reconcile};
+use jiff::civil::DateTime;
+use std::collections::{HashMap, HashSet};
+use uuid::Uuid;
+
+/// Which pending dumps to import.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Every dump newer than the last imported one, oldest first (the nightly job).
+    All,
+    /// Only the oldest pending dump.
+    Next,
+    /// Only the newest dump, skipping those in between.
+    Last,
+}
+
+/// The clock and identity sources, supplied by the CLI (tests give fixed ones).
+pub trait Env {
+    /// Local wall-clock time, for the run history.
+    fn now(&self) -> DateTime;
+    /// The registration time of writes.
+    fn timestamp(&self) -> jiff::Timestamp;
+    /// A uuid for a new person no register knows.
+    fn new_uuid(&mut self) -> Uuid;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("the previous run did not finish (run database {path}, row {}: {:?}); check the log of that run and MO, then run `dipex opus unblock`", row.id, row.status)]
+    Blocked { path: String, row: RunRow },
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+    #[error(transparent)]
+    Tree(#[from] TreeError),
+    #[error("{source_name}: {source}")]
+    Map { source_name: String, source: MapError },
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("no unit or employment with OPUS id {id} in the dumps from {since} on")]
+    NotFound { id: String, since: DateTime },
+}
+
+/// What happened to one dump.
+#[derive(Debug)]
+pub struct DumpReport {
+    pub name: String,
+    pub changes: Changes,
+    pub counts: Counts,
+    pub rejected: Vec<Rejection>,
+    pub warnings: Vec<Notice>,
+    /// The plan, kept for dry runs.
+    pub plan: Option<Plan>,
+}
+
+/// What an import did.
+#[derive(Debug, Default)]
+pub struct ImportReport {
+    pub dumps: Vec<DumpReport>,
+    /// Dumps that were pending but not processed (dry runs look at one dump only).
+    pub not_processed: Vec<String>,
+}
+
+impl ImportReport {
+    pub fn rejected(&self) -> usize {
+        self.dumps.iter().map(|d| d.rejected.len()).sum()
+    }
+    pub fn counts(&self) -> Counts {
+        let mut c = Counts::default();
+        for d in &self.dumps {
+            c.created += d.counts.created;
+            c.updated += d.counts.updated;
+            c.terminated += d.counts.terminated;
+            c.deleted += d.counts.deleted;
+        }
+        c
+    }
+}
+
+/// Progress events for the CLI's progress display.
+#[derive(Debug, Clone)]
+pub enum Event<'a> {
+    Dump { index: usize, total: usize, name: &'a str },
+    Stage(&'static str),
+}
+
+/// Everything an import needs besides the backend and the state.
+pub struct Job<'a> {
+    pub cfg: &'a Config,
+    pub register: &'a dyn AddressRegister,
+    pub cpr_map: &'a HashMap<Cpr, Uuid>,
+    pub dry_run: bool,
+    pub only: Option<&'a str>,
+}
+
+fn digests_of(dump: &Dump) -> Digests {
+    Digests {
+        units: dump.units.iter().map(|u| (u.id.clone(), u.digest)).collect(),
+        employees: dump.employees.iter().map(|e| (e.id.clone(), (e.digest, e.is_leave_marker()))).collect(),
+    }
+}
+
+/// The current MO objects a mapping of `changes` needs.
+fn read_current(backend: &dyn Backend, dump: &Dump, changes: &Changes, cfg: &Config) -> Result<HashMap<Uuid, Object>, BackendError> {
+    let mut current: HashMap<Uuid, Object> = HashMap::new();
+    let add = |objs: Vec<Object>, current: &mut HashMap<Uuid, Object>| {
+        for o in objs {
+            current.insert(o.uuid, o);
+        }
+    };
+    for kind in [Kind::Organisation, Kind::Facet, Kind::Class, Kind::ItSystem, Kind::OrgUnit] {
+        add(backend.read(&Query::all(kind))?, &mut current);
+    }
+    let unit_uuids: Vec<Uuid> = changes.units.iter().map(|id| cfg.uuids.unit(id)).collect();
+    add(backend.read(&Query::all(Kind::Address).org_units(unit_uuids))?, &mut current);
+    if cfg.skip_employees {
+        return Ok(current);
+    }
+    let mut ids: HashSet<&str> = changes.employees.iter().chain(&changes.leaves).chain(&changes.cancelled).map(String::as_str).collect();
+    let mut persons: HashSet<Uuid> = HashSet::new();
+    let read_employments = |ids: Vec<&str>, current: &mut HashMap<Uuid, Object>, persons: &mut HashSet<Uuid>| -> Result<(), BackendError> {
+        for kind in [Kind::Engagement, Kind::Manager, Kind::Role] {
+            for o in backend.read(&Query::all(kind).user_keys(ids.iter().copied()))? {
+                if let Some(p) = o.last().value.refs().person {
+                    persons.insert(p);
+                }
+                current.insert(o.uuid, o);
+            }
+        }
+        Ok(())
+    };
+    read_employments(ids.iter().copied().collect(), &mut current, &mut persons)?;
+    let by_id: HashMap<&str, &parse::Employee> = dump.employees.iter().map(|e| (e.id.as_str(), e)).collect();
+    let mut cprs: HashSet<Cpr> =
+        changes.employees.iter().filter_map(|id| by_id.get(id.as_str())?.data.as_ref().map(|d| d.cpr.clone())).collect();
+    for o in backend.read(&Query::all(Kind::Person).uuids(persons.iter().copied()))? {
+        if let Some(c) = o.last().value.cpr() {
+            cprs.insert(c.clone());
+        }
+        current.insert(o.uuid, o);
+    }
+    for o in backend.read(&Query::all(Kind::Person).cpr_numbers(cprs.iter().cloned()))? {
+        persons.insert(o.uuid);
+        current.insert(o.uuid, o);
+    }
+    // The other employments of the same persons take part in the primary calculation.
+    let siblings: Vec<&str> = dump
+        .employees
+        .iter()
+        .filter(|e| e.data.as_ref().is_some_and(|d| cprs.contains(&d.cpr)))
+        .map(|e| e.id.as_str())
+        .filter(|id| ids.insert(id))
+        .collect();
+    read_employments(siblings, &mut current, &mut persons)?;
+    add(backend.read(&Query::all(Kind::Address).persons(persons.iter().copied()))?, &mut current);
+    add(backend.read(&Query::all(Kind::ItUser).persons(persons.iter().copied()))?, &mut current);
+    Ok(current)
+}
+
+/// Ask the register about every address the mapping will need.
+fn resolve(register: &dyn AddressRegister, queries: impl IntoIterator<Item = (String, String)>, warnings: &mut Vec<Notice>) -> DarAnswers {
+    let mut answers = DarAnswers::new();
+    let mut failures = 0;
+    for (street, zip) in queries {
+        let answer = match register.lookup(&street, &zip) {
+            Ok(Lookup::Found(u)) => Ok(Some(u)),
+            Ok(Lookup::NotFound) => Ok(None),
+            Err(e) => {
+                failures += 1;
+                Err(dar_reason(&e))
+            }
+        };
+        answers.insert((street, zip), answer);
+    }
+    if failures > 0 {
+        warnings.push(Notice::general(format!("{failures} address lookups failed; those addresses are left as they were and are looked up again next run")));
+    }
+    answers
+}
+
+/// Why a lookup failed, without the URL (its query string holds the address, which for an
+/// employee is personal data).
+fn dar_reason(e: &crate::dar::DarError) -> String {
+    use crate::dar::DarError as E;
+    match e {
+        E::Transport { message, .. } => format!("address service unreachable: {message}"),
+        E::Status { status, .. } => format!("address service answered HTTP {status}"),
+        E::BadResponse { .. } => "address service gave an unreadable answer".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Import one dump against `previous`; returns the report and the plan (applied unless dry run).
+fn import_dump(
+    backend: &mut dyn Backend,
+    job: &Job<'_>,
+    env: &mut dyn Env,
+    file: &DumpFile,
+    previous: Option<&Digests>,
+    events: &mut dyn FnMut(Event<'_>),
+) -> Result<(DumpReport, Digests), RunError> {
+    events(Event::Stage("parse"));
+    let dump = parse::parse_file(&file.path)?;
+    let tree = Tree::check(&dump, &file.name)?;
+    let changes = diff::changes(&dump, &tree, previous, &job.cfg.filter_ids, job.only);
+    events(Event::Stage("read MO"));
+    let current = read_current(&*backend, &dump, &changes, job.cfg)?;
+    events(Event::Stage("address lookups"));
+    let mut warnings = Vec::new();
+    let queries = map::dar_queries(&dump, &changes, &tree, job.cfg.skip_address || job.cfg.skip_employees);
+    let answers = resolve(job.register, queries, &mut warnings);
+    events(Event::Stage("map"));
+    let dump_date = file.timestamp.date();
+    let mapper = Mapper::new(job.cfg, &dump, &tree, dump_date, &current, &answers, job.cpr_map);
+    let mut new_uuid = || env.new_uuid();
+    let mapped = mapper
+        .map(&changes, &mut new_uuid)
+        .map_err(|source| RunError::Map { source_name: file.name.clone(), source })?;
+    warnings.extend(mapped.warnings);
+    events(Event::Stage("reconcile"));
+    let plan = reconcile(&mapped.facts, &current);
+    let counts = plan.counts();
+    if !job.dry_run {
+        events(Event::Stage("write"));
+        let reg = Registration { at: env.timestamp(), actor: "dipex opus import".into(), note: file.name.clone() };
+        backend.apply(&plan, &reg)?;
+    }
+    let report = DumpReport {
+        name: file.name.clone(),
+        changes,
+        counts,
+        rejected: mapped.rejected,
+        warnings,
+        plan: job.dry_run.then_some(plan),
+    };
+    Ok((report, digests_of(&dump)))
+}
+
+/// The digests of the last imported dump: stored by dipex, or computed from the dump file when
+/// the history came from the old importer. `None` (with a warning) when neither is possible.
+fn previous_digests(rundb: Option<&RunDb>, last: Option<DateTime>, dumps: &[DumpFile], warnings: &mut Vec<Notice>) -> Result<Option<Digests>, RunError> {
+    let Some(last) = last else { return Ok(None) };
+    if let Some(db) = rundb
+        && let Some(d) = db.digests(last)?
+    {
+        return Ok(Some(d));
+    }
+    match dumps.iter().find(|d| d.timestamp == last) {
+        Some(f) => Ok(Some(digests_of(&parse::parse_file(&f.path)?))),
+        None => {
+            warnings.push(Notice::general(format!(
+                "the last imported dump ({last}) is no longer available and its digests are unknown: every record counts as changed (safe, but vanished units and employments are not detected this time)"
+            )));
+            Ok(None)
+        }
+    }
+}
+
+/// Import the pending dumps. With `rundb = None` (a dry run without history) everything is
+/// compared against nothing.
+pub fn import(
+    backend: &mut dyn Backend,
+    mut rundb: Option<&mut RunDb>,
+    job: &Job<'_>,
+    env: &mut dyn Env,
+    dumps: &[DumpFile],
+    mode: Mode,
+    events: &mut dyn FnMut(Event<'_>),
+) -> Result<ImportReport, RunError> {
+    if let Some(db) = rundb.as_deref()
+        && let Some(row) = db.blocking_row()?
+    {
+        return Err(RunError::Blocked { path: db.path().to_string(), row });
+    }
+    let mut last = match rundb.as_deref() {
+        Some(db) => db.last_imported()?,
+        None => None,
+    };
+    let pending: Vec<&DumpFile> = dumps.iter().filter(|d| last.is_none_or(|l| d.timestamp > l)).collect();
+    let mut selected: Vec<&DumpFile> = match mode {
+        Mode::All => pending,
+        Mode::Next => pending.into_iter().take(1).collect(),
+        Mode::Last => pending.into_iter().last().into_iter().collect(),
+    };
+    let mut report = ImportReport::default();
+    if job.dry_run && selected.len() > 1 {
+        report.not_processed = selected.split_off(1).iter().map(|d| d.name.clone()).collect();
+    }
+    let total = selected.len();
+    for (index, file) in selected.into_iter().enumerate() {
+        events(Event::Dump { index, total, name: &file.name });
+        let mut warnings = Vec::new();
+        let previous = previous_digests(rundb.as_deref(), last, dumps, &mut warnings)?;
+        let row = match rundb.as_deref() {
+            Some(db) if !job.dry_run => Some(db.begin(file.timestamp, env.now())?),
+            _ => None,
+        };
+        match import_dump(backend, job, env, file, previous.as_ref(), events) {
+            Ok((mut dump_report, digests)) => {
+                if let Some(db) = rundb.as_deref_mut()
+                    && !job.dry_run
+                {
+                    db.finish(file.timestamp, env.now(), &digests)?;
+                }
+                warnings.append(&mut dump_report.warnings);
+                dump_report.warnings = warnings;
+                report.dumps.push(dump_report);
+                last = Some(file.timestamp);
+            }
+            Err(e) => {
+                // Nothing of this dump was written (the plan is applied in one transaction), so
+                // our own Running row goes and a re-run can start right away.
+                if let (Some(db), Some(row)) = (rundb.as_deref(), row) {
+                    db.abandon(row)?;
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// `dipex opus reimport`: replay one employment (or unit) through the dumps from `since` on,
+/// applying each version that differs from the one before. Does not touch the run history.
+pub fn reimport(
+    backend: &mut dyn Backend,
+    job: &Job<'_>,
+    env: &mut dyn Env,
+    dumps: &[DumpFile],
+    id: &str,
+    since: DateTime,
+    events: &mut dyn FnMut(Event<'_>),
+) -> Result<ImportReport, RunError> {
+    let job = Job { only: Some(id), ..*job };
+    let mut report = ImportReport::default();
+    let mut previous: Option<Digests> = None;
+    let selected: Vec<&DumpFile> = dumps.iter().filter(|d| d.timestamp >= since).collect();
+    let total = selected.len();
+    let mut found = false;
+    for (index, file) in selected.into_iter().enumerate() {
+        events(Event::Dump { index, total, name: &file.name });
+        let (dump_report, digests) = import_dump(backend, &job, env, file, previous.as_ref(), events)?;
+        let present = digests.units.contains_key(id) || digests.employees.contains_key(id);
+        found |= present;
+        // Keep only this record's digest: the next dump is compared with this version of it.
+        let mut mine = Digests::default();
+        if let Some(d) = digests.units.get(id) {
+            mine.units.insert(id.to_string(), *d);
+        }
+        if let Some(d) = digests.employees.get(id) {
+            mine.employees.insert(id.to_string(), *d);
+        }
+        previous = Some(mine);
+        report.dumps.push(dump_report);
+    }
+    if !found {
+        return Err(RunError::NotFound { id: id.to_string(), since });
+    }
+    Ok(report)
+}
+
+/// A unit whose address the register cannot resolve (`dipex opus check-dar`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DarProblem {
+    pub id: String,
+    pub name: String,
+    pub street: String,
+    pub zip: String,
+    pub reason: String,
+}
+
+/// Look up the address of every unit of a dump that is not filtered away.
+pub fn check_dar(dump: &Dump, tree: &Tree<'_>, filter_ids: &[String], register: &dyn AddressRegister) -> Vec<DarProblem> {
+    let filtered = tree.filtered(filter_ids);
+    let mut out = Vec::new();
+    for u in &dump.units {
+        if filtered.contains(u.id.as_str()) {
+            continue;
+        }
+        let (Some(street), Some(zip)) = (&u.street, &u.zip_code) else { continue };
+        let reason = match register.lookup(street, zip) {
+            Ok(Lookup::Found(_)) => continue,
+            Ok(Lookup::NotFound) => "no unambiguous match".to_string(),
+            Err(e) => e.to_string(),
+        };
+        out.push(DarProblem { id: u.id.clone(), name: u.long_name.clone(), street: street.clone(), zip: zip.clone(), reason });
+    }
+    out
+}
+
+/// The person objects of MO, for `dipex cpr-map export`.
+pub fn persons(backend: &dyn Backend) -> Result<Vec<Object>, BackendError> {
+    let mut persons = backend.read(&Query::all(Kind::Person))?;
+    persons.retain(|p| matches!(p.last().value, Value::Person(_)));
+    Ok(persons)
+}

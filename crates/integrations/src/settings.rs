@@ -1,0 +1,267 @@
+//! Settings: `settings.json` with flat dotted keys exactly as the seed documents name them, plus
+//! environment overrides (`DIPEX_<KEY>` with `.` written as `__`, e.g. `DIPEX_MORA__BASE`).
+//! Pure: the CLI reads the file and the environment and hands both in. Unknown keys are
+//! reported as warnings (real files carry keys of other tools); a known key with a wrong type is
+//! an error naming the key. Secrets are never part of an error message.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+use std::path::PathBuf;
+
+/// Every setting dipex knows. Field names are the dotted keys.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// OS2mo base URL. When set, dipex talks to that OS2mo; otherwise to the embedded store.
+    #[serde(rename = "mora.base")]
+    pub mora_base: Option<String>,
+    /// The embedded store file.
+    #[serde(rename = "dipex.store")]
+    pub store: PathBuf,
+    #[serde(rename = "municipality.name")]
+    pub municipality_name: Option<String>,
+    #[serde(rename = "municipality.code", deserialize_with = "opt_string_or_number")]
+    pub municipality_code: Option<String>,
+
+    #[serde(rename = "integrations.opus.import.run_db")]
+    pub opus_run_db: Option<PathBuf>,
+    #[serde(rename = "integrations.opus.import.xml_path")]
+    pub opus_xml_path: Option<PathBuf>,
+    #[serde(rename = "integrations.opus.unit_user_key")]
+    pub opus_unit_user_key: String,
+    #[serde(rename = "integrations.opus.units.filter_ids", deserialize_with = "string_list")]
+    pub opus_filter_ids: Vec<String>,
+    #[serde(rename = "integrations.opus.skip_employees")]
+    pub opus_skip_employees: bool,
+    #[serde(rename = "integrations.opus.skip_employee_email")]
+    pub opus_skip_employee_email: bool,
+    #[serde(rename = "integrations.opus.skip_employee_phone")]
+    pub opus_skip_employee_phone: bool,
+    #[serde(rename = "integrations.opus.skip_employee_address")]
+    pub opus_skip_employee_address: bool,
+    /// Engagement type classes (user_keys or uuids), most primary first.
+    #[serde(rename = "integrations.opus.eng_types_primary_order", deserialize_with = "string_list")]
+    pub opus_eng_types_primary_order: Vec<String>,
+    /// The cpr→uuid mapping CSV; used when the file exists.
+    #[serde(rename = "integrations.opus.cpr_uuid_map")]
+    pub opus_cpr_uuid_map: PathBuf,
+    #[serde(rename = "integrations.opus.gcloud_bucket_name")]
+    pub opus_gcloud_bucket_name: Option<String>,
+    #[serde(rename = "integrations.opus.smb_host")]
+    pub opus_smb_host: Option<String>,
+    #[serde(rename = "integrations.opus.smb_user")]
+    pub opus_smb_user: Option<String>,
+    #[serde(rename = "integrations.opus.smb_password")]
+    pub opus_smb_password: Option<String>,
+
+    /// DAWA-compatible address service (the `datavask` endpoints).
+    #[serde(rename = "integrations.dar.base_url")]
+    pub dar_base_url: Option<String>,
+    /// An offline address register (CSV in DAWA's export format); wins over `base_url`.
+    #[serde(rename = "integrations.dar.address_file")]
+    pub dar_address_file: Option<PathBuf>,
+    #[serde(rename = "integrations.dar.timeout_seconds")]
+    pub dar_timeout_seconds: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            mora_base: None,
+            store: PathBuf::from("dipex.sqlite3"),
+            municipality_name: None,
+            municipality_code: None,
+            opus_run_db: None,
+            opus_xml_path: None,
+            opus_unit_user_key: "@id".into(),
+            opus_filter_ids: Vec::new(),
+            opus_skip_employees: false,
+            opus_skip_employee_email: false,
+            opus_skip_employee_phone: false,
+            opus_skip_employee_address: false,
+            opus_eng_types_primary_order: Vec::new(),
+            opus_cpr_uuid_map: PathBuf::from("settings/cpr_uuid_map.csv"),
+            opus_gcloud_bucket_name: None,
+            opus_smb_host: None,
+            opus_smb_user: None,
+            opus_smb_password: None,
+            dar_base_url: None,
+            dar_address_file: None,
+            dar_timeout_seconds: 10,
+        }
+    }
+}
+
+/// Keys whose values are secrets: never shown.
+pub const SECRET_KEYS: &[&str] = &["integrations.opus.smb_password"];
+
+/// Keys that belong to integrations dipex implements later or to neighbouring tools; they are
+/// accepted silently so an existing `settings.json` does not drown the log in warnings.
+const FOREIGN_PREFIXES: &[&str] = &[
+    "os2sync.",
+    "exporters.",
+    "integrations.aarhus_los.",
+    "integrations.ad",
+    "integrations.SD_Lon.",
+    "crontab.",
+    "mox.",
+    "municipality.",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{source_name}: not a JSON object with dotted keys: {reason}")]
+    NotJson { source_name: String, reason: String },
+    #[error("{source_name}: setting {key:?} has the wrong type: {reason}")]
+    WrongType { source_name: String, key: String, reason: String },
+    #[error("setting {key:?} is required{why}")]
+    Missing { key: String, why: String },
+}
+
+/// Where a setting came from, for warnings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Warning(pub String);
+
+fn known_keys() -> Vec<String> {
+    match serde_json::to_value(Settings::default()) {
+        Ok(Value::Object(m)) => m.keys().cloned().collect(),
+        _ => unreachable!(),
+    }
+}
+
+/// The dotted key an environment variable `DIPEX_A__B__C` overrides (`a.b.c`), matched
+/// case-insensitively against the known keys.
+fn env_key(var: &str, known: &[String]) -> Option<String> {
+    let rest = var.strip_prefix("DIPEX_")?;
+    let dotted = rest.replace("__", ".").to_lowercase();
+    known.iter().find(|k| k.to_lowercase() == dotted).cloned()
+}
+
+impl Settings {
+    /// Build settings from the JSON text of a settings file (`None`: no file) and environment
+    /// variables. Returns the settings and warnings about ignored keys.
+    pub fn load(
+        json: Option<(&str, &str)>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(Settings, Vec<Warning>), SettingsError> {
+        let known = known_keys();
+        let mut warnings = Vec::new();
+        let mut map: Map<String, Value> = Map::new();
+        let mut source_name = "environment".to_string();
+        if let Some((name, text)) = json {
+            source_name = name.to_string();
+            let v: Value = serde_json::from_str(text)
+                .map_err(|e| SettingsError::NotJson { source_name: name.into(), reason: e.to_string() })?;
+            let Value::Object(m) = v else {
+                return Err(SettingsError::NotJson { source_name: name.into(), reason: "top level is not an object".into() });
+            };
+            let mut unknown = Vec::new();
+            for (k, v) in m {
+                if known.contains(&k) {
+                    map.insert(k, v);
+                } else if !FOREIGN_PREFIXES.iter().any(|p| k.starts_with(p)) {
+                    unknown.push(k);
+                }
+            }
+            if !unknown.is_empty() {
+                warnings.push(Warning(format!("{name}: ignoring keys dipex does not know: {}", unknown.join(", "))));
+            }
+        }
+        for (var, raw) in env {
+            if !var.starts_with("DIPEX_") || var == "DIPEX_SETTINGS" || var == "DIPEX_LOG" {
+                continue;
+            }
+            match env_key(&var, &known) {
+                Some(key) => {
+                    let v = serde_json::from_str::<Value>(&raw).unwrap_or(Value::String(raw));
+                    // A plain word like `true` or `42` parses as JSON; a path or URL stays a string.
+                    map.insert(key, v);
+                }
+                None => warnings.push(Warning(format!("ignoring environment variable {var}: no such setting"))),
+            }
+        }
+        let settings: Settings = serde_path_to_error::deserialize(Value::Object(map)).map_err(|e| {
+            let key = e.path().to_string();
+            let reason = if SECRET_KEYS.contains(&key.as_str()) {
+                "expected a string".to_string()
+            } else {
+                e.inner().to_string()
+            };
+            SettingsError::WrongType { source_name: source_name.clone(), key, reason }
+        })?;
+        Ok((settings, warnings))
+    }
+
+    /// A required setting.
+    pub fn require<'a, T: ?Sized>(value: Option<&'a T>, key: &str, why: &str) -> Result<&'a T, SettingsError> {
+        value.ok_or_else(|| SettingsError::Missing { key: key.into(), why: why.into() })
+    }
+}
+
+/// A list of strings; numbers are accepted and written as text (`[350]` = `["350"]`).
+fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let v = Option::<Vec<Value>>::deserialize(d)?.unwrap_or_default();
+    v.into_iter()
+        .map(|x| match x {
+            Value::String(s) => Ok(s),
+            Value::Number(n) => Ok(n.to_string()),
+            other => Err(serde::de::Error::custom(format!("expected a list of strings, found {other}"))),
+        })
+        .collect()
+}
+
+fn opt_string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(other) => Err(serde::de::Error::custom(format!("expected a string or number, found {other}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dotted_keys_and_defaults() {
+        let json = r#"{"municipality.name": "Andeby Kommune", "integrations.opus.units.filter_ids": [350, "12"],
+                       "crontab.SAML_TOKEN": "x", "some.other.tool": 1}"#;
+        let (s, w) = Settings::load(Some(("settings.json", json)), []).unwrap();
+        assert_eq!(s.municipality_name.as_deref(), Some("Andeby Kommune"));
+        assert_eq!(s.opus_filter_ids, vec!["350", "12"]);
+        assert_eq!(s.opus_unit_user_key, "@id");
+        assert_eq!(w.len(), 1);
+        assert!(w[0].0.contains("some.other.tool") && !w[0].0.contains("crontab"));
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let json = r#"{"mora.base": "http://file", "integrations.opus.skip_employees": false}"#;
+        let env = [
+            ("DIPEX_MORA__BASE".to_string(), "http://env".to_string()),
+            ("DIPEX_INTEGRATIONS__OPUS__SKIP_EMPLOYEES".to_string(), "true".to_string()),
+            ("DIPEX_INTEGRATIONS__OPUS__IMPORT__XML_PATH".to_string(), "/opt/customer".to_string()),
+            ("DIPEX_NOPE".to_string(), "1".to_string()),
+            ("PATH".to_string(), "/bin".to_string()),
+        ];
+        let (s, w) = Settings::load(Some(("s.json", json)), env).unwrap();
+        assert_eq!(s.mora_base.as_deref(), Some("http://env"));
+        assert!(s.opus_skip_employees);
+        assert_eq!(s.opus_xml_path, Some(PathBuf::from("/opt/customer")));
+        assert_eq!(w.len(), 1);
+    }
+
+    #[test]
+    fn wrong_type_names_the_key_and_hides_secrets() {
+        let e = Settings::load(Some(("s.json", r#"{"integrations.opus.skip_employees": "yes"}"#)), []).unwrap_err();
+        assert!(e.to_string().contains("integrations.opus.skip_employees"), "{e}");
+        let e = Settings::load(Some(("s.json", r#"{"integrations.opus.smb_password": ["hunter2"]}"#)), []).unwrap_err();
+        assert!(e.to_string().contains("smb_password") && !e.to_string().contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn every_field_is_a_known_key() {
+        assert!(known_keys().iter().all(|k| k.contains('.')));
+    }
+}
