@@ -8,7 +8,7 @@ use dipex_model::plan::{Counts, apply};
 use dipex_model::{Date, Kind, Object, Plan, Slice, Validity, Value};
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, params};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use uuid::Uuid;
 
@@ -41,10 +41,9 @@ CREATE TABLE IF NOT EXISTS slice (
     reg_to INTEGER REFERENCES registration(id)
 );
 CREATE INDEX IF NOT EXISTS slice_uuid ON slice(uuid) WHERE reg_to IS NULL;
-CREATE INDEX IF NOT EXISTS slice_kind ON slice(kind, uuid) WHERE reg_to IS NULL;
 CREATE INDEX IF NOT EXISTS slice_user_key ON slice(kind, user_key) WHERE reg_to IS NULL;
 CREATE INDEX IF NOT EXISTS slice_cpr ON slice(cpr) WHERE reg_to IS NULL AND cpr IS NOT NULL;
-CREATE INDEX IF NOT EXISTS slice_parent ON slice(kind, parent) WHERE reg_to IS NULL;
+CREATE INDEX IF NOT EXISTS slice_parent ON slice(parent) WHERE reg_to IS NULL AND parent IS NOT NULL;
 CREATE INDEX IF NOT EXISTS slice_person ON slice(person) WHERE reg_to IS NULL AND person IS NOT NULL;
 CREATE INDEX IF NOT EXISTS slice_org_unit ON slice(org_unit) WHERE reg_to IS NULL AND org_unit IS NOT NULL;
 ";
@@ -82,7 +81,7 @@ impl Store {
         let store = Store { conn, path };
         store
             .conn
-            .execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")
+            .execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536;")
             .and_then(|_| store.conn.execute_batch(SCHEMA))
             .map_err(|e| store.err(e))?;
         let version: Option<String> = store
@@ -159,13 +158,20 @@ impl Store {
         Ok(out)
     }
 
-    fn load(tx: &rusqlite::Transaction<'_>, store: &Store, uuid: Uuid) -> Result<Option<Object>, BackendError> {
-        let mut stmt = tx
-            .prepare_cached(
-                "SELECT uuid, valid_from, valid_to, data FROM slice WHERE uuid = ?1 AND reg_to IS NULL ORDER BY valid_from",
-            )
-            .map_err(|e| store.err(e))?;
-        Ok(store.collect(&mut stmt, &[Sql::Text(uuid.to_string())])?.pop())
+    /// The current slices of these objects within a window, objects sorted by uuid.
+    fn slices_of(&self, uuids: Vec<String>, window: &Window) -> Result<Vec<Object>, BackendError> {
+        if uuids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut params = vec![Sql::Text(uuid_list(uuids))];
+        let mut sql = String::from(
+            "SELECT s.uuid, s.valid_from, s.valid_to, s.data FROM json_each(?1) AS j \
+             CROSS JOIN slice AS s ON s.uuid = j.value WHERE s.reg_to IS NULL",
+        );
+        window_sql(window, &mut sql, &mut params);
+        sql.push_str(" ORDER BY s.uuid, s.valid_from");
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        self.collect(&mut stmt, &params)
     }
 }
 
@@ -174,11 +180,11 @@ fn window_sql(w: &Window, sql: &mut String, params: &mut Vec<Sql>) {
     let v = w.as_validity();
     if let Some(to) = v.to {
         params.push(Sql::Text(to.to_string()));
-        sql.push_str(&format!(" AND (valid_from IS NULL OR valid_from < ?{})", params.len()));
+        sql.push_str(&format!(" AND (s.valid_from IS NULL OR s.valid_from < ?{})", params.len()));
     }
     if let Some(from) = v.from {
         params.push(Sql::Text(from.to_string()));
-        sql.push_str(&format!(" AND (valid_to IS NULL OR valid_to > ?{})", params.len()));
+        sql.push_str(&format!(" AND (s.valid_to IS NULL OR s.valid_to > ?{})", params.len()));
     }
 }
 
@@ -187,43 +193,52 @@ impl Backend for Store {
         if q.is_void() {
             return Ok(Vec::new());
         }
-        let mut filter = String::new();
-        let mut params: Vec<Sql> = vec![Sql::Text(q.kind.as_str().into())];
-        let list = |col: &str, values: Option<Vec<String>>, filter: &mut String, params: &mut Vec<Sql>| {
-            if let Some(values) = values {
-                params.push(Sql::Text(uuid_list(values)));
-                filter.push_str(&format!(" AND {col} IN (SELECT value FROM json_each(?{}))", params.len()));
-            }
-        };
         let strings = |v: &Option<Vec<Uuid>>| v.as_ref().map(|v| v.iter().map(Uuid::to_string).collect::<Vec<_>>());
-        list("uuid", strings(&q.uuids), &mut filter, &mut params);
-        list("user_key", q.user_keys.clone(), &mut filter, &mut params);
-        list("cpr", q.cpr_numbers.as_ref().map(|v| v.iter().map(|c| c.expose().to_string()).collect()), &mut filter, &mut params);
-        list("person", strings(&q.persons), &mut filter, &mut params);
-        list("org_unit", strings(&q.org_units), &mut filter, &mut params);
-        list("itsystem", strings(&q.itsystems), &mut filter, &mut params);
+        // The list filters; the first one present drives the query through its index.
+        let lists: [(&str, Option<Vec<String>>); 6] = [
+            ("uuid", strings(&q.uuids)),
+            ("user_key", q.user_keys.clone()),
+            ("cpr", q.cpr_numbers.as_ref().map(|v| v.iter().map(|c| c.expose().to_string()).collect())),
+            ("person", strings(&q.persons)),
+            ("org_unit", strings(&q.org_units)),
+            ("itsystem", strings(&q.itsystems)),
+        ];
+        let mut params: Vec<Sql> = vec![Sql::Text(q.kind.as_str().into())];
+        let mut from = String::from("slice AS s");
+        let mut filter = String::new();
+        for (col, values) in lists {
+            let Some(values) = values else { continue };
+            params.push(Sql::Text(uuid_list(values)));
+            let n = params.len();
+            if from == "slice AS s" {
+                from = format!("json_each(?{n}) AS j CROSS JOIN slice AS s ON s.{col} = j.value");
+            } else {
+                filter.push_str(&format!(" AND s.{col} IN (SELECT value FROM json_each(?{n}))"));
+            }
+        }
         if let Some(parents) = &q.parents {
             let top = parents.iter().any(Option::is_none);
             params.push(Sql::Text(uuid_list(parents.iter().flatten().map(Uuid::to_string))));
             let n = params.len();
             if top {
-                filter.push_str(&format!(" AND (parent IS NULL OR parent IN (SELECT value FROM json_each(?{n})))"));
+                filter.push_str(&format!(" AND (s.parent IS NULL OR s.parent IN (SELECT value FROM json_each(?{n})))"));
             } else {
-                filter.push_str(&format!(" AND parent IN (SELECT value FROM json_each(?{n}))"));
+                filter.push_str(&format!(" AND s.parent IN (SELECT value FROM json_each(?{n}))"));
             }
         }
-        let mut window = String::new();
-        let mut wparams = Vec::new();
-        if filter.is_empty() {
+        if from == "slice AS s" && filter.is_empty() {
             // Whole kind: one pass.
-            let mut sql = String::from("SELECT uuid, valid_from, valid_to, data FROM slice WHERE reg_to IS NULL AND kind = ?1");
+            let mut sql = String::from("SELECT s.uuid, s.valid_from, s.valid_to, s.data FROM slice AS s WHERE s.reg_to IS NULL AND s.kind = ?1");
             window_sql(&q.window, &mut sql, &mut params);
-            sql.push_str(" ORDER BY uuid, valid_from");
+            sql.push_str(" ORDER BY s.uuid, s.valid_from");
             let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
             return self.collect(&mut stmt, &params);
         }
         // Objects with a slice in the window that matches the filters, then their window slices.
-        let mut sql = format!("SELECT DISTINCT uuid FROM slice WHERE reg_to IS NULL AND kind = ?1{filter}");
+        // `+s.kind` keeps SQLite from preferring a (kind, …) index over the driving column's
+        // own index; the user_key index starts with kind, so there it stays usable.
+        let kind = if from.contains("s.user_key") || from == "slice AS s" { "s.kind" } else { "+s.kind" };
+        let mut sql = format!("SELECT DISTINCT s.uuid FROM {from} WHERE s.reg_to IS NULL AND {kind} = ?1{filter}");
         window_sql(&q.window, &mut sql, &mut params);
         let uuids: Vec<String> = {
             let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
@@ -232,18 +247,7 @@ impl Backend for Store {
                 .map_err(|e| self.err(e))?;
             rows.collect::<Result<_, _>>().map_err(|e| self.err(e))?
         };
-        if uuids.is_empty() {
-            return Ok(Vec::new());
-        }
-        wparams.push(Sql::Text(uuid_list(uuids)));
-        window.push_str(
-            "SELECT uuid, valid_from, valid_to, data FROM slice WHERE reg_to IS NULL \
-             AND uuid IN (SELECT value FROM json_each(?1))",
-        );
-        window_sql(&q.window, &mut window, &mut wparams);
-        window.push_str(" ORDER BY uuid, valid_from");
-        let mut stmt = self.conn.prepare(&window).map_err(|e| self.err(e))?;
-        self.collect(&mut stmt, &wparams)
+        self.slices_of(uuids, &q.window)
     }
 
     fn apply(&mut self, plan: &Plan, reg: &Registration) -> Result<Counts, BackendError> {
@@ -269,61 +273,65 @@ impl Backend for Store {
         )
         .map_err(sql_err)?;
         let reg_id = tx.last_insert_rowid();
-        // The state of every touched object after the plan, and whether it had stored rows.
-        let mut touched: HashMap<Uuid, (bool, Option<Object>)> = HashMap::new();
-        let mut order: Vec<Uuid> = Vec::new();
+        // Every object the plan touches, loaded in one query; how many operations each has left,
+        // so an object is written (and dropped from memory) as soon as its last one is applied.
+        let mut remaining: HashMap<Uuid, usize> = HashMap::new();
+        for op in &plan.ops {
+            *remaining.entry(op.uuid()).or_default() += 1;
+        }
+        let mut existing: HashMap<Uuid, Object> = self
+            .slices_of(remaining.keys().map(Uuid::to_string).collect(), &Window::All)?
+            .into_iter()
+            .map(|o| (o.uuid, o))
+            .collect();
+        let stored: HashSet<Uuid> = existing.keys().copied().collect();
+        let mut state: HashMap<Uuid, Option<Object>> = HashMap::new();
+        let mut close = tx
+            .prepare_cached("UPDATE slice SET reg_to = ?1 WHERE uuid = ?2 AND reg_to IS NULL")
+            .map_err(sql_err)?;
+        let mut insert = tx
+            .prepare_cached(
+                "INSERT INTO slice(uuid, kind, valid_from, valid_to, user_key, cpr, parent, person, org_unit, itsystem, data, reg_from) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )
+            .map_err(sql_err)?;
         for op in &plan.ops {
             let uuid = op.uuid();
-            let (stored, cur) = match touched.remove(&uuid) {
-                Some(entry) => entry,
-                None => {
-                    order.push(uuid);
-                    let cur = Store::load(&tx, self, uuid)?;
-                    (cur.is_some(), cur)
-                }
-            };
+            let cur = state.remove(&uuid).unwrap_or_else(|| existing.remove(&uuid));
             let next = apply(cur, op).map_err(|source| BackendError::Apply { path: path.clone(), source })?;
-            touched.insert(uuid, (stored, next));
-        }
-        {
-            let mut close = tx
-                .prepare_cached("UPDATE slice SET reg_to = ?1 WHERE uuid = ?2 AND reg_to IS NULL")
-                .map_err(sql_err)?;
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO slice(uuid, kind, valid_from, valid_to, user_key, cpr, parent, person, org_unit, itsystem, data, reg_from) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                )
-                .map_err(sql_err)?;
-            for uuid in order {
-                let (stored, obj) = &touched[&uuid];
-                let id = uuid.to_string();
-                if *stored {
-                    close.execute(params![reg_id, id]).map_err(sql_err)?;
-                }
-                let Some(obj) = obj else { continue };
-                for s in &obj.slices {
-                    let refs = s.value.refs();
-                    let data = serde_json::to_string(&s.value).expect("values serialise");
-                    insert
-                        .execute(params![
-                            id,
-                            obj.kind.as_str(),
-                            date_text(s.validity.from),
-                            date_text(s.validity.to),
-                            s.value.user_key(),
-                            s.value.cpr().map(|c| c.expose().to_string()),
-                            refs.parent.map(|u| u.to_string()),
-                            refs.person.map(|u| u.to_string()),
-                            refs.org_unit.map(|u| u.to_string()),
-                            refs.itsystem.map(|u| u.to_string()),
-                            data,
-                            reg_id
-                        ])
-                        .map_err(sql_err)?;
-                }
+            let left = remaining.get_mut(&uuid).expect("counted above");
+            *left -= 1;
+            if *left > 0 {
+                state.insert(uuid, next);
+                continue;
+            }
+            let id = uuid.to_string();
+            if stored.contains(&uuid) {
+                close.execute(params![reg_id, id]).map_err(sql_err)?;
+            }
+            let Some(obj) = next else { continue };
+            for s in &obj.slices {
+                let refs = s.value.refs();
+                let data = serde_json::to_string(&s.value).expect("values serialise");
+                insert
+                    .execute(params![
+                        id,
+                        obj.kind.as_str(),
+                        date_text(s.validity.from),
+                        date_text(s.validity.to),
+                        s.value.user_key(),
+                        s.value.cpr().map(|c| c.expose().to_string()),
+                        refs.parent.map(|u| u.to_string()),
+                        refs.person.map(|u| u.to_string()),
+                        refs.org_unit.map(|u| u.to_string()),
+                        refs.itsystem.map(|u| u.to_string()),
+                        data,
+                        reg_id
+                    ])
+                    .map_err(sql_err)?;
             }
         }
+        drop((close, insert));
         tx.commit().map_err(sql_err)?;
         Ok(counts)
     }

@@ -170,14 +170,14 @@ proptest! {
             }).collect();
             let current: HashMap<Uuid, Object> = s.read(&Query::all(Kind::OrgUnit)).unwrap()
                 .into_iter().map(|o| (o.uuid, o)).collect();
-            let plan = reconcile(&facts, &current);
+            let plan = reconcile(facts.clone(), &current);
             s.apply(&plan, &reg()).unwrap();
             let mut last: HashMap<Uuid, Fact> = HashMap::new();
             for f in facts { last.insert(f.uuid(), f); }
             let current: HashMap<Uuid, Object> = s.read(&Query::all(Kind::OrgUnit)).unwrap()
                 .into_iter().map(|o| (o.uuid, o)).collect();
             for o in current.values() { o.check().unwrap(); }
-            let again = reconcile(&last.into_values().collect::<Vec<_>>(), &current);
+            let again = reconcile(last.into_values().collect::<Vec<_>>(), &current);
             prop_assert!(again.is_empty(), "{:?}", again.ops);
         }
     }

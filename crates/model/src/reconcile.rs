@@ -94,22 +94,19 @@ fn differing(slices: &[Slice], range: Validity, value: &Value) -> Option<Validit
     first.map(|f| Validity::new(lo_opt(f), hi_opt(last)))
 }
 
-/// The operations that bring `current` to the fact.
-fn ops_for(fact: &Fact, current: Option<&Object>) -> Vec<Op> {
+/// The operations that bring `current` to the fact (values are moved, not copied).
+fn ops_for(fact: Fact, current: Option<&Object>) -> Vec<Op> {
     let mut ops = Vec::new();
     match fact {
         Fact::State { uuid, life, timeline } => {
             let Some(first) = timeline.first() else { return ops };
             let Some(cur) = current else {
                 // New object: one create over the start of its life, then the rest of the timeline.
-                let create_to = first.validity.to;
-                ops.push(Op::Create {
-                    uuid: *uuid,
-                    validity: Validity::new(life.from, create_to),
-                    value: first.value.clone(),
-                });
-                for s in &timeline[1..] {
-                    ops.push(Op::Update { uuid: *uuid, validity: s.validity, value: s.value.clone() });
+                let mut slices = timeline.into_iter();
+                let first = slices.next().expect("checked above");
+                ops.push(Op::Create { uuid, validity: Validity::new(life.from, first.validity.to), value: first.value });
+                for s in slices {
+                    ops.push(Op::Update { uuid, validity: s.validity, value: s.value });
                 }
                 return ops;
             };
@@ -120,12 +117,12 @@ fn ops_for(fact: &Fact, current: Option<&Object>) -> Vec<Op> {
             {
                 let before = Validity::new(life.from, Some(start));
                 for gap in gaps(&cur.slices, before) {
-                    ops.push(Op::Update { uuid: *uuid, validity: gap, value: first.value.clone() });
+                    ops.push(Op::Update { uuid, validity: gap, value: first.value.clone() });
                 }
             }
             for s in timeline {
                 if let Some(range) = differing(&cur.slices, s.validity, &s.value) {
-                    ops.push(Op::Update { uuid: *uuid, validity: range, value: s.value.clone() });
+                    ops.push(Op::Update { uuid, validity: range, value: s.value });
                 }
             }
             // Nothing active outside the life.
@@ -133,24 +130,24 @@ fn ops_for(fact: &Fact, current: Option<&Object>) -> Vec<Op> {
             if let (Some(start), Some(f)) = (life.from, cur.slices.first())
                 && lo(f.validity.from) < start
             {
-                ops.push(Op::Terminate { uuid: *uuid, kind, range: Validity::new(f.validity.from, Some(start)) });
+                ops.push(Op::Terminate { uuid, kind, range: Validity::new(f.validity.from, Some(start)) });
             }
             if let Some(end) = life.to
                 && cur.active_in(&Validity::from_day(end))
             {
-                ops.push(Op::Terminate { uuid: *uuid, kind, range: Validity::from_day(end) });
+                ops.push(Op::Terminate { uuid, kind, range: Validity::from_day(end) });
             }
         }
         Fact::End { uuid, kind, at } => {
             if let Some(cur) = current
-                && cur.active_in(&Validity::from_day(*at))
+                && cur.active_in(&Validity::from_day(at))
             {
-                ops.push(Op::Terminate { uuid: *uuid, kind: *kind, range: Validity::from_day(*at) });
+                ops.push(Op::Terminate { uuid, kind, range: Validity::from_day(at) });
             }
         }
         Fact::Delete { uuid, kind } => {
             if current.is_some() {
-                ops.push(Op::Delete { uuid: *uuid, kind: *kind });
+                ops.push(Op::Delete { uuid, kind });
             }
         }
     }
@@ -160,11 +157,19 @@ fn ops_for(fact: &Fact, current: Option<&Object>) -> Vec<Op> {
 /// Compute the minimal plan that makes `current` satisfy `facts`. Facts are taken in order and
 /// each sees the effect of the ones before it (a later fact about the same object wins where
 /// they disagree). `current` must hold every object the facts name that exists.
-pub fn reconcile(facts: &[Fact], current: &HashMap<Uuid, Object>) -> Plan {
+pub fn reconcile(facts: Vec<Fact>, current: &HashMap<Uuid, Object>) -> Plan {
+    // Only objects named by several facts need their intermediate state kept.
+    let mut remaining: HashMap<Uuid, usize> = HashMap::new();
+    for f in &facts {
+        *remaining.entry(f.uuid()).or_default() += 1;
+    }
     let mut overlay: HashMap<Uuid, Option<Object>> = HashMap::new();
     let mut plan = Plan::default();
     for fact in facts {
         let uuid = fact.uuid();
+        let left = remaining.get_mut(&uuid).expect("counted above");
+        *left -= 1;
+        let more = *left > 0;
         let cur = match overlay.get(&uuid) {
             Some(o) => o.as_ref(),
             None => current.get(&uuid),
@@ -173,12 +178,14 @@ pub fn reconcile(facts: &[Fact], current: &HashMap<Uuid, Object>) -> Plan {
         if ops.is_empty() {
             continue;
         }
-        let mut obj = cur.cloned();
-        for op in &ops {
-            // The ops were computed from this very state, so applying them cannot fail.
-            obj = apply(obj, op).expect("reconcile produced an inapplicable operation");
+        if more {
+            let mut obj = cur.cloned();
+            for op in &ops {
+                // The ops were computed from this very state, so applying them cannot fail.
+                obj = apply(obj, op).expect("reconcile produced an inapplicable operation");
+            }
+            overlay.insert(uuid, obj);
         }
-        overlay.insert(uuid, obj);
         plan.ops.extend(ops);
     }
     plan
@@ -204,7 +211,7 @@ mod tests {
     #[test]
     fn new_object_is_created_once() {
         let f = Fact::state(u(1), v("a"), Validity::from_day(day(0)), Some(day(10)));
-        let plan = reconcile(std::slice::from_ref(&f), &HashMap::new());
+        let plan = reconcile(vec![f], &HashMap::new());
         assert_eq!(plan.ops, vec![Op::Create { uuid: u(1), validity: Validity::from_day(day(0)), value: v("a") }]);
     }
 
@@ -213,10 +220,10 @@ mod tests {
         let cur = Object::new(u(1), vec![Slice::new(Validity::from_day(day(0)), v("a"))]).unwrap();
         let current = HashMap::from([(u(1), cur)]);
         let f = Fact::state(u(1), v("b"), Validity::from_day(day(0)), Some(day(10)));
-        let plan = reconcile(std::slice::from_ref(&f), &current);
+        let plan = reconcile(vec![f], &current);
         assert_eq!(plan.ops, vec![Op::Update { uuid: u(1), validity: Validity::from_day(day(10)), value: v("b") }]);
         let same = Fact::state(u(1), v("a"), Validity::from_day(day(0)), Some(day(10)));
-        assert!(reconcile(&[same], &current).is_empty(), "no change, no write");
+        assert!(reconcile(vec![same], &current).is_empty(), "no change, no write");
     }
 
     #[test]
@@ -224,7 +231,7 @@ mod tests {
         let cur = Object::new(u(1), vec![Slice::new(Validity::from_day(day(0)), v("a"))]).unwrap();
         let current = HashMap::from([(u(1), cur)]);
         let f = Fact::state(u(1), v("a"), Validity::new(Some(day(5)), Some(day(20))), Some(day(10)));
-        let plan = reconcile(&[f], &current);
+        let plan = reconcile(vec![f], &current);
         assert_eq!(
             plan.ops,
             vec![
@@ -238,10 +245,10 @@ mod tests {
     fn end_and_delete_are_noops_when_already_true() {
         let cur = Object::new(u(1), vec![Slice::new(Validity::new(Some(day(0)), Some(day(5))), v("a"))]).unwrap();
         let current = HashMap::from([(u(1), cur)]);
-        assert!(reconcile(&[Fact::End { uuid: u(1), kind: Kind::Facet, at: day(5) }], &current).is_empty());
-        assert_eq!(reconcile(&[Fact::End { uuid: u(1), kind: Kind::Facet, at: day(3) }], &current).len(), 1);
-        assert!(reconcile(&[Fact::Delete { uuid: u(2), kind: Kind::Facet }], &current).is_empty());
-        assert_eq!(reconcile(&[Fact::Delete { uuid: u(1), kind: Kind::Facet }], &current).len(), 1);
+        assert!(reconcile(vec![Fact::End { uuid: u(1), kind: Kind::Facet, at: day(5) }], &current).is_empty());
+        assert_eq!(reconcile(vec![Fact::End { uuid: u(1), kind: Kind::Facet, at: day(3) }], &current).len(), 1);
+        assert!(reconcile(vec![Fact::Delete { uuid: u(2), kind: Kind::Facet }], &current).is_empty());
+        assert_eq!(reconcile(vec![Fact::Delete { uuid: u(1), kind: Kind::Facet }], &current).len(), 1);
     }
 
     fn arb_object(id: u8) -> impl Strategy<Value = Option<Object>> {
@@ -296,10 +303,10 @@ mod tests {
             // Facts about one object may contradict each other; the last one must hold.
             let mut last: HashMap<Uuid, Fact> = HashMap::new();
             for f in &facts { last.insert(f.uuid(), f.clone()); }
-            let plan = reconcile(&facts, &current);
+            let plan = reconcile(facts.clone(), &current);
             let after = run(&plan, &current);
             let final_facts: Vec<Fact> = last.into_values().collect();
-            let again = reconcile(&final_facts, &after);
+            let again = reconcile(final_facts, &after);
             prop_assert!(again.is_empty(), "second plan not empty: {:?}", again.ops);
             // No operation is a no-op.
             let mut state = current.clone();

@@ -215,6 +215,7 @@ fn import_dump(
 ) -> Result<(DumpReport, Digests), RunError> {
     events(Event::Stage("parse"));
     let dump = parse::parse_file(&file.path)?;
+    let digests = digests_of(&dump);
     let tree = Tree::check(&dump, &file.name)?;
     let changes = diff::changes(&dump, &tree, previous, &job.cfg.filter_ids, job.only);
     events(Event::Stage("read MO"));
@@ -231,8 +232,12 @@ fn import_dump(
         .map(&changes, &mut new_uuid)
         .map_err(|source| RunError::Map { source_name: file.name.clone(), source })?;
     warnings.extend(mapped.warnings);
+    // The parsed dump is no longer needed: free it before the plan is built.
+    drop(tree);
+    drop(dump);
     events(Event::Stage("reconcile"));
-    let plan = reconcile(&mapped.facts, &current);
+    let plan = reconcile(mapped.facts, &current);
+    drop(current);
     let counts = plan.counts();
     if !job.dry_run {
         events(Event::Stage("write"));
@@ -247,20 +252,21 @@ fn import_dump(
         warnings,
         plan: job.dry_run.then_some(plan),
     };
-    Ok((report, digests_of(&dump)))
+    Ok((report, digests))
 }
 
-/// The digests of the last imported dump: stored by dipex, or computed from the dump file when
-/// the history came from the old importer. `None` (with a warning) when neither is possible.
-fn previous_digests(rundb: Option<&RunDb>, last: Option<DateTime>, dumps: &[DumpFile], warnings: &mut Vec<Notice>) -> Result<Option<Digests>, RunError> {
+/// The digests of the last imported dump: stored by dipex (`true`), or computed from the dump
+/// file when the history came from the old importer (`false`). `None` (with a warning) when
+/// neither is possible.
+fn previous_digests(rundb: Option<&RunDb>, last: Option<DateTime>, dumps: &[DumpFile], warnings: &mut Vec<Notice>) -> Result<Option<(Digests, bool)>, RunError> {
     let Some(last) = last else { return Ok(None) };
     if let Some(db) = rundb
         && let Some(d) = db.digests(last)?
     {
-        return Ok(Some(d));
+        return Ok(Some((d, true)));
     }
     match dumps.iter().find(|d| d.timestamp == last) {
-        Some(f) => Ok(Some(digests_of(&parse::parse_file(&f.path)?))),
+        Some(f) => Ok(Some((digests_of(&parse::parse_file(&f.path)?), false))),
         None => {
             warnings.push(Notice::general(format!(
                 "the last imported dump ({last}) is no longer available and its digests are unknown: every record counts as changed (safe, but vanished units and employments are not detected this time)"
@@ -309,12 +315,14 @@ pub fn import(
             Some(db) if !job.dry_run => Some(db.begin(file.timestamp, env.now())?),
             _ => None,
         };
-        match import_dump(backend, job, env, file, previous.as_ref(), events) {
+        match import_dump(backend, job, env, file, previous.as_ref().map(|p| &p.0), events) {
             Ok((mut dump_report, digests)) => {
                 if let Some(db) = rundb.as_deref_mut()
                     && !job.dry_run
                 {
-                    db.finish(file.timestamp, env.now(), &digests)?;
+                    // Only what changed is written when the table holds the previous digests.
+                    let stored = previous.as_ref().filter(|p| p.1).map(|p| &p.0);
+                    db.finish(file.timestamp, env.now(), &digests, stored)?;
                 }
                 warnings.append(&mut dump_report.warnings);
                 dump_report.warnings = warnings;

@@ -154,21 +154,39 @@ impl RunDb {
         Ok(())
     }
 
-    /// After success, in one transaction: store the dump's digests and write `Diff update ended: …`.
-    pub fn finish(&mut self, dump: DateTime, now: DateTime, digests: &Digests) -> Result<(), StateError> {
+    /// After success, in one transaction: store the dump's digests and write `Diff update
+    /// ended: …`. `stored` is what the table holds now (as read by [`RunDb::digests`]); when
+    /// given, only the differences are written.
+    pub fn finish(&mut self, dump: DateTime, now: DateTime, digests: &Digests, stored: Option<&Digests>) -> Result<(), StateError> {
         let path = self.path.clone();
         let e = |source| StateError::Sqlite { path: path.clone(), source };
         let tx = self.conn.transaction().map_err(e)?;
-        tx.execute("DELETE FROM dipex_opus_digest", []).map_err(e)?;
+        let incremental = stored;
+        if incremental.is_none() {
+            tx.execute("DELETE FROM dipex_opus_digest", []).map_err(e)?;
+        }
         {
             let mut ins = tx
-                .prepare("INSERT INTO dipex_opus_digest (kind, id, digest, leave) VALUES (?1, ?2, ?3, ?4)")
+                .prepare("INSERT OR REPLACE INTO dipex_opus_digest (kind, id, digest, leave) VALUES (?1, ?2, ?3, ?4)")
                 .map_err(e)?;
+            let mut del = tx.prepare("DELETE FROM dipex_opus_digest WHERE kind = ?1 AND id = ?2").map_err(e)?;
             for (id, d) in &digests.units {
-                ins.execute(params!["unit", id, d.to_hex(), 0]).map_err(e)?;
+                if incremental.is_none_or(|p| p.units.get(id) != Some(d)) {
+                    ins.execute(params!["unit", id, d.to_hex(), 0]).map_err(e)?;
+                }
             }
             for (id, (d, leave)) in &digests.employees {
-                ins.execute(params!["employee", id, d.to_hex(), *leave as i64]).map_err(e)?;
+                if incremental.is_none_or(|p| p.employees.get(id) != Some(&(*d, *leave))) {
+                    ins.execute(params!["employee", id, d.to_hex(), *leave as i64]).map_err(e)?;
+                }
+            }
+            if let Some(p) = incremental {
+                for id in p.units.keys().filter(|id| !digests.units.contains_key(*id)) {
+                    del.execute(params!["unit", id]).map_err(e)?;
+                }
+                for id in p.employees.keys().filter(|id| !digests.employees.contains_key(*id)) {
+                    del.execute(params!["employee", id]).map_err(e)?;
+                }
             }
         }
         tx.execute(
@@ -278,7 +296,7 @@ mod tests {
         digests.units.insert("1".into(), Digest([7; 16]));
         digests.employees.insert("999".into(), (Digest([8; 16]), true));
         db.begin(dump, date(2019, 11, 19).at(10, 18, 35, 0)).unwrap();
-        db.finish(dump, date(2019, 11, 19).at(10, 19, 15, 0), &digests).unwrap();
+        db.finish(dump, date(2019, 11, 19).at(10, 19, 15, 0), &digests, None).unwrap();
         assert_eq!(db.last_imported().unwrap(), Some(dump));
         assert_eq!(db.digests(dump).unwrap(), Some(digests));
         assert_eq!(db.rows().unwrap().last().unwrap().status, "Diff update ended: 2019-11-19 10:19:15");

@@ -1,0 +1,191 @@
+//! `dipex-bench`: benchmarks on synthetic data (never timed tests), and the generator of the
+//! bundled example data. Each measured step runs in a child process, so its peak memory
+//! (`ru_maxrss`) is its own.
+//!
+//! ```text
+//! cargo run --release -p dipex-bench -- opus --units 3000 --employees 50000 --days 2
+//! cargo run --release -p dipex-bench -- generate --units 12 --employees 40 --days 3 --out examples/opus
+//! ```
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use dipex_backend::Store;
+use dipex_integrations::dar::OfflineRegister;
+use dipex_integrations::opus::files::list_dumps;
+use dipex_integrations::opus::map::Config;
+use dipex_integrations::opus::run::{self, Env, Job, Mode};
+use dipex_integrations::opus::state::RunDb;
+use dipex_integrations::opus::synth::{SynthSpec, write_address_file, write_dumps};
+use dipex_integrations::opus::uuids::OpusUuids;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command as Process;
+use std::time::Instant;
+
+#[derive(Parser)]
+#[command(name = "dipex-bench")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(clap::Args, Clone)]
+struct Size {
+    #[arg(long, default_value_t = 3000)]
+    units: usize,
+    #[arg(long, default_value_t = 50_000)]
+    employees: usize,
+    #[arg(long, default_value_t = 2)]
+    days: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Generate synthetic dumps, the matching address file and a settings.json into a folder
+    Generate {
+        #[command(flatten)]
+        size: Size,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Benchmark the OPUS import: first import, then each daily diff
+    Opus {
+        #[command(flatten)]
+        size: Size,
+        /// Keep the generated data here instead of a temporary folder
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Show the time of each stage of each step
+        #[arg(long, short)]
+        verbose: bool,
+    },
+    /// (internal) import the next pending dump of DIR, in this process
+    #[command(hide = true)]
+    ImportNext { dir: PathBuf },
+}
+
+fn spec(s: &Size) -> SynthSpec {
+    SynthSpec { units: s.units, employees: s.employees, days: s.days, seed: s.seed, start: jiff::civil::date(2024, 1, 1) }
+}
+
+fn generate(s: &Size, out: &Path) -> Result<()> {
+    let dumps = out.join("dumps");
+    std::fs::create_dir_all(&dumps)?;
+    let spec = spec(s);
+    write_dumps(&spec, &dumps).context("writing dumps")?;
+    write_address_file(&spec, &out.join("adresser.csv")).context("writing the address file")?;
+    Ok(())
+}
+
+struct BenchEnv;
+
+impl Env for BenchEnv {
+    fn now(&self) -> jiff::civil::DateTime {
+        jiff::Zoned::now().datetime()
+    }
+    fn timestamp(&self) -> jiff::Timestamp {
+        jiff::Timestamp::now()
+    }
+    fn new_uuid(&mut self) -> uuid::Uuid {
+        uuid::Uuid::new_v4()
+    }
+}
+
+/// One import step in this process: the next pending dump of `dir`.
+fn import_next(dir: &Path) -> Result<()> {
+    let cfg = Config {
+        uuids: OpusUuids::new("Benchby Kommune"),
+        municipality_name: "Benchby Kommune".into(),
+        unit_user_key: "@id".into(),
+        filter_ids: Vec::new(),
+        skip_employees: false,
+        skip_email: false,
+        skip_phone: false,
+        skip_address: false,
+        primary_order: Vec::new(),
+    };
+    let register = OfflineRegister::load(dir.join("adresser.csv"))?;
+    let cpr_map = HashMap::new();
+    let job = Job { cfg: &cfg, register: &register, cpr_map: &cpr_map, dry_run: false, only: None };
+    let (dumps, _) = list_dumps(&dir.join("dumps"))?;
+    let mut store = Store::open(&dir.join("store.sqlite3"))?;
+    let mut db = RunDb::open(&dir.join("run_db.sqlite"))?;
+    let mut last = (Instant::now(), "start");
+    let mut stages = Vec::new();
+    let mut events = |e: run::Event<'_>| {
+        if let run::Event::Stage(s) = e {
+            stages.push(format!("{} {:.2}s", last.1, last.0.elapsed().as_secs_f64()));
+            last = (Instant::now(), s);
+        }
+    };
+    let r = run::import(&mut store, Some(&mut db), &job, &mut BenchEnv, &dumps, Mode::Next, &mut events)?;
+    stages.push(format!("{} {:.2}s", last.1, last.0.elapsed().as_secs_f64()));
+    eprintln!("{}", stages.join(", "));
+    let c = r.counts();
+    println!("{} {} {} {} {}", r.dumps.len(), c.created, c.updated, c.terminated, c.deleted);
+    Ok(())
+}
+
+/// Run `import-next` as a child; wall time, peak RSS of the child, and its output.
+fn measured_child(dir: &Path) -> Result<(f64, u64, String, String)> {
+    let exe = std::env::current_exe()?;
+    let start = Instant::now();
+    let out = Process::new(exe).arg("import-next").arg(dir).output()?;
+    let secs = start.elapsed().as_secs_f64();
+    if !out.status.success() {
+        bail!("import failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    // Children are measured one at a time: the maximum over waited-for children so far is
+    // monotone, so record it per step.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes into the struct we own.
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    let max_kb = usage.ru_maxrss as u64;
+    let stages = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    Ok((secs, max_kb, String::from_utf8_lossy(&out.stdout).trim().to_string(), stages))
+}
+
+fn opus(s: &Size, dir: Option<PathBuf>, verbose: bool) -> Result<()> {
+    let tmp;
+    let dir = match dir {
+        Some(d) => d,
+        None => {
+            tmp = std::env::temp_dir().join(format!("dipex-bench-{}", std::process::id()));
+            tmp
+        }
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    let t = Instant::now();
+    generate(s, &dir)?;
+    let size: u64 = std::fs::read_dir(dir.join("dumps"))?.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum();
+    println!(
+        "generated {} dumps ({:.1} MB) of {} units / {} employments in {:.1} s",
+        s.days,
+        size as f64 / 1e6,
+        s.units,
+        s.employees,
+        t.elapsed().as_secs_f64()
+    );
+    println!("{:<14} {:>9} {:>12} {:>9} {:>9} {:>11} {:>8}", "step", "wall (s)", "peak RSS MB", "created", "updated", "terminated", "deleted");
+    for day in 0..s.days {
+        let (secs, kb, out, stages) = measured_child(&dir)?;
+        let f: Vec<&str> = out.split_whitespace().collect();
+        let step = if day == 0 { "first import".to_string() } else { format!("diff day {day}") };
+        println!("{step:<14} {secs:>9.2} {:>12.1} {:>9} {:>9} {:>11} {:>8}", kb as f64 / 1024.0, f[1], f[2], f[3], f[4]);
+        if verbose {
+            println!("    {stages}");
+        }
+    }
+    println!("(peak RSS is the maximum over the steps so far: each step is a fresh child process)");
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Cmd::Generate { size, out } => generate(&size, &out),
+        Cmd::Opus { size, dir, verbose } => opus(&size, dir, verbose),
+        Cmd::ImportNext { dir } => import_next(&dir),
+    }
+}
