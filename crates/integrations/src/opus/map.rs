@@ -152,11 +152,13 @@ struct Classes {
     itsystems: Vec<(Uuid, String, String)>,
     facts: Vec<Fact>,
     uuids: OpusUuids,
+    /// Answers already given: facet → user_key → title → class (lookups without allocation).
+    memo: HashMap<String, HashMap<String, HashMap<String, Uuid>>>,
 }
 
 impl Classes {
     fn new(ix: &Index<'_>, uuids: OpusUuids) -> Classes {
-        let mut c = Classes { facets: HashMap::new(), classes: HashMap::new(), itsystems: Vec::new(), facts: Vec::new(), uuids };
+        let mut c = Classes { facets: HashMap::new(), classes: HashMap::new(), itsystems: Vec::new(), facts: Vec::new(), uuids, memo: HashMap::new() };
         let mut facets: Vec<&Object> = ix.of_kind(Kind::Facet).collect();
         facets.sort_by_key(|o| o.uuid);
         for f in facets {
@@ -191,11 +193,25 @@ impl Classes {
     }
 
     fn class(&mut self, facet_key: &str, user_key: &str, title: &str, scope: Option<&str>) -> Uuid {
+        if let Some(u) = self.memo.get(facet_key).and_then(|m| m.get(user_key)).and_then(|m| m.get(title)) {
+            return *u;
+        }
+        let uuid = self.find_or_create_class(facet_key, user_key, title, scope);
+        self.memo
+            .entry(facet_key.to_string())
+            .or_default()
+            .entry(user_key.to_string())
+            .or_default()
+            .insert(title.to_string(), uuid);
+        uuid
+    }
+
+    fn find_or_create_class(&mut self, facet_key: &str, user_key: &str, title: &str, scope: Option<&str>) -> Uuid {
         let facet = self.facet(facet_key);
         let list = self.classes.entry(facet).or_default();
         let found = list
             .iter()
-            .find(|(_, k, _)| k.eq_ignore_ascii_case(user_key) || k.to_lowercase() == user_key.to_lowercase())
+            .find(|(_, k, _)| k.to_lowercase() == user_key.to_lowercase())
             .or_else(|| list.iter().find(|(_, _, n)| n.to_lowercase() == title.to_lowercase()));
         if let Some((u, _, _)) = found {
             return *u;

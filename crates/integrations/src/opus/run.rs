@@ -317,6 +317,7 @@ pub fn import(
         };
         match import_dump(backend, job, env, file, previous.as_ref().map(|p| &p.0), events) {
             Ok((mut dump_report, digests)) => {
+                events(Event::Stage("record run"));
                 if let Some(db) = rundb.as_deref_mut()
                     && !job.dry_run
                 {
