@@ -84,6 +84,12 @@ impl Store {
     /// Open (or create) the store file.
     pub fn open(path: &Path) -> Result<Store, BackendError> {
         let name = path.display().to_string();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| BackendError::Sqlite {
+                path: name.clone(),
+                source: rusqlite::Error::InvalidPath(format!("cannot create folder {}: {e}", dir.display()).into()),
+            })?;
+        }
         let conn = Connection::open(path).map_err(|source| BackendError::Sqlite { path: name.clone(), source })?;
         Store::init(conn, name)
     }

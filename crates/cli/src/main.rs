@@ -56,6 +56,7 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .without_time()
         .init();
     let result = context::Context::new(cli.settings.as_deref(), cli.store.as_deref()).and_then(|ctx| match cli.command {

@@ -61,6 +61,10 @@ impl RunDb {
     pub fn open(path: &Path) -> Result<RunDb, StateError> {
         let name = path.display().to_string();
         let e = |source| StateError::Sqlite { path: name.clone(), source };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|io| e(rusqlite::Error::InvalidPath(format!("cannot create folder {}: {io}", dir.display()).into())))?;
+        }
         let conn = Connection::open(path).map_err(e)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY, dump_date timestamp, status text);

@@ -1,0 +1,241 @@
+//! The `dipex` binary end to end: real processes, real files, exit codes and output as an
+//! operator sees them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn fixture(name: &str) -> PathBuf {
+    repo().join("crates/integrations/tests/fixtures/opus").join(name)
+}
+
+struct Site {
+    dir: tempfile::TempDir,
+}
+
+impl Site {
+    /// A folder with a settings.json, a dumps folder and the fixture address register.
+    fn new(dumps: &[&str]) -> Site {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("dumps")).unwrap();
+        for d in dumps {
+            std::fs::copy(fixture(&format!("ok/{d}")), dir.path().join("dumps").join(d)).unwrap();
+        }
+        let settings = serde_json::json!({
+            "municipality.name": "Andeby Kommune",
+            "dipex.store": dir.path().join("store.sqlite3"),
+            "integrations.opus.import.xml_path": dir.path().join("dumps"),
+            "integrations.opus.import.run_db": dir.path().join("run_db.sqlite"),
+            "integrations.opus.cpr_uuid_map": dir.path().join("map.csv"),
+            "integrations.dar.address_file": fixture("adresser.csv"),
+            "crontab.RUN_OPUS_DIFF_IMPORT": true,
+        });
+        std::fs::write(dir.path().join("settings.json"), settings.to_string()).unwrap();
+        Site { dir }
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.run_env(args, &[])
+    }
+
+    fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_dipex"));
+        c.current_dir(self.dir.path()).env_remove("DIPEX_SETTINGS").env_remove("DIPEX_LOG").args(args);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap()
+}
+
+const DAY1: &str = "ZLPE20200101220000_delta.xml";
+const DAY2: &str = "ZLPE20200102220000_delta.xml";
+
+#[test]
+fn import_then_dump_tree_status_and_nothing_to_do() {
+    let s = Site::new(&[DAY1, DAY2]);
+    let o = s.run(&["opus", "import"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(err.contains("opus import: 2 dumps,") && err.contains("0 rejected"), "{err}");
+    // The stable dump: one object per line, sorted by type then uuid.
+    let o = s.run(&["mo", "dump"]);
+    assert_eq!(code(&o), 0);
+    let lines: Vec<serde_json::Value> = text(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(lines.len() > 50);
+    let keys: Vec<(String, String)> =
+        lines.iter().map(|l| (l["type"].as_str().unwrap().to_string(), l["uuid"].as_str().unwrap().to_string())).collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted);
+    for l in &lines {
+        assert_eq!(l.as_object().unwrap().len(), 3);
+        for v in l["validities"].as_array().unwrap() {
+            assert!(v.get("from").is_some() && v.get("to").is_some());
+        }
+    }
+    let o = s.run(&["mo", "dump", "--type", "org_unit", "--at", "2020-06-01"]);
+    assert_eq!(text(&o.stdout).lines().count(), 4, "unit 5 starts 2022-03-01");
+    let o = s.run(&["mo", "tree"]);
+    assert!(text(&o.stdout).starts_with("Andeby Kommune (1) 0e9c456f-f2e6-0596-4442-1b4a66a6b168\n"), "{}", text(&o.stdout));
+    let o = s.run(&["opus", "status"]);
+    let out = text(&o.stdout);
+    assert_eq!(out.lines().count(), 5);
+    assert!(out.lines().next().unwrap().starts_with("id: 1, dump date: 2020-01-01 22:00:00, status: Running diff update since "));
+    assert_eq!(out.lines().last().unwrap(), "(True, 'Status ok')");
+    let o = s.run(&["opus", "import"]);
+    assert_eq!(code(&o), 0);
+    assert!(text(&o.stderr).contains("nothing to do"));
+    let o = s.run(&["opus", "files"]);
+    assert_eq!(text(&o.stdout).matches("imported").count(), 2);
+}
+
+#[test]
+fn dry_run_writes_nothing_anywhere() {
+    let s = Site::new(&[DAY1]);
+    let o = s.run(&["opus", "import", "--dry-run"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("create    org_unit 0e9c456f-f2e6-0596-4442-1b4a66a6b168"));
+    assert!(text(&o.stderr).contains("dry run, nothing written"));
+    assert!(!s.path("store.sqlite3").exists() || {
+        // Opening the store may create an empty file; it must hold no objects.
+        let o = s.run(&["mo", "dump"]);
+        text(&o.stdout).is_empty()
+    });
+    assert!(!s.path("run_db.sqlite").exists());
+}
+
+#[test]
+fn rejected_records_give_exit_code_one_and_are_named() {
+    let s = Site::new(&[]);
+    let day = std::fs::read_to_string(fixture(&format!("ok/{DAY1}"))).unwrap().replace("<position>Lærer</position>", "<position/>");
+    std::fs::write(s.path("dumps").join(DAY1), day).unwrap();
+    let o = s.run(&["opus", "import"]);
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(err.contains(&format!("rejected: {DAY1}:")) && err.contains("employee id=\"1001\", field position"), "{err}");
+    assert!(err.contains("1 rejected"));
+    // Everything else was imported.
+    let o = s.run(&["mo", "dump", "--type", "engagement"]);
+    assert_eq!(text(&o.stdout).lines().count(), 3);
+}
+
+#[test]
+fn a_bad_dump_gives_exit_code_two_names_the_place_and_writes_nothing() {
+    let s = Site::new(&[DAY1]);
+    assert_eq!(code(&s.run(&["opus", "import"])), 0);
+    let before = text(&s.run(&["mo", "dump"]).stdout);
+    std::fs::copy(fixture("err/invalid_cpr.xml"), s.path("dumps").join(DAY2)).unwrap();
+    let o = s.run(&["opus", "import"]);
+    assert_eq!(code(&o), 2);
+    let err = text(&o.stderr);
+    assert!(err.contains(&format!("{DAY2}:")) && err.contains("cpr"), "{err}");
+    let bad = std::fs::read_to_string(fixture("err/invalid_cpr.xml")).unwrap();
+    for cpr in bad.split("<cpr").skip(1).map(|c| c.split('>').nth(1).unwrap().split('<').next().unwrap()) {
+        assert!(!err.contains(cpr), "CPR {cpr:?} in {err}");
+    }
+    assert_eq!(text(&s.run(&["mo", "dump"]).stdout), before);
+    assert!(text(&s.run(&["opus", "status"]).stdout).ends_with("(True, 'Status ok')\n"), "a clean failure does not block");
+    // Fixed, the same command runs.
+    std::fs::copy(fixture(&format!("ok/{DAY2}")), s.path("dumps").join(DAY2)).unwrap();
+    assert_eq!(code(&s.run(&["opus", "import"])), 0);
+}
+
+#[test]
+fn a_running_row_blocks_until_unblock() {
+    let s = Site::new(&[DAY1]);
+    let c = rusqlite::Connection::open(s.path("run_db.sqlite")).unwrap();
+    c.execute_batch(
+        "CREATE TABLE runs (id INTEGER PRIMARY KEY, dump_date timestamp, status text);
+         INSERT INTO runs (dump_date, status) VALUES ('2019-12-31 22:00:00', 'Running diff update since 2020-01-01 08:00:00.123456');",
+    )
+    .unwrap();
+    drop(c);
+    let o = s.run(&["opus", "import"]);
+    assert_eq!(code(&o), 2);
+    assert!(text(&o.stderr).contains("dipex opus unblock"));
+    assert!(text(&s.run(&["opus", "status"]).stdout).ends_with("(False, 'Not ready to run')\n"));
+    assert_eq!(text(&s.run(&["opus", "unblock"]).stdout), "Deleted last row\n");
+    assert_eq!(text(&s.run(&["opus", "unblock"]).stdout), "Status ok, no delete\n");
+    assert_eq!(code(&s.run(&["opus", "import"])), 0);
+}
+
+#[test]
+fn settings_errors_and_environment_overrides() {
+    let s = Site::new(&[DAY1]);
+    // A wrong type names the key.
+    std::fs::write(s.path("bad.json"), r#"{"integrations.opus.skip_employees": "maybe"}"#).unwrap();
+    let o = s.run(&["--settings", "bad.json", "opus", "status"]);
+    assert_eq!(code(&o), 2);
+    assert!(text(&o.stderr).contains("integrations.opus.skip_employees"));
+    // mora.base is refused until the OS2mo backend exists, unless --store is given.
+    let o = s.run_env(&["opus", "import", "--dry-run"], &[("DIPEX_MORA__BASE", "https://mo.example")]);
+    assert_eq!(code(&o), 2);
+    assert!(text(&o.stderr).contains("--store"), "{}", text(&o.stderr));
+    let o = s.run_env(&["--store", "other.sqlite3", "opus", "import"], &[("DIPEX_MORA__BASE", "https://mo.example")]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert!(s.path("other.sqlite3").exists());
+    // An environment variable overrides the file: skip employees.
+    let s = Site::new(&[DAY1]);
+    let o = s.run_env(&["opus", "import"], &[("DIPEX_INTEGRATIONS__OPUS__SKIP_EMPLOYEES", "true")]);
+    assert_eq!(code(&o), 0);
+    assert!(text(&s.run(&["mo", "dump", "--type", "person"]).stdout).is_empty());
+    // A missing required setting names it.
+    std::fs::write(s.path("empty.json"), "{}").unwrap();
+    let o = s.run(&["--settings", "empty.json", "opus", "import"]);
+    assert_eq!(code(&o), 2);
+    assert!(text(&o.stderr).contains("municipality.name"));
+}
+
+#[test]
+fn cpr_map_export_and_use() {
+    let s = Site::new(&[DAY1]);
+    assert_eq!(code(&s.run(&["opus", "import"])), 0);
+    let o = s.run(&["cpr-map", "export", "map.csv"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let map = std::fs::read_to_string(s.path("map.csv")).unwrap();
+    assert_eq!(map.lines().count(), 4);
+    assert!(!text(&o.stderr).contains("0101010000"));
+    // A fresh import with the map gives the persons the same uuids.
+    let persons = text(&s.run(&["mo", "dump", "--type", "person"]).stdout);
+    std::fs::remove_file(s.path("store.sqlite3")).unwrap();
+    std::fs::remove_file(s.path("run_db.sqlite")).unwrap();
+    assert_eq!(code(&s.run(&["opus", "import"])), 0);
+    assert_eq!(text(&s.run(&["mo", "dump", "--type", "person"]).stdout), persons);
+}
+
+#[test]
+fn check_tree_show_and_check_dar() {
+    let s = Site::new(&[DAY1]);
+    let o = s.run(&["check"]);
+    assert_eq!(code(&o), 0, "{}{}", text(&o.stdout), text(&o.stderr));
+    assert!(text(&o.stdout).contains("ok   opus dumps"));
+    let o = s.run(&["opus", "tree"]);
+    assert_eq!(text(&o.stdout), "Andeby Kommune (1)\n    Børn & Unge (2)\n        Skovsøen Skole (3)\n");
+    let o = s.run(&["opus", "check-dar"]);
+    assert_eq!(code(&o), 0, "every unit address is in the register: {}", text(&o.stdout));
+    assert_eq!(code(&s.run(&["opus", "import"])), 0);
+    let o = s.run(&["mo", "show", "0e9c456f-f2e6-0596-4442-1b4a66a6b168"]);
+    assert_eq!(code(&o), 0);
+    assert!(text(&o.stdout).contains("\"name\": \"Andeby Kommune\""));
+    let dump = text(&s.run(&["mo", "dump", "--type", "person"]).stdout);
+    let person: serde_json::Value = serde_json::from_str(dump.lines().next().unwrap()).unwrap();
+    let o = s.run(&["mo", "show", person["uuid"].as_str().unwrap()]);
+    let out = text(&o.stdout);
+    assert!(out.contains("-xxxx") && !out.contains(person["validities"][0]["cpr_number"].as_str().unwrap()), "CPR masked: {out}");
+}
