@@ -193,6 +193,10 @@ fn report(r: &ImportReport, dry_run: bool) -> Outcome {
 
 fn import(ctx: &Context, a: ImportArgs) -> Result<Outcome> {
     let cfg = config(ctx)?;
+    let ad = ctx.settings.ad.as_ref().is_some_and(|v| !matches!(v, serde_json::Value::Null | serde_json::Value::Bool(false)));
+    if ad {
+        tracing::warn!("integrations.ad is set, but the Active Directory enrichment is not implemented yet (issue 7): importing without it");
+    }
     let dumps = list(ctx)?;
     if dumps.is_empty() {
         bail!("no OPUS dumps in {}", xml_path(ctx)?.display());

@@ -53,6 +53,9 @@ pub struct Settings {
     pub opus_smb_user: Option<String>,
     #[serde(rename = "integrations.opus.smb_password")]
     pub opus_smb_password: Option<String>,
+    /// The Active Directory integration's settings (any JSON); truthy asks for AD enrichment.
+    #[serde(rename = "integrations.ad")]
+    pub ad: Option<serde_json::Value>,
 
     /// DAWA-compatible address service (the `datavask` endpoints).
     #[serde(rename = "integrations.dar.base_url")]
@@ -85,6 +88,7 @@ impl Default for Settings {
             opus_smb_host: None,
             opus_smb_user: None,
             opus_smb_password: None,
+            ad: None,
             dar_base_url: None,
             dar_address_file: None,
             dar_timeout_seconds: 10,
@@ -101,7 +105,7 @@ const FOREIGN_PREFIXES: &[&str] = &[
     "os2sync.",
     "exporters.",
     "integrations.aarhus_los.",
-    "integrations.ad",
+    "integrations.ad.",
     "integrations.SD_Lon.",
     "crontab.",
     "mox.",

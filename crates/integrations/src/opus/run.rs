@@ -45,7 +45,7 @@ pub enum RunError {
     Parse(#[from] ParseError),
     #[error(transparent)]
     Tree(#[from] TreeError),
-    #[error("{source_name}: {source}")]
+    #[error("{source_name}:{source}")]
     Map { source_name: String, source: MapError },
     #[error(transparent)]
     Backend(#[from] BackendError),

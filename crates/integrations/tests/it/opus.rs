@@ -718,3 +718,129 @@ fn effective_dates_and_inclusive_ends() {
     assert_eq!(v(&e), [(Some(date(2019, 5, 1)), Some(date(2024, 7, 1)))]);
     assert_eq!(Validity::new(Some(date(2019, 5, 1)), Some(date(2024, 7, 1))).last_day(), Some(date(2024, 6, 30)));
 }
+
+/// Day 1 imported, then day 2 = day 1 with `edit` applied to its text.
+fn day1_then(edit: impl Fn(String) -> String) -> (World, ImportReport) {
+    let mut w = World::new(&[DAY1]);
+    w.import();
+    let day1 = std::fs::read_to_string(fixtures().join("ok").join(DAY1)).unwrap();
+    let day2 = edit(day1.clone());
+    assert_ne!(day1, day2, "the edit changed nothing");
+    w.add(DAY2, &day2);
+    let r = w.import();
+    (w, r)
+}
+
+/// The text of one `<employee id=..>` record in a dump.
+fn record(text: &str, id: &str) -> (usize, usize) {
+    let start = text.find(&format!("<employee id=\"{id}\"")).unwrap();
+    let end = text[start..].find("</employee>").unwrap() + start + "</employee>".len();
+    (start, end)
+}
+
+fn edit_record(text: String, id: &str, f: impl Fn(&str) -> String) -> String {
+    let (a, b) = record(&text, id);
+    format!("{}{}{}", &text[..a], f(&text[a..b]), &text[b..])
+}
+
+fn it_users(w: &World) -> Vec<(String, Vec<(Option<Date>, Option<Date>)>)> {
+    let mut v: Vec<_> = w.all(Kind::ItUser).iter().map(|o| (o.last().value.user_key().to_string(), v(o))).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn it_users_follow_user_id_changes() {
+    // Renamed: the old account ends at the change, the new one starts there (lastChanged
+    // 2020-10-01 is after the dump date 2020-01-02, so the change is effective on the dump date).
+    let (w, _) = day1_then(|t| edit_record(t, "1000", |r| r.replace("AOE1000", "AOE2000")));
+    let users = it_users(&w);
+    assert!(users.contains(&("AOE1000".into(), vec![(Some(date(2020, 1, 1)), Some(date(2020, 1, 2)))])), "{users:?}");
+    assert!(users.contains(&("AOE2000".into(), vec![(Some(date(2020, 1, 2)), None)])), "{users:?}");
+    // Removed: the account ends.
+    let (w, _) = day1_then(|t| edit_record(t, "1002", |r| r.replace("<userId>CDA1002</userId>", "")));
+    let users = it_users(&w);
+    assert!(users.contains(&("CDA1002".into(), vec![(Some(date(2020, 1, 1)), Some(date(2020, 1, 2)))])), "{users:?}");
+}
+
+#[test]
+fn manager_ends_when_is_manager_turns_false() {
+    let (w, _) = day1_then(|t| edit_record(t, "1000", |r| r.replace("<isManager>true</isManager>", "<isManager>false</isManager>")));
+    let m = w.one(Kind::Manager, "1000");
+    assert_eq!(v(&m), [(Some(date(2019, 5, 1)), Some(date(2020, 1, 2)))], "ended from the change");
+    // The manager's level change cuts its history at the change.
+    let (w, _) = day1_then(|t| edit_record(t, "1000", |r| r.replace("<subordinateLevel>02</subordinateLevel>", "<subordinateLevel>03</subordinateLevel>")));
+    let m = w.one(Kind::Manager, "1000");
+    let levels: Vec<String> = m
+        .slices
+        .iter()
+        .map(|s| match &s.value {
+            Value::Manager(x) => w.class(x.manager_level),
+            _ => unreachable!(),
+        })
+        .collect();
+    assert_eq!(levels, ["1.02", "1.03"]);
+}
+
+#[test]
+fn entry_date_moves_earlier_and_later() {
+    // Earlier: the engagement now starts at the new date (history extended, not cut).
+    let (w, _) = day1_then(|t| edit_record(t, "1001", |r| r.replace("<entryDate>2019-05-01</entryDate>", "<entryDate>2010-03-11</entryDate>")));
+    assert_eq!(v(&w.one(Kind::Engagement, "1001")), [(Some(date(2010, 3, 11)), None)]);
+    // Later: the days before the new start are no longer part of the engagement.
+    let (w, _) = day1_then(|t| edit_record(t, "1001", |r| r.replace("<entryDate>2019-05-01</entryDate>", "<entryDate>2020-03-11</entryDate>")));
+    assert_eq!(v(&w.one(Kind::Engagement, "1001")), [(Some(date(2020, 3, 11)), None)]);
+    // Nothing else of 1001 changed, so nothing else was written for it: one slice each.
+    let e = w.one(Kind::Engagement, "1001");
+    assert_eq!(e.slices.len(), 1);
+}
+
+#[test]
+fn empty_entry_date_falls_back_to_last_changed_with_a_warning() {
+    let mut w = World::new(&[]);
+    let day1 = std::fs::read_to_string(fixtures().join("ok").join(DAY1)).unwrap();
+    w.add(DAY1, &edit_record(day1, "1001", |r| r.replace("<entryDate>2019-05-01</entryDate>", "<entryDate/>")));
+    let r = w.import();
+    assert_eq!(v(&w.one(Kind::Engagement, "1001")), [(Some(date(2020, 1, 19)), None)]);
+    let warnings: Vec<String> = r.dumps[0].warnings.iter().map(|n| n.render(DAY1)).collect();
+    assert!(warnings.iter().any(|w| w.contains("employee id=\"1001\"") && w.contains("entryDate")), "{warnings:?}");
+}
+
+#[test]
+fn a_dar_miss_keeps_the_old_address_and_warns() {
+    let (w, r) = day1_then(|t| edit_record(t, "1000", |r| r.replace("<address>Østergade 10</address>", "<address>Ukendtvej 99</address>")));
+    let e = w.one(Kind::Engagement, "1000");
+    let Value::Engagement(x) = &e.last().value else { panic!() };
+    let addrs = w.store.read(&Query::all(Kind::Address).persons([x.person])).unwrap();
+    let dar: Vec<&Object> = addrs.iter().filter(|o| matches!(&o.last().value, Value::Address(a) if w.class(a.address_type) == "Adresse")).collect();
+    assert_eq!(dar.len(), 1);
+    assert_eq!(v(dar[0]), [(Some(date(2020, 1, 1)), None)], "left as it was");
+    let warnings: Vec<String> = r.dumps[0].warnings.iter().map(|n| n.render(DAY2)).collect();
+    assert!(warnings.iter().any(|w| w.contains("employee id=\"1000\"") && w.contains("no unambiguous DAR match")), "{warnings:?}");
+    assert!(!warnings.iter().any(|w| w.contains("Ukendtvej")), "home addresses are not logged: {warnings:?}");
+}
+
+#[test]
+fn visibility_class_and_unit_user_key_setting() {
+    let mut w = World::new(&[DAY1]);
+    w.cfg.unit_user_key = "shortName".into();
+    w.import();
+    let vis = w
+        .all(Kind::Class)
+        .into_iter()
+        .find_map(|c| match c.last().value.clone() {
+            Value::Class(c) if c.user_key == "Intern" => Some(c),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!((vis.name.as_str(), vis.scope.as_deref()), ("Må vises internt", Some("INTERNAL")));
+    let g = w.cfg.uuids;
+    let root = &w.store.read(&Query::all(Kind::OrgUnit).uuids([unit(&g, "1")])).unwrap()[0];
+    assert_eq!(root.last().value.user_key(), "AND.K");
+    // A unit without the named field stops the run, naming unit, line and setting.
+    let mut w = World::new(&[DAY1]);
+    w.cfg.unit_user_key = "costCenter".into();
+    let err = w.import_err();
+    assert!(err.contains("orgUnit id=\"1\"") && err.contains("integrations.opus.unit_user_key") && err.contains(&format!("{DAY1}:4")), "{err}");
+    assert!(w.dump().is_empty());
+}
