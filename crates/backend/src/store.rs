@@ -105,7 +105,7 @@ impl Store {
         let store = Store { conn, path };
         store
             .conn
-            .execute_batch("PRAGMA journal_mode=TRUNCATE; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-32768;")
+            .execute_batch("PRAGMA journal_mode=TRUNCATE; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-16384;")
             .and_then(|_| store.conn.execute_batch(SCHEMA))
             .and_then(|_| store.conn.execute_batch(INDEXES))
             .map_err(|e| store.err(e))?;

@@ -16,7 +16,6 @@ use dipex_integrations::opus::map::Config;
 use dipex_integrations::opus::run::{self, Env, Job, Mode};
 use dipex_integrations::opus::state::RunDb;
 use dipex_integrations::opus::synth::{SynthSpec, write_address_file, write_dumps};
-use dipex_integrations::opus::uuids::OpusUuids;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
@@ -93,19 +92,18 @@ impl Env for BenchEnv {
     }
 }
 
+/// Resident and peak memory of this process so far, from /proc (Linux).
+fn memory() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) / 1024
+    };
+    format!("[rss {} MB, peak {} MB]", field("VmRSS:"), field("VmHWM:"))
+}
+
 /// One import step in this process: the next pending dump of `dir`.
 fn import_next(dir: &Path) -> Result<()> {
-    let cfg = Config {
-        uuids: OpusUuids::new("Benchby Kommune"),
-        municipality_name: "Benchby Kommune".into(),
-        unit_user_key: "@id".into(),
-        filter_ids: Vec::new(),
-        skip_employees: false,
-        skip_email: false,
-        skip_phone: false,
-        skip_address: false,
-        primary_order: Vec::new(),
-    };
+    let cfg = Config::new("Benchby Kommune");
     let register = OfflineRegister::load(dir.join("adresser.csv"))?;
     let cpr_map = HashMap::new();
     let job = Job { cfg: &cfg, register: &register, cpr_map: &cpr_map, dry_run: false, only: None };
@@ -116,7 +114,7 @@ fn import_next(dir: &Path) -> Result<()> {
     let mut stages = Vec::new();
     let mut events = |e: run::Event<'_>| {
         if let run::Event::Stage(s) = e {
-            stages.push(format!("{} {:.2}s", last.1, last.0.elapsed().as_secs_f64()));
+            stages.push(format!("{} {:.2}s {}", last.1, last.0.elapsed().as_secs_f64(), memory()));
             last = (Instant::now(), s);
         }
     };

@@ -8,7 +8,6 @@ use dipex_integrations::dar::{self, AddressRegister, CachedRegister, DarSettings
 use dipex_integrations::opus::map::Config;
 use dipex_integrations::opus::run::{self, Event, ImportReport, Job, Mode};
 use dipex_integrations::opus::state::RunDb;
-use dipex_integrations::opus::uuids::OpusUuids;
 use dipex_integrations::opus::{cprmap, diff, files, parse};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::HashMap;
@@ -98,8 +97,6 @@ fn config(ctx: &Context) -> Result<Config> {
         .clone()
         .context("setting municipality.name is required: it seeds the uuid of every OPUS unit")?;
     Ok(Config {
-        uuids: OpusUuids::new(&name),
-        municipality_name: name,
         unit_user_key: s.opus_unit_user_key.clone(),
         filter_ids: s.opus_filter_ids.clone(),
         skip_employees: s.opus_skip_employees,
@@ -107,6 +104,7 @@ fn config(ctx: &Context) -> Result<Config> {
         skip_phone: s.opus_skip_employee_phone,
         skip_address: s.opus_skip_employee_address,
         primary_order: s.opus_eng_types_primary_order.clone(),
+        ..Config::new(&name)
     })
 }
 

@@ -35,6 +35,23 @@ pub struct Config {
     pub primary_order: Vec<String>,
 }
 
+impl Config {
+    /// The defaults of the settings, for a municipality.
+    pub fn new(municipality_name: &str) -> Config {
+        Config {
+            uuids: OpusUuids::new(municipality_name),
+            municipality_name: municipality_name.to_string(),
+            unit_user_key: "@id".into(),
+            filter_ids: Vec::new(),
+            skip_employees: false,
+            skip_email: false,
+            skip_phone: false,
+            skip_address: false,
+            primary_order: Vec::new(),
+        }
+    }
+}
+
 /// A record that was not imported, and why. Never carries a CPR number.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rejection {

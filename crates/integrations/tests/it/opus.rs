@@ -54,17 +54,7 @@ struct World {
 }
 
 fn config() -> Config {
-    Config {
-        uuids: OpusUuids::new("Andeby Kommune"),
-        municipality_name: "Andeby Kommune".into(),
-        unit_user_key: "@id".into(),
-        filter_ids: Vec::new(),
-        skip_employees: false,
-        skip_email: false,
-        skip_phone: false,
-        skip_address: false,
-        primary_order: Vec::new(),
-    }
+    Config::new("Andeby Kommune")
 }
 
 impl World {
