@@ -38,7 +38,8 @@ pub enum BackendError {
 /// with the slices that overlap the window. `apply` writes a whole plan or nothing.
 pub trait Backend {
     fn read(&self, query: &Query) -> Result<Vec<Object>, BackendError>;
-    fn apply(&mut self, plan: &Plan, registration: &Registration) -> Result<Counts, BackendError>;
+    /// Takes the plan by value so a backend can free each operation once it is written.
+    fn apply(&mut self, plan: Plan, registration: &Registration) -> Result<Counts, BackendError>;
     /// A one-line description for logs and `dipex check` (no secrets).
     fn describe(&self) -> String;
 }

@@ -4,7 +4,7 @@
 //! writes stays in the file for audits. A plan is applied in one transaction: all or nothing.
 
 use crate::{Backend, BackendError, Query, Registration, Window};
-use dipex_model::plan::{Counts, apply};
+use dipex_model::plan::{Counts, apply_owned};
 use dipex_model::{Date, Kind, Object, Plan, Slice, Validity, Value};
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -287,7 +287,7 @@ impl Backend for Store {
         self.slices_of(&uuids, &q.window)
     }
 
-    fn apply(&mut self, plan: &Plan, reg: &Registration) -> Result<Counts, BackendError> {
+    fn apply(&mut self, plan: Plan, reg: &Registration) -> Result<Counts, BackendError> {
         let counts = plan.counts();
         if plan.is_empty() {
             return Ok(counts);
@@ -346,10 +346,10 @@ impl Backend for Store {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )
             .map_err(sql_err)?;
-        for op in &plan.ops {
+        for op in plan.ops {
             let uuid = op.uuid();
             let cur = state.remove(&uuid).unwrap_or_else(|| existing.remove(&uuid));
-            let next = apply(cur, op).map_err(|source| BackendError::Apply { path: path.clone(), source })?;
+            let next = apply_owned(cur, op).map_err(|source| BackendError::Apply { path: path.clone(), source })?;
             let left = remaining.get_mut(&uuid).expect("counted above");
             *left -= 1;
             if *left > 0 {

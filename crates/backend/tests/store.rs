@@ -66,7 +66,7 @@ fn sample() -> Store {
             Op::Terminate { uuid: u(4), kind: Kind::Engagement, range: Validity::from_day(date(2023, 1, 1)) },
         ],
     };
-    s.apply(&plan, &reg()).unwrap();
+    s.apply(plan, &reg()).unwrap();
     s
 }
 
@@ -122,7 +122,7 @@ fn a_failing_plan_writes_nothing() {
             create(u(2), date(2020, 1, 1), unit("Dup", None)), // exists: fails
         ],
     };
-    let err = s.apply(&plan, &reg()).unwrap_err().to_string();
+    let err = s.apply(plan, &reg()).unwrap_err().to_string();
     assert!(err.contains("already exists"), "{err}");
     assert!(err.contains("nothing was written"), "{err}");
     assert_eq!(s.read(&Query::all(Kind::OrgUnit)).unwrap(), before);
@@ -134,9 +134,9 @@ fn history_of_writes_is_kept_in_the_file() {
     let path = dir.path().join("store.sqlite3");
     {
         let mut s = Store::open(&path).unwrap();
-        s.apply(&Plan { ops: vec![create(u(1), date(2020, 1, 1), unit("A", None))] }, &reg()).unwrap();
+        s.apply(Plan { ops: vec![create(u(1), date(2020, 1, 1), unit("A", None))] }, &reg()).unwrap();
         let upd = Op::Update { uuid: u(1), validity: Validity::from_day(date(2021, 1, 1)), value: unit("B", None) };
-        s.apply(&Plan { ops: vec![upd] }, &reg()).unwrap();
+        s.apply(Plan { ops: vec![upd] }, &reg()).unwrap();
     }
     let s = Store::open(&path).unwrap();
     assert_eq!(s.read(&Query::all(Kind::OrgUnit)).unwrap()[0].slices.len(), 2);
@@ -171,7 +171,7 @@ proptest! {
             let current: HashMap<Uuid, Object> = s.read(&Query::all(Kind::OrgUnit)).unwrap()
                 .into_iter().map(|o| (o.uuid, o)).collect();
             let plan = reconcile(facts.clone(), &current);
-            s.apply(&plan, &reg()).unwrap();
+            s.apply(plan, &reg()).unwrap();
             let mut last: HashMap<Uuid, Fact> = HashMap::new();
             for f in facts { last.insert(f.uuid(), f); }
             let current: HashMap<Uuid, Object> = s.read(&Query::all(Kind::OrgUnit)).unwrap()

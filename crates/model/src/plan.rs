@@ -148,6 +148,11 @@ pub fn normalise(slices: Vec<Slice>) -> Vec<Slice> {
 
 /// The meaning of one operation: the object after it (`None` = no object).
 pub fn apply(current: Option<Object>, op: &Op) -> Result<Option<Object>, ApplyError> {
+    apply_owned(current, op.clone())
+}
+
+/// [`apply`], taking the operation by value (its value moves into the object, no copy).
+pub fn apply_owned(current: Option<Object>, op: Op) -> Result<Option<Object>, ApplyError> {
     let (uuid, kind) = (op.uuid(), op.kind());
     if let Some(obj) = &current
         && obj.kind != kind
@@ -160,27 +165,27 @@ pub fn apply(current: Option<Object>, op: &Op) -> Result<Option<Object>, ApplyEr
                 return Err(ApplyError::Exists { uuid, kind });
             }
             if validity.is_empty() {
-                return Err(ApplyError::EmptyValidity { uuid, kind, validity: *validity });
+                return Err(ApplyError::EmptyValidity { uuid, kind, validity });
             }
-            Ok(Some(Object { uuid, kind, slices: vec![Slice::new(*validity, value.clone())] }))
+            Ok(Some(Object { uuid, kind, slices: vec![Slice::new(validity, value)] }))
         }
         Op::Update { validity, value, .. } => {
             let Some(obj) = current else {
                 return Err(ApplyError::Missing { op: "update", uuid, kind });
             };
             if validity.is_empty() {
-                return Err(ApplyError::EmptyValidity { uuid, kind, validity: *validity });
+                return Err(ApplyError::EmptyValidity { uuid, kind, validity });
             }
-            let mut slices = cut(obj.slices, validity);
+            let mut slices = cut(obj.slices, &validity);
             let at = slices.partition_point(|s| lo(s.validity.from) < lo(validity.from));
-            slices.insert(at, Slice::new(*validity, value.clone()));
+            slices.insert(at, Slice::new(validity, value));
             Ok(Some(Object { uuid, kind, slices: normalise(slices) }))
         }
         Op::Terminate { range, .. } => {
             let Some(obj) = current else {
                 return Err(ApplyError::Missing { op: "terminate", uuid, kind });
             };
-            let slices = cut(obj.slices, range);
+            let slices = cut(obj.slices, &range);
             // An object with no active day left is invisible to every MO read: no slices.
             if slices.is_empty() { Ok(None) } else { Ok(Some(Object { uuid, kind, slices })) }
         }

@@ -239,18 +239,21 @@ fn import_dump(
     let plan = reconcile(mapped.facts, &current);
     drop(current);
     let counts = plan.counts();
-    if !job.dry_run {
+    let plan = if job.dry_run {
+        Some(plan)
+    } else {
         events(Event::Stage("write"));
         let reg = Registration { at: env.timestamp(), actor: "dipex opus import".into(), note: file.name.clone() };
-        backend.apply(&plan, &reg)?;
-    }
+        backend.apply(plan, &reg)?;
+        None
+    };
     let report = DumpReport {
         name: file.name.clone(),
         changes,
         counts,
         rejected: mapped.rejected,
         warnings,
-        plan: job.dry_run.then_some(plan),
+        plan,
     };
     Ok((report, digests))
 }
