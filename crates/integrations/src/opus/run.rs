@@ -39,7 +39,7 @@ pub trait Env {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("the previous run did not finish (run database {path}, row {}: {:?}); check the log of that run and MO, then run `dipex opus unblock`", row.id, row.status)]
+    #[error("another import is running, or the previous one did not finish (run database {path}, row {}: {:?}); if none is running, check the log of that run, then run `dipex opus unblock`", row.id, row.status)]
     Blocked { path: String, row: RunRow },
     #[error(transparent)]
     Parse(#[from] ParseError),

@@ -539,7 +539,7 @@ fn a_running_row_blocks_until_unblocked() {
     let db = RunDb::open(&w.run_db).unwrap();
     db.begin(date(2020, 1, 2).at(22, 0, 0, 0), date(2026, 1, 1).at(0, 0, 0, 0)).unwrap();
     let err = w.import_err();
-    assert!(err.contains("did not finish") && err.contains("unblock"), "{err}");
+    assert!(err.contains("did not finish") && err.contains("dipex opus unblock"), "{err}");
     assert_eq!(db.unblock().unwrap(), "Deleted last row");
     assert_eq!(w.import().dumps.len(), 1);
 }
