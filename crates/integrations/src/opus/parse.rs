@@ -1330,6 +1330,128 @@ mod tests {
         assert_eq!(gone, ["1006"]);
     }
 
+    /// Every record's digest as `kind id hex`, in document order.
+    fn digest_lines(dump: &Dump) -> Vec<String> {
+        let units = dump
+            .units
+            .iter()
+            .map(|u| format!("orgUnit {} {}", u.id, u.digest));
+        let emps = dump
+            .employees
+            .iter()
+            .map(|e| format!("employee {} {}", e.id, e.digest));
+        units.chain(emps).collect()
+    }
+
+    /// Digests are stored in users' state databases: they must never change for the same input.
+    /// These values were recorded before the parser was rewritten for speed.
+    #[test]
+    fn digests_are_stable() {
+        const FIXTURE_DIGESTS: &[(&str, &[&str])] = &[
+            (
+                DAY1,
+                &[
+                    "orgUnit 1 8ccf1db79170b8886fd7f2cdd3a39b98",
+                    "orgUnit 2 913770abf5938343b1cbc1842b0392c3",
+                    "orgUnit 3 010502e3e789003e36eb7b3132ce4591",
+                    "employee 1000 95c2561425a90e517b63be9c583ad8cf",
+                    "employee 1001 379266e1bdac209fe0f544481f7340ee",
+                    "employee 1002 f58e1b98bd539f4dff223887b68725d6",
+                    "employee 1006 51a63978e27227689623069b0b5d7ec6",
+                    "employee 999 2854678eb76ee3c890882c07a6a192e7",
+                ],
+            ),
+            (
+                DAY2,
+                &[
+                    "orgUnit 1 8ccf1db79170b8886fd7f2cdd3a39b98",
+                    "orgUnit 2 4d160596deeccfd49bed7b8f3da416aa",
+                    "orgUnit 3 52df52907fa877ecbbbdaa54b60abf82",
+                    "orgUnit 4 75f97295ac866080a09d5bf763d30226",
+                    "orgUnit 5 3f2d047d0de2a59ef464d078c011ae98",
+                    "employee 1000 bc29b7bbeaaaac99c40c8bb49f308d16",
+                    "employee 1001 b763fe9937fdf3a6a1da9204af682135",
+                    "employee 1002 f58e1b98bd539f4dff223887b68725d6",
+                    "employee 9991 fe3106c7b217b7547bd36b0b03b2257c",
+                    "employee 999 2854678eb76ee3c890882c07a6a192e7",
+                ],
+            ),
+        ];
+        // Corner cases of the canonical encoding: mixed content, entities and CDATA, attribute
+        // normalisation and order, Unicode whitespace, line ends, nesting, repeated names.
+        const RECORDS: &[(&str, &str)] = &[
+            (DIGEST_BASE, "employee 7 ef8523506ca2ed148c2d7fc41e29adc1"),
+            (
+                r#"<employee id="9" client="813" action="leave"/>"#,
+                "employee 9 55c3038bc539211ccce2e2b951cfb817",
+            ),
+            (
+                r#"<employee id="9" action="leave">  </employee>"#,
+                "employee 9 709be6c5b0bff3c837cd3bb37ffcd1b9",
+            ),
+            (
+                "<employee id=\"2\" b=\"x\" a=\"y &amp; z\" lastChanged=\"2020-02-02\">  pre <cpr>0101010000</cpr> mid \
+                 <orgUnit>1</orgUnit> post <x><y a=\"1\">t</y>u<y/><numerator>3</numerator></x>\
+                 <![CDATA[ c ]]>&#x41;<numerator> 1 </numerator><denominator/></employee>",
+                "employee 2 fd0cf72cb663f2526a71c32820f26214",
+            ),
+            (
+                "<employee id=\"3\" a=\"x\ny&#10;z\tw\r\n\"><cpr>0101010000</cpr><orgUnit>1</orgUnit>\
+                 <firstName>\u{a0}Åse\u{3000}</firstName><lastName>a\r\nb\rc</lastName>\
+                 <city>a&amp;b&lt;c&#229;</city><email><![CDATA[]]></email></employee>",
+                "employee 3 9a98ae6eba24537e1cc168a708d58e90",
+            ),
+            (
+                "<orgUnit id=\"4\"><z>1</z><parentOrgUnit/><longName>U</longName><z>2</z><a/>\
+                 <m><n><o><p>deep</p></o></n></m><z>3</z><numerator>5</numerator></orgUnit>",
+                "orgUnit 4 fd3665120094e27ef68456e65a7c1ba9",
+            ),
+            (
+                "<orgUnit id=\"5\" client=\"\" lastChanged=\"2020-01-01\"><parentOrgUnit> 1 </parentOrgUnit>\
+                 <longName>Å</longName></orgUnit>",
+                "orgUnit 5 642d1cb99f83101a8236002e99f0c651",
+            ),
+        ];
+        for (xml, expected) in RECORDS {
+            let dump = parse_str(&format!("<kmd>{xml}</kmd>")).unwrap();
+            assert_eq!(digest_lines(&dump), [*expected], "{xml}");
+        }
+        for (rel, expected) in FIXTURE_DIGESTS {
+            let dump = parse_file(&fixture(rel)).unwrap();
+            assert_eq!(digest_lines(&dump), *expected, "{rel}");
+        }
+
+        // A small generated dump over three days (changes, new units, leave markers).
+        let dir = tempfile::tempdir().unwrap();
+        let spec = crate::opus::synth::SynthSpec {
+            units: 40,
+            employees: 400,
+            days: 3,
+            seed: 7,
+            start: jiff::civil::date(2024, 1, 1),
+        };
+        let paths = crate::opus::synth::write_dumps(&spec, dir.path()).unwrap();
+        let mut summary = Vec::new();
+        for path in &paths {
+            let dump = parse_file(path).unwrap();
+            let lines = digest_lines(&dump);
+            let mut h = Md5::new();
+            for line in &lines {
+                h.update(line.as_bytes());
+                h.update(b"\n");
+            }
+            summary.push(format!("{} {}", lines.len(), Digest(h.finalize().into())));
+        }
+        assert_eq!(
+            summary,
+            [
+                "440 5e263a16f6c7cd8a27afa033b4260d41",
+                "441 7a9d6f961032e6592484323f52f17467",
+                "441 78c74076ef9e2d07771e3e758ca74c08",
+            ]
+        );
+    }
+
     #[test]
     fn err_fixtures_fail_with_position_element_and_field() {
         let e = err_of("err/missing_longname.xml");
