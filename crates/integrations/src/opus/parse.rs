@@ -345,7 +345,7 @@ fn parse_split(
         let Ok(second) = second else {
             return first.run_to_end();
         };
-        let stopped = first.run(split.at, &cancel);
+        let stopped = first.run(split.at, &AtomicBool::new(false));
         if !matches!(stopped, Ok(Ran::Stopped)) {
             // Not a record after all, or the first half failed: the second half is of no use.
             cancel.store(true, Ordering::Relaxed);
@@ -355,7 +355,7 @@ fn parse_split(
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         match stopped? {
             Ran::Done => Ok(first.parser.finish()),
-            // Only the second half stops early, when told to.
+            // Only the second half is ever cancelled.
             Ran::Cancelled => Err(first.parser.malformed((1, 1), "internal error: cancelled")),
             Ran::Stopped => {
                 let lines_before = first.parser.lines.lines_before(split.at);
@@ -588,12 +588,12 @@ impl<'s, R: Read> Parse<'s, R> {
 // Events
 
 /// Receives the events of a document: the [`DumpParser`] (or [`Discard`]). Events come with
-/// the byte offset where they start, or [`NO_OFFSET`] when they cannot need one; the bytes of
-/// the document come too ([`Sink::bytes`]), before any event that refers to them, so that
-/// offsets can be turned into lines and columns. `Ok(true)` after the last event.
+/// the byte offset where they start, or [`NO_OFFSET`] when they cannot need one; the offsets
+/// of the newlines come too ([`Sink::newlines`]), before any event that refers to them, so
+/// that offsets can be turned into lines and columns. `Ok(true)` after the last event.
 trait Sink {
-    /// The next bytes of the document, which start at offset `at`.
-    fn bytes(&mut self, bytes: &[u8], at: u64);
+    /// The offsets of the next newlines in the document.
+    fn newlines(&mut self, newlines: &[u64]);
     /// The XML declaration, with its encoding if it declares one (`Err`: cannot be read).
     fn decl(&mut self, encoding: Result<Option<&str>, String>, at: u64)
     -> Result<bool, ParseError>;
@@ -661,10 +661,9 @@ impl<R: Read> EventReader<R> {
         self.buf.clear();
         let result = self.xml.read_event_into(&mut self.buf);
         let input = self.xml.get_mut();
-        if !input.fresh.is_empty() {
-            sink.bytes(&input.fresh, input.fresh_at);
-            input.fresh_at += input.fresh.len() as u64;
-            input.fresh.clear();
+        if !input.newlines.is_empty() {
+            sink.newlines(&input.newlines);
+            input.newlines.clear();
         }
         let event = match result {
             Ok(event) => event,
@@ -777,8 +776,9 @@ fn is_blank(text: &str) -> bool {
 // ---------------------------------------------------------------------------------------------
 // Input with line tracking
 
-/// A buffered reader that keeps a copy of every byte it reads (after any byte order mark) for
-/// [`Lines`], so that quick-xml's byte offsets can be turned into line and column.
+/// A buffered reader that notes the offsets of the newlines in what it reads (after any byte
+/// order mark), a buffer at a time, for [`Lines`], so that quick-xml's byte offsets can be
+/// turned into line and column.
 struct Tracked<R> {
     inner: R,
     buf: Box<[u8]>,
@@ -786,9 +786,32 @@ struct Tracked<R> {
     filled: usize,
     /// Bytes consumed so far, i.e. the offset of `buf[pos]`.
     consumed: u64,
-    /// Bytes read and not yet passed on to [`Lines`], and the offset of the first of them.
-    fresh: Vec<u8>,
-    fresh_at: u64,
+    /// Newlines read and not yet passed on to [`Lines`].
+    newlines: Vec<u64>,
+}
+
+/// Append the offsets of the newlines in `bytes`, which start at offset `base`, to `out`.
+fn find_newlines(bytes: &[u8], base: u64, out: &mut Vec<u64>) {
+    const BLOCK: usize = 32;
+    let (blocks, rest) = bytes.as_chunks::<BLOCK>();
+    let mut at = base;
+    for block in blocks {
+        // Written so that it compiles to a vector compare and a byte mask.
+        let mut mask = 0u32;
+        for (k, &b) in block.iter().enumerate() {
+            mask |= u32::from(b == b'\n') << k;
+        }
+        while mask != 0 {
+            out.push(at + u64::from(mask.trailing_zeros()));
+            mask &= mask - 1;
+        }
+        at += BLOCK as u64;
+    }
+    for (k, &b) in rest.iter().enumerate() {
+        if b == b'\n' {
+            out.push(at + k as u64);
+        }
+    }
 }
 
 /// Newline bookkeeping. The newlines at or after the last checkpoint (the start of the current
@@ -805,30 +828,11 @@ struct Lines {
 }
 
 impl Lines {
-    /// Note the newlines in `bytes`, which start at offset `base`.
-    fn scan(&mut self, bytes: &[u8], base: u64) {
-        const BLOCK: usize = 32;
+    /// Note newlines (after those noted before).
+    fn add(&mut self, newlines: &[u64]) {
         self.newlines.drain(..self.head);
         self.head = 0;
-        let (blocks, rest) = bytes.as_chunks::<BLOCK>();
-        let mut at = base;
-        for block in blocks {
-            // Written so that it compiles to a vector compare and a byte mask.
-            let mut mask = 0u32;
-            for (k, &b) in block.iter().enumerate() {
-                mask |= u32::from(b == b'\n') << k;
-            }
-            while mask != 0 {
-                self.newlines.push(at + u64::from(mask.trailing_zeros()));
-                mask &= mask - 1;
-            }
-            at += BLOCK as u64;
-        }
-        for (k, &b) in rest.iter().enumerate() {
-            if b == b'\n' {
-                self.newlines.push(at + k as u64);
-            }
-        }
+        self.newlines.extend_from_slice(newlines);
     }
 
     /// Lines counted from the one after the newline at `last_newline` (line 1).
@@ -884,8 +888,7 @@ impl<R: Read> Tracked<R> {
             pos: 0,
             filled: 0,
             consumed: base,
-            fresh: Vec::new(),
-            fresh_at: base,
+            newlines: Vec::new(),
         }
     }
 
@@ -906,16 +909,18 @@ impl<R: Read> Tracked<R> {
         &self.buf[self.pos..self.filled]
     }
 
-    /// Drop a byte order mark without counting it, so offsets agree with quick-xml's; what
-    /// [`Tracked::prime`] read after it is fresh.
+    /// Drop a byte order mark without counting it, so offsets agree with quick-xml's.
     fn skip_bom(&mut self, n: usize) {
         self.pos += n;
     }
 
-    /// What [`Tracked::prime`] read (after any byte order mark) is fresh.
+    /// Note the newlines in what [`Tracked::prime`] read (after any byte order mark).
     fn primed(&mut self) {
-        self.fresh
-            .extend_from_slice(&self.buf[self.pos..self.filled]);
+        find_newlines(
+            &self.buf[self.pos..self.filled],
+            self.consumed,
+            &mut self.newlines,
+        );
     }
 }
 
@@ -939,10 +944,7 @@ impl<R: Read> BufRead for Tracked<R> {
             self.pos = 0;
             self.filled = 0;
             self.filled = self.inner.read(&mut self.buf)?;
-            if self.fresh.is_empty() {
-                self.fresh_at = self.consumed;
-            }
-            self.fresh.extend_from_slice(&self.buf[..self.filled]);
+            find_newlines(&self.buf[..self.filled], self.consumed, &mut self.newlines);
         }
         Ok(&self.buf[self.pos..self.filled])
     }
@@ -1153,8 +1155,8 @@ impl<'s> DumpParser<'s> {
 }
 
 impl Sink for DumpParser<'_> {
-    fn bytes(&mut self, bytes: &[u8], at: u64) {
-        self.lines.scan(bytes, at);
+    fn newlines(&mut self, newlines: &[u64]) {
+        self.lines.add(newlines);
     }
 
     fn decl(
@@ -1306,12 +1308,12 @@ impl Sink for DumpParser<'_> {
     }
 }
 
-/// Passes the bytes on to [`Lines`] and drops the events.
+/// Passes the newlines on to [`Lines`] and drops the events.
 struct Discard<'a>(&'a mut Lines);
 
 impl Sink for Discard<'_> {
-    fn bytes(&mut self, bytes: &[u8], at: u64) {
-        self.0.scan(bytes, at);
+    fn newlines(&mut self, newlines: &[u64]) {
+        self.0.add(newlines);
     }
 
     fn decl(&mut self, _: Result<Option<&str>, String>, _: u64) -> Result<bool, ParseError> {
