@@ -1,6 +1,6 @@
 //! `dipex-bench`: benchmarks on synthetic data (never timed tests), and the generator of the
 //! bundled example data. Each measured step runs in a child process, so its peak memory
-//! (`ru_maxrss`) is its own.
+//! (`VmHWM`) is its own.
 //!
 //! ```text
 //! cargo run --release -p dipex-bench -- opus --units 3000 --employees 50000 --days 2
@@ -92,6 +92,17 @@ impl Env for BenchEnv {
     }
 }
 
+/// Peak resident memory of this process so far in KB (Linux `VmHWM`).
+fn peak_kb() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Resident and peak memory of this process so far, from /proc (Linux).
 fn memory() -> String {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -122,12 +133,13 @@ fn import_next(dir: &Path) -> Result<()> {
     stages.push(format!("{} {:.2}s", last.1, last.0.elapsed().as_secs_f64()));
     eprintln!("{}", stages.join(", "));
     let c = r.counts();
-    println!("{} {} {} {} {}", r.dumps.len(), c.created, c.updated, c.terminated, c.deleted);
+    println!("{} {} {} {} {} {}", r.dumps.len(), c.created, c.updated, c.terminated, c.deleted, peak_kb());
     Ok(())
 }
 
-/// Run `import-next` as a child; wall time, peak RSS of the child, and its output.
-fn measured_child(dir: &Path) -> Result<(f64, u64, String, String)> {
+/// Run `import-next` as a child; wall time, its output (counts and its own peak RSS), and
+/// its stage timings.
+fn measured_child(dir: &Path) -> Result<(f64, String, String)> {
     let exe = std::env::current_exe()?;
     let start = Instant::now();
     let out = Process::new(exe).arg("import-next").arg(dir).output()?;
@@ -135,14 +147,8 @@ fn measured_child(dir: &Path) -> Result<(f64, u64, String, String)> {
     if !out.status.success() {
         bail!("import failed: {}", String::from_utf8_lossy(&out.stderr));
     }
-    // Children are measured one at a time: the maximum over waited-for children so far is
-    // monotone, so record it per step.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage writes into the struct we own.
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
-    let max_kb = usage.ru_maxrss as u64;
     let stages = String::from_utf8_lossy(&out.stderr).trim().to_string();
-    Ok((secs, max_kb, String::from_utf8_lossy(&out.stdout).trim().to_string(), stages))
+    Ok((secs, String::from_utf8_lossy(&out.stdout).trim().to_string(), stages))
 }
 
 fn opus(s: &Size, dir: Option<PathBuf>, verbose: bool) -> Result<()> {
@@ -168,15 +174,16 @@ fn opus(s: &Size, dir: Option<PathBuf>, verbose: bool) -> Result<()> {
     );
     println!("{:<14} {:>9} {:>12} {:>9} {:>9} {:>11} {:>8}", "step", "wall (s)", "peak RSS MB", "created", "updated", "terminated", "deleted");
     for day in 0..s.days {
-        let (secs, kb, out, stages) = measured_child(&dir)?;
+        let (secs, out, stages) = measured_child(&dir)?;
         let f: Vec<&str> = out.split_whitespace().collect();
+        let kb: u64 = f[5].parse()?;
         let step = if day == 0 { "first import".to_string() } else { format!("diff day {day}") };
         println!("{step:<14} {secs:>9.2} {:>12.1} {:>9} {:>9} {:>11} {:>8}", kb as f64 / 1024.0, f[1], f[2], f[3], f[4]);
         if verbose {
             println!("    {stages}");
         }
     }
-    println!("(peak RSS is the maximum over the steps so far: each step is a fresh child process)");
+    println!("(each step is a fresh child process; peak RSS is that process's own VmHWM)");
     Ok(())
 }
 

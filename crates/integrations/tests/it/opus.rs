@@ -135,7 +135,7 @@ fn unit(g: &OpusUuids, id: &str) -> Uuid {
     g.unit(id)
 }
 
-fn v(o: &Object) -> Vec<(Option<Date>, Option<Date>)> {
+fn v(o: &Object) -> Spans {
     o.slices.iter().map(|s| (s.validity.from, s.validity.to)).collect()
 }
 
@@ -733,7 +733,10 @@ fn edit_record(text: String, id: &str, f: impl Fn(&str) -> String) -> String {
     format!("{}{}{}", &text[..a], f(&text[a..b]), &text[b..])
 }
 
-fn it_users(w: &World) -> Vec<(String, Vec<(Option<Date>, Option<Date>)>)> {
+/// Validity bounds of an object's slices.
+type Spans = Vec<(Option<Date>, Option<Date>)>;
+
+fn it_users(w: &World) -> Vec<(String, Spans)> {
     let mut v: Vec<_> = w.all(Kind::ItUser).iter().map(|o| (o.last().value.user_key().to_string(), v(o))).collect();
     v.sort();
     v
