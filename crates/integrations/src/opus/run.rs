@@ -315,7 +315,13 @@ pub fn import(
         let mut warnings = Vec::new();
         let previous = previous_digests(rundb.as_deref(), last, dumps, &mut warnings)?;
         let row = match rundb.as_deref() {
-            Some(db) if !job.dry_run => Some(db.begin(file.timestamp, env.now())?),
+            Some(db) if !job.dry_run => match db.begin(file.timestamp, env.now())? {
+                Some(row) => Some(row),
+                None => {
+                    let row = db.blocking_row()?.unwrap_or(RunRow { id: 0, dump_date: String::new(), status: "Running".into() });
+                    return Err(RunError::Blocked { path: db.path().to_string(), row });
+                }
+            },
             _ => None,
         };
         match import_dump(backend, job, env, file, previous.as_ref().map(|p| &p.0), events) {

@@ -141,15 +141,20 @@ impl RunDb {
             .ok_or_else(|| StateError::BadDate { path: self.path.clone(), id: row.id, value: row.dump_date })
     }
 
-    /// Write the `Running diff update since …` row before a dump is processed.
-    pub fn begin(&self, dump: DateTime, now: DateTime) -> Result<i64, StateError> {
-        self.conn
+    /// Write the `Running diff update since …` row before a dump is processed, unless the newest
+    /// row says `Running` (another import is running or one did not finish).
+    pub fn begin(&self, dump: DateTime, now: DateTime) -> Result<Option<i64>, StateError> {
+        // One statement, so two imports started at the same moment cannot both get in: the row
+        // is only written when the newest row is not a `Running` row. `None`: blocked.
+        let n = self
+            .conn
             .execute(
-                "INSERT INTO runs (dump_date, status) VALUES (?1, ?2)",
+                "INSERT INTO runs (dump_date, status) SELECT ?1, ?2 WHERE NOT EXISTS (
+                     SELECT 1 FROM runs WHERE id = (SELECT MAX(id) FROM runs) AND status LIKE '%Running%')",
                 params![python_datetime(dump), format!("Running diff update since {}", python_datetime(now))],
             )
             .map_err(|e| self.err(e))?;
-        Ok(self.conn.last_insert_rowid())
+        Ok((n == 1).then(|| self.conn.last_insert_rowid()))
     }
 
     /// Remove our own `Running` row after a failure that wrote nothing, so a re-run can start.
@@ -289,7 +294,8 @@ mod tests {
         assert_eq!(db.last_imported().unwrap(), Some(date(2019, 9, 2).at(22, 41, 28, 0)));
         assert_eq!(db.digests(date(2019, 9, 2).at(22, 41, 28, 0)).unwrap(), None, "no digests from Python");
         let dump = date(2019, 9, 3).at(22, 40, 12, 0);
-        let row = db.begin(dump, date(2019, 11, 19).at(10, 18, 35, 859_294_000)).unwrap();
+        let row = db.begin(dump, date(2019, 11, 19).at(10, 18, 35, 859_294_000)).unwrap().unwrap();
+        assert_eq!(db.begin(dump, date(2019, 11, 19).at(10, 18, 36, 0)).unwrap(), None, "blocked by the Running row");
         assert!(db.blocking_row().unwrap().is_some());
         let lines = db.overview().unwrap();
         assert_eq!(lines[2], "id: 3, dump date: 2019-09-03 22:40:12, status: Running diff update since 2019-11-19 10:18:35.859294");
