@@ -184,19 +184,26 @@ impl Store {
     }
 
     /// The current slices of these objects within a window, objects sorted by uuid.
+    /// Asked in chunks, so a plan touching every object never builds one huge JSON list.
     fn slices_of(&self, uuids: &[Uuid], window: &Window) -> Result<Vec<Object>, BackendError> {
-        if uuids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut params = vec![Sql::Text(uuid_list(uuids))];
+        let mut sorted = uuids.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
         let mut sql = String::from(
             "SELECT s.uuid, s.valid_from, s.valid_to, s.data FROM json_each(?1) AS j \
              CROSS JOIN slice AS s ON s.uuid = unhex(j.value) WHERE s.reg_to IS NULL",
         );
-        window_sql(window, &mut sql, &mut params);
+        let mut window_params = vec![Sql::Null];
+        window_sql(window, &mut sql, &mut window_params);
         sql.push_str(" ORDER BY s.uuid, s.valid_from");
         let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
-        self.collect(&mut stmt, &params)
+        let mut out = Vec::new();
+        // Chunks in uuid order, each ordered by uuid: the whole result is ordered by uuid.
+        for chunk in sorted.chunks(4096) {
+            window_params[0] = Sql::Text(uuid_list(chunk));
+            out.extend(self.collect(&mut stmt, &window_params)?);
+        }
+        Ok(out)
     }
 }
 

@@ -164,7 +164,8 @@ pub fn reconcile(facts: Vec<Fact>, current: &HashMap<Uuid, Object>) -> Plan {
         *remaining.entry(f.uuid()).or_default() += 1;
     }
     let mut overlay: HashMap<Uuid, Option<Object>> = HashMap::new();
-    let mut plan = Plan::default();
+    // Usually one operation per fact: reserving avoids copying a large plan while it grows.
+    let mut plan = Plan { ops: Vec::with_capacity(facts.len() + facts.len() / 64) };
     for fact in facts {
         let uuid = fact.uuid();
         let left = remaining.get_mut(&uuid).expect("counted above");

@@ -382,7 +382,16 @@ impl<'a> Mapper<'a> {
         if !self.cfg.skip_employees {
             self.employees(changes, &primary, new_uuid);
         }
-        let mut facts = std::mem::take(&mut self.classes.facts);
+        let classes = std::mem::take(&mut self.classes.facts);
+        let total = classes.len()
+            + self.units.len()
+            + self.persons.len()
+            + self.engagements.len()
+            + self.details.len()
+            + self.managers.len()
+            + self.ends.len();
+        let mut facts = Vec::with_capacity(total);
+        facts.extend(classes);
         facts.append(&mut self.units);
         facts.append(&mut self.persons);
         facts.append(&mut self.engagements);
