@@ -122,9 +122,9 @@ pub fn register(ctx: &Context, read_only: bool) -> Result<(CachedRegister<Box<dy
         (None, Some(u)) => format!("DAWA-compatible service {u}"),
         (None, None) => format!("DAWA-compatible service {}", dar::DEFAULT_BASE_URL),
     };
+    // The cache lives in the run database. Read-only (dry runs, `check`) never creates or
+    // changes the file and caches in memory only.
     let cache = run_db_path(ctx)?;
-    // A dry run must not create the state file, so it caches in memory only.
-    let read_only = read_only || !cache.exists();
     Ok((CachedRegister::new(inner, cache, read_only)?, what))
 }
 

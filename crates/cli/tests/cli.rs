@@ -101,6 +101,10 @@ fn import_then_dump_tree_status_and_nothing_to_do() {
     let o = s.run(&["opus", "import"]);
     assert_eq!(code(&o), 0);
     assert!(text(&o.stderr).contains("nothing to do"));
+    // The address answers of the first run were cached in the run database.
+    let c = rusqlite::Connection::open(s.path("run_db.sqlite")).unwrap();
+    let cached: i64 = c.query_row("SELECT COUNT(*) FROM dar_cache WHERE result IS NOT NULL", [], |r| r.get(0)).unwrap();
+    assert!(cached >= 6, "{cached}");
     let o = s.run(&["opus", "files"]);
     assert_eq!(text(&o.stdout).matches("imported").count(), 2);
 }
