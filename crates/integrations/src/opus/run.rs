@@ -11,7 +11,7 @@ use super::state::{Digests, RunDb, RunRow, StateError};
 use crate::dar::{AddressRegister, Lookup};
 use dipex_backend::{Backend, BackendError, Query, Registration};
 use dipex_model::plan::Counts;
-use dipex_model::{Cpr, Kind, Object, Plan, Value, reconcile};
+use dipex_model::{Cpr, Kind, Object, Plan, reconcile};
 use jiff::civil::DateTime;
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
@@ -422,7 +422,5 @@ pub fn check_dar(dump: &Dump, tree: &Tree<'_>, filter_ids: &[String], register: 
 
 /// The person objects of MO, for `dipex cpr-map export`.
 pub fn persons(backend: &dyn Backend) -> Result<Vec<Object>, BackendError> {
-    let mut persons = backend.read(&Query::all(Kind::Person))?;
-    persons.retain(|p| matches!(p.last().value, Value::Person(_)));
-    Ok(persons)
+    backend.read(&Query::all(Kind::Person))
 }
