@@ -1,10 +1,13 @@
 //! MO backends: the [`Backend`] trait every integration reads and writes MO through, and the
-//! embedded bitemporal [`store::Store`] (one SQLite file), the default backend. An OS2mo GraphQL
-//! backend implements the same trait; callers never know which one they have.
+//! embedded bitemporal [`store::Store`] (one SQLite file), the default backend, and the OS2mo GraphQL
+//! v30 backend [`os2mo::Os2mo`]; callers never know which one they have.
 
+pub mod os2mo;
+pub mod pull;
 pub mod query;
 pub mod store;
 
+pub use os2mo::Os2mo;
 pub use query::{Query, Window};
 pub use store::Store;
 
@@ -24,13 +27,26 @@ pub struct Registration {
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
     #[error("store {path}: {source}")]
-    Sqlite { path: String, source: rusqlite::Error },
+    Sqlite {
+        path: String,
+        source: rusqlite::Error,
+    },
     #[error("store {path}: object {uuid}: stored data is unreadable: {reason}")]
-    Corrupt { path: String, uuid: String, reason: String },
+    Corrupt {
+        path: String,
+        uuid: String,
+        reason: String,
+    },
     #[error("store {path}: {source}; nothing was written")]
     Apply { path: String, source: ApplyError },
     #[error("store {path} has schema version {found}, this dipex knows {expected}")]
-    Schema { path: String, found: String, expected: String },
+    Schema {
+        path: String,
+        found: String,
+        expected: String,
+    },
+    #[error(transparent)]
+    Os2mo(#[from] os2mo::Os2moError),
 }
 
 /// The interface to MO. Reads select by kind plus uuid / user_key / CPR / parent / person /

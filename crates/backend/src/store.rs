@@ -87,17 +87,25 @@ impl Store {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| BackendError::Sqlite {
                 path: name.clone(),
-                source: rusqlite::Error::InvalidPath(format!("cannot create folder {}: {e}", dir.display()).into()),
+                source: rusqlite::Error::InvalidPath(
+                    format!("cannot create folder {}: {e}", dir.display()).into(),
+                ),
             })?;
         }
-        let conn = Connection::open(path).map_err(|source| BackendError::Sqlite { path: name.clone(), source })?;
+        let conn = Connection::open(path).map_err(|source| BackendError::Sqlite {
+            path: name.clone(),
+            source,
+        })?;
         Store::init(conn, name)
     }
 
     /// A store that lives in memory only (tests, dry runs on a copy).
     pub fn open_in_memory() -> Result<Store, BackendError> {
         let name = ":memory:".to_string();
-        let conn = Connection::open_in_memory().map_err(|source| BackendError::Sqlite { path: name.clone(), source })?;
+        let conn = Connection::open_in_memory().map_err(|source| BackendError::Sqlite {
+            path: name.clone(),
+            source,
+        })?;
         Store::init(conn, name)
     }
 
@@ -111,19 +119,30 @@ impl Store {
             .map_err(|e| store.err(e))?;
         let version: Option<String> = store
             .conn
-            .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0))
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(|e| store.err(e))?;
         match version {
             None => {
                 store
                     .conn
-                    .execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?1)", [SCHEMA_VERSION])
+                    .execute(
+                        "INSERT INTO meta(key, value) VALUES ('schema_version', ?1)",
+                        [SCHEMA_VERSION],
+                    )
                     .map_err(|e| store.err(e))?;
             }
             Some(v) if v == SCHEMA_VERSION => {}
             Some(v) => {
-                return Err(BackendError::Schema { path: store.path.clone(), found: v, expected: SCHEMA_VERSION.into() });
+                return Err(BackendError::Schema {
+                    path: store.path.clone(),
+                    found: v,
+                    expected: SCHEMA_VERSION.into(),
+                });
             }
         }
         Ok(store)
@@ -133,15 +152,58 @@ impl Store {
         &self.path
     }
 
+    /// A value of the store's `meta` table (e.g. when `mo pull` last ran).
+    pub fn meta(&self, key: &str) -> Result<Option<String>, BackendError> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn set_meta(&mut self, key: &str, value: &str) -> Result<(), BackendError> {
+        self.conn
+            .execute("INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value", [key, value])
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// The uuids of every current object of a kind.
+    pub fn uuids(&self, kind: Kind) -> Result<Vec<Uuid>, BackendError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT DISTINCT uuid FROM slice WHERE reg_to IS NULL AND kind = ?1 ORDER BY uuid",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([kind.as_str()], |r| r.get::<_, Vec<u8>>(0))
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let b = r.map_err(|e| self.err(e))?;
+            out.push(Uuid::from_slice(&b).map_err(|e| BackendError::Corrupt {
+                path: self.path.clone(),
+                uuid: format!("{b:02x?}"),
+                reason: e.to_string(),
+            })?);
+        }
+        Ok(out)
+    }
+
     fn err(&self, source: rusqlite::Error) -> BackendError {
-        BackendError::Sqlite { path: self.path.clone(), source }
+        BackendError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
     }
 
     /// Number of current objects per kind.
     pub fn counts(&self) -> Result<BTreeMap<Kind, usize>, BackendError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT kind, COUNT(DISTINCT uuid) FROM slice WHERE reg_to IS NULL GROUP BY kind")
+            .prepare(
+                "SELECT kind, COUNT(DISTINCT uuid) FROM slice WHERE reg_to IS NULL GROUP BY kind",
+            )
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
@@ -156,11 +218,25 @@ impl Store {
         Ok(out)
     }
 
-    fn decode(&self, uuid: &[u8], from: Option<String>, to: Option<String>, data: &str) -> Result<(Uuid, Slice), BackendError> {
-        let corrupt = |reason: String| BackendError::Corrupt { path: self.path.clone(), uuid: format!("{uuid:02x?}"), reason };
+    fn decode(
+        &self,
+        uuid: &[u8],
+        from: Option<String>,
+        to: Option<String>,
+        data: &str,
+    ) -> Result<(Uuid, Slice), BackendError> {
+        let corrupt = |reason: String| BackendError::Corrupt {
+            path: self.path.clone(),
+            uuid: format!("{uuid:02x?}"),
+            reason,
+        };
         let id = Uuid::from_slice(uuid).map_err(|e| corrupt(e.to_string()))?;
         let parse = |s: Option<String>| -> Result<Option<Date>, BackendError> {
-            s.map(|s| s.parse::<Date>().map_err(|e| corrupt(format!("bad date {s:?}: {e}")))).transpose()
+            s.map(|s| {
+                s.parse::<Date>()
+                    .map_err(|e| corrupt(format!("bad date {s:?}: {e}")))
+            })
+            .transpose()
         };
         let validity = Validity::new(parse(from)?, parse(to)?);
         let value: Value = serde_json::from_str(data).map_err(|e| corrupt(e.to_string()))?;
@@ -168,16 +244,31 @@ impl Store {
     }
 
     /// Rows → objects, rows ordered by uuid then `valid_from`.
-    fn collect(&self, stmt: &mut rusqlite::Statement<'_>, params: &[Sql]) -> Result<Vec<Object>, BackendError> {
-        let mut rows = stmt.query(rusqlite::params_from_iter(params.iter())).map_err(|e| self.err(e))?;
+    fn collect(
+        &self,
+        stmt: &mut rusqlite::Statement<'_>,
+        params: &[Sql],
+    ) -> Result<Vec<Object>, BackendError> {
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(params.iter()))
+            .map_err(|e| self.err(e))?;
         let mut out: Vec<Object> = Vec::new();
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
             let uuid: Vec<u8> = r.get(0).map_err(|e| self.err(e))?;
             let data: String = r.get(3).map_err(|e| self.err(e))?;
-            let (id, slice) = self.decode(&uuid, r.get(1).map_err(|e| self.err(e))?, r.get(2).map_err(|e| self.err(e))?, &data)?;
+            let (id, slice) = self.decode(
+                &uuid,
+                r.get(1).map_err(|e| self.err(e))?,
+                r.get(2).map_err(|e| self.err(e))?,
+                &data,
+            )?;
             match out.last_mut() {
                 Some(o) if o.uuid == id => o.slices.push(slice),
-                _ => out.push(Object { uuid: id, kind: slice.value.kind(), slices: vec![slice] }),
+                _ => out.push(Object {
+                    uuid: id,
+                    kind: slice.value.kind(),
+                    slices: vec![slice],
+                }),
             }
         }
         Ok(out)
@@ -212,11 +303,17 @@ fn window_sql(w: &Window, sql: &mut String, params: &mut Vec<Sql>) {
     let v = w.as_validity();
     if let Some(to) = v.to {
         params.push(Sql::Text(to.to_string()));
-        sql.push_str(&format!(" AND (s.valid_from IS NULL OR s.valid_from < ?{})", params.len()));
+        sql.push_str(&format!(
+            " AND (s.valid_from IS NULL OR s.valid_from < ?{})",
+            params.len()
+        ));
     }
     if let Some(from) = v.from {
         params.push(Sql::Text(from.to_string()));
-        sql.push_str(&format!(" AND (s.valid_to IS NULL OR s.valid_to > ?{})", params.len()));
+        sql.push_str(&format!(
+            " AND (s.valid_to IS NULL OR s.valid_to > ?{})",
+            params.len()
+        ));
     }
 }
 
@@ -232,7 +329,14 @@ impl Backend for Store {
         let lists: [(&str, Option<(String, bool)>); 6] = [
             ("uuid", uuids(&q.uuids)),
             ("user_key", texts(q.user_keys.clone())),
-            ("cpr", texts(q.cpr_numbers.as_ref().map(|v| v.iter().map(|c| c.expose().to_string()).collect()))),
+            (
+                "cpr",
+                texts(
+                    q.cpr_numbers
+                        .as_ref()
+                        .map(|v| v.iter().map(|c| c.expose().to_string()).collect()),
+                ),
+            ),
             ("person", uuids(&q.persons)),
             ("org_unit", uuids(&q.org_units)),
             ("itsystem", uuids(&q.itsystems)),
@@ -241,14 +345,18 @@ impl Backend for Store {
         let mut from = String::from("slice AS s");
         let mut filter = String::new();
         for (col, list) in lists {
-            let Some((json, is_uuid)) = list else { continue };
+            let Some((json, is_uuid)) = list else {
+                continue;
+            };
             params.push(Sql::Text(json));
             let n = params.len();
             let value = if is_uuid { "unhex(j.value)" } else { "j.value" };
             if from == "slice AS s" {
                 from = format!("json_each(?{n}) AS j CROSS JOIN slice AS s ON s.{col} = {value}");
             } else {
-                filter.push_str(&format!(" AND s.{col} IN (SELECT {value} FROM json_each(?{n}) AS j)"));
+                filter.push_str(&format!(
+                    " AND s.{col} IN (SELECT {value} FROM json_each(?{n}) AS j)"
+                ));
             }
         }
         if let Some(parents) = &q.parents {
@@ -258,12 +366,16 @@ impl Backend for Store {
             if top {
                 filter.push_str(&format!(" AND (s.parent IS NULL OR s.parent IN (SELECT unhex(value) FROM json_each(?{n})))"));
             } else {
-                filter.push_str(&format!(" AND s.parent IN (SELECT unhex(value) FROM json_each(?{n}))"));
+                filter.push_str(&format!(
+                    " AND s.parent IN (SELECT unhex(value) FROM json_each(?{n}))"
+                ));
             }
         }
         if from == "slice AS s" && filter.is_empty() {
             // Whole kind: one pass.
-            let mut sql = String::from("SELECT s.uuid, s.valid_from, s.valid_to, s.data FROM slice AS s WHERE s.reg_to IS NULL AND s.kind = ?1");
+            let mut sql = String::from(
+                "SELECT s.uuid, s.valid_from, s.valid_to, s.data FROM slice AS s WHERE s.reg_to IS NULL AND s.kind = ?1",
+            );
             window_sql(&q.window, &mut sql, &mut params);
             sql.push_str(" ORDER BY s.uuid, s.valid_from");
             let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
@@ -272,13 +384,21 @@ impl Backend for Store {
         // Objects with a slice in the window that matches the filters, then their window slices.
         // `+s.kind` keeps SQLite from preferring a (kind, …) index over the driving column's
         // own index; the user_key index starts with kind, so there it stays usable.
-        let kind = if from.contains("s.user_key") || from == "slice AS s" { "s.kind" } else { "+s.kind" };
-        let mut sql = format!("SELECT DISTINCT s.uuid FROM {from} WHERE s.reg_to IS NULL AND {kind} = ?1{filter}");
+        let kind = if from.contains("s.user_key") || from == "slice AS s" {
+            "s.kind"
+        } else {
+            "+s.kind"
+        };
+        let mut sql = format!(
+            "SELECT DISTINCT s.uuid FROM {from} WHERE s.reg_to IS NULL AND {kind} = ?1{filter}"
+        );
         window_sql(&q.window, &mut sql, &mut params);
         let uuids: Vec<Uuid> = {
             let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
             let rows = stmt
-                .query_map(rusqlite::params_from_iter(params.iter()), |r| r.get::<_, Vec<u8>>(0))
+                .query_map(rusqlite::params_from_iter(params.iter()), |r| {
+                    r.get::<_, Vec<u8>>(0)
+                })
                 .map_err(|e| self.err(e))?;
             let mut out = Vec::new();
             for r in rows {
@@ -300,7 +420,10 @@ impl Backend for Store {
             return Ok(counts);
         }
         let path = self.path.clone();
-        let sql_err = |source| BackendError::Sqlite { path: path.clone(), source };
+        let sql_err = |source| BackendError::Sqlite {
+            path: path.clone(),
+            source,
+        };
         // `apply` holds `&mut self`, so nothing else can use the connection meanwhile.
         let tx = self.conn.unchecked_transaction().map_err(sql_err)?;
         tx.execute(
@@ -337,13 +460,19 @@ impl Backend for Store {
                 .prepare_cached("UPDATE slice SET reg_to = ?1 WHERE uuid = ?2 AND reg_to IS NULL")
                 .map_err(sql_err)?;
             for uuid in &stored {
-                close.execute(params![reg_id, blob(uuid)]).map_err(sql_err)?;
+                close
+                    .execute(params![reg_id, blob(uuid)])
+                    .map_err(sql_err)?;
             }
         }
         if bulk {
             for stmt in INDEXES.split(';').filter(|s| !s.trim().is_empty()) {
-                let name = stmt.split_whitespace().nth(5).expect("CREATE INDEX IF NOT EXISTS <name>");
-                tx.execute_batch(&format!("DROP INDEX IF EXISTS {name}")).map_err(sql_err)?;
+                let name = stmt
+                    .split_whitespace()
+                    .nth(5)
+                    .expect("CREATE INDEX IF NOT EXISTS <name>");
+                tx.execute_batch(&format!("DROP INDEX IF EXISTS {name}"))
+                    .map_err(sql_err)?;
             }
         }
         let mut state: HashMap<Uuid, Option<Object>> = HashMap::new();
@@ -355,8 +484,13 @@ impl Backend for Store {
             .map_err(sql_err)?;
         for op in plan.ops {
             let uuid = op.uuid();
-            let cur = state.remove(&uuid).unwrap_or_else(|| existing.remove(&uuid));
-            let next = apply_owned(cur, op).map_err(|source| BackendError::Apply { path: path.clone(), source })?;
+            let cur = state
+                .remove(&uuid)
+                .unwrap_or_else(|| existing.remove(&uuid));
+            let next = apply_owned(cur, op).map_err(|source| BackendError::Apply {
+                path: path.clone(),
+                source,
+            })?;
             let left = remaining.get_mut(&uuid).expect("counted above");
             *left -= 1;
             if *left > 0 {

@@ -3,7 +3,8 @@
 
 use dipex_backend::{Backend, Query, Registration, Store, Window};
 use dipex_model::{
-    Cpr, Engagement, Fact, Kind, Object, Op, OrgUnit, Person, Plan, Slice, Validity, Value, reconcile,
+    Cpr, Engagement, Fact, Kind, Object, Op, OrgUnit, Person, Plan, Slice, Validity, Value,
+    reconcile,
 };
 use jiff::civil::{Date, date};
 use proptest::prelude::*;
@@ -11,7 +12,11 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 fn reg() -> Registration {
-    Registration { at: jiff::Timestamp::UNIX_EPOCH, actor: "test".into(), note: "test".into() }
+    Registration {
+        at: jiff::Timestamp::UNIX_EPOCH,
+        actor: "test".into(),
+        note: "test".into(),
+    }
 }
 fn u(n: u8) -> Uuid {
     Uuid::from_bytes([n; 16])
@@ -51,7 +56,11 @@ fn engagement(key: &str, person: Uuid, org_unit: Uuid) -> Value {
     })
 }
 fn create(uuid: Uuid, from: Date, value: Value) -> Op {
-    Op::Create { uuid, validity: Validity::from_day(from), value }
+    Op::Create {
+        uuid,
+        validity: Validity::from_day(from),
+        value,
+    }
 }
 
 fn sample() -> Store {
@@ -62,8 +71,16 @@ fn sample() -> Store {
             create(u(2), date(2020, 1, 1), unit("Child", Some(u(1)))),
             create(u(3), date(2020, 1, 1), person("0101700000")),
             create(u(4), date(2021, 1, 1), engagement("1000", u(3), u(2))),
-            Op::Update { uuid: u(2), validity: Validity::from_day(date(2022, 1, 1)), value: unit("Renamed", Some(u(1))) },
-            Op::Terminate { uuid: u(4), kind: Kind::Engagement, range: Validity::from_day(date(2023, 1, 1)) },
+            Op::Update {
+                uuid: u(2),
+                validity: Validity::from_day(date(2022, 1, 1)),
+                value: unit("Renamed", Some(u(1))),
+            },
+            Op::Terminate {
+                uuid: u(4),
+                kind: Kind::Engagement,
+                range: Validity::from_day(date(2023, 1, 1)),
+            },
         ],
     };
     s.apply(plan, &reg()).unwrap();
@@ -77,17 +94,65 @@ fn uuids(objs: &[Object]) -> Vec<Uuid> {
 #[test]
 fn reads_by_every_filter() {
     let s = sample();
-    assert_eq!(uuids(&s.read(&Query::all(Kind::OrgUnit)).unwrap()), vec![u(1), u(2)]);
-    assert_eq!(uuids(&s.read(&Query::all(Kind::OrgUnit).uuids([u(2)])).unwrap()), vec![u(2)]);
-    assert_eq!(uuids(&s.read(&Query::all(Kind::OrgUnit).user_keys(["root"])).unwrap()), vec![u(1)]);
-    assert_eq!(uuids(&s.read(&Query::all(Kind::OrgUnit).parents([None])).unwrap()), vec![u(1)]);
-    assert_eq!(uuids(&s.read(&Query::all(Kind::OrgUnit).parents([Some(u(1))])).unwrap()), vec![u(2)]);
+    assert_eq!(
+        uuids(&s.read(&Query::all(Kind::OrgUnit)).unwrap()),
+        vec![u(1), u(2)]
+    );
+    assert_eq!(
+        uuids(&s.read(&Query::all(Kind::OrgUnit).uuids([u(2)])).unwrap()),
+        vec![u(2)]
+    );
+    assert_eq!(
+        uuids(
+            &s.read(&Query::all(Kind::OrgUnit).user_keys(["root"]))
+                .unwrap()
+        ),
+        vec![u(1)]
+    );
+    assert_eq!(
+        uuids(&s.read(&Query::all(Kind::OrgUnit).parents([None])).unwrap()),
+        vec![u(1)]
+    );
+    assert_eq!(
+        uuids(
+            &s.read(&Query::all(Kind::OrgUnit).parents([Some(u(1))]))
+                .unwrap()
+        ),
+        vec![u(2)]
+    );
     let cpr = Cpr::parse("0101700000").unwrap();
-    assert_eq!(uuids(&s.read(&Query::all(Kind::Person).cpr_numbers([cpr])).unwrap()), vec![u(3)]);
-    assert_eq!(uuids(&s.read(&Query::all(Kind::Engagement).persons([u(3)])).unwrap()), vec![u(4)]);
-    assert_eq!(uuids(&s.read(&Query::all(Kind::Engagement).org_units([u(2)])).unwrap()), vec![u(4)]);
-    assert!(s.read(&Query::all(Kind::Engagement).org_units([u(1)])).unwrap().is_empty());
-    assert!(s.read(&Query::all(Kind::Engagement).org_units([])).unwrap().is_empty(), "empty list matches nothing");
+    assert_eq!(
+        uuids(
+            &s.read(&Query::all(Kind::Person).cpr_numbers([cpr]))
+                .unwrap()
+        ),
+        vec![u(3)]
+    );
+    assert_eq!(
+        uuids(
+            &s.read(&Query::all(Kind::Engagement).persons([u(3)]))
+                .unwrap()
+        ),
+        vec![u(4)]
+    );
+    assert_eq!(
+        uuids(
+            &s.read(&Query::all(Kind::Engagement).org_units([u(2)]))
+                .unwrap()
+        ),
+        vec![u(4)]
+    );
+    assert!(
+        s.read(&Query::all(Kind::Engagement).org_units([u(1)]))
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.read(&Query::all(Kind::Engagement).org_units([]))
+            .unwrap()
+            .is_empty(),
+        "empty list matches nothing"
+    );
 }
 
 #[test]
@@ -103,13 +168,33 @@ fn windows_select_slices() {
     assert!(matches!(&later[0].slices[0].value, Value::OrgUnit(o) if o.name == "Renamed"));
     // The engagement ends 2023-01-01 (exclusive): found the day before, not on the day.
     let eng = Query::all(Kind::Engagement);
-    assert_eq!(s.read(&eng.clone().at(date(2022, 12, 31))).unwrap().len(), 1);
-    assert!(s.read(&eng.clone().at(date(2023, 1, 1))).unwrap().is_empty());
-    let w = Window::Range(Validity::new(Some(date(2019, 1, 1)), Some(date(2021, 1, 1))));
-    assert!(s.read(&eng.clone().window(w)).unwrap().is_empty(), "to is exclusive on reads too");
+    assert_eq!(
+        s.read(&eng.clone().at(date(2022, 12, 31))).unwrap().len(),
+        1
+    );
+    assert!(
+        s.read(&eng.clone().at(date(2023, 1, 1)))
+            .unwrap()
+            .is_empty()
+    );
+    let w = Window::Range(Validity::new(
+        Some(date(2019, 1, 1)),
+        Some(date(2021, 1, 1)),
+    ));
+    assert!(
+        s.read(&eng.clone().window(w)).unwrap().is_empty(),
+        "to is exclusive on reads too"
+    );
     // A filter on a value that only held in the past matches only in a window covering it.
-    assert!(s.read(&child.clone().user_keys(["child"]).at(date(2024, 1, 1))).unwrap().is_empty());
-    assert_eq!(s.read(&child.user_keys(["child"])).unwrap()[0].slices.len(), 2);
+    assert!(
+        s.read(&child.clone().user_keys(["child"]).at(date(2024, 1, 1)))
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.read(&child.user_keys(["child"])).unwrap()[0].slices.len(),
+        2
+    );
 }
 
 #[test]
@@ -118,7 +203,11 @@ fn a_failing_plan_writes_nothing() {
     let before = s.read(&Query::all(Kind::OrgUnit)).unwrap();
     let plan = Plan {
         ops: vec![
-            Op::Update { uuid: u(1), validity: Validity::from_day(date(2024, 1, 1)), value: unit("New", None) },
+            Op::Update {
+                uuid: u(1),
+                validity: Validity::from_day(date(2024, 1, 1)),
+                value: unit("New", None),
+            },
             create(u(2), date(2020, 1, 1), unit("Dup", None)), // exists: fails
         ],
     };
@@ -134,21 +223,44 @@ fn history_of_writes_is_kept_in_the_file() {
     let path = dir.path().join("store.sqlite3");
     {
         let mut s = Store::open(&path).unwrap();
-        s.apply(Plan { ops: vec![create(u(1), date(2020, 1, 1), unit("A", None))] }, &reg()).unwrap();
-        let upd = Op::Update { uuid: u(1), validity: Validity::from_day(date(2021, 1, 1)), value: unit("B", None) };
+        s.apply(
+            Plan {
+                ops: vec![create(u(1), date(2020, 1, 1), unit("A", None))],
+            },
+            &reg(),
+        )
+        .unwrap();
+        let upd = Op::Update {
+            uuid: u(1),
+            validity: Validity::from_day(date(2021, 1, 1)),
+            value: unit("B", None),
+        };
         s.apply(Plan { ops: vec![upd] }, &reg()).unwrap();
     }
     let s = Store::open(&path).unwrap();
-    assert_eq!(s.read(&Query::all(Kind::OrgUnit)).unwrap()[0].slices.len(), 2);
+    assert_eq!(
+        s.read(&Query::all(Kind::OrgUnit)).unwrap()[0].slices.len(),
+        2
+    );
     let conn = rusqlite::Connection::open(&path).unwrap();
-    let closed: i64 = conn.query_row("SELECT COUNT(*) FROM slice WHERE reg_to IS NOT NULL", [], |r| r.get(0)).unwrap();
-    let regs: i64 = conn.query_row("SELECT COUNT(*) FROM registration", [], |r| r.get(0)).unwrap();
+    let closed: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM slice WHERE reg_to IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let regs: i64 = conn
+        .query_row("SELECT COUNT(*) FROM registration", [], |r| r.get(0))
+        .unwrap();
     assert_eq!((closed, regs), (1, 2));
     assert_eq!(s.counts().unwrap().get(&Kind::OrgUnit), Some(&1));
 }
 
 fn day(n: i32) -> Date {
-    date(2020, 1, 1).checked_add(jiff::Span::new().days(n)).unwrap()
+    date(2020, 1, 1)
+        .checked_add(jiff::Span::new().days(n))
+        .unwrap()
 }
 
 proptest! {

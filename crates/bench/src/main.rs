@@ -66,7 +66,13 @@ enum Cmd {
 }
 
 fn spec(s: &Size) -> SynthSpec {
-    SynthSpec { units: s.units, employees: s.employees, days: s.days, seed: s.seed, start: jiff::civil::date(2024, 1, 1) }
+    SynthSpec {
+        units: s.units,
+        employees: s.employees,
+        days: s.days,
+        seed: s.seed,
+        start: jiff::civil::date(2024, 1, 1),
+    }
 }
 
 fn generate(s: &Size, out: &Path) -> Result<()> {
@@ -107,7 +113,13 @@ fn peak_kb() -> u64 {
 fn memory() -> String {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let field = |name: &str| {
-        status.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) / 1024
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+            / 1024
     };
     format!("[rss {} MB, peak {} MB]", field("VmRSS:"), field("VmHWM:"))
 }
@@ -117,7 +129,13 @@ fn import_next(dir: &Path) -> Result<()> {
     let cfg = Config::new("Benchby Kommune");
     let register = OfflineRegister::load(dir.join("adresser.csv"))?;
     let cpr_map = HashMap::new();
-    let job = Job { cfg: &cfg, register: &register, cpr_map: &cpr_map, dry_run: false, only: None };
+    let job = Job {
+        cfg: &cfg,
+        register: &register,
+        cpr_map: &cpr_map,
+        dry_run: false,
+        only: None,
+    };
     let (dumps, _) = list_dumps(&dir.join("dumps"))?;
     let mut store = Store::open(&dir.join("store.sqlite3"))?;
     let mut db = RunDb::open(&dir.join("run_db.sqlite"))?;
@@ -125,15 +143,36 @@ fn import_next(dir: &Path) -> Result<()> {
     let mut stages = Vec::new();
     let mut events = |e: run::Event<'_>| {
         if let run::Event::Stage(s) = e {
-            stages.push(format!("{} {:.2}s {}", last.1, last.0.elapsed().as_secs_f64(), memory()));
+            stages.push(format!(
+                "{} {:.2}s {}",
+                last.1,
+                last.0.elapsed().as_secs_f64(),
+                memory()
+            ));
             last = (Instant::now(), s);
         }
     };
-    let r = run::import(&mut store, Some(&mut db), &job, &mut BenchEnv, &dumps, Mode::Next, &mut events)?;
+    let r = run::import(
+        &mut store,
+        Some(&mut db),
+        &job,
+        &mut BenchEnv,
+        &dumps,
+        Mode::Next,
+        &mut events,
+    )?;
     stages.push(format!("{} {:.2}s", last.1, last.0.elapsed().as_secs_f64()));
     eprintln!("{}", stages.join(", "));
     let c = r.counts();
-    println!("{} {} {} {} {} {}", r.dumps.len(), c.created, c.updated, c.terminated, c.deleted, peak_kb());
+    println!(
+        "{} {} {} {} {} {}",
+        r.dumps.len(),
+        c.created,
+        c.updated,
+        c.terminated,
+        c.deleted,
+        peak_kb()
+    );
     Ok(())
 }
 
@@ -148,7 +187,11 @@ fn measured_child(dir: &Path) -> Result<(f64, String, String)> {
         bail!("import failed: {}", String::from_utf8_lossy(&out.stderr));
     }
     let stages = String::from_utf8_lossy(&out.stderr).trim().to_string();
-    Ok((secs, String::from_utf8_lossy(&out.stdout).trim().to_string(), stages))
+    Ok((
+        secs,
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        stages,
+    ))
 }
 
 fn opus(s: &Size, dir: Option<PathBuf>, verbose: bool) -> Result<()> {
@@ -163,7 +206,10 @@ fn opus(s: &Size, dir: Option<PathBuf>, verbose: bool) -> Result<()> {
     let _ = std::fs::remove_dir_all(&dir);
     let t = Instant::now();
     generate(s, &dir)?;
-    let size: u64 = std::fs::read_dir(dir.join("dumps"))?.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum();
+    let size: u64 = std::fs::read_dir(dir.join("dumps"))?
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .map(|m| m.len())
+        .sum();
     println!(
         "generated {} dumps ({:.1} MB) of {} units / {} employments in {:.1} s",
         s.days,
@@ -172,13 +218,27 @@ fn opus(s: &Size, dir: Option<PathBuf>, verbose: bool) -> Result<()> {
         s.employees,
         t.elapsed().as_secs_f64()
     );
-    println!("{:<14} {:>9} {:>12} {:>9} {:>9} {:>11} {:>8}", "step", "wall (s)", "peak RSS MB", "created", "updated", "terminated", "deleted");
+    println!(
+        "{:<14} {:>9} {:>12} {:>9} {:>9} {:>11} {:>8}",
+        "step", "wall (s)", "peak RSS MB", "created", "updated", "terminated", "deleted"
+    );
     for day in 0..s.days {
         let (secs, out, stages) = measured_child(&dir)?;
         let f: Vec<&str> = out.split_whitespace().collect();
         let kb: u64 = f[5].parse()?;
-        let step = if day == 0 { "first import".to_string() } else { format!("diff day {day}") };
-        println!("{step:<14} {secs:>9.2} {:>12.1} {:>9} {:>9} {:>11} {:>8}", kb as f64 / 1024.0, f[1], f[2], f[3], f[4]);
+        let step = if day == 0 {
+            "first import".to_string()
+        } else {
+            format!("diff day {day}")
+        };
+        println!(
+            "{step:<14} {secs:>9.2} {:>12.1} {:>9} {:>9} {:>11} {:>8}",
+            kb as f64 / 1024.0,
+            f[1],
+            f[2],
+            f[3],
+            f[4]
+        );
         if verbose {
             println!("    {stages}");
         }

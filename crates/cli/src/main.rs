@@ -12,7 +12,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "dipex", version, about = "Moves organisation and HR data between Danish municipal systems and OS2mo")]
+#[command(
+    name = "dipex",
+    version,
+    about = "Moves organisation and HR data between Danish municipal systems and OS2mo"
+)]
 struct Cli {
     /// settings.json (default: $DIPEX_SETTINGS, else ./settings.json when it exists)
     #[arg(long, global = true, value_name = "PATH")]
@@ -51,7 +55,13 @@ pub enum Outcome {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = std::env::var("DIPEX_LOG").unwrap_or_else(|_| if cli.quiet { "warn".into() } else { "info".into() });
+    let filter = std::env::var("DIPEX_LOG").unwrap_or_else(|_| {
+        if cli.quiet {
+            "warn".into()
+        } else {
+            "info".into()
+        }
+    });
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
@@ -59,12 +69,15 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .without_time()
         .init();
-    let result = context::Context::new(cli.settings.as_deref(), cli.store.as_deref()).and_then(|ctx| match cli.command {
-        Command::Opus(c) => opus::run(&ctx, c),
-        Command::Mo(c) => mo::run(&ctx, c),
-        Command::CprMap(c) => mo::cpr_map(&ctx, c),
-        Command::Check => context::check(&ctx),
-    });
+    let result =
+        context::Context::new(cli.settings.as_deref(), cli.store.as_deref()).and_then(|ctx| {
+            match cli.command {
+                Command::Opus(c) => opus::run(&ctx, c),
+                Command::Mo(c) => mo::run(&ctx, c),
+                Command::CprMap(c) => mo::cpr_map(&ctx, c),
+                Command::Check => context::check(&ctx),
+            }
+        });
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Rejected) => ExitCode::from(1),

@@ -23,6 +23,13 @@ pub enum MoCommand {
     },
     /// One object and the objects that refer to it
     Show { uuid: Uuid },
+    /// Mirror the OS2mo at `mora.base`, all history, into the embedded store (`dipex.store` or
+    /// `--store`); later pulls only read what changed
+    Pull {
+        /// Read every object again, not only those changed since the last pull
+        #[arg(long)]
+        full: bool,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -89,7 +96,10 @@ fn tree(ctx: &Context, at: Option<Date>) -> Result<Outcome> {
     let mut children: HashMap<Option<Uuid>, Vec<(&str, &str, Uuid)>> = HashMap::new();
     for o in &units {
         if let Value::OrgUnit(u) = &o.slices[0].value {
-            children.entry(u.parent).or_default().push((&u.name, &u.user_key, o.uuid));
+            children
+                .entry(u.parent)
+                .or_default()
+                .push((&u.name, &u.user_key, o.uuid));
         }
     }
     for v in children.values_mut() {
@@ -97,10 +107,14 @@ fn tree(ctx: &Context, at: Option<Date>) -> Result<Outcome> {
     }
     let known: std::collections::HashSet<Uuid> = units.iter().map(|o| o.uuid).collect();
     // Roots: no parent, or a parent not valid on the day.
-    let mut roots: Vec<(&str, &str, Uuid)> =
-        children.iter().filter(|(p, _)| p.is_none_or(|p| !known.contains(&p))).flat_map(|(_, v)| v.iter().copied()).collect();
+    let mut roots: Vec<(&str, &str, Uuid)> = children
+        .iter()
+        .filter(|(p, _)| p.is_none_or(|p| !known.contains(&p)))
+        .flat_map(|(_, v)| v.iter().copied())
+        .collect();
     roots.sort();
-    let mut stack: Vec<((&str, &str, Uuid), usize)> = roots.into_iter().rev().map(|r| (r, 0)).collect();
+    let mut stack: Vec<((&str, &str, Uuid), usize)> =
+        roots.into_iter().rev().map(|r| (r, 0)).collect();
     let mut n = 0;
     while let Some(((name, key, uuid), level)) = stack.pop() {
         println!("{}{name} ({key}) {uuid}", "    ".repeat(level));
@@ -135,7 +149,9 @@ fn show(ctx: &Context, uuid: Uuid) -> Result<Outcome> {
             break;
         }
     }
-    let Some(o) = found else { bail!("no object with uuid {uuid}") };
+    let Some(o) = found else {
+        bail!("no object with uuid {uuid}")
+    };
     println!("{}", serde_json::to_string_pretty(&masked(&o))?);
     let related: Vec<Object> = match o.kind {
         Kind::Person => related(&*backend, |q| q.persons([uuid]))?,
@@ -149,13 +165,26 @@ fn show(ctx: &Context, uuid: Uuid) -> Result<Outcome> {
     for r in &related {
         println!("{}", serde_json::to_string(&masked(r))?);
     }
-    tracing::info!("mo show: {} {uuid} and {} related objects", o.kind, related.len());
+    tracing::info!(
+        "mo show: {} {uuid} and {} related objects",
+        o.kind,
+        related.len()
+    );
     Ok(Outcome::Ok)
 }
 
 fn related(backend: &dyn Backend, filter: impl Fn(Query) -> Query) -> Result<Vec<Object>> {
     let mut out = Vec::new();
-    for kind in [Kind::Engagement, Kind::Address, Kind::ItUser, Kind::Manager, Kind::Role, Kind::Association, Kind::Leave, Kind::Kle] {
+    for kind in [
+        Kind::Engagement,
+        Kind::Address,
+        Kind::ItUser,
+        Kind::Manager,
+        Kind::Role,
+        Kind::Association,
+        Kind::Leave,
+        Kind::Kle,
+    ] {
         out.extend(backend.read(&filter(Query::all(kind)))?);
     }
     Ok(out)
@@ -166,7 +195,69 @@ pub fn run(ctx: &Context, c: MoCommand) -> Result<Outcome> {
         MoCommand::Dump(a) => dump(ctx, a),
         MoCommand::Tree { at } => tree(ctx, at),
         MoCommand::Show { uuid } => show(ctx, uuid),
+        MoCommand::Pull { full } => pull(ctx, full),
     }
+}
+
+fn pull(ctx: &Context, full: bool) -> Result<Outcome> {
+    let mo = ctx
+        .os2mo_source()?
+        .context("mo pull mirrors an OS2mo: set mora.base (and its credentials)")?;
+    let mut store = ctx.store()?;
+    let reg = dipex_backend::Registration {
+        at: jiff::Timestamp::now(),
+        actor: "dipex mo pull".into(),
+        note: mo.config().graphql_url(),
+    };
+    let pb = indicatif::ProgressBar::new(Kind::ALL.len() as u64);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} ({elapsed})")
+            .expect("valid template"),
+    );
+    pb.enable_steady_tick(std::time::Duration::from_millis(120));
+    let mut progress = |e: dipex_backend::pull::PullEvent| match e {
+        dipex_backend::pull::PullEvent::Kind {
+            kind,
+            index,
+            incremental,
+            ..
+        } => {
+            pb.set_position(index as u64);
+            pb.set_message(format!(
+                "{} {kind}",
+                if incremental { "changes of" } else { "reading" }
+            ));
+        }
+        dipex_backend::pull::PullEvent::Done { kind, counts: c } => pb.suspend(|| {
+            if c.read + c.deleted > 0 {
+                tracing::info!(
+                    "{kind}: {} read, {} new, {} changed, {} deleted, {} unchanged",
+                    c.read,
+                    c.created,
+                    c.replaced,
+                    c.deleted,
+                    c.unchanged
+                );
+            }
+        }),
+        dipex_backend::pull::PullEvent::Writing { ops } => {
+            pb.set_position(Kind::ALL.len() as u64);
+            pb.set_message(format!("writing {ops} changes"));
+        }
+    };
+    let result = dipex_backend::pull::pull(&mo, &mut store, &reg, full, &mut progress);
+    pb.finish_and_clear();
+    let c = result?;
+    tracing::info!(
+        "mo pull: {} new, {} changed, {} deleted, {} unchanged objects in {} ({} requests to OS2mo)",
+        c.created,
+        c.replaced,
+        c.deleted,
+        c.unchanged,
+        store.path(),
+        mo.requests()
+    );
+    Ok(Outcome::Ok)
 }
 
 pub fn cpr_map(ctx: &Context, c: CprMapCommand) -> Result<Outcome> {
@@ -174,8 +265,13 @@ pub fn cpr_map(ctx: &Context, c: CprMapCommand) -> Result<Outcome> {
     let backend = ctx.backend()?;
     let persons = dipex_integrations::opus::run::persons(&*backend)?;
     let tmp = file.with_extension("tmp");
-    let out = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    let n = dipex_integrations::opus::cprmap::write_cpr_map(&persons, BufWriter::new(out), &file.display().to_string())?;
+    let out =
+        std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    let n = dipex_integrations::opus::cprmap::write_cpr_map(
+        &persons,
+        BufWriter::new(out),
+        &file.display().to_string(),
+    )?;
     std::fs::rename(&tmp, &file).with_context(|| format!("cannot write {}", file.display()))?;
     tracing::info!("cpr-map export: {n} persons written to {}", file.display());
     Ok(Outcome::Ok)

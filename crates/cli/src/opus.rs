@@ -67,7 +67,9 @@ pub struct ReimportArgs {
 fn xml_path(ctx: &Context) -> Result<&Path> {
     let s = &ctx.settings;
     if s.opus_smb_host.is_some() || s.opus_gcloud_bucket_name.is_some() {
-        bail!("integrations.opus.smb_host / gcloud_bucket_name: SMB and Google Cloud Storage sources are not implemented yet (issue 7); use integrations.opus.import.xml_path");
+        bail!(
+            "integrations.opus.smb_host / gcloud_bucket_name: SMB and Google Cloud Storage sources are not implemented yet (issue 7); use integrations.opus.import.xml_path"
+        );
     }
     s.opus_xml_path
         .as_deref()
@@ -75,17 +77,19 @@ fn xml_path(ctx: &Context) -> Result<&Path> {
 }
 
 fn run_db_path(ctx: &Context) -> Result<&Path> {
-    ctx.settings
-        .opus_run_db
-        .as_deref()
-        .context("setting integrations.opus.import.run_db is required: the SQLite file with the run history")
+    ctx.settings.opus_run_db.as_deref().context(
+        "setting integrations.opus.import.run_db is required: the SQLite file with the run history",
+    )
 }
 
 fn list(ctx: &Context) -> Result<Vec<files::DumpFile>> {
     let dir = xml_path(ctx)?;
     let (dumps, skipped) = files::list_dumps(dir)?;
     for name in skipped {
-        tracing::warn!("{}: skipping {name:?}: not named ZLPE<YYYYMMDDhhmmss>_delta.xml", dir.display());
+        tracing::warn!(
+            "{}: skipping {name:?}: not named ZLPE<YYYYMMDDhhmmss>_delta.xml",
+            dir.display()
+        );
     }
     Ok(dumps)
 }
@@ -109,7 +113,10 @@ fn config(ctx: &Context) -> Result<Config> {
 }
 
 /// The address register with its cache in the run database, and a description of it.
-pub fn register(ctx: &Context, read_only: bool) -> Result<(CachedRegister<Box<dyn AddressRegister>>, String)> {
+pub fn register(
+    ctx: &Context,
+    read_only: bool,
+) -> Result<(CachedRegister<Box<dyn AddressRegister>>, String)> {
     let s = &ctx.settings;
     let settings = DarSettings {
         base_url: s.dar_base_url.clone(),
@@ -133,7 +140,8 @@ fn cpr_map(ctx: &Context) -> Result<HashMap<dipex_model::Cpr, uuid::Uuid>> {
     if !path.exists() {
         return Ok(HashMap::new());
     }
-    let file = std::fs::File::open(path).with_context(|| format!("cannot open cpr map {}", path.display()))?;
+    let file = std::fs::File::open(path)
+        .with_context(|| format!("cannot open cpr map {}", path.display()))?;
     let map = cprmap::read_cpr_map(std::io::BufReader::new(file), &path.display().to_string())?;
     tracing::info!("cpr map {}: {} persons", path.display(), map.len());
     Ok(map)
@@ -141,7 +149,10 @@ fn cpr_map(ctx: &Context) -> Result<HashMap<dipex_model::Cpr, uuid::Uuid>> {
 
 fn progress() -> ProgressBar {
     let pb = ProgressBar::new(0);
-    pb.set_style(ProgressStyle::with_template("{spinner} [{pos}/{len}] {msg} ({elapsed})").expect("valid template"));
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} [{pos}/{len}] {msg} ({elapsed})")
+            .expect("valid template"),
+    );
     pb.enable_steady_tick(Duration::from_millis(120));
     pb
 }
@@ -178,7 +189,11 @@ fn report(r: &ImportReport, dry_run: bool) -> Outcome {
     let rejected = r.rejected();
     tracing::info!(
         "opus import{}: {} dumps, {} created, {} updated, {} terminated, {} deleted, {} rejected",
-        if dry_run { " (dry run, nothing written)" } else { "" },
+        if dry_run {
+            " (dry run, nothing written)"
+        } else {
+            ""
+        },
         r.dumps.len(),
         c.created,
         c.updated,
@@ -186,14 +201,23 @@ fn report(r: &ImportReport, dry_run: bool) -> Outcome {
         c.deleted,
         rejected
     );
-    if rejected > 0 { Outcome::Rejected } else { Outcome::Ok }
+    if rejected > 0 {
+        Outcome::Rejected
+    } else {
+        Outcome::Ok
+    }
 }
 
 fn import(ctx: &Context, a: ImportArgs) -> Result<Outcome> {
     let cfg = config(ctx)?;
-    let ad = ctx.settings.ad.as_ref().is_some_and(|v| !matches!(v, serde_json::Value::Null | serde_json::Value::Bool(false)));
+    let ad =
+        ctx.settings.ad.as_ref().is_some_and(|v| {
+            !matches!(v, serde_json::Value::Null | serde_json::Value::Bool(false))
+        });
     if ad {
-        tracing::warn!("integrations.ad is set, but the Active Directory enrichment is not implemented yet (issue 7): importing without it");
+        tracing::warn!(
+            "integrations.ad is set, but the Active Directory enrichment is not implemented yet (issue 7): importing without it"
+        );
     }
     let dumps = list(ctx)?;
     if dumps.is_empty() {
@@ -211,7 +235,13 @@ fn import(ctx: &Context, a: ImportArgs) -> Result<Outcome> {
     } else {
         Mode::All
     };
-    let job = Job { cfg: &cfg, register: &register, cpr_map: &cpr_map, dry_run: a.dry_run, only: a.only.as_deref() };
+    let job = Job {
+        cfg: &cfg,
+        register: &register,
+        cpr_map: &cpr_map,
+        dry_run: a.dry_run,
+        only: a.only.as_deref(),
+    };
     let pb = progress();
     let mut events = |e: Event<'_>| match e {
         Event::Dump { index, total, name } => {
@@ -219,20 +249,47 @@ fn import(ctx: &Context, a: ImportArgs) -> Result<Outcome> {
             pb.set_position(index as u64);
             pb.set_message(name.to_string());
         }
-        Event::Stage(s) => pb.set_message(format!("{}: {s}", pb.message().split(':').next().unwrap_or(""))),
+        Event::Stage(s) => pb.set_message(format!(
+            "{}: {s}",
+            pb.message().split(':').next().unwrap_or("")
+        )),
     };
     let mut env = SystemEnv;
     let result = if let Some(only) = a.only.as_deref() {
         // A single object: compared with nothing, no run history written.
         let newest = dumps.last().expect("not empty").clone();
         let since = newest.timestamp;
-        run::reimport(&mut *backend, &job, &mut env, &dumps, only, since, &mut events)
+        run::reimport(
+            &mut *backend,
+            &job,
+            &mut env,
+            &dumps,
+            only,
+            since,
+            &mut events,
+        )
     } else if a.dry_run {
         let mut db = RunDb::open_existing(run_db)?;
-        run::import(&mut *backend, db.as_mut(), &job, &mut env, &dumps, mode, &mut events)
+        run::import(
+            &mut *backend,
+            db.as_mut(),
+            &job,
+            &mut env,
+            &dumps,
+            mode,
+            &mut events,
+        )
     } else {
         let mut db = RunDb::open(run_db)?;
-        run::import(&mut *backend, Some(&mut db), &job, &mut env, &dumps, mode, &mut events)
+        run::import(
+            &mut *backend,
+            Some(&mut db),
+            &job,
+            &mut env,
+            &dumps,
+            mode,
+            &mut events,
+        )
     };
     pb.finish_and_clear();
     if !a.dry_run {
@@ -251,8 +308,16 @@ fn reimport(ctx: &Context, a: ReimportArgs) -> Result<Outcome> {
     let mut backend = ctx.backend()?;
     let (register, _) = register(ctx, a.dry_run)?;
     let cpr_map = cpr_map(ctx)?;
-    let job = Job { cfg: &cfg, register: &register, cpr_map: &cpr_map, dry_run: a.dry_run, only: None };
-    let since = jiff::Zoned::now().datetime().checked_sub(jiff::Span::new().days(a.days))?;
+    let job = Job {
+        cfg: &cfg,
+        register: &register,
+        cpr_map: &cpr_map,
+        dry_run: a.dry_run,
+        only: None,
+    };
+    let since = jiff::Zoned::now()
+        .datetime()
+        .checked_sub(jiff::Span::new().days(a.days))?;
     let pb = progress();
     let mut events = |e: Event<'_>| {
         if let Event::Dump { index, total, name } = e {
@@ -261,7 +326,15 @@ fn reimport(ctx: &Context, a: ReimportArgs) -> Result<Outcome> {
             pb.set_message(name.to_string());
         }
     };
-    let result = run::reimport(&mut *backend, &job, &mut SystemEnv, &dumps, &a.employee, since, &mut events);
+    let result = run::reimport(
+        &mut *backend,
+        &job,
+        &mut SystemEnv,
+        &dumps,
+        &a.employee,
+        since,
+        &mut events,
+    );
     pb.finish_and_clear();
     if !a.dry_run {
         register.flush()?;
@@ -274,7 +347,10 @@ fn status(ctx: &Context) -> Result<Outcome> {
     match RunDb::open_existing(path)? {
         None => {
             println!("(True, 'Status ok')");
-            tracing::info!("opus status: {} does not exist yet: nothing imported", path.display());
+            tracing::info!(
+                "opus status: {} does not exist yet: nothing imported",
+                path.display()
+            );
         }
         Some(db) => {
             for l in db.overview()? {
@@ -299,12 +375,23 @@ fn unblock(ctx: &Context) -> Result<Outcome> {
 fn files_cmd(ctx: &Context) -> Result<Outcome> {
     let dumps = list(ctx)?;
     let last = match &ctx.settings.opus_run_db {
-        Some(p) => RunDb::open_existing(p)?.map(|db| db.last_imported()).transpose()?.flatten(),
+        Some(p) => RunDb::open_existing(p)?
+            .map(|db| db.last_imported())
+            .transpose()?
+            .flatten(),
         None => None,
     };
     for d in &dumps {
-        let state = if last.is_some_and(|l| d.timestamp <= l) { "imported" } else { "pending" };
-        println!("{}  {}  {state}", d.timestamp.strftime("%Y-%m-%d %H:%M:%S"), d.name);
+        let state = if last.is_some_and(|l| d.timestamp <= l) {
+            "imported"
+        } else {
+            "pending"
+        };
+        println!(
+            "{}  {}  {state}",
+            d.timestamp.strftime("%Y-%m-%d %H:%M:%S"),
+            d.name
+        );
     }
     tracing::info!("opus files: {} dumps", dumps.len());
     Ok(Outcome::Ok)
@@ -333,10 +420,22 @@ fn check_dar(ctx: &Context) -> Result<Outcome> {
     let problems = run::check_dar(&d, &tree, &ctx.settings.opus_filter_ids, &register);
     register.flush()?;
     for p in &problems {
-        println!("{}\t{}\t{}\t{}\t{}", p.id, p.name, p.street, p.zip, p.reason);
+        println!(
+            "{}\t{}\t{}\t{}\t{}",
+            p.id, p.name, p.street, p.zip, p.reason
+        );
     }
-    tracing::info!("opus check-dar: {} units in {}, {} without a DAR match ({what})", d.units.len(), newest.name, problems.len());
-    Ok(if problems.is_empty() { Outcome::Ok } else { Outcome::Rejected })
+    tracing::info!(
+        "opus check-dar: {} units in {}, {} without a DAR match ({what})",
+        d.units.len(),
+        newest.name,
+        problems.len()
+    );
+    Ok(if problems.is_empty() {
+        Outcome::Ok
+    } else {
+        Outcome::Rejected
+    })
 }
 
 pub fn run(ctx: &Context, c: OpusCommand) -> Result<Outcome> {

@@ -9,7 +9,9 @@ fn repo() -> PathBuf {
 }
 
 fn fixture(name: &str) -> PathBuf {
-    repo().join("crates/integrations/tests/fixtures/opus").join(name)
+    repo()
+        .join("crates/integrations/tests/fixtures/opus")
+        .join(name)
 }
 
 struct Site {
@@ -22,7 +24,11 @@ impl Site {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("dumps")).unwrap();
         for d in dumps {
-            std::fs::copy(fixture(&format!("ok/{d}")), dir.path().join("dumps").join(d)).unwrap();
+            std::fs::copy(
+                fixture(&format!("ok/{d}")),
+                dir.path().join("dumps").join(d),
+            )
+            .unwrap();
         }
         let settings = serde_json::json!({
             "municipality.name": "Andeby Kommune",
@@ -47,7 +53,10 @@ impl Site {
 
     fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut c = Command::new(env!("CARGO_BIN_EXE_dipex"));
-        c.current_dir(self.dir.path()).env_remove("DIPEX_SETTINGS").env_remove("DIPEX_LOG").args(args);
+        c.current_dir(self.dir.path())
+            .env_remove("DIPEX_SETTINGS")
+            .env_remove("DIPEX_LOG")
+            .args(args);
         for (k, v) in env {
             c.env(k, v);
         }
@@ -72,14 +81,27 @@ fn import_then_dump_tree_status_and_nothing_to_do() {
     let o = s.run(&["opus", "import"]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     let err = text(&o.stderr);
-    assert!(err.contains("opus import: 2 dumps,") && err.contains("0 rejected"), "{err}");
+    assert!(
+        err.contains("opus import: 2 dumps,") && err.contains("0 rejected"),
+        "{err}"
+    );
     // The stable dump: one object per line, sorted by type then uuid.
     let o = s.run(&["mo", "dump"]);
     assert_eq!(code(&o), 0);
-    let lines: Vec<serde_json::Value> = text(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = text(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert!(lines.len() > 50);
-    let keys: Vec<(String, String)> =
-        lines.iter().map(|l| (l["type"].as_str().unwrap().to_string(), l["uuid"].as_str().unwrap().to_string())).collect();
+    let keys: Vec<(String, String)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["type"].as_str().unwrap().to_string(),
+                l["uuid"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
     let mut sorted = keys.clone();
     sorted.sort();
     assert_eq!(keys, sorted);
@@ -90,20 +112,38 @@ fn import_then_dump_tree_status_and_nothing_to_do() {
         }
     }
     let o = s.run(&["mo", "dump", "--type", "org_unit", "--at", "2020-06-01"]);
-    assert_eq!(text(&o.stdout).lines().count(), 4, "unit 5 starts 2022-03-01");
+    assert_eq!(
+        text(&o.stdout).lines().count(),
+        4,
+        "unit 5 starts 2022-03-01"
+    );
     let o = s.run(&["mo", "tree"]);
-    assert!(text(&o.stdout).starts_with("Andeby Kommune (1) 0e9c456f-f2e6-0596-4442-1b4a66a6b168\n"), "{}", text(&o.stdout));
+    assert!(
+        text(&o.stdout).starts_with("Andeby Kommune (1) 0e9c456f-f2e6-0596-4442-1b4a66a6b168\n"),
+        "{}",
+        text(&o.stdout)
+    );
     let o = s.run(&["opus", "status"]);
     let out = text(&o.stdout);
     assert_eq!(out.lines().count(), 5);
-    assert!(out.lines().next().unwrap().starts_with("id: 1, dump date: 2020-01-01 22:00:00, status: Running diff update since "));
+    assert!(
+        out.lines().next().unwrap().starts_with(
+            "id: 1, dump date: 2020-01-01 22:00:00, status: Running diff update since "
+        )
+    );
     assert_eq!(out.lines().last().unwrap(), "(True, 'Status ok')");
     let o = s.run(&["opus", "import"]);
     assert_eq!(code(&o), 0);
     assert!(text(&o.stderr).contains("nothing to do"));
     // The address answers of the first run were cached in the run database.
     let c = rusqlite::Connection::open(s.path("run_db.sqlite")).unwrap();
-    let cached: i64 = c.query_row("SELECT COUNT(*) FROM dar_cache WHERE result IS NOT NULL", [], |r| r.get(0)).unwrap();
+    let cached: i64 = c
+        .query_row(
+            "SELECT COUNT(*) FROM dar_cache WHERE result IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
     assert!(cached >= 6, "{cached}");
     let o = s.run(&["opus", "files"]);
     assert_eq!(text(&o.stdout).matches("imported").count(), 2);
@@ -116,23 +156,31 @@ fn dry_run_writes_nothing_anywhere() {
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     assert!(text(&o.stdout).contains("create    org_unit 0e9c456f-f2e6-0596-4442-1b4a66a6b168"));
     assert!(text(&o.stderr).contains("dry run, nothing written"));
-    assert!(!s.path("store.sqlite3").exists() || {
-        // Opening the store may create an empty file; it must hold no objects.
-        let o = s.run(&["mo", "dump"]);
-        text(&o.stdout).is_empty()
-    });
+    assert!(
+        !s.path("store.sqlite3").exists() || {
+            // Opening the store may create an empty file; it must hold no objects.
+            let o = s.run(&["mo", "dump"]);
+            text(&o.stdout).is_empty()
+        }
+    );
     assert!(!s.path("run_db.sqlite").exists());
 }
 
 #[test]
 fn rejected_records_give_exit_code_one_and_are_named() {
     let s = Site::new(&[]);
-    let day = std::fs::read_to_string(fixture(&format!("ok/{DAY1}"))).unwrap().replace("<position>Lærer</position>", "<position/>");
+    let day = std::fs::read_to_string(fixture(&format!("ok/{DAY1}")))
+        .unwrap()
+        .replace("<position>Lærer</position>", "<position/>");
     std::fs::write(s.path("dumps").join(DAY1), day).unwrap();
     let o = s.run(&["opus", "import"]);
     assert_eq!(code(&o), 1, "{}", text(&o.stderr));
     let err = text(&o.stderr);
-    assert!(err.contains(&format!("rejected: {DAY1}:")) && err.contains("employee id=\"1001\", field position"), "{err}");
+    assert!(
+        err.contains(&format!("rejected: {DAY1}:"))
+            && err.contains("employee id=\"1001\", field position"),
+        "{err}"
+    );
     assert!(err.contains("1 rejected"));
     // Everything else was imported.
     let o = s.run(&["mo", "dump", "--type", "engagement"]);
@@ -148,13 +196,23 @@ fn a_bad_dump_gives_exit_code_two_names_the_place_and_writes_nothing() {
     let o = s.run(&["opus", "import"]);
     assert_eq!(code(&o), 2);
     let err = text(&o.stderr);
-    assert!(err.contains(&format!("{DAY2}:")) && err.contains("cpr"), "{err}");
+    assert!(
+        err.contains(&format!("{DAY2}:")) && err.contains("cpr"),
+        "{err}"
+    );
     let bad = std::fs::read_to_string(fixture("err/invalid_cpr.xml")).unwrap();
-    for cpr in bad.split("<cpr").skip(1).map(|c| c.split('>').nth(1).unwrap().split('<').next().unwrap()) {
+    for cpr in bad
+        .split("<cpr")
+        .skip(1)
+        .map(|c| c.split('>').nth(1).unwrap().split('<').next().unwrap())
+    {
         assert!(!err.contains(cpr), "CPR {cpr:?} in {err}");
     }
     assert_eq!(text(&s.run(&["mo", "dump"]).stdout), before);
-    assert!(text(&s.run(&["opus", "status"]).stdout).ends_with("(True, 'Status ok')\n"), "a clean failure does not block");
+    assert!(
+        text(&s.run(&["opus", "status"]).stdout).ends_with("(True, 'Status ok')\n"),
+        "a clean failure does not block"
+    );
     // Fixed, the same command runs.
     std::fs::copy(fixture(&format!("ok/{DAY2}")), s.path("dumps").join(DAY2)).unwrap();
     assert_eq!(code(&s.run(&["opus", "import"])), 0);
@@ -174,8 +232,14 @@ fn a_running_row_blocks_until_unblock() {
     assert_eq!(code(&o), 2);
     assert!(text(&o.stderr).contains("dipex opus unblock"));
     assert!(text(&s.run(&["opus", "status"]).stdout).ends_with("(False, 'Not ready to run')\n"));
-    assert_eq!(text(&s.run(&["opus", "unblock"]).stdout), "Deleted last row\n");
-    assert_eq!(text(&s.run(&["opus", "unblock"]).stdout), "Status ok, no delete\n");
+    assert_eq!(
+        text(&s.run(&["opus", "unblock"]).stdout),
+        "Deleted last row\n"
+    );
+    assert_eq!(
+        text(&s.run(&["opus", "unblock"]).stdout),
+        "Status ok, no delete\n"
+    );
     assert_eq!(code(&s.run(&["opus", "import"])), 0);
 }
 
@@ -183,20 +247,33 @@ fn a_running_row_blocks_until_unblock() {
 fn settings_errors_and_environment_overrides() {
     let s = Site::new(&[DAY1]);
     // A wrong type names the key.
-    std::fs::write(s.path("bad.json"), r#"{"integrations.opus.skip_employees": "maybe"}"#).unwrap();
+    std::fs::write(
+        s.path("bad.json"),
+        r#"{"integrations.opus.skip_employees": "maybe"}"#,
+    )
+    .unwrap();
     let o = s.run(&["--settings", "bad.json", "opus", "status"]);
     assert_eq!(code(&o), 2);
     assert!(text(&o.stderr).contains("integrations.opus.skip_employees"));
     // mora.base is refused until the OS2mo backend exists, unless --store is given.
-    let o = s.run_env(&["opus", "import", "--dry-run"], &[("DIPEX_MORA__BASE", "https://mo.example")]);
+    let o = s.run_env(
+        &["opus", "import", "--dry-run"],
+        &[("DIPEX_MORA__BASE", "https://mo.example")],
+    );
     assert_eq!(code(&o), 2);
     assert!(text(&o.stderr).contains("--store"), "{}", text(&o.stderr));
-    let o = s.run_env(&["--store", "other.sqlite3", "opus", "import"], &[("DIPEX_MORA__BASE", "https://mo.example")]);
+    let o = s.run_env(
+        &["--store", "other.sqlite3", "opus", "import"],
+        &[("DIPEX_MORA__BASE", "https://mo.example")],
+    );
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     assert!(s.path("other.sqlite3").exists());
     // An environment variable overrides the file: skip employees.
     let s = Site::new(&[DAY1]);
-    let o = s.run_env(&["opus", "import"], &[("DIPEX_INTEGRATIONS__OPUS__SKIP_EMPLOYEES", "true")]);
+    let o = s.run_env(
+        &["opus", "import"],
+        &[("DIPEX_INTEGRATIONS__OPUS__SKIP_EMPLOYEES", "true")],
+    );
     assert_eq!(code(&o), 0);
     assert!(text(&s.run(&["mo", "dump", "--type", "person"]).stdout).is_empty());
     // A missing required setting names it.
@@ -220,7 +297,10 @@ fn cpr_map_export_and_use() {
     std::fs::remove_file(s.path("store.sqlite3")).unwrap();
     std::fs::remove_file(s.path("run_db.sqlite")).unwrap();
     assert_eq!(code(&s.run(&["opus", "import"])), 0);
-    assert_eq!(text(&s.run(&["mo", "dump", "--type", "person"]).stdout), persons);
+    assert_eq!(
+        text(&s.run(&["mo", "dump", "--type", "person"]).stdout),
+        persons
+    );
 }
 
 #[test]
@@ -230,9 +310,17 @@ fn check_tree_show_and_check_dar() {
     assert_eq!(code(&o), 0, "{}{}", text(&o.stdout), text(&o.stderr));
     assert!(text(&o.stdout).contains("ok   opus dumps"));
     let o = s.run(&["opus", "tree"]);
-    assert_eq!(text(&o.stdout), "Andeby Kommune (1)\n    Børn & Unge (2)\n        Skovsøen Skole (3)\n");
+    assert_eq!(
+        text(&o.stdout),
+        "Andeby Kommune (1)\n    Børn & Unge (2)\n        Skovsøen Skole (3)\n"
+    );
     let o = s.run(&["opus", "check-dar"]);
-    assert_eq!(code(&o), 0, "every unit address is in the register: {}", text(&o.stdout));
+    assert_eq!(
+        code(&o),
+        0,
+        "every unit address is in the register: {}",
+        text(&o.stdout)
+    );
     assert_eq!(code(&s.run(&["opus", "import"])), 0);
     let o = s.run(&["mo", "show", "0e9c456f-f2e6-0596-4442-1b4a66a6b168"]);
     assert_eq!(code(&o), 0);
@@ -241,5 +329,9 @@ fn check_tree_show_and_check_dar() {
     let person: serde_json::Value = serde_json::from_str(dump.lines().next().unwrap()).unwrap();
     let o = s.run(&["mo", "show", person["uuid"].as_str().unwrap()]);
     let out = text(&o.stdout);
-    assert!(out.contains("-xxxx") && !out.contains(person["validities"][0]["cpr_number"].as_str().unwrap()), "CPR masked: {out}");
+    assert!(
+        out.contains("-xxxx")
+            && !out.contains(person["validities"][0]["cpr_number"].as_str().unwrap()),
+        "CPR masked: {out}"
+    );
 }

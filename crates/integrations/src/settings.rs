@@ -8,6 +8,24 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 use std::path::PathBuf;
 
+/// A secret setting (password, client secret, session): serialises as itself but never shows
+/// in `Debug` output.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
 /// Every setting dipex knows. Field names are the dotted keys.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -15,12 +33,48 @@ pub struct Settings {
     /// OS2mo base URL. When set, dipex talks to that OS2mo; otherwise to the embedded store.
     #[serde(rename = "mora.base")]
     pub mora_base: Option<String>,
+    /// The GraphQL API version path (`/graphql/v30`).
+    #[serde(rename = "mora.graphql_version")]
+    pub mora_graphql_version: u32,
+    /// A fixed `session` header for development servers (`OS2MO_LEGACY_SESSIONS`), instead of
+    /// Keycloak tokens.
+    #[serde(rename = "mora.session")]
+    pub mora_session: Option<Secret>,
+    /// Extra trusted CA certificates (PEM) for OS2mo and Keycloak.
+    #[serde(rename = "mora.ca_file")]
+    pub mora_ca_file: Option<PathBuf>,
+    #[serde(rename = "mora.timeout_seconds")]
+    pub mora_timeout_seconds: u64,
+    #[serde(rename = "mora.retries")]
+    pub mora_retries: u32,
+    /// Mutations per GraphQL request.
+    #[serde(rename = "mora.batch_size")]
+    pub mora_batch_size: usize,
+    /// Objects per page when reading.
+    #[serde(rename = "mora.page_size")]
+    pub mora_page_size: usize,
+    /// Read requests in flight at once.
+    #[serde(rename = "mora.concurrency")]
+    pub mora_concurrency: usize,
+    /// Keycloak client credentials (the upstream keys; `CLIENT_ID`, `CLIENT_SECRET`,
+    /// `AUTH_SERVER`, `AUTH_REALM` in the environment win).
+    #[serde(rename = "crontab.CLIENT_ID")]
+    pub client_id: String,
+    #[serde(rename = "crontab.CLIENT_SECRET")]
+    pub client_secret: Option<Secret>,
+    #[serde(rename = "crontab.AUTH_SERVER")]
+    pub auth_server: Option<String>,
+    #[serde(rename = "crontab.AUTH_REALM")]
+    pub auth_realm: String,
     /// The embedded store file.
     #[serde(rename = "dipex.store")]
     pub store: PathBuf,
     #[serde(rename = "municipality.name")]
     pub municipality_name: Option<String>,
-    #[serde(rename = "municipality.code", deserialize_with = "opt_string_or_number")]
+    #[serde(
+        rename = "municipality.code",
+        deserialize_with = "opt_string_or_number"
+    )]
     pub municipality_code: Option<String>,
 
     #[serde(rename = "integrations.opus.import.run_db")]
@@ -29,7 +83,10 @@ pub struct Settings {
     pub opus_xml_path: Option<PathBuf>,
     #[serde(rename = "integrations.opus.unit_user_key")]
     pub opus_unit_user_key: String,
-    #[serde(rename = "integrations.opus.units.filter_ids", deserialize_with = "string_list")]
+    #[serde(
+        rename = "integrations.opus.units.filter_ids",
+        deserialize_with = "string_list"
+    )]
     pub opus_filter_ids: Vec<String>,
     #[serde(rename = "integrations.opus.skip_employees")]
     pub opus_skip_employees: bool,
@@ -40,7 +97,10 @@ pub struct Settings {
     #[serde(rename = "integrations.opus.skip_employee_address")]
     pub opus_skip_employee_address: bool,
     /// Engagement type classes (user_keys or uuids), most primary first.
-    #[serde(rename = "integrations.opus.eng_types_primary_order", deserialize_with = "string_list")]
+    #[serde(
+        rename = "integrations.opus.eng_types_primary_order",
+        deserialize_with = "string_list"
+    )]
     pub opus_eng_types_primary_order: Vec<String>,
     /// The cpr→uuid mapping CSV; used when the file exists.
     #[serde(rename = "integrations.opus.cpr_uuid_map")]
@@ -52,7 +112,7 @@ pub struct Settings {
     #[serde(rename = "integrations.opus.smb_user")]
     pub opus_smb_user: Option<String>,
     #[serde(rename = "integrations.opus.smb_password")]
-    pub opus_smb_password: Option<String>,
+    pub opus_smb_password: Option<Secret>,
     /// The Active Directory integration's settings (any JSON); truthy asks for AD enrichment.
     #[serde(rename = "integrations.ad")]
     pub ad: Option<serde_json::Value>,
@@ -71,6 +131,18 @@ impl Default for Settings {
     fn default() -> Settings {
         Settings {
             mora_base: None,
+            mora_graphql_version: 30,
+            mora_session: None,
+            mora_ca_file: None,
+            mora_timeout_seconds: 300,
+            mora_retries: 3,
+            mora_batch_size: 100,
+            mora_page_size: 500,
+            mora_concurrency: 4,
+            client_id: "dipex".into(),
+            client_secret: None,
+            auth_server: None,
+            auth_realm: "mo".into(),
             store: PathBuf::from("dipex.sqlite3"),
             municipality_name: None,
             municipality_code: None,
@@ -97,7 +169,20 @@ impl Default for Settings {
 }
 
 /// Keys whose values are secrets: never shown.
-pub const SECRET_KEYS: &[&str] = &["integrations.opus.smb_password"];
+pub const SECRET_KEYS: &[&str] = &[
+    "integrations.opus.smb_password",
+    "crontab.CLIENT_SECRET",
+    "mora.session",
+];
+
+/// Environment variables without the `DIPEX_` prefix that set a key, as the upstream tools read
+/// them.
+const PLAIN_ENV: &[(&str, &str)] = &[
+    ("CLIENT_ID", "crontab.CLIENT_ID"),
+    ("CLIENT_SECRET", "crontab.CLIENT_SECRET"),
+    ("AUTH_SERVER", "crontab.AUTH_SERVER"),
+    ("AUTH_REALM", "crontab.AUTH_REALM"),
+];
 
 /// Keys that belong to integrations dipex implements later or to neighbouring tools; they are
 /// accepted silently so an existing `settings.json` does not drown the log in warnings.
@@ -117,7 +202,11 @@ pub enum SettingsError {
     #[error("{source_name}: not a JSON object with dotted keys: {reason}")]
     NotJson { source_name: String, reason: String },
     #[error("{source_name}: setting {key:?} has the wrong type: {reason}")]
-    WrongType { source_name: String, key: String, reason: String },
+    WrongType {
+        source_name: String,
+        key: String,
+        reason: String,
+    },
     #[error("setting {key:?} is required{why}")]
     Missing { key: String, why: String },
 }
@@ -154,10 +243,15 @@ impl Settings {
         let mut source_name = "environment".to_string();
         if let Some((name, text)) = json {
             source_name = name.to_string();
-            let v: Value = serde_json::from_str(text)
-                .map_err(|e| SettingsError::NotJson { source_name: name.into(), reason: e.to_string() })?;
+            let v: Value = serde_json::from_str(text).map_err(|e| SettingsError::NotJson {
+                source_name: name.into(),
+                reason: e.to_string(),
+            })?;
             let Value::Object(m) = v else {
-                return Err(SettingsError::NotJson { source_name: name.into(), reason: "top level is not an object".into() });
+                return Err(SettingsError::NotJson {
+                    source_name: name.into(),
+                    reason: "top level is not an object".into(),
+                });
             };
             let mut unknown = Vec::new();
             for (k, v) in m {
@@ -168,10 +262,17 @@ impl Settings {
                 }
             }
             if !unknown.is_empty() {
-                warnings.push(Warning(format!("{name}: ignoring keys dipex does not know: {}", unknown.join(", "))));
+                warnings.push(Warning(format!(
+                    "{name}: ignoring keys dipex does not know: {}",
+                    unknown.join(", ")
+                )));
             }
         }
         for (var, raw) in env {
+            if let Some((_, key)) = PLAIN_ENV.iter().find(|(v, _)| *v == var) {
+                map.insert((*key).to_string(), Value::String(raw));
+                continue;
+            }
             if !var.starts_with("DIPEX_") || var == "DIPEX_SETTINGS" || var == "DIPEX_LOG" {
                 continue;
             }
@@ -181,24 +282,38 @@ impl Settings {
                     // A plain word like `true` or `42` parses as JSON; a path or URL stays a string.
                     map.insert(key, v);
                 }
-                None => warnings.push(Warning(format!("ignoring environment variable {var}: no such setting"))),
+                None => warnings.push(Warning(format!(
+                    "ignoring environment variable {var}: no such setting"
+                ))),
             }
         }
-        let settings: Settings = serde_path_to_error::deserialize(Value::Object(map)).map_err(|e| {
-            let key = e.path().to_string();
-            let reason = if SECRET_KEYS.contains(&key.as_str()) {
-                "expected a string".to_string()
-            } else {
-                e.inner().to_string()
-            };
-            SettingsError::WrongType { source_name: source_name.clone(), key, reason }
-        })?;
+        let settings: Settings =
+            serde_path_to_error::deserialize(Value::Object(map)).map_err(|e| {
+                let key = e.path().to_string();
+                let reason = if SECRET_KEYS.contains(&key.as_str()) {
+                    "expected a string".to_string()
+                } else {
+                    e.inner().to_string()
+                };
+                SettingsError::WrongType {
+                    source_name: source_name.clone(),
+                    key,
+                    reason,
+                }
+            })?;
         Ok((settings, warnings))
     }
 
     /// A required setting.
-    pub fn require<'a, T: ?Sized>(value: Option<&'a T>, key: &str, why: &str) -> Result<&'a T, SettingsError> {
-        value.ok_or_else(|| SettingsError::Missing { key: key.into(), why: why.into() })
+    pub fn require<'a, T: ?Sized>(
+        value: Option<&'a T>,
+        key: &str,
+        why: &str,
+    ) -> Result<&'a T, SettingsError> {
+        value.ok_or_else(|| SettingsError::Missing {
+            key: key.into(),
+            why: why.into(),
+        })
     }
 }
 
@@ -209,7 +324,9 @@ fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error>
         .map(|x| match x {
             Value::String(s) => Ok(s),
             Value::Number(n) => Ok(n.to_string()),
-            other => Err(serde::de::Error::custom(format!("expected a list of strings, found {other}"))),
+            other => Err(serde::de::Error::custom(format!(
+                "expected a list of strings, found {other}"
+            ))),
         })
         .collect()
 }
@@ -219,7 +336,9 @@ fn opt_string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
         Some(Value::Number(n)) => Ok(Some(n.to_string())),
-        Some(other) => Err(serde::de::Error::custom(format!("expected a string or number, found {other}"))),
+        Some(other) => Err(serde::de::Error::custom(format!(
+            "expected a string or number, found {other}"
+        ))),
     }
 }
 
@@ -244,8 +363,14 @@ mod tests {
         let json = r#"{"mora.base": "http://file", "integrations.opus.skip_employees": false}"#;
         let env = [
             ("DIPEX_MORA__BASE".to_string(), "http://env".to_string()),
-            ("DIPEX_INTEGRATIONS__OPUS__SKIP_EMPLOYEES".to_string(), "true".to_string()),
-            ("DIPEX_INTEGRATIONS__OPUS__IMPORT__XML_PATH".to_string(), "/opt/customer".to_string()),
+            (
+                "DIPEX_INTEGRATIONS__OPUS__SKIP_EMPLOYEES".to_string(),
+                "true".to_string(),
+            ),
+            (
+                "DIPEX_INTEGRATIONS__OPUS__IMPORT__XML_PATH".to_string(),
+                "/opt/customer".to_string(),
+            ),
             ("DIPEX_NOPE".to_string(), "1".to_string()),
             ("PATH".to_string(), "/bin".to_string()),
         ];
@@ -258,10 +383,57 @@ mod tests {
 
     #[test]
     fn wrong_type_names_the_key_and_hides_secrets() {
-        let e = Settings::load(Some(("s.json", r#"{"integrations.opus.skip_employees": "yes"}"#)), []).unwrap_err();
-        assert!(e.to_string().contains("integrations.opus.skip_employees"), "{e}");
-        let e = Settings::load(Some(("s.json", r#"{"integrations.opus.smb_password": ["hunter2"]}"#)), []).unwrap_err();
-        assert!(e.to_string().contains("smb_password") && !e.to_string().contains("hunter2"), "{e}");
+        let e = Settings::load(
+            Some(("s.json", r#"{"integrations.opus.skip_employees": "yes"}"#)),
+            [],
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("integrations.opus.skip_employees"),
+            "{e}"
+        );
+        let e = Settings::load(
+            Some((
+                "s.json",
+                r#"{"integrations.opus.smb_password": ["hunter2"]}"#,
+            )),
+            [],
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("smb_password") && !e.to_string().contains("hunter2"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn keycloak_credentials_from_file_and_plain_environment() {
+        let json = r#"{"crontab.CLIENT_ID": "file-client", "crontab.CLIENT_SECRET": "file-secret", "crontab.AUTH_SERVER": "http://kc/auth"}"#;
+        let env = [
+            ("CLIENT_SECRET".to_string(), "env-secret".to_string()),
+            ("AUTH_REALM".to_string(), "mo2".to_string()),
+        ];
+        let (s, w) = Settings::load(Some(("s.json", json)), env).unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(s.client_id, "file-client");
+        assert_eq!(
+            s.client_secret.as_ref().map(Secret::expose),
+            Some("env-secret")
+        );
+        assert_eq!(s.auth_server.as_deref(), Some("http://kc/auth"));
+        assert_eq!(s.auth_realm, "mo2");
+        assert_eq!(s.mora_graphql_version, 30);
+        let debug = format!("{s:?}");
+        assert!(
+            !debug.contains("env-secret") && debug.contains("Secret(***)"),
+            "{debug}"
+        );
+        let e =
+            Settings::load(Some(("s.json", r#"{"crontab.CLIENT_SECRET": 42}"#)), []).unwrap_err();
+        assert!(
+            e.to_string().contains("crontab.CLIENT_SECRET") && !e.to_string().contains("42"),
+            "{e}"
+        );
     }
 
     #[test]

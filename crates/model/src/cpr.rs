@@ -30,7 +30,10 @@ impl Cpr {
         if t.len() == 10 && digits {
             Ok(Cpr(t))
         } else {
-            Err(CprError { len: t.chars().count(), digits })
+            Err(CprError {
+                len: t.chars().count(),
+                digits,
+            })
         }
     }
 

@@ -453,9 +453,18 @@ pub enum ObjectError {
     #[error("object {uuid}: slice {validity} is empty")]
     EmptySlice { uuid: Uuid, validity: Validity },
     #[error("object {uuid}: slices {a} and {b} are unsorted or overlap")]
-    Overlap { uuid: Uuid, a: Validity, b: Validity },
+    Overlap {
+        uuid: Uuid,
+        a: Validity,
+        b: Validity,
+    },
     #[error("object {uuid}: slice {validity} is a {found}, expected {expected}")]
-    MixedKinds { uuid: Uuid, validity: Validity, expected: Kind, found: Kind },
+    MixedKinds {
+        uuid: Uuid,
+        validity: Validity,
+        expected: Kind,
+        found: Kind,
+    },
 }
 
 /// One MO object: a uuid and its validity slices, sorted by `from`, non-overlapping, all of one
@@ -469,7 +478,10 @@ pub struct Object {
 
 impl Object {
     pub fn new(uuid: Uuid, slices: Vec<Slice>) -> Result<Object, ObjectError> {
-        let kind = slices.first().map(|s| s.value.kind()).ok_or(ObjectError::Empty { uuid })?;
+        let kind = slices
+            .first()
+            .map(|s| s.value.kind())
+            .ok_or(ObjectError::Empty { uuid })?;
         let o = Object { uuid, kind, slices };
         o.check()?;
         Ok(o)
@@ -483,7 +495,10 @@ impl Object {
         }
         for s in &self.slices {
             if s.validity.is_empty() {
-                return Err(ObjectError::EmptySlice { uuid, validity: s.validity });
+                return Err(ObjectError::EmptySlice {
+                    uuid,
+                    validity: s.validity,
+                });
             }
             if s.value.kind() != self.kind {
                 return Err(ObjectError::MixedKinds {
@@ -496,7 +511,11 @@ impl Object {
         }
         for w in self.slices.windows(2) {
             if validity::hi(w[0].validity.to) > validity::lo(w[1].validity.from) {
-                return Err(ObjectError::Overlap { uuid, a: w[0].validity, b: w[1].validity });
+                return Err(ObjectError::Overlap {
+                    uuid,
+                    a: w[0].validity,
+                    b: w[1].validity,
+                });
             }
         }
         Ok(())
@@ -509,13 +528,19 @@ impl Object {
 
     /// The latest slice (the current or last known state).
     pub fn last(&self) -> &Slice {
-        self.slices.last().expect("an object has at least one slice")
+        self.slices
+            .last()
+            .expect("an object has at least one slice")
     }
 
     /// The slice valid on `day`, else the next one starting after it, else the last one.
     pub fn at_or_latest(&self, day: jiff::civil::Date) -> &Slice {
         self.at(day)
-            .or_else(|| self.slices.iter().find(|s| validity::lo(s.validity.from) > day))
+            .or_else(|| {
+                self.slices
+                    .iter()
+                    .find(|s| validity::lo(s.validity.from) > day)
+            })
             .unwrap_or_else(|| self.last())
     }
 
@@ -531,7 +556,10 @@ impl Object {
             .iter()
             .map(|s| {
                 let mut m = s.value.fields_json();
-                m.insert("from".into(), serde_json::to_value(s.validity.from).unwrap());
+                m.insert(
+                    "from".into(),
+                    serde_json::to_value(s.validity.from).unwrap(),
+                );
                 m.insert("to".into(), serde_json::to_value(s.validity.to).unwrap());
                 serde_json::Value::Object(m)
             })

@@ -15,7 +15,11 @@ pub enum Fact {
     /// The object exists over `life` (inactive outside it). From the start of `timeline` on, its
     /// values are the timeline's slices (contiguous, up to `life.to`); before that, history is
     /// kept, and days of `life` where it was inactive get the first timeline value.
-    State { uuid: Uuid, life: Validity, timeline: Vec<Slice> },
+    State {
+        uuid: Uuid,
+        life: Validity,
+        timeline: Vec<Slice>,
+    },
     /// The object is inactive from `at` on (it may not exist at all).
     End { uuid: Uuid, kind: Kind, at: Date },
     /// The object must not exist, history included.
@@ -32,7 +36,11 @@ impl Fact {
             start = lo(life.from);
         }
         let timeline = vec![Slice::new(Validity::new(lo_opt(start), life.to), value)];
-        Fact::State { uuid, life, timeline }
+        Fact::State {
+            uuid,
+            life,
+            timeline,
+        }
     }
 
     pub fn uuid(&self) -> Uuid {
@@ -98,15 +106,29 @@ fn differing(slices: &[Slice], range: Validity, value: &Value) -> Option<Validit
 fn ops_for(fact: Fact, current: Option<&Object>) -> Vec<Op> {
     let mut ops = Vec::new();
     match fact {
-        Fact::State { uuid, life, timeline } => {
-            let Some(first) = timeline.first() else { return ops };
+        Fact::State {
+            uuid,
+            life,
+            timeline,
+        } => {
+            let Some(first) = timeline.first() else {
+                return ops;
+            };
             let Some(cur) = current else {
                 // New object: one create over the start of its life, then the rest of the timeline.
                 let mut slices = timeline.into_iter();
                 let first = slices.next().expect("checked above");
-                ops.push(Op::Create { uuid, validity: Validity::new(life.from, first.validity.to), value: first.value });
+                ops.push(Op::Create {
+                    uuid,
+                    validity: Validity::new(life.from, first.validity.to),
+                    value: first.value,
+                });
                 for s in slices {
-                    ops.push(Op::Update { uuid, validity: s.validity, value: s.value });
+                    ops.push(Op::Update {
+                        uuid,
+                        validity: s.validity,
+                        value: s.value,
+                    });
                 }
                 return ops;
             };
@@ -117,12 +139,20 @@ fn ops_for(fact: Fact, current: Option<&Object>) -> Vec<Op> {
             {
                 let before = Validity::new(life.from, Some(start));
                 for gap in gaps(&cur.slices, before) {
-                    ops.push(Op::Update { uuid, validity: gap, value: first.value.clone() });
+                    ops.push(Op::Update {
+                        uuid,
+                        validity: gap,
+                        value: first.value.clone(),
+                    });
                 }
             }
             for s in timeline {
                 if let Some(range) = differing(&cur.slices, s.validity, &s.value) {
-                    ops.push(Op::Update { uuid, validity: range, value: s.value });
+                    ops.push(Op::Update {
+                        uuid,
+                        validity: range,
+                        value: s.value,
+                    });
                 }
             }
             // Nothing active outside the life.
@@ -130,19 +160,31 @@ fn ops_for(fact: Fact, current: Option<&Object>) -> Vec<Op> {
             if let (Some(start), Some(f)) = (life.from, cur.slices.first())
                 && lo(f.validity.from) < start
             {
-                ops.push(Op::Terminate { uuid, kind, range: Validity::new(f.validity.from, Some(start)) });
+                ops.push(Op::Terminate {
+                    uuid,
+                    kind,
+                    range: Validity::new(f.validity.from, Some(start)),
+                });
             }
             if let Some(end) = life.to
                 && cur.active_in(&Validity::from_day(end))
             {
-                ops.push(Op::Terminate { uuid, kind, range: Validity::from_day(end) });
+                ops.push(Op::Terminate {
+                    uuid,
+                    kind,
+                    range: Validity::from_day(end),
+                });
             }
         }
         Fact::End { uuid, kind, at } => {
             if let Some(cur) = current
                 && cur.active_in(&Validity::from_day(at))
             {
-                ops.push(Op::Terminate { uuid, kind, range: Validity::from_day(at) });
+                ops.push(Op::Terminate {
+                    uuid,
+                    kind,
+                    range: Validity::from_day(at),
+                });
             }
         }
         Fact::Delete { uuid, kind } => {
@@ -165,7 +207,9 @@ pub fn reconcile(facts: Vec<Fact>, current: &HashMap<Uuid, Object>) -> Plan {
     }
     let mut overlay: HashMap<Uuid, Option<Object>> = HashMap::new();
     // Usually one operation per fact: reserving avoids copying a large plan while it grows.
-    let mut plan = Plan { ops: Vec::with_capacity(facts.len() + facts.len() / 64) };
+    let mut plan = Plan {
+        ops: Vec::with_capacity(facts.len() + facts.len() / 64),
+    };
     for fact in facts {
         let uuid = fact.uuid();
         let left = remaining.get_mut(&uuid).expect("counted above");
@@ -200,10 +244,14 @@ mod tests {
     use proptest::prelude::*;
 
     fn v(name: &str) -> Value {
-        Value::Facet(Facet { user_key: name.into() })
+        Value::Facet(Facet {
+            user_key: name.into(),
+        })
     }
     fn day(n: i32) -> Date {
-        date(2020, 1, 1).checked_add(jiff::Span::new().days(n)).unwrap()
+        date(2020, 1, 1)
+            .checked_add(jiff::Span::new().days(n))
+            .unwrap()
     }
     fn u(n: u8) -> Uuid {
         Uuid::from_bytes([n; 16])
@@ -213,7 +261,14 @@ mod tests {
     fn new_object_is_created_once() {
         let f = Fact::state(u(1), v("a"), Validity::from_day(day(0)), Some(day(10)));
         let plan = reconcile(vec![f], &HashMap::new());
-        assert_eq!(plan.ops, vec![Op::Create { uuid: u(1), validity: Validity::from_day(day(0)), value: v("a") }]);
+        assert_eq!(
+            plan.ops,
+            vec![Op::Create {
+                uuid: u(1),
+                validity: Validity::from_day(day(0)),
+                value: v("a")
+            }]
+        );
     }
 
     #[test]
@@ -222,64 +277,152 @@ mod tests {
         let current = HashMap::from([(u(1), cur)]);
         let f = Fact::state(u(1), v("b"), Validity::from_day(day(0)), Some(day(10)));
         let plan = reconcile(vec![f], &current);
-        assert_eq!(plan.ops, vec![Op::Update { uuid: u(1), validity: Validity::from_day(day(10)), value: v("b") }]);
+        assert_eq!(
+            plan.ops,
+            vec![Op::Update {
+                uuid: u(1),
+                validity: Validity::from_day(day(10)),
+                value: v("b")
+            }]
+        );
         let same = Fact::state(u(1), v("a"), Validity::from_day(day(0)), Some(day(10)));
-        assert!(reconcile(vec![same], &current).is_empty(), "no change, no write");
+        assert!(
+            reconcile(vec![same], &current).is_empty(),
+            "no change, no write"
+        );
     }
 
     #[test]
     fn later_start_and_earlier_end_terminate_outside_the_life() {
         let cur = Object::new(u(1), vec![Slice::new(Validity::from_day(day(0)), v("a"))]).unwrap();
         let current = HashMap::from([(u(1), cur)]);
-        let f = Fact::state(u(1), v("a"), Validity::new(Some(day(5)), Some(day(20))), Some(day(10)));
+        let f = Fact::state(
+            u(1),
+            v("a"),
+            Validity::new(Some(day(5)), Some(day(20))),
+            Some(day(10)),
+        );
         let plan = reconcile(vec![f], &current);
         assert_eq!(
             plan.ops,
             vec![
-                Op::Terminate { uuid: u(1), kind: Kind::Facet, range: Validity::new(Some(day(0)), Some(day(5))) },
-                Op::Terminate { uuid: u(1), kind: Kind::Facet, range: Validity::from_day(day(20)) },
+                Op::Terminate {
+                    uuid: u(1),
+                    kind: Kind::Facet,
+                    range: Validity::new(Some(day(0)), Some(day(5)))
+                },
+                Op::Terminate {
+                    uuid: u(1),
+                    kind: Kind::Facet,
+                    range: Validity::from_day(day(20))
+                },
             ]
         );
     }
 
     #[test]
     fn end_and_delete_are_noops_when_already_true() {
-        let cur = Object::new(u(1), vec![Slice::new(Validity::new(Some(day(0)), Some(day(5))), v("a"))]).unwrap();
+        let cur = Object::new(
+            u(1),
+            vec![Slice::new(
+                Validity::new(Some(day(0)), Some(day(5))),
+                v("a"),
+            )],
+        )
+        .unwrap();
         let current = HashMap::from([(u(1), cur)]);
-        assert!(reconcile(vec![Fact::End { uuid: u(1), kind: Kind::Facet, at: day(5) }], &current).is_empty());
-        assert_eq!(reconcile(vec![Fact::End { uuid: u(1), kind: Kind::Facet, at: day(3) }], &current).len(), 1);
-        assert!(reconcile(vec![Fact::Delete { uuid: u(2), kind: Kind::Facet }], &current).is_empty());
-        assert_eq!(reconcile(vec![Fact::Delete { uuid: u(1), kind: Kind::Facet }], &current).len(), 1);
+        assert!(
+            reconcile(
+                vec![Fact::End {
+                    uuid: u(1),
+                    kind: Kind::Facet,
+                    at: day(5)
+                }],
+                &current
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            reconcile(
+                vec![Fact::End {
+                    uuid: u(1),
+                    kind: Kind::Facet,
+                    at: day(3)
+                }],
+                &current
+            )
+            .len(),
+            1
+        );
+        assert!(
+            reconcile(
+                vec![Fact::Delete {
+                    uuid: u(2),
+                    kind: Kind::Facet
+                }],
+                &current
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            reconcile(
+                vec![Fact::Delete {
+                    uuid: u(1),
+                    kind: Kind::Facet
+                }],
+                &current
+            )
+            .len(),
+            1
+        );
     }
 
     fn arb_object(id: u8) -> impl Strategy<Value = Option<Object>> {
-        proptest::collection::vec((0i32..6, 1i32..6, 0u8..3, any::<bool>()), 0..5).prop_map(move |parts| {
-            let mut pos = -10;
-            let mut slices = Vec::new();
-            for (gap, len, name, open) in parts {
-                let from = pos + gap;
-                let to = from + len;
-                slices.push(Slice::new(Validity::new(Some(day(from)), Some(day(to))), v(&name.to_string())));
-                pos = to;
-                if open {
-                    slices.last_mut().unwrap().validity.to = None;
-                    break;
+        proptest::collection::vec((0i32..6, 1i32..6, 0u8..3, any::<bool>()), 0..5).prop_map(
+            move |parts| {
+                let mut pos = -10;
+                let mut slices = Vec::new();
+                for (gap, len, name, open) in parts {
+                    let from = pos + gap;
+                    let to = from + len;
+                    slices.push(Slice::new(
+                        Validity::new(Some(day(from)), Some(day(to))),
+                        v(&name.to_string()),
+                    ));
+                    pos = to;
+                    if open {
+                        slices.last_mut().unwrap().validity.to = None;
+                        break;
+                    }
                 }
-            }
-            Object::new(u(id), slices).ok()
-        })
+                Object::new(u(id), slices).ok()
+            },
+        )
     }
 
     fn arb_fact(id: u8) -> impl Strategy<Value = Fact> {
         prop_oneof![
-            (-12i32..12, proptest::option::of(1i32..15), proptest::option::of(-12i32..20), 0u8..3, any::<bool>())
+            (
+                -12i32..12,
+                proptest::option::of(1i32..15),
+                proptest::option::of(-12i32..20),
+                0u8..3,
+                any::<bool>()
+            )
                 .prop_map(move |(from, len, eff, name, open_start)| {
                     let from_d = if open_start { None } else { Some(day(from)) };
                     let life = Validity::new(from_d, len.map(|l| day(from + l)));
                     Fact::state(u(id), v(&name.to_string()), life, eff.map(day))
                 }),
-            (-12i32..20).prop_map(move |at| Fact::End { uuid: u(id), kind: Kind::Facet, at: day(at) }),
-            Just(Fact::Delete { uuid: u(id), kind: Kind::Facet }),
+            (-12i32..20).prop_map(move |at| Fact::End {
+                uuid: u(id),
+                kind: Kind::Facet,
+                at: day(at)
+            }),
+            Just(Fact::Delete {
+                uuid: u(id),
+                kind: Kind::Facet
+            }),
         ]
     }
 

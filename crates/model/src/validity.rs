@@ -34,7 +34,10 @@ pub(crate) fn hi_opt(d: Date) -> Option<Date> {
 }
 
 impl Validity {
-    pub const ALWAYS: Validity = Validity { from: None, to: None };
+    pub const ALWAYS: Validity = Validity {
+        from: None,
+        to: None,
+    };
 
     pub fn new(from: Option<Date>, to: Option<Date>) -> Validity {
         Validity { from, to }
@@ -42,13 +45,22 @@ impl Validity {
 
     /// `[from, forever)`.
     pub fn from_day(from: Date) -> Validity {
-        Validity { from: Some(from), to: None }
+        Validity {
+            from: Some(from),
+            to: None,
+        }
     }
 
     /// From a first and a last valid day (inclusive), as OPUS and CSV files give them.
     /// A last day of 9999-12-31 means "forever".
     pub fn from_inclusive(first: Option<Date>, last: Option<Date>) -> Validity {
-        let to = last.and_then(|d| if d >= Date::MAX { None } else { d.tomorrow().ok() });
+        let to = last.and_then(|d| {
+            if d >= Date::MAX {
+                None
+            } else {
+                d.tomorrow().ok()
+            }
+        });
         Validity { from: first, to }
     }
 
@@ -74,7 +86,10 @@ impl Validity {
     pub fn intersect(&self, other: &Validity) -> Option<Validity> {
         let from = lo(self.from).max(lo(other.from));
         let to = hi(self.to).min(hi(other.to));
-        (from < to).then(|| Validity { from: lo_opt(from), to: hi_opt(to) })
+        (from < to).then(|| Validity {
+            from: lo_opt(from),
+            to: hi_opt(to),
+        })
     }
 }
 
@@ -117,7 +132,13 @@ mod tests {
     fn intersect_and_overlap() {
         let a = Validity::new(Some(date(2020, 1, 1)), Some(date(2021, 1, 1)));
         let b = Validity::from_day(date(2020, 6, 1));
-        assert_eq!(a.intersect(&b), Some(Validity::new(Some(date(2020, 6, 1)), Some(date(2021, 1, 1)))));
+        assert_eq!(
+            a.intersect(&b),
+            Some(Validity::new(
+                Some(date(2020, 6, 1)),
+                Some(date(2021, 1, 1))
+            ))
+        );
         let c = Validity::from_day(date(2021, 1, 1));
         assert!(!a.overlaps(&c));
         assert_eq!(a.intersect(&c), None);

@@ -10,12 +10,29 @@ use std::collections::{HashMap, HashSet};
 /// A unit tree that cannot be imported.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TreeError {
-    #[error("{source_name}:{line}: orgUnit id=\"{id}\", field parentOrgUnit: unknown parent unit {parent:?}")]
-    UnknownParent { source_name: String, line: u64, id: String, parent: String },
+    #[error(
+        "{source_name}:{line}: orgUnit id=\"{id}\", field parentOrgUnit: unknown parent unit {parent:?}"
+    )]
+    UnknownParent {
+        source_name: String,
+        line: u64,
+        id: String,
+        parent: String,
+    },
     #[error("{source_name}:{line}: orgUnit id=\"{id}\", field parentOrgUnit: the unit tree has a cycle: {}", cycle.join(" → "))]
-    Cycle { source_name: String, line: u64, id: String, cycle: Vec<String> },
+    Cycle {
+        source_name: String,
+        line: u64,
+        id: String,
+        cycle: Vec<String>,
+    },
     #[error("{source_name}:{line}: orgUnit id=\"{id}\" appears twice (first at line {first})")]
-    Duplicate { source_name: String, line: u64, id: String, first: u64 },
+    Duplicate {
+        source_name: String,
+        line: u64,
+        id: String,
+        first: u64,
+    },
 }
 
 /// The checked unit tree of a dump.
@@ -61,10 +78,16 @@ impl<'a> Tree<'a> {
                 }
                 if chain.contains(&cur) {
                     let start = chain.iter().position(|c| *c == cur).unwrap_or(0);
-                    let mut cycle: Vec<String> = chain[start..].iter().map(|s| s.to_string()).collect();
+                    let mut cycle: Vec<String> =
+                        chain[start..].iter().map(|s| s.to_string()).collect();
                     cycle.push(cur.to_string());
                     let unit = by_id[cur];
-                    return Err(TreeError::Cycle { source_name: source_name.into(), line: unit.line, id: unit.id.clone(), cycle });
+                    return Err(TreeError::Cycle {
+                        source_name: source_name.into(),
+                        line: unit.line,
+                        id: unit.id.clone(),
+                        cycle,
+                    });
                 }
                 chain.push(cur);
                 match &by_id[cur].parent {
@@ -107,13 +130,29 @@ pub fn tree_lines(dump: &Dump) -> Vec<String> {
         children.entry(u.parent.as_deref()).or_default().push(u);
     }
     let mut out = Vec::with_capacity(dump.units.len());
-    let mut stack: Vec<(&Unit, usize)> = children.get(&None).into_iter().flatten().rev().map(|u| (*u, 0)).collect();
+    let mut stack: Vec<(&Unit, usize)> = children
+        .get(&None)
+        .into_iter()
+        .flatten()
+        .rev()
+        .map(|u| (*u, 0))
+        .collect();
     while let Some((u, level)) = stack.pop() {
-        out.push(format!("{}{} ({})", "    ".repeat(level), u.long_name, u.id));
+        out.push(format!(
+            "{}{} ({})",
+            "    ".repeat(level),
+            u.long_name,
+            u.id
+        ));
         if out.len() > dump.units.len() {
             break; // a cycle; Tree::check reports it
         }
-        for c in children.get(&Some(u.id.as_str())).into_iter().flatten().rev() {
+        for c in children
+            .get(&Some(u.id.as_str()))
+            .into_iter()
+            .flatten()
+            .rev()
+        {
             stack.push((c, level + 1));
         }
     }
@@ -141,10 +180,19 @@ pub struct Changes {
 
 /// Compare a dump with the digests of the previous one. `only` restricts everything to the
 /// records with that OPUS id.
-pub fn changes(dump: &Dump, tree: &Tree<'_>, previous: Option<&Digests>, filter_ids: &[String], only: Option<&str>) -> Changes {
+pub fn changes(
+    dump: &Dump,
+    tree: &Tree<'_>,
+    previous: Option<&Digests>,
+    filter_ids: &[String],
+    only: Option<&str>,
+) -> Changes {
     let keep = |id: &str| only.is_none_or(|o| o == id);
     let filtered = tree.filtered(filter_ids);
-    let mut out = Changes { first: previous.is_none(), ..Changes::default() };
+    let mut out = Changes {
+        first: previous.is_none(),
+        ..Changes::default()
+    };
     let mut units: Vec<&Unit> = dump
         .units
         .iter()
@@ -153,7 +201,11 @@ pub fn changes(dump: &Dump, tree: &Tree<'_>, previous: Option<&Digests>, filter_
         .collect();
     units.sort_by_key(|u| tree.depth[u.id.as_str()]);
     out.units = units.into_iter().map(|u| u.id.clone()).collect();
-    let mut filtered: Vec<String> = filtered.into_iter().filter(|id| keep(id)).map(str::to_string).collect();
+    let mut filtered: Vec<String> = filtered
+        .into_iter()
+        .filter(|id| keep(id))
+        .map(str::to_string)
+        .collect();
     filtered.sort_by_key(|id| std::cmp::Reverse(tree.depth[id.as_str()]));
     out.filtered_units = filtered;
     let mut seen_emp: HashSet<&str> = HashSet::with_capacity(dump.employees.len());
@@ -162,7 +214,8 @@ pub fn changes(dump: &Dump, tree: &Tree<'_>, previous: Option<&Digests>, filter_
         if !keep(&e.id) {
             continue;
         }
-        let changed = previous.is_none_or(|p| p.employees.get(&e.id).map(|(d, _)| d) != Some(&e.digest));
+        let changed =
+            previous.is_none_or(|p| p.employees.get(&e.id).map(|(d, _)| d) != Some(&e.digest));
         if !changed {
             continue;
         }
@@ -173,7 +226,11 @@ pub fn changes(dump: &Dump, tree: &Tree<'_>, previous: Option<&Digests>, filter_
         }
     }
     if let Some(prev) = previous {
-        let mut vanished: Vec<&String> = prev.units.keys().filter(|id| keep(id) && !tree.by_id.contains_key(id.as_str())).collect();
+        let mut vanished: Vec<&String> = prev
+            .units
+            .keys()
+            .filter(|id| keep(id) && !tree.by_id.contains_key(id.as_str()))
+            .collect();
         vanished.sort();
         out.vanished_units = vanished.into_iter().cloned().collect();
         let mut cancelled: Vec<&String> = prev
@@ -215,7 +272,15 @@ mod tests {
     #[test]
     fn filtering_takes_whole_subtrees() {
         // The upstream examples (opus.md §5).
-        let d = dump(&[("1", ""), ("2", "1"), ("3", "1"), ("4", "2"), ("5", "2"), ("6", "3"), ("7", "5")]);
+        let d = dump(&[
+            ("1", ""),
+            ("2", "1"),
+            ("3", "1"),
+            ("4", "2"),
+            ("5", "2"),
+            ("6", "3"),
+            ("7", "5"),
+        ]);
         assert_eq!(filtered(&d, &["1"]), ["1", "2", "3", "4", "5", "6", "7"]);
         assert_eq!(filtered(&d, &["2"]), ["2", "4", "5", "7"]);
         assert_eq!(filtered(&d, &["3"]), ["3", "6"]);
@@ -228,18 +293,33 @@ mod tests {
     fn unknown_parents_and_cycles_are_errors() {
         let d = dump(&[("1", ""), ("2", "9")]);
         let e = Tree::check(&d, "t.xml").err().unwrap().to_string();
-        assert!(e.contains("orgUnit id=\"2\"") && e.contains("parentOrgUnit") && e.contains("\"9\"") && e.contains("t.xml:2:"), "{e}");
+        assert!(
+            e.contains("orgUnit id=\"2\"")
+                && e.contains("parentOrgUnit")
+                && e.contains("\"9\"")
+                && e.contains("t.xml:2:"),
+            "{e}"
+        );
         let d = dump(&[("1", ""), ("2", "3"), ("3", "4"), ("4", "2")]);
         let e = Tree::check(&d, "t.xml").err().unwrap().to_string();
         assert!(e.contains("cycle") && e.contains("2 → 3 → 4 → 2"), "{e}");
         let d = dump(&[("1", ""), ("1", "")]);
-        assert!(Tree::check(&d, "t.xml").err().unwrap().to_string().contains("twice"));
+        assert!(
+            Tree::check(&d, "t.xml")
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("twice")
+        );
     }
 
     #[test]
     fn tree_is_rendered_depth_first() {
         let d = dump(&[("1", ""), ("2", "1"), ("3", "2"), ("4", "1")]);
-        assert_eq!(tree_lines(&d), ["U1 (1)", "    U2 (2)", "        U3 (3)", "    U4 (4)"]);
+        assert_eq!(
+            tree_lines(&d),
+            ["U1 (1)", "    U2 (2)", "        U3 (3)", "    U4 (4)"]
+        );
     }
 
     #[test]

@@ -13,8 +13,8 @@ use super::parse::{AddressField, Dump, Employee, EmployeeData, Unit};
 use super::primary::{self, PrimaryClasses};
 use super::uuids::OpusUuids;
 use dipex_model::{
-    Address, Class, Cpr, Date, Engagement, Facet, Fact, ItSystem, ItUser, Kind, Manager, Object, OrgUnit,
-    Organisation, Person, Role, Validity, Value,
+    Address, Class, Cpr, Date, Engagement, Facet, Fact, ItSystem, ItUser, Kind, Manager, Object,
+    OrgUnit, Organisation, Person, Role, Validity, Value,
 };
 use std::collections::{BTreeSet, HashMap, HashSet};
 use uuid::Uuid;
@@ -64,7 +64,10 @@ pub struct Rejection {
 impl Rejection {
     /// `file:line: element, field F: reason`, like the parser's errors.
     pub fn render(&self, file: &str) -> String {
-        format!("{file}:{}: {}, field {}: {}", self.line, self.element, self.field, self.reason)
+        format!(
+            "{file}:{}: {}, field {}: {}",
+            self.line, self.element, self.field, self.reason
+        )
     }
 }
 
@@ -77,7 +80,10 @@ pub struct Notice {
 
 impl Notice {
     pub fn at(line: u64, text: String) -> Notice {
-        Notice { line: Some(line), text }
+        Notice {
+            line: Some(line),
+            text,
+        }
     }
     pub fn general(text: String) -> Notice {
         Notice { line: None, text }
@@ -93,7 +99,9 @@ impl Notice {
 /// A fatal mapping error: nothing is written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MapError {
-    #[error("{line}: orgUnit id=\"{id}\": setting integrations.opus.unit_user_key names {key:?}, which this unit does not have")]
+    #[error(
+        "{line}: orgUnit id=\"{id}\": setting integrations.opus.unit_user_key names {key:?}, which this unit does not have"
+    )]
     UnitUserKey { line: u64, id: String, key: String },
 }
 
@@ -119,7 +127,12 @@ struct Index<'a> {
 
 impl<'a> Index<'a> {
     fn new(current: &'a HashMap<Uuid, Object>) -> Index<'a> {
-        let mut ix = Index { current, by_user_key: HashMap::new(), person_by_cpr: HashMap::new(), by_owner: HashMap::new() };
+        let mut ix = Index {
+            current,
+            by_user_key: HashMap::new(),
+            person_by_cpr: HashMap::new(),
+            by_owner: HashMap::new(),
+        };
         let mut sorted: Vec<&Object> = current.values().collect();
         sorted.sort_by_key(|o| o.uuid);
         for o in sorted {
@@ -129,7 +142,12 @@ impl<'a> Index<'a> {
                 keys.insert(s.value.user_key());
             }
             for k in keys {
-                ix.by_user_key.entry(o.kind).or_default().entry(k).or_default().push(o.uuid);
+                ix.by_user_key
+                    .entry(o.kind)
+                    .or_default()
+                    .entry(k)
+                    .or_default()
+                    .push(o.uuid);
             }
             if let Some(c) = last.cpr() {
                 ix.person_by_cpr.insert(c, o.uuid);
@@ -149,11 +167,18 @@ impl<'a> Index<'a> {
     }
 
     fn user_key(&self, kind: Kind, key: &str) -> &[Uuid] {
-        self.by_user_key.get(&kind).and_then(|m| m.get(key)).map_or(&[], Vec::as_slice)
+        self.by_user_key
+            .get(&kind)
+            .and_then(|m| m.get(key))
+            .map_or(&[], Vec::as_slice)
     }
 
     fn owned(&self, kind: Kind, owner: Uuid) -> impl Iterator<Item = &'a Object> + '_ {
-        self.by_owner.get(&(kind, owner)).into_iter().flatten().filter_map(|u| self.current.get(u))
+        self.by_owner
+            .get(&(kind, owner))
+            .into_iter()
+            .flatten()
+            .filter_map(|u| self.current.get(u))
     }
 
     fn of_kind(&self, kind: Kind) -> impl Iterator<Item = &'a Object> + '_ {
@@ -175,24 +200,38 @@ struct Classes {
 
 impl Classes {
     fn new(ix: &Index<'_>, uuids: OpusUuids) -> Classes {
-        let mut c = Classes { facets: HashMap::new(), classes: HashMap::new(), itsystems: Vec::new(), facts: Vec::new(), uuids, memo: HashMap::new() };
+        let mut c = Classes {
+            facets: HashMap::new(),
+            classes: HashMap::new(),
+            itsystems: Vec::new(),
+            facts: Vec::new(),
+            uuids,
+            memo: HashMap::new(),
+        };
         let mut facets: Vec<&Object> = ix.of_kind(Kind::Facet).collect();
         facets.sort_by_key(|o| o.uuid);
         for f in facets {
-            c.facets.entry(f.last().value.user_key().to_string()).or_insert(f.uuid);
+            c.facets
+                .entry(f.last().value.user_key().to_string())
+                .or_insert(f.uuid);
         }
         let mut classes: Vec<&Object> = ix.of_kind(Kind::Class).collect();
         classes.sort_by_key(|o| o.uuid);
         for o in classes {
             if let Value::Class(cl) = &o.last().value {
-                c.classes.entry(cl.facet).or_default().push((o.uuid, cl.user_key.clone(), cl.name.clone()));
+                c.classes.entry(cl.facet).or_default().push((
+                    o.uuid,
+                    cl.user_key.clone(),
+                    cl.name.clone(),
+                ));
             }
         }
         let mut systems: Vec<&Object> = ix.of_kind(Kind::ItSystem).collect();
         systems.sort_by_key(|o| o.uuid);
         for o in systems {
             if let Value::ItSystem(s) = &o.last().value {
-                c.itsystems.push((o.uuid, s.user_key.clone(), s.name.clone()));
+                c.itsystems
+                    .push((o.uuid, s.user_key.clone(), s.name.clone()));
             }
         }
         c
@@ -203,14 +242,22 @@ impl Classes {
             return *u;
         }
         let uuid = self.uuids.derived("facet", &[user_key]);
-        let value = Value::Facet(Facet { user_key: user_key.into() });
-        self.facts.push(Fact::state(uuid, value, Validity::ALWAYS, None));
+        let value = Value::Facet(Facet {
+            user_key: user_key.into(),
+        });
+        self.facts
+            .push(Fact::state(uuid, value, Validity::ALWAYS, None));
         self.facets.insert(user_key.into(), uuid);
         uuid
     }
 
     fn class(&mut self, facet_key: &str, user_key: &str, title: &str, scope: Option<&str>) -> Uuid {
-        if let Some(u) = self.memo.get(facet_key).and_then(|m| m.get(user_key)).and_then(|m| m.get(title)) {
+        if let Some(u) = self
+            .memo
+            .get(facet_key)
+            .and_then(|m| m.get(user_key))
+            .and_then(|m| m.get(title))
+        {
             return *u;
         }
         let uuid = self.find_or_create_class(facet_key, user_key, title, scope);
@@ -223,13 +270,22 @@ impl Classes {
         uuid
     }
 
-    fn find_or_create_class(&mut self, facet_key: &str, user_key: &str, title: &str, scope: Option<&str>) -> Uuid {
+    fn find_or_create_class(
+        &mut self,
+        facet_key: &str,
+        user_key: &str,
+        title: &str,
+        scope: Option<&str>,
+    ) -> Uuid {
         let facet = self.facet(facet_key);
         let list = self.classes.entry(facet).or_default();
         let found = list
             .iter()
             .find(|(_, k, _)| k.to_lowercase() == user_key.to_lowercase())
-            .or_else(|| list.iter().find(|(_, _, n)| n.to_lowercase() == title.to_lowercase()));
+            .or_else(|| {
+                list.iter()
+                    .find(|(_, _, n)| n.to_lowercase() == title.to_lowercase())
+            });
         if let Some((u, _, _)) = found {
             return *u;
         }
@@ -242,22 +298,35 @@ impl Classes {
             parent: None,
             owner: None,
         });
-        self.facts.push(Fact::state(uuid, value, Validity::ALWAYS, None));
+        self.facts
+            .push(Fact::state(uuid, value, Validity::ALWAYS, None));
         list.push((uuid, user_key.into(), title.into()));
         uuid
     }
 
     fn user_key_of(&self, class: Uuid) -> Option<String> {
-        self.classes.values().flatten().find(|(u, _, _)| *u == class).map(|(_, k, _)| k.clone())
+        self.classes
+            .values()
+            .flatten()
+            .find(|(u, _, _)| *u == class)
+            .map(|(_, k, _)| k.clone())
     }
 
     fn itsystem(&mut self, name: &str) -> Uuid {
-        if let Some((u, _, _)) = self.itsystems.iter().find(|(_, k, n)| n == name || k == name) {
+        if let Some((u, _, _)) = self
+            .itsystems
+            .iter()
+            .find(|(_, k, n)| n == name || k == name)
+        {
             return *u;
         }
         let uuid = self.uuids.derived("itsystem", &[name]);
-        let value = Value::ItSystem(ItSystem { user_key: name.into(), name: name.into() });
-        self.facts.push(Fact::state(uuid, value, Validity::ALWAYS, None));
+        let value = Value::ItSystem(ItSystem {
+            user_key: name.into(),
+            name: name.into(),
+        });
+        self.facts
+            .push(Fact::state(uuid, value, Validity::ALWAYS, None));
         self.itsystems.push((uuid, name.into(), name.into()));
         uuid
     }
@@ -365,7 +434,11 @@ impl<'a> Mapper<'a> {
 
     /// Map the changes. `new_uuid` gives the uuid of a new person that neither MO, the cpr map
     /// nor AD knows (random in production; deterministic in tests).
-    pub fn map(mut self, changes: &Changes, new_uuid: &mut dyn FnMut() -> Uuid) -> Result<Mapped, MapError> {
+    pub fn map(
+        mut self,
+        changes: &Changes,
+        new_uuid: &mut dyn FnMut() -> Uuid,
+    ) -> Result<Mapped, MapError> {
         self.organisation();
         let primary = PrimaryClasses::ensure(&mut |f, k, t, s| self.classes.class(f, k, t, s));
         for id in &changes.units {
@@ -376,7 +449,11 @@ impl<'a> Mapper<'a> {
         for id in changes.vanished_units.iter().chain(&changes.filtered_units) {
             let uuid = self.cfg.uuids.unit(id);
             if self.ix.get(&uuid).is_some() {
-                self.ends.push(Fact::End { uuid, kind: Kind::OrgUnit, at: end });
+                self.ends.push(Fact::End {
+                    uuid,
+                    kind: Kind::OrgUnit,
+                    at: end,
+                });
             }
         }
         if !self.cfg.skip_employees {
@@ -409,22 +486,38 @@ impl<'a> Mapper<'a> {
                 name: self.cfg.municipality_name.clone(),
                 municipality_code: None,
             });
-            self.classes.facts.push(Fact::state(self.cfg.uuids.base(), value, Validity::ALWAYS, None));
+            self.classes.facts.push(Fact::state(
+                self.cfg.uuids.base(),
+                value,
+                Validity::ALWAYS,
+                None,
+            ));
         }
     }
 
     fn unit(&mut self, unit: &Unit) -> Result<(), MapError> {
         let uuid = self.cfg.uuids.unit(&unit.id);
-        let type_key = unit.org_type.as_deref().or(unit.org_type_txt.as_deref()).unwrap_or("Enhed");
+        let type_key = unit
+            .org_type
+            .as_deref()
+            .or(unit.org_type_txt.as_deref())
+            .unwrap_or("Enhed");
         let type_title = unit.org_type_txt.as_deref().unwrap_or("Enhed");
-        let unit_type = self.classes.class("org_unit_type", type_key, type_title, Some("TEXT"));
-        let user_key = unit.field(&self.cfg.unit_user_key).ok_or_else(|| MapError::UnitUserKey {
-            line: unit.line,
-            id: unit.id.clone(),
-            key: self.cfg.unit_user_key.clone(),
-        })?;
+        let unit_type = self
+            .classes
+            .class("org_unit_type", type_key, type_title, Some("TEXT"));
+        let user_key =
+            unit.field(&self.cfg.unit_user_key)
+                .ok_or_else(|| MapError::UnitUserKey {
+                    line: unit.line,
+                    id: unit.id.clone(),
+                    key: self.cfg.unit_user_key.clone(),
+                })?;
         let start = unit.start_date.unwrap_or(jiff::civil::date(1900, 1, 1));
-        let life = Validity::new(Some(start), unit.end_date.filter(|d| *d < Date::MAX).map(next_day));
+        let life = Validity::new(
+            Some(start),
+            unit.end_date.filter(|d| *d < Date::MAX).map(next_day),
+        );
         let eff = effective(unit.last_changed, self.dump_date);
         let existing = self.ix.get(&uuid).is_some();
         let value = Value::OrgUnit(OrgUnit {
@@ -440,7 +533,10 @@ impl<'a> Mapper<'a> {
         // Addresses start with the unit when it is new, else at the change.
         let addr_start = if existing { eff } else { start };
         let ean = unit.ean.as_deref().filter(|v| *v != "9999999999999");
-        let pnr = unit.p_nr.as_deref().filter(|v| !v.bytes().all(|b| b == b'0'));
+        let pnr = unit
+            .p_nr
+            .as_deref()
+            .filter(|v| !v.bytes().all(|b| b == b'0'));
         let fields: [(&str, &str, Option<&str>); 5] = [
             ("SE", "TEXT", unit.se.as_deref()),
             ("CVR", "TEXT", unit.cvr.as_deref()),
@@ -449,13 +545,36 @@ impl<'a> Mapper<'a> {
             ("Telefon", "PHONE", unit.phone_number.as_deref()),
         ];
         for (key, scope, value) in fields {
-            self.address(Owner::Unit(uuid), "org_unit_address_type", key, scope, value.map(str::to_string).into(), addr_start, eff, life.to);
+            self.address(
+                Owner::Unit(uuid),
+                "org_unit_address_type",
+                key,
+                scope,
+                value.map(str::to_string).into(),
+                addr_start,
+                eff,
+                life.to,
+            );
         }
         let dar = match (unit.street.as_deref(), unit.zip_code.as_deref()) {
-            (Some(street), Some(zip)) => self.dar_lookup(street, zip, &format!("orgUnit id=\"{}\"", unit.id), unit.line),
+            (Some(street), Some(zip)) => self.dar_lookup(
+                street,
+                zip,
+                &format!("orgUnit id=\"{}\"", unit.id),
+                unit.line,
+            ),
             _ => Wanted::No,
         };
-        self.address(Owner::Unit(uuid), "org_unit_address_type", "Adresse", "DAR", dar, addr_start, eff, life.to);
+        self.address(
+            Owner::Unit(uuid),
+            "org_unit_address_type",
+            "Adresse",
+            "DAR",
+            dar,
+            addr_start,
+            eff,
+            life.to,
+        );
         Ok(())
     }
 
@@ -466,7 +585,10 @@ impl<'a> Mapper<'a> {
             Some(Err(reason)) => format!("the DAR lookup failed ({reason})"),
             None => "the address was not looked up".to_string(),
         };
-        self.out.warnings.push(Notice::at(line, format!("{element}: {why} for the postal address; it is left as it was")));
+        self.out.warnings.push(Notice::at(
+            line,
+            format!("{element}: {why} for the postal address; it is left as it was"),
+        ));
         Wanted::Keep
     }
 
@@ -491,25 +613,43 @@ impl<'a> Mapper<'a> {
         let existing: Vec<&Object> = self
             .ix
             .owned(Kind::Address, owner_uuid)
-            .filter(|o| matches!(&o.last().value, Value::Address(a) if a.address_type == address_type))
+            .filter(
+                |o| matches!(&o.last().value, Value::Address(a) if a.address_type == address_type),
+            )
             .collect();
         let current = existing.iter().min_by_key(|o| o.uuid);
         match wanted {
             Wanted::Keep => {}
             Wanted::No => {
                 for o in existing {
-                    self.details.push(Fact::End { uuid: o.uuid, kind: Kind::Address, at: eff });
+                    self.details.push(Fact::End {
+                        uuid: o.uuid,
+                        kind: Kind::Address,
+                        at: eff,
+                    });
                 }
             }
             Wanted::Yes(value) => {
                 let visibility = match owner {
-                    Owner::Person(_) if scope == "DAR" => {
-                        Some(self.classes.class("visibility", "Intern", "Må vises internt", Some("INTERNAL")))
-                    }
+                    Owner::Person(_) if scope == "DAR" => Some(self.classes.class(
+                        "visibility",
+                        "Intern",
+                        "Må vises internt",
+                        Some("INTERNAL"),
+                    )),
                     _ => None,
                 };
-                let uuid = current.map_or_else(|| self.cfg.uuids.derived("address", &[&owner_uuid.to_string(), type_key]), |o| o.uuid);
-                let from = current.and_then(|o| o.slices[0].validity.from).unwrap_or(start);
+                let uuid = current.map_or_else(
+                    || {
+                        self.cfg
+                            .uuids
+                            .derived("address", &[&owner_uuid.to_string(), type_key])
+                    },
+                    |o| o.uuid,
+                );
+                let from = current
+                    .and_then(|o| o.slices[0].validity.from)
+                    .unwrap_or(start);
                 let v = Value::Address(Address {
                     user_key: value.clone(),
                     value,
@@ -520,25 +660,49 @@ impl<'a> Mapper<'a> {
                     engagement: None,
                     ituser: None,
                 });
-                self.details.push(Fact::state(uuid, v, Validity::new(Some(from), end), Some(eff)));
+                self.details.push(Fact::state(
+                    uuid,
+                    v,
+                    Validity::new(Some(from), end),
+                    Some(eff),
+                ));
             }
         }
     }
 
     /// Validate a changed or sibling employment; `None` (and a rejection when it changed) if it
     /// cannot be imported.
-    fn employment(&mut self, rec: &'a Employee, changed: bool, filtered: &HashSet<&str>) -> Option<Employment<'a>> {
+    fn employment(
+        &mut self,
+        rec: &'a Employee,
+        changed: bool,
+        filtered: &HashSet<&str>,
+    ) -> Option<Employment<'a>> {
         let data = rec.data.as_deref()?;
         if filtered.contains(data.org_unit.as_str()) {
             return None;
         }
-        let reject = |field: &'static str, reason: String| Rejection { line: rec.line, element: element(rec), field, reason };
+        let reject = |field: &'static str, reason: String| Rejection {
+            line: rec.line,
+            element: element(rec),
+            field,
+            reason,
+        };
         let problem = if data.position.is_none() {
-            Some(reject("position", "empty: the job function is unknown, so the employment is not imported".into()))
+            Some(reject(
+                "position",
+                "empty: the job function is unknown, so the employment is not imported".into(),
+            ))
         } else if !self.tree.by_id.contains_key(data.org_unit.as_str()) {
-            Some(reject("orgUnit", format!("unknown unit {:?}", data.org_unit)))
+            Some(reject(
+                "orgUnit",
+                format!("unknown unit {:?}", data.org_unit),
+            ))
         } else if data.entry_date.is_none() && rec.last_changed.is_none() {
-            Some(reject("entryDate", "empty, and there is no lastChanged to fall back on".into()))
+            Some(reject(
+                "entryDate",
+                "empty, and there is no lastChanged to fall back on".into(),
+            ))
         } else {
             None
         };
@@ -555,9 +719,10 @@ impl<'a> Mapper<'a> {
                     self.out.warnings.push(Notice::at(
                         rec.line,
                         format!(
-                        "{}: entryDate is empty; using lastChanged as the start",
-                        element(rec)
-                    )));
+                            "{}: entryDate is empty; using lastChanged as the start",
+                            element(rec)
+                        ),
+                    ));
                 }
                 rec.last_changed.expect("checked above")
             }
@@ -565,7 +730,9 @@ impl<'a> Mapper<'a> {
         let end = data.leave_date.map(next_day);
         if end.is_some_and(|e| e <= entry) {
             if changed {
-                self.out.rejected.push(reject("leaveDate", "before entryDate".into()));
+                self.out
+                    .rejected
+                    .push(reject("leaveDate", "before entryDate".into()));
             }
             return None;
         }
@@ -578,10 +745,16 @@ impl<'a> Mapper<'a> {
         })
     }
 
-    fn employees(&mut self, changes: &Changes, primary: &PrimaryClasses, new_uuid: &mut dyn FnMut() -> Uuid) {
+    fn employees(
+        &mut self,
+        changes: &Changes,
+        primary: &PrimaryClasses,
+        new_uuid: &mut dyn FnMut() -> Uuid,
+    ) {
         let dump = self.dump;
         let filtered: HashSet<&str> = changes.filtered_units.iter().map(String::as_str).collect();
-        let by_id: HashMap<&str, &Employee> = dump.employees.iter().map(|e| (e.id.as_str(), e)).collect();
+        let by_id: HashMap<&str, &Employee> =
+            dump.employees.iter().map(|e| (e.id.as_str(), e)).collect();
         let mut by_cpr: HashMap<&Cpr, Vec<&Employee>> = HashMap::new();
         for e in &dump.employees {
             if let Some(d) = &e.data {
@@ -602,7 +775,12 @@ impl<'a> Mapper<'a> {
         }
         let end = next_day(self.dump_date);
         let mut ended: HashMap<&Cpr, Vec<(Uuid, Engagement, Validity)>> = HashMap::new();
-        for (id, cancelled) in changes.leaves.iter().map(|i| (i, false)).chain(changes.cancelled.iter().map(|i| (i, true))) {
+        for (id, cancelled) in changes
+            .leaves
+            .iter()
+            .map(|i| (i, false))
+            .chain(changes.cancelled.iter().map(|i| (i, true)))
+        {
             let engagements = self.ix.user_key(Kind::Engagement, id).to_vec();
             if cancelled && engagements.len() > 1 {
                 self.out.warnings.push(Notice::general(format!(
@@ -613,9 +791,16 @@ impl<'a> Mapper<'a> {
             }
             for uuid in engagements {
                 if cancelled {
-                    self.ends.push(Fact::Delete { uuid, kind: Kind::Engagement });
+                    self.ends.push(Fact::Delete {
+                        uuid,
+                        kind: Kind::Engagement,
+                    });
                 } else {
-                    self.ends.push(Fact::End { uuid, kind: Kind::Engagement, at: end });
+                    self.ends.push(Fact::End {
+                        uuid,
+                        kind: Kind::Engagement,
+                        at: end,
+                    });
                 }
                 // The person's other engagements may need a new primary; the ended one still
                 // counts up to its end.
@@ -640,7 +825,11 @@ impl<'a> Mapper<'a> {
                     if cancelled {
                         self.ends.push(Fact::Delete { uuid, kind });
                     } else {
-                        self.ends.push(Fact::End { uuid, kind, at: end });
+                        self.ends.push(Fact::End {
+                            uuid,
+                            kind,
+                            at: end,
+                        });
                     }
                 }
             }
@@ -649,14 +838,19 @@ impl<'a> Mapper<'a> {
             let records = &by_cpr[cpr];
             let mut employments: Vec<Employment<'a>> = Vec::new();
             for rec in records {
-                if let Some(e) = self.employment(rec, changed.contains(rec.id.as_str()), &filtered) {
+                if let Some(e) = self.employment(rec, changed.contains(rec.id.as_str()), &filtered)
+                {
                     employments.push(e);
                 }
             }
             if employments.is_empty() {
                 continue;
             }
-            employments.sort_by(|a, b| primary::employment_number(&a.rec.id).cmp(&primary::employment_number(&b.rec.id)).then(a.rec.id.cmp(&b.rec.id)));
+            employments.sort_by(|a, b| {
+                primary::employment_number(&a.rec.id)
+                    .cmp(&primary::employment_number(&b.rec.id))
+                    .then(a.rec.id.cmp(&b.rec.id))
+            });
             let ended = ended.get(cpr).map_or(&[][..], Vec::as_slice);
             self.person(cpr, &employments, ended, primary, new_uuid);
         }
@@ -671,17 +865,23 @@ impl<'a> Mapper<'a> {
         new_uuid: &mut dyn FnMut() -> Uuid,
     ) {
         let existing = self.ix.person_by_cpr.get(cpr).copied();
-        let person_uuid = existing.or_else(|| self.cpr_map.get(cpr).copied()).unwrap_or_else(new_uuid);
+        let person_uuid = existing
+            .or_else(|| self.cpr_map.get(cpr).copied())
+            .unwrap_or_else(new_uuid);
         // The person's name and contact data come from the lowest employment number, so a person
         // with several employments does not flip between them.
         let rep = &employments[0];
-        let (given, surname) = match (rep.data.first_name.as_deref(), rep.data.last_name.as_deref()) {
+        let (given, surname) = match (
+            rep.data.first_name.as_deref(),
+            rep.data.last_name.as_deref(),
+        ) {
             (None, None) => ("Ukendt", "Ukendt"),
             (g, s) => (g.unwrap_or(""), s.unwrap_or("")),
         };
-        let user_key = existing
-            .and_then(|u| self.ix.get(&u))
-            .map_or_else(|| person_uuid.to_string(), |o| o.last().value.user_key().to_string());
+        let user_key = existing.and_then(|u| self.ix.get(&u)).map_or_else(
+            || person_uuid.to_string(),
+            |o| o.last().value.user_key().to_string(),
+        );
         let value = Value::Person(Person {
             user_key,
             given_name: given.into(),
@@ -691,16 +891,25 @@ impl<'a> Mapper<'a> {
             cpr_number: Some(cpr.clone()),
             seniority: None,
         });
-        self.persons.push(Fact::state(person_uuid, value, Validity::ALWAYS, Some(rep.effective)));
+        self.persons.push(Fact::state(
+            person_uuid,
+            value,
+            Validity::ALWAYS,
+            Some(rep.effective),
+        ));
 
         // Engagements, with the primary calculated over all of the person's employments.
         let mut plans = Vec::with_capacity(employments.len());
         for e in employments {
             let d = e.data;
             let position = d.position.as_deref().expect("validated");
-            let job_function = self.classes.class("engagement_job_function", position, position, Some("TEXT"));
+            let job_function =
+                self.classes
+                    .class("engagement_job_function", position, position, Some("TEXT"));
             let type_key = d.work_contract_text.as_deref().unwrap_or("Ansat");
-            let engagement_type = self.classes.class("engagement_type", type_key, type_key, Some("TEXT"));
+            let engagement_type =
+                self.classes
+                    .class("engagement_type", type_key, type_key, Some("TEXT"));
             let uuid = self.engagement_uuid(&e.rec.id, person_uuid);
             let explicit = self.ix.get(&uuid).is_some_and(|o| {
                 matches!(&o.at_or_latest(self.dump_date).value, Value::Engagement(x) if x.primary == Some(primary.explicit))
@@ -729,7 +938,10 @@ impl<'a> Mapper<'a> {
         }
         // Engagements a leave marker ends take part until their end, but get no new facts.
         for (uuid, value, life) in ended {
-            let type_key = self.classes.user_key_of(value.engagement_type).unwrap_or_default();
+            let type_key = self
+                .classes
+                .user_key_of(value.engagement_type)
+                .unwrap_or_default();
             plans.push(primary::Candidate {
                 uuid: *uuid,
                 value: value.clone(),
@@ -769,7 +981,11 @@ impl<'a> Mapper<'a> {
         if d.is_manager.as_deref() != Some("true") {
             if d.is_manager.as_deref() == Some("false") {
                 for uuid in existing {
-                    self.managers.push(Fact::End { uuid, kind: Kind::Manager, at: e.effective });
+                    self.managers.push(Fact::End {
+                        uuid,
+                        kind: Kind::Manager,
+                        at: e.effective,
+                    });
                 }
             }
             return;
@@ -780,12 +996,27 @@ impl<'a> Mapper<'a> {
             (None, None) => "Ukendt".to_string(),
         };
         let position = d.position.as_deref().expect("validated");
-        let manager_level = self.classes.class("manager_level", &level, &level, Some("TEXT"));
-        let manager_type = self.classes.class("manager_type", position, position, Some("TEXT"));
-        let responsibility = self.classes.class("responsibility", "Lederansvar", "Lederansvar", Some("TEXT"));
-        let uuid = existing.first().copied().unwrap_or_else(|| self.cfg.uuids.derived("manager", &[&e.rec.id]));
+        let manager_level = self
+            .classes
+            .class("manager_level", &level, &level, Some("TEXT"));
+        let manager_type = self
+            .classes
+            .class("manager_type", position, position, Some("TEXT"));
+        let responsibility =
+            self.classes
+                .class("responsibility", "Lederansvar", "Lederansvar", Some("TEXT"));
+        let uuid = existing
+            .first()
+            .copied()
+            .unwrap_or_else(|| self.cfg.uuids.derived("manager", &[&e.rec.id]));
         for extra in existing.iter().skip(1) {
-            self.out.warnings.push(Notice::at(e.rec.line, format!("employment {}: more than one manager function ({extra} left as is)", e.rec.id)));
+            self.out.warnings.push(Notice::at(
+                e.rec.line,
+                format!(
+                    "employment {}: more than one manager function ({extra} left as is)",
+                    e.rec.id
+                ),
+            ));
         }
         let value = Value::Manager(Manager {
             user_key: e.rec.id.clone(),
@@ -796,7 +1027,8 @@ impl<'a> Mapper<'a> {
             manager_level,
             responsibilities: vec![responsibility],
         });
-        self.managers.push(Fact::state(uuid, value, e.life, Some(e.effective)));
+        self.managers
+            .push(Fact::state(uuid, value, e.life, Some(e.effective)));
     }
 
     fn roles(&mut self, e: &Employment<'a>, person: Uuid) {
@@ -808,10 +1040,11 @@ impl<'a> Mapper<'a> {
                     self.out.warnings.push(Notice::at(
                         e.rec.line,
                         format!(
-                        "{}: function {} has no artText; not imported as a role",
-                        element(e.rec),
-                        i + 1
-                    )));
+                            "{}: function {} has no artText; not imported as a role",
+                            element(e.rec),
+                            i + 1
+                        ),
+                    ));
                 }
                 continue;
             };
@@ -821,31 +1054,58 @@ impl<'a> Mapper<'a> {
             };
             let role_type = self.classes.class("role_type", &name, &name, Some("TEXT"));
             let start = f.start_date.or(e.life.from);
-            let uuid = self.cfg.uuids.derived("role", &[&e.rec.id, &name, &start.map(|d| d.to_string()).unwrap_or_default()]);
+            let uuid = self.cfg.uuids.derived(
+                "role",
+                &[
+                    &e.rec.id,
+                    &name,
+                    &start.map(|d| d.to_string()).unwrap_or_default(),
+                ],
+            );
             let life = Validity::new(start, f.end_date.filter(|d| *d < Date::MAX).map(next_day));
             if life.is_empty() {
                 continue;
             }
             wanted.insert(uuid);
-            let value = Value::Role(Role { user_key: e.rec.id.clone(), person, org_unit: self.cfg.uuids.unit(&d.org_unit), role_type });
-            self.managers.push(Fact::state(uuid, value, life, Some(e.effective)));
+            let value = Value::Role(Role {
+                user_key: e.rec.id.clone(),
+                person,
+                org_unit: self.cfg.uuids.unit(&d.org_unit),
+                role_type,
+            });
+            self.managers
+                .push(Fact::state(uuid, value, life, Some(e.effective)));
         }
         for uuid in self.ix.user_key(Kind::Role, &e.rec.id).to_vec() {
             if !wanted.contains(&uuid) {
-                self.managers.push(Fact::End { uuid, kind: Kind::Role, at: e.effective });
+                self.managers.push(Fact::End {
+                    uuid,
+                    kind: Kind::Role,
+                    at: e.effective,
+                });
             }
         }
     }
 
     /// One IT user in `Opus` per distinct `userId` of the person's employments.
     fn it_users(&mut self, employments: &[Employment<'a>], person: Uuid, eff: Date) {
-        let wanted: BTreeSet<&str> = employments.iter().filter_map(|e| e.data.user_id.as_deref()).collect();
+        let wanted: BTreeSet<&str> = employments
+            .iter()
+            .filter_map(|e| e.data.user_id.as_deref())
+            .collect();
         let existing: Vec<(Uuid, String, Option<Date>)> = {
-            let system = self.classes.itsystems.iter().find(|(_, k, n)| n == "Opus" || k == "Opus").map(|s| s.0);
+            let system = self
+                .classes
+                .itsystems
+                .iter()
+                .find(|(_, k, n)| n == "Opus" || k == "Opus")
+                .map(|s| s.0);
             self.ix
                 .owned(Kind::ItUser, person)
                 .filter_map(|o| match &o.last().value {
-                    Value::ItUser(i) if Some(i.itsystem) == system => Some((o.uuid, i.user_key.clone(), o.slices[0].validity.from)),
+                    Value::ItUser(i) if Some(i.itsystem) == system => {
+                        Some((o.uuid, i.user_key.clone(), o.slices[0].validity.from))
+                    }
                     _ => None,
                 })
                 .collect()
@@ -856,7 +1116,14 @@ impl<'a> Mapper<'a> {
         let itsystem = self.classes.itsystem("Opus");
         for user in &wanted {
             let found = existing.iter().find(|(_, k, _)| k == user);
-            let uuid = found.map_or_else(|| self.cfg.uuids.derived("ituser", &[&person.to_string(), "Opus", user]), |f| f.0);
+            let uuid = found.map_or_else(
+                || {
+                    self.cfg
+                        .uuids
+                        .derived("ituser", &[&person.to_string(), "Opus", user])
+                },
+                |f| f.0,
+            );
             let from = found.and_then(|f| f.2).unwrap_or(eff);
             let value = Value::ItUser(ItUser {
                 user_key: user.to_string(),
@@ -867,11 +1134,20 @@ impl<'a> Mapper<'a> {
                 engagements: Vec::new(),
                 primary: None,
             });
-            self.details.push(Fact::state(uuid, value, Validity::from_day(from.min(eff)), Some(eff)));
+            self.details.push(Fact::state(
+                uuid,
+                value,
+                Validity::from_day(from.min(eff)),
+                Some(eff),
+            ));
         }
         for (uuid, key, _) in existing {
             if !wanted.contains(key.as_str()) {
-                self.details.push(Fact::End { uuid, kind: Kind::ItUser, at: eff });
+                self.details.push(Fact::End {
+                    uuid,
+                    kind: Kind::ItUser,
+                    at: eff,
+                });
             }
         }
     }
@@ -898,11 +1174,29 @@ impl<'a> Mapper<'a> {
                     }
                 },
             };
-            self.address(owner, "employee_address_type", "Telefon", "PHONE", phone, eff, eff, None);
+            self.address(
+                owner,
+                "employee_address_type",
+                "Telefon",
+                "PHONE",
+                phone,
+                eff,
+                eff,
+                None,
+            );
         }
         if !self.cfg.skip_email {
             let email = d.email.clone().into();
-            self.address(owner, "employee_address_type", "Email", "EMAIL", email, eff, eff, None);
+            self.address(
+                owner,
+                "employee_address_type",
+                "Email",
+                "EMAIL",
+                email,
+                eff,
+                eff,
+                None,
+            );
         }
         if !self.cfg.skip_address {
             let home = match (&d.address, d.postal_code.as_deref()) {
@@ -913,7 +1207,16 @@ impl<'a> Mapper<'a> {
                 }
                 _ => Wanted::No,
             };
-            self.address(owner, "employee_address_type", "Adresse", "DAR", home, eff, eff, None);
+            self.address(
+                owner,
+                "employee_address_type",
+                "Adresse",
+                "DAR",
+                home,
+                eff,
+                eff,
+                None,
+            );
         }
     }
 }
@@ -962,7 +1265,12 @@ impl Owner {
 
 /// The DAR queries a mapping will ask: unit addresses of changed units, and home addresses of
 /// the given employments.
-pub fn dar_queries(dump: &Dump, changes: &Changes, tree: &Tree<'_>, skip_address: bool) -> BTreeSet<(String, String)> {
+pub fn dar_queries(
+    dump: &Dump,
+    changes: &Changes,
+    tree: &Tree<'_>,
+    skip_address: bool,
+) -> BTreeSet<(String, String)> {
     let mut out = BTreeSet::new();
     for id in &changes.units {
         let u = tree.by_id[id.as_str()];
@@ -998,7 +1306,10 @@ mod tests {
     fn phone_normalisation_follows_upstream() {
         assert_eq!(normalise_phone("12345678").as_deref(), Some("12345678"));
         assert_eq!(normalise_phone("12 34 567").as_deref(), Some("1234567"));
-        assert_eq!(normalise_phone("+4512345678").as_deref(), Some("+4512345678"));
+        assert_eq!(
+            normalise_phone("+4512345678").as_deref(),
+            Some("+4512345678")
+        );
         assert_eq!(normalise_phone("1234").as_deref(), Some("00001234"));
         assert_eq!(normalise_phone("12 34").as_deref(), Some("00001234"));
         assert_eq!(normalise_phone("123"), None);

@@ -24,9 +24,19 @@ impl PrimaryClasses {
     /// Find or create the three classes.
     pub fn ensure(class: &mut EnsureClass<'_>) -> PrimaryClasses {
         PrimaryClasses {
-            explicit: class("primary_type", "explicitly-primary", "Manuelt primær ansættelse", Some("5000")),
+            explicit: class(
+                "primary_type",
+                "explicitly-primary",
+                "Manuelt primær ansættelse",
+                Some("5000"),
+            ),
             primary: class("primary_type", "primary", "Ansat", Some("3000")),
-            non_primary: class("primary_type", "non-primary", "Ikke-primær ansat", Some("0")),
+            non_primary: class(
+                "primary_type",
+                "non-primary",
+                "Ikke-primær ansat",
+                Some("0"),
+            ),
         }
     }
 }
@@ -57,7 +67,9 @@ pub fn employment_number(id: &str) -> (u64, String) {
 pub fn rank(order: &[String], class: Uuid, user_key: &str) -> usize {
     order
         .iter()
-        .position(|o| o.eq_ignore_ascii_case(user_key) || Uuid::parse_str(o).is_ok_and(|u| u == class))
+        .position(|o| {
+            o.eq_ignore_ascii_case(user_key) || Uuid::parse_str(o).is_ok_and(|u| u == class)
+        })
         .unwrap_or(usize::MAX)
 }
 
@@ -70,13 +82,23 @@ fn hi(d: Option<Date>) -> Date {
 
 /// The winner among the candidates active on `day`.
 fn winner(cands: &[Candidate], day: Date) -> Option<usize> {
-    let active = cands.iter().enumerate().filter(|(_, c)| c.life.contains(day));
-    active.min_by(|(_, a), (_, b)| (!a.explicit, a.rank, &a.number).cmp(&(!b.explicit, b.rank, &b.number))).map(|(i, _)| i)
+    let active = cands
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.life.contains(day));
+    active
+        .min_by(|(_, a), (_, b)| {
+            (!a.explicit, a.rank, &a.number).cmp(&(!b.explicit, b.rank, &b.number))
+        })
+        .map(|(i, _)| i)
 }
 
 /// One fact per candidate, its timeline split wherever its primary class changes.
 pub fn facts(cands: &[Candidate], classes: &PrimaryClasses) -> Vec<Fact> {
-    let mut cuts: Vec<Date> = cands.iter().flat_map(|c| [lo(c.life.from), hi(c.life.to)]).collect();
+    let mut cuts: Vec<Date> = cands
+        .iter()
+        .flat_map(|c| [lo(c.life.from), hi(c.life.to)])
+        .collect();
     cuts.sort();
     cuts.dedup();
     let mut out = Vec::with_capacity(cands.len());
@@ -89,7 +111,11 @@ pub fn facts(cands: &[Candidate], classes: &PrimaryClasses) -> Vec<Fact> {
             start = lo(c.life.from);
         }
         let end = hi(c.life.to);
-        let mut points: Vec<Date> = cuts.iter().copied().filter(|d| *d > start && *d < end).collect();
+        let mut points: Vec<Date> = cuts
+            .iter()
+            .copied()
+            .filter(|d| *d > start && *d < end)
+            .collect();
         points.insert(0, start);
         points.push(end);
         let mut timeline: Vec<Slice> = Vec::new();
@@ -103,7 +129,9 @@ pub fn facts(cands: &[Candidate], classes: &PrimaryClasses) -> Vec<Fact> {
             };
             let to = (w[1] != Date::MAX).then_some(w[1]);
             match timeline.last_mut() {
-                Some(prev) if matches!(&prev.value, Value::Engagement(e) if e.primary == Some(class)) => prev.validity.to = to,
+                Some(prev) if matches!(&prev.value, Value::Engagement(e) if e.primary == Some(class)) => {
+                    prev.validity.to = to
+                }
                 _ => {
                     let mut v = c.value.clone();
                     v.primary = Some(class);
@@ -112,7 +140,11 @@ pub fn facts(cands: &[Candidate], classes: &PrimaryClasses) -> Vec<Fact> {
                 }
             }
         }
-        out.push(Fact::State { uuid: c.uuid, life: c.life, timeline });
+        out.push(Fact::State {
+            uuid: c.uuid,
+            life: c.life,
+            timeline,
+        });
     }
     out
 }
@@ -123,10 +155,21 @@ mod tests {
     use jiff::civil::date;
 
     fn classes() -> PrimaryClasses {
-        PrimaryClasses { explicit: Uuid::from_u128(1), primary: Uuid::from_u128(2), non_primary: Uuid::from_u128(3) }
+        PrimaryClasses {
+            explicit: Uuid::from_u128(1),
+            primary: Uuid::from_u128(2),
+            non_primary: Uuid::from_u128(3),
+        }
     }
 
-    fn cand(n: u128, number: &str, rank: usize, from: Date, to: Option<Date>, explicit: bool) -> Candidate {
+    fn cand(
+        n: u128,
+        number: &str,
+        rank: usize,
+        from: Date,
+        to: Option<Date>,
+        explicit: bool,
+    ) -> Candidate {
         Candidate {
             uuid: Uuid::from_u128(100 + n),
             value: Engagement {
@@ -149,7 +192,9 @@ mod tests {
     }
 
     fn primaries(f: &Fact) -> Vec<(Option<Date>, Option<Date>, Uuid)> {
-        let Fact::State { timeline, .. } = f else { panic!() };
+        let Fact::State { timeline, .. } = f else {
+            panic!()
+        };
         timeline
             .iter()
             .map(|s| match &s.value {
@@ -166,10 +211,18 @@ mod tests {
         let b = cand(2, "10", 1, date(2020, 1, 1), None, false);
         let f = facts(&[a.clone(), b.clone()], &c);
         assert_eq!(primaries(&f[0])[0].2, c.non_primary);
-        assert_eq!(primaries(&f[1])[0].2, c.primary, "same type: lowest number wins");
+        assert_eq!(
+            primaries(&f[1])[0].2,
+            c.primary,
+            "same type: lowest number wins"
+        );
         let a = cand(1, "20", 0, date(2020, 1, 1), None, false);
         let f = facts(&[a, b], &c);
-        assert_eq!(primaries(&f[0])[0].2, c.primary, "better type wins over a lower number");
+        assert_eq!(
+            primaries(&f[0])[0].2,
+            c.primary,
+            "better type wins over a lower number"
+        );
     }
 
     #[test]
@@ -178,10 +231,20 @@ mod tests {
         let a = cand(1, "1", 0, date(2020, 1, 1), Some(date(2021, 1, 1)), false);
         let b = cand(2, "2", 0, date(2020, 1, 1), None, false);
         let f = facts(&[a, b], &c);
-        assert_eq!(primaries(&f[0]), vec![(Some(date(2020, 1, 1)), Some(date(2021, 1, 1)), c.primary)]);
+        assert_eq!(
+            primaries(&f[0]),
+            vec![(Some(date(2020, 1, 1)), Some(date(2021, 1, 1)), c.primary)]
+        );
         assert_eq!(
             primaries(&f[1]),
-            vec![(Some(date(2020, 1, 1)), Some(date(2021, 1, 1)), c.non_primary), (Some(date(2021, 1, 1)), None, c.primary)]
+            vec![
+                (
+                    Some(date(2020, 1, 1)),
+                    Some(date(2021, 1, 1)),
+                    c.non_primary
+                ),
+                (Some(date(2021, 1, 1)), None, c.primary)
+            ]
         );
     }
 

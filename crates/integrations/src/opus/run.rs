@@ -46,7 +46,10 @@ pub enum RunError {
     #[error(transparent)]
     Tree(#[from] TreeError),
     #[error("{source_name}:{source}")]
-    Map { source_name: String, source: MapError },
+    Map {
+        source_name: String,
+        source: MapError,
+    },
     #[error(transparent)]
     Backend(#[from] BackendError),
     #[error(transparent)]
@@ -94,7 +97,11 @@ impl ImportReport {
 /// Progress events for the CLI's progress display.
 #[derive(Debug, Clone)]
 pub enum Event<'a> {
-    Dump { index: usize, total: usize, name: &'a str },
+    Dump {
+        index: usize,
+        total: usize,
+        name: &'a str,
+    },
     Stage(&'static str),
 }
 
@@ -109,30 +116,61 @@ pub struct Job<'a> {
 
 fn digests_of(dump: &Dump) -> Digests {
     Digests {
-        units: dump.units.iter().map(|u| (u.id.clone(), u.digest)).collect(),
-        employees: dump.employees.iter().map(|e| (e.id.clone(), (e.digest, e.is_leave_marker()))).collect(),
+        units: dump
+            .units
+            .iter()
+            .map(|u| (u.id.clone(), u.digest))
+            .collect(),
+        employees: dump
+            .employees
+            .iter()
+            .map(|e| (e.id.clone(), (e.digest, e.is_leave_marker())))
+            .collect(),
     }
 }
 
 /// The current MO objects a mapping of `changes` needs.
-fn read_current(backend: &dyn Backend, dump: &Dump, changes: &Changes, cfg: &Config) -> Result<HashMap<Uuid, Object>, BackendError> {
+fn read_current(
+    backend: &dyn Backend,
+    dump: &Dump,
+    changes: &Changes,
+    cfg: &Config,
+) -> Result<HashMap<Uuid, Object>, BackendError> {
     let mut current: HashMap<Uuid, Object> = HashMap::new();
     let add = |objs: Vec<Object>, current: &mut HashMap<Uuid, Object>| {
         for o in objs {
             current.insert(o.uuid, o);
         }
     };
-    for kind in [Kind::Organisation, Kind::Facet, Kind::Class, Kind::ItSystem, Kind::OrgUnit] {
+    for kind in [
+        Kind::Organisation,
+        Kind::Facet,
+        Kind::Class,
+        Kind::ItSystem,
+        Kind::OrgUnit,
+    ] {
         add(backend.read(&Query::all(kind))?, &mut current);
     }
     let unit_uuids: Vec<Uuid> = changes.units.iter().map(|id| cfg.uuids.unit(id)).collect();
-    add(backend.read(&Query::all(Kind::Address).org_units(unit_uuids))?, &mut current);
+    add(
+        backend.read(&Query::all(Kind::Address).org_units(unit_uuids))?,
+        &mut current,
+    );
     if cfg.skip_employees {
         return Ok(current);
     }
-    let mut ids: HashSet<&str> = changes.employees.iter().chain(&changes.leaves).chain(&changes.cancelled).map(String::as_str).collect();
+    let mut ids: HashSet<&str> = changes
+        .employees
+        .iter()
+        .chain(&changes.leaves)
+        .chain(&changes.cancelled)
+        .map(String::as_str)
+        .collect();
     let mut persons: HashSet<Uuid> = HashSet::new();
-    let read_employments = |ids: Vec<&str>, current: &mut HashMap<Uuid, Object>, persons: &mut HashSet<Uuid>| -> Result<(), BackendError> {
+    let read_employments = |ids: Vec<&str>,
+                            current: &mut HashMap<Uuid, Object>,
+                            persons: &mut HashSet<Uuid>|
+     -> Result<(), BackendError> {
         for kind in [Kind::Engagement, Kind::Manager, Kind::Role] {
             for o in backend.read(&Query::all(kind).user_keys(ids.iter().copied()))? {
                 if let Some(p) = o.last().value.refs().person {
@@ -144,9 +182,13 @@ fn read_current(backend: &dyn Backend, dump: &Dump, changes: &Changes, cfg: &Con
         Ok(())
     };
     read_employments(ids.iter().copied().collect(), &mut current, &mut persons)?;
-    let by_id: HashMap<&str, &parse::Employee> = dump.employees.iter().map(|e| (e.id.as_str(), e)).collect();
-    let mut cprs: HashSet<Cpr> =
-        changes.employees.iter().filter_map(|id| by_id.get(id.as_str())?.data.as_ref().map(|d| d.cpr.clone())).collect();
+    let by_id: HashMap<&str, &parse::Employee> =
+        dump.employees.iter().map(|e| (e.id.as_str(), e)).collect();
+    let mut cprs: HashSet<Cpr> = changes
+        .employees
+        .iter()
+        .filter_map(|id| by_id.get(id.as_str())?.data.as_ref().map(|d| d.cpr.clone()))
+        .collect();
     for o in backend.read(&Query::all(Kind::Person).uuids(persons.iter().copied()))? {
         if let Some(c) = o.last().value.cpr() {
             cprs.insert(c.clone());
@@ -166,13 +208,23 @@ fn read_current(backend: &dyn Backend, dump: &Dump, changes: &Changes, cfg: &Con
         .filter(|id| ids.insert(id))
         .collect();
     read_employments(siblings, &mut current, &mut persons)?;
-    add(backend.read(&Query::all(Kind::Address).persons(persons.iter().copied()))?, &mut current);
-    add(backend.read(&Query::all(Kind::ItUser).persons(persons.iter().copied()))?, &mut current);
+    add(
+        backend.read(&Query::all(Kind::Address).persons(persons.iter().copied()))?,
+        &mut current,
+    );
+    add(
+        backend.read(&Query::all(Kind::ItUser).persons(persons.iter().copied()))?,
+        &mut current,
+    );
     Ok(current)
 }
 
 /// Ask the register about every address the mapping will need.
-fn resolve(register: &dyn AddressRegister, queries: impl IntoIterator<Item = (String, String)>, warnings: &mut Vec<Notice>) -> DarAnswers {
+fn resolve(
+    register: &dyn AddressRegister,
+    queries: impl IntoIterator<Item = (String, String)>,
+    warnings: &mut Vec<Notice>,
+) -> DarAnswers {
     let mut answers = DarAnswers::new();
     let mut failures = 0;
     for (street, zip) in queries {
@@ -222,15 +274,31 @@ fn import_dump(
     let current = read_current(&*backend, &dump, &changes, job.cfg)?;
     events(Event::Stage("address lookups"));
     let mut warnings = Vec::new();
-    let queries = map::dar_queries(&dump, &changes, &tree, job.cfg.skip_address || job.cfg.skip_employees);
+    let queries = map::dar_queries(
+        &dump,
+        &changes,
+        &tree,
+        job.cfg.skip_address || job.cfg.skip_employees,
+    );
     let answers = resolve(job.register, queries, &mut warnings);
     events(Event::Stage("map"));
     let dump_date = file.timestamp.date();
-    let mapper = Mapper::new(job.cfg, &dump, &tree, dump_date, &current, &answers, job.cpr_map);
+    let mapper = Mapper::new(
+        job.cfg,
+        &dump,
+        &tree,
+        dump_date,
+        &current,
+        &answers,
+        job.cpr_map,
+    );
     let mut new_uuid = || env.new_uuid();
     let mapped = mapper
         .map(&changes, &mut new_uuid)
-        .map_err(|source| RunError::Map { source_name: file.name.clone(), source })?;
+        .map_err(|source| RunError::Map {
+            source_name: file.name.clone(),
+            source,
+        })?;
     warnings.extend(mapped.warnings);
     // The parsed dump is no longer needed: free it before the plan is built.
     drop(tree);
@@ -243,7 +311,11 @@ fn import_dump(
         Some(plan)
     } else {
         events(Event::Stage("write"));
-        let reg = Registration { at: env.timestamp(), actor: "dipex opus import".into(), note: file.name.clone() };
+        let reg = Registration {
+            at: env.timestamp(),
+            actor: "dipex opus import".into(),
+            note: file.name.clone(),
+        };
         backend.apply(plan, &reg)?;
         None
     };
@@ -261,7 +333,12 @@ fn import_dump(
 /// The digests of the last imported dump: stored by dipex (`true`), or computed from the dump
 /// file when the history came from the old importer (`false`). `None` (with a warning) when
 /// neither is possible.
-fn previous_digests(rundb: Option<&RunDb>, last: Option<DateTime>, dumps: &[DumpFile], warnings: &mut Vec<Notice>) -> Result<Option<(Digests, bool)>, RunError> {
+fn previous_digests(
+    rundb: Option<&RunDb>,
+    last: Option<DateTime>,
+    dumps: &[DumpFile],
+    warnings: &mut Vec<Notice>,
+) -> Result<Option<(Digests, bool)>, RunError> {
     let Some(last) = last else { return Ok(None) };
     if let Some(db) = rundb
         && let Some(d) = db.digests(last)?
@@ -293,13 +370,19 @@ pub fn import(
     if let Some(db) = rundb.as_deref()
         && let Some(row) = db.blocking_row()?
     {
-        return Err(RunError::Blocked { path: db.path().to_string(), row });
+        return Err(RunError::Blocked {
+            path: db.path().to_string(),
+            row,
+        });
     }
     let mut last = match rundb.as_deref() {
         Some(db) => db.last_imported()?,
         None => None,
     };
-    let pending: Vec<&DumpFile> = dumps.iter().filter(|d| last.is_none_or(|l| d.timestamp > l)).collect();
+    let pending: Vec<&DumpFile> = dumps
+        .iter()
+        .filter(|d| last.is_none_or(|l| d.timestamp > l))
+        .collect();
     let mut selected: Vec<&DumpFile> = match mode {
         Mode::All => pending,
         Mode::Next => pending.into_iter().take(1).collect(),
@@ -307,24 +390,46 @@ pub fn import(
     };
     let mut report = ImportReport::default();
     if job.dry_run && selected.len() > 1 {
-        report.not_processed = selected.split_off(1).iter().map(|d| d.name.clone()).collect();
+        report.not_processed = selected
+            .split_off(1)
+            .iter()
+            .map(|d| d.name.clone())
+            .collect();
     }
     let total = selected.len();
     for (index, file) in selected.into_iter().enumerate() {
-        events(Event::Dump { index, total, name: &file.name });
+        events(Event::Dump {
+            index,
+            total,
+            name: &file.name,
+        });
         let mut warnings = Vec::new();
         let previous = previous_digests(rundb.as_deref(), last, dumps, &mut warnings)?;
         let row = match rundb.as_deref() {
             Some(db) if !job.dry_run => match db.begin(file.timestamp, env.now())? {
                 Some(row) => Some(row),
                 None => {
-                    let row = db.blocking_row()?.unwrap_or(RunRow { id: 0, dump_date: String::new(), status: "Running".into() });
-                    return Err(RunError::Blocked { path: db.path().to_string(), row });
+                    let row = db.blocking_row()?.unwrap_or(RunRow {
+                        id: 0,
+                        dump_date: String::new(),
+                        status: "Running".into(),
+                    });
+                    return Err(RunError::Blocked {
+                        path: db.path().to_string(),
+                        row,
+                    });
                 }
             },
             _ => None,
         };
-        match import_dump(backend, job, env, file, previous.as_ref().map(|p| &p.0), events) {
+        match import_dump(
+            backend,
+            job,
+            env,
+            file,
+            previous.as_ref().map(|p| &p.0),
+            events,
+        ) {
             Ok((mut dump_report, digests)) => {
                 events(Event::Stage("record run"));
                 if let Some(db) = rundb.as_deref_mut()
@@ -363,15 +468,23 @@ pub fn reimport(
     since: DateTime,
     events: &mut dyn FnMut(Event<'_>),
 ) -> Result<ImportReport, RunError> {
-    let job = Job { only: Some(id), ..*job };
+    let job = Job {
+        only: Some(id),
+        ..*job
+    };
     let mut report = ImportReport::default();
     let mut previous: Option<Digests> = None;
     let selected: Vec<&DumpFile> = dumps.iter().filter(|d| d.timestamp >= since).collect();
     let total = selected.len();
     let mut found = false;
     for (index, file) in selected.into_iter().enumerate() {
-        events(Event::Dump { index, total, name: &file.name });
-        let (dump_report, digests) = import_dump(backend, &job, env, file, previous.as_ref(), events)?;
+        events(Event::Dump {
+            index,
+            total,
+            name: &file.name,
+        });
+        let (dump_report, digests) =
+            import_dump(backend, &job, env, file, previous.as_ref(), events)?;
         let present = digests.units.contains_key(id) || digests.employees.contains_key(id);
         found |= present;
         // Keep only this record's digest: the next dump is compared with this version of it.
@@ -386,7 +499,10 @@ pub fn reimport(
         report.dumps.push(dump_report);
     }
     if !found {
-        return Err(RunError::NotFound { id: id.to_string(), since });
+        return Err(RunError::NotFound {
+            id: id.to_string(),
+            since,
+        });
     }
     Ok(report)
 }
@@ -402,20 +518,33 @@ pub struct DarProblem {
 }
 
 /// Look up the address of every unit of a dump that is not filtered away.
-pub fn check_dar(dump: &Dump, tree: &Tree<'_>, filter_ids: &[String], register: &dyn AddressRegister) -> Vec<DarProblem> {
+pub fn check_dar(
+    dump: &Dump,
+    tree: &Tree<'_>,
+    filter_ids: &[String],
+    register: &dyn AddressRegister,
+) -> Vec<DarProblem> {
     let filtered = tree.filtered(filter_ids);
     let mut out = Vec::new();
     for u in &dump.units {
         if filtered.contains(u.id.as_str()) {
             continue;
         }
-        let (Some(street), Some(zip)) = (&u.street, &u.zip_code) else { continue };
+        let (Some(street), Some(zip)) = (&u.street, &u.zip_code) else {
+            continue;
+        };
         let reason = match register.lookup(street, zip) {
             Ok(Lookup::Found(_)) => continue,
             Ok(Lookup::NotFound) => "no unambiguous match".to_string(),
             Err(e) => e.to_string(),
         };
-        out.push(DarProblem { id: u.id.clone(), name: u.long_name.clone(), street: street.clone(), zip: zip.clone(), reason });
+        out.push(DarProblem {
+            id: u.id.clone(),
+            name: u.long_name.clone(),
+            street: street.clone(),
+            zip: zip.clone(),
+            reason,
+        });
     }
     out
 }

@@ -12,9 +12,16 @@ use std::path::Path;
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("run database {path}: {source}")]
-    Sqlite { path: String, source: rusqlite::Error },
+    Sqlite {
+        path: String,
+        source: rusqlite::Error,
+    },
     #[error("run database {path}: row {id} has an unreadable dump_date {value:?}")]
-    BadDate { path: String, id: i64, value: String },
+    BadDate {
+        path: String,
+        id: i64,
+        value: String,
+    },
 }
 
 /// One row of `runs`.
@@ -48,7 +55,11 @@ pub struct RunDb {
 pub fn python_datetime(t: DateTime) -> String {
     let base = t.strftime("%Y-%m-%d %H:%M:%S").to_string();
     let micros = t.subsec_nanosecond() / 1000;
-    if micros == 0 { base } else { format!("{base}.{micros:06}") }
+    if micros == 0 {
+        base
+    } else {
+        format!("{base}.{micros:06}")
+    }
 }
 
 fn parse_dump_date(s: &str) -> Option<DateTime> {
@@ -60,10 +71,16 @@ impl RunDb {
     /// Open the run database, creating the file and tables when missing.
     pub fn open(path: &Path) -> Result<RunDb, StateError> {
         let name = path.display().to_string();
-        let e = |source| StateError::Sqlite { path: name.clone(), source };
+        let e = |source| StateError::Sqlite {
+            path: name.clone(),
+            source,
+        };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|io| e(rusqlite::Error::InvalidPath(format!("cannot create folder {}: {io}", dir.display()).into())))?;
+            std::fs::create_dir_all(dir).map_err(|io| {
+                e(rusqlite::Error::InvalidPath(
+                    format!("cannot create folder {}: {io}", dir.display()).into(),
+                ))
+            })?;
         }
         let conn = Connection::open(path).map_err(e)?;
         conn.execute_batch(
@@ -84,7 +101,10 @@ impl RunDb {
         }
         let name = path.display().to_string();
         let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(|source| StateError::Sqlite { path: name.clone(), source })?;
+            .map_err(|source| StateError::Sqlite {
+                path: name.clone(),
+                source,
+            })?;
         Ok(Some(RunDb { conn, path: name }))
     }
 
@@ -93,12 +113,19 @@ impl RunDb {
     }
 
     fn err(&self, source: rusqlite::Error) -> StateError {
-        StateError::Sqlite { path: self.path.clone(), source }
+        StateError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
     }
 
     fn has_table(&self, table: &str) -> Result<bool, StateError> {
         self.conn
-            .query_row("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1", [table], |_| Ok(()))
+            .query_row(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                [table],
+                |_| Ok(()),
+            )
             .optional()
             .map(|o| o.is_some())
             .map_err(|e| self.err(e))
@@ -138,7 +165,11 @@ impl RunDb {
         };
         parse_dump_date(&row.dump_date)
             .map(Some)
-            .ok_or_else(|| StateError::BadDate { path: self.path.clone(), id: row.id, value: row.dump_date })
+            .ok_or_else(|| StateError::BadDate {
+                path: self.path.clone(),
+                id: row.id,
+                value: row.dump_date,
+            })
     }
 
     /// Write the `Running diff update since …` row before a dump is processed, unless the newest
@@ -159,16 +190,27 @@ impl RunDb {
 
     /// Remove our own `Running` row after a failure that wrote nothing, so a re-run can start.
     pub fn abandon(&self, row: i64) -> Result<(), StateError> {
-        self.conn.execute("DELETE FROM runs WHERE id = ?1", [row]).map_err(|e| self.err(e))?;
+        self.conn
+            .execute("DELETE FROM runs WHERE id = ?1", [row])
+            .map_err(|e| self.err(e))?;
         Ok(())
     }
 
     /// After success, in one transaction: store the dump's digests and write `Diff update
     /// ended: …`. `stored` is what the table holds now (as read by [`RunDb::digests`]); when
     /// given, only the differences are written.
-    pub fn finish(&mut self, dump: DateTime, now: DateTime, digests: &Digests, stored: Option<&Digests>) -> Result<(), StateError> {
+    pub fn finish(
+        &mut self,
+        dump: DateTime,
+        now: DateTime,
+        digests: &Digests,
+        stored: Option<&Digests>,
+    ) -> Result<(), StateError> {
         let path = self.path.clone();
-        let e = |source| StateError::Sqlite { path: path.clone(), source };
+        let e = |source| StateError::Sqlite {
+            path: path.clone(),
+            source,
+        };
         let tx = self.conn.transaction().map_err(e)?;
         let incremental = stored;
         if incremental.is_none() {
@@ -178,7 +220,9 @@ impl RunDb {
             let mut ins = tx
                 .prepare("INSERT OR REPLACE INTO dipex_opus_digest (kind, id, digest, leave) VALUES (?1, ?2, ?3, ?4)")
                 .map_err(e)?;
-            let mut del = tx.prepare("DELETE FROM dipex_opus_digest WHERE kind = ?1 AND id = ?2").map_err(e)?;
+            let mut del = tx
+                .prepare("DELETE FROM dipex_opus_digest WHERE kind = ?1 AND id = ?2")
+                .map_err(e)?;
             for (id, d) in &digests.units {
                 if incremental.is_none_or(|p| p.units.get(id) != Some(d)) {
                     ins.execute(params!["unit", id, d.to_hex(), 0]).map_err(e)?;
@@ -186,14 +230,19 @@ impl RunDb {
             }
             for (id, (d, leave)) in &digests.employees {
                 if incremental.is_none_or(|p| p.employees.get(id) != Some(&(*d, *leave))) {
-                    ins.execute(params!["employee", id, d.to_hex(), *leave as i64]).map_err(e)?;
+                    ins.execute(params!["employee", id, d.to_hex(), *leave as i64])
+                        .map_err(e)?;
                 }
             }
             if let Some(p) = incremental {
                 for id in p.units.keys().filter(|id| !digests.units.contains_key(*id)) {
                     del.execute(params!["unit", id]).map_err(e)?;
                 }
-                for id in p.employees.keys().filter(|id| !digests.employees.contains_key(*id)) {
+                for id in p
+                    .employees
+                    .keys()
+                    .filter(|id| !digests.employees.contains_key(*id))
+                {
                     del.execute(params!["employee", id]).map_err(e)?;
                 }
             }
@@ -205,7 +254,10 @@ impl RunDb {
         .map_err(e)?;
         tx.execute(
             "INSERT INTO runs (dump_date, status) VALUES (?1, ?2)",
-            params![python_datetime(dump), format!("Diff update ended: {}", python_datetime(now))],
+            params![
+                python_datetime(dump),
+                format!("Diff update ended: {}", python_datetime(now))
+            ],
         )
         .map_err(e)?;
         tx.commit().map_err(e)
@@ -218,21 +270,30 @@ impl RunDb {
         }
         let stored: Option<String> = self
             .conn
-            .query_row("SELECT value FROM dipex_opus_meta WHERE key = 'digest_dump_date'", [], |r| r.get(0))
+            .query_row(
+                "SELECT value FROM dipex_opus_meta WHERE key = 'digest_dump_date'",
+                [],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(|e| self.err(e))?;
         if stored.as_deref() != Some(python_datetime(dump).as_str()) {
             return Ok(None);
         }
         let mut out = Digests::default();
-        let mut stmt = self.conn.prepare("SELECT kind, id, digest, leave FROM dipex_opus_digest").map_err(|e| self.err(e))?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT kind, id, digest, leave FROM dipex_opus_digest")
+            .map_err(|e| self.err(e))?;
         let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
             let kind: String = r.get(0).map_err(|e| self.err(e))?;
             let id: String = r.get(1).map_err(|e| self.err(e))?;
             let hex: String = r.get(2).map_err(|e| self.err(e))?;
             let leave: i64 = r.get(3).map_err(|e| self.err(e))?;
-            let Some(d) = Digest::from_hex(&hex) else { return Ok(None) };
+            let Some(d) = Digest::from_hex(&hex) else {
+                return Ok(None);
+            };
             if kind == "unit" {
                 out.units.insert(id, d);
             } else {
@@ -247,7 +308,9 @@ impl RunDb {
         match self.blocking_row()? {
             None => Ok("Status ok, no delete"),
             Some(row) => {
-                self.conn.execute("DELETE FROM runs WHERE id = ?1", [row.id]).map_err(|e| self.err(e))?;
+                self.conn
+                    .execute("DELETE FROM runs WHERE id = ?1", [row.id])
+                    .map_err(|e| self.err(e))?;
                 Ok("Deleted last row")
             }
         }
@@ -258,10 +321,19 @@ impl RunDb {
         let rows = self.rows()?;
         let mut out: Vec<String> = rows
             .iter()
-            .map(|r| format!("id: {}, dump date: {}, status: {}", r.id, r.dump_date, r.status))
+            .map(|r| {
+                format!(
+                    "id: {}, dump date: {}, status: {}",
+                    r.id, r.dump_date, r.status
+                )
+            })
             .collect();
         let ok = rows.last().is_none_or(|r| !r.is_running());
-        out.push(if ok { "(True, 'Status ok')".into() } else { "(False, 'Not ready to run')".into() });
+        out.push(if ok {
+            "(True, 'Status ok')".into()
+        } else {
+            "(False, 'Not ready to run')".into()
+        });
         Ok(out)
     }
 }
@@ -273,8 +345,14 @@ mod tests {
 
     #[test]
     fn python_format_of_timestamps() {
-        assert_eq!(python_datetime(date(2019, 11, 19).at(8, 32, 30, 575_527_000)), "2019-11-19 08:32:30.575527");
-        assert_eq!(python_datetime(date(2019, 9, 2).at(22, 41, 28, 0)), "2019-09-02 22:41:28");
+        assert_eq!(
+            python_datetime(date(2019, 11, 19).at(8, 32, 30, 575_527_000)),
+            "2019-11-19 08:32:30.575527"
+        );
+        assert_eq!(
+            python_datetime(date(2019, 9, 2).at(22, 41, 28, 0)),
+            "2019-09-02 22:41:28"
+        );
     }
 
     #[test]
@@ -291,34 +369,70 @@ mod tests {
             .unwrap();
         }
         let mut db = RunDb::open(&path).unwrap();
-        assert_eq!(db.last_imported().unwrap(), Some(date(2019, 9, 2).at(22, 41, 28, 0)));
-        assert_eq!(db.digests(date(2019, 9, 2).at(22, 41, 28, 0)).unwrap(), None, "no digests from Python");
+        assert_eq!(
+            db.last_imported().unwrap(),
+            Some(date(2019, 9, 2).at(22, 41, 28, 0))
+        );
+        assert_eq!(
+            db.digests(date(2019, 9, 2).at(22, 41, 28, 0)).unwrap(),
+            None,
+            "no digests from Python"
+        );
         let dump = date(2019, 9, 3).at(22, 40, 12, 0);
-        let row = db.begin(dump, date(2019, 11, 19).at(10, 18, 35, 859_294_000)).unwrap().unwrap();
-        assert_eq!(db.begin(dump, date(2019, 11, 19).at(10, 18, 36, 0)).unwrap(), None, "blocked by the Running row");
+        let row = db
+            .begin(dump, date(2019, 11, 19).at(10, 18, 35, 859_294_000))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            db.begin(dump, date(2019, 11, 19).at(10, 18, 36, 0))
+                .unwrap(),
+            None,
+            "blocked by the Running row"
+        );
         assert!(db.blocking_row().unwrap().is_some());
         let lines = db.overview().unwrap();
-        assert_eq!(lines[2], "id: 3, dump date: 2019-09-03 22:40:12, status: Running diff update since 2019-11-19 10:18:35.859294");
+        assert_eq!(
+            lines[2],
+            "id: 3, dump date: 2019-09-03 22:40:12, status: Running diff update since 2019-11-19 10:18:35.859294"
+        );
         assert_eq!(lines[3], "(False, 'Not ready to run')");
         db.abandon(row).unwrap();
-        assert_eq!(db.overview().unwrap().last().unwrap(), "(True, 'Status ok')");
+        assert_eq!(
+            db.overview().unwrap().last().unwrap(),
+            "(True, 'Status ok')"
+        );
         let mut digests = Digests::default();
         digests.units.insert("1".into(), Digest([7; 16]));
-        digests.employees.insert("999".into(), (Digest([8; 16]), true));
-        db.begin(dump, date(2019, 11, 19).at(10, 18, 35, 0)).unwrap();
-        db.finish(dump, date(2019, 11, 19).at(10, 19, 15, 0), &digests, None).unwrap();
+        digests
+            .employees
+            .insert("999".into(), (Digest([8; 16]), true));
+        db.begin(dump, date(2019, 11, 19).at(10, 18, 35, 0))
+            .unwrap();
+        db.finish(dump, date(2019, 11, 19).at(10, 19, 15, 0), &digests, None)
+            .unwrap();
         assert_eq!(db.last_imported().unwrap(), Some(dump));
         assert_eq!(db.digests(dump).unwrap(), Some(digests));
-        assert_eq!(db.rows().unwrap().last().unwrap().status, "Diff update ended: 2019-11-19 10:19:15");
+        assert_eq!(
+            db.rows().unwrap().last().unwrap().status,
+            "Diff update ended: 2019-11-19 10:19:15"
+        );
     }
 
     #[test]
     fn unblock_deletes_only_a_running_row() {
         let dir = tempfile::tempdir().unwrap();
         let db = RunDb::open(&dir.path().join("r.sqlite")).unwrap();
-        assert_eq!(db.last_imported().unwrap(), None, "empty history: nothing imported yet");
+        assert_eq!(
+            db.last_imported().unwrap(),
+            None,
+            "empty history: nothing imported yet"
+        );
         assert_eq!(db.unblock().unwrap(), "Status ok, no delete");
-        db.begin(date(2020, 1, 1).at(0, 0, 0, 0), date(2020, 1, 2).at(0, 0, 0, 0)).unwrap();
+        db.begin(
+            date(2020, 1, 1).at(0, 0, 0, 0),
+            date(2020, 1, 2).at(0, 0, 0, 0),
+        )
+        .unwrap();
         assert_eq!(db.unblock().unwrap(), "Deleted last row");
         assert!(db.rows().unwrap().is_empty());
     }

@@ -20,7 +20,9 @@ fn md5_uuid(data: &[u8]) -> Uuid {
 
 impl OpusUuids {
     pub fn new(municipality_name: &str) -> OpusUuids {
-        OpusUuids { base: md5_uuid(municipality_name.as_bytes()) }
+        OpusUuids {
+            base: md5_uuid(municipality_name.as_bytes()),
+        }
     }
 
     /// The base UUID (also the uuid of the root organisation dipex creates).
@@ -65,15 +67,25 @@ mod tests {
         for (id, want) in cases {
             assert_eq!(g.unit(id).to_string(), want, "unit {id}");
         }
-        assert_eq!(g.unit("1"), OpusUuids::new("Andeby Kommune").unit("1"), "deterministic");
+        assert_eq!(
+            g.unit("1"),
+            OpusUuids::new("Andeby Kommune").unit("1"),
+            "deterministic"
+        );
         assert_ne!(g.unit("1"), OpusUuids::new("Other").unit("1"));
     }
 
     #[test]
     fn derived_uuids_separate_kinds_and_parts() {
         let g = OpusUuids::new("Andeby Kommune");
-        assert_ne!(g.derived("engagement", &["1"]), g.derived("manager", &["1"]));
+        assert_ne!(
+            g.derived("engagement", &["1"]),
+            g.derived("manager", &["1"])
+        );
         assert_ne!(g.derived("a", &["b", "c"]), g.derived("a", &["bc"]));
-        assert_eq!(g.derived("engagement", &["1"]), g.derived("engagement", &["1"]));
+        assert_eq!(
+            g.derived("engagement", &["1"]),
+            g.derived("engagement", &["1"])
+        );
     }
 }

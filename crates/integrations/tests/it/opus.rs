@@ -87,9 +87,23 @@ impl World {
 
     fn run(&mut self, mode: Mode, dry_run: bool) -> Result<ImportReport, RunError> {
         let dumps = self.list();
-        let job = Job { cfg: &self.cfg, register: &self.register, cpr_map: &self.cpr_map, dry_run, only: None };
+        let job = Job {
+            cfg: &self.cfg,
+            register: &self.register,
+            cpr_map: &self.cpr_map,
+            dry_run,
+            only: None,
+        };
         let mut db = RunDb::open(&self.run_db).unwrap();
-        run::import(&mut self.store, Some(&mut db), &job, &mut self.env, &dumps, mode, &mut |_| {})
+        run::import(
+            &mut self.store,
+            Some(&mut db),
+            &job,
+            &mut self.env,
+            &dumps,
+            mode,
+            &mut |_| {},
+        )
     }
 
     fn import(&mut self) -> ImportReport {
@@ -114,20 +128,35 @@ impl World {
     }
 
     fn one(&self, kind: Kind, user_key: &str) -> Object {
-        let mut v = self.store.read(&Query::all(kind).user_keys([user_key])).unwrap();
+        let mut v = self
+            .store
+            .read(&Query::all(kind).user_keys([user_key]))
+            .unwrap();
         assert_eq!(v.len(), 1, "{kind} {user_key}: {v:?}");
         v.pop().unwrap()
     }
 
     fn class(&self, uuid: Uuid) -> String {
-        match &self.store.read(&Query::all(Kind::Class).uuids([uuid])).unwrap()[0].last().value {
+        match &self
+            .store
+            .read(&Query::all(Kind::Class).uuids([uuid]))
+            .unwrap()[0]
+            .last()
+            .value
+        {
             Value::Class(c) => c.user_key.clone(),
             _ => unreachable!(),
         }
     }
 
     fn rows(&self) -> Vec<String> {
-        RunDb::open(&self.run_db).unwrap().rows().unwrap().into_iter().map(|r| r.status).collect()
+        RunDb::open(&self.run_db)
+            .unwrap()
+            .rows()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.status)
+            .collect()
     }
 }
 
@@ -136,7 +165,10 @@ fn unit(g: &OpusUuids, id: &str) -> Uuid {
 }
 
 fn v(o: &Object) -> Spans {
-    o.slices.iter().map(|s| (s.validity.from, s.validity.to)).collect()
+    o.slices
+        .iter()
+        .map(|s| (s.validity.from, s.validity.to))
+        .collect()
 }
 
 #[test]
@@ -146,7 +178,10 @@ fn first_import_then_daily_diff_snapshot() {
     assert_eq!(r.dumps.len(), 1);
     assert_eq!(r.rejected(), 0, "{:?}", r.dumps[0].rejected);
     insta::assert_snapshot!("opus_day1", w.dump());
-    w.add(DAY2, &std::fs::read_to_string(fixtures().join("ok").join(DAY2)).unwrap());
+    w.add(
+        DAY2,
+        &std::fs::read_to_string(fixtures().join("ok").join(DAY2)).unwrap(),
+    );
     let r = w.import();
     assert_eq!(r.dumps.len(), 1);
     insta::assert_snapshot!("opus_day2", w.dump());
@@ -155,7 +190,10 @@ fn first_import_then_daily_diff_snapshot() {
     assert!(w.import().dumps.is_empty());
     assert_eq!(w.dump(), before);
     assert_eq!(
-        w.rows().iter().map(|s| s.split(' ').next().unwrap()).collect::<Vec<_>>(),
+        w.rows()
+            .iter()
+            .map(|s| s.split(' ').next().unwrap())
+            .collect::<Vec<_>>(),
         ["Running", "Diff", "Running", "Diff"]
     );
 }
@@ -171,9 +209,15 @@ fn units_keep_upstream_uuids_parents_and_addresses() {
     for id in ["1", "2", "3", "4", "5"] {
         assert!(uuids.contains(&unit(g, id)), "unit {id}");
     }
-    assert_eq!(unit(g, "1").to_string(), "0e9c456f-f2e6-0596-4442-1b4a66a6b168");
+    assert_eq!(
+        unit(g, "1").to_string(),
+        "0e9c456f-f2e6-0596-4442-1b4a66a6b168"
+    );
     let root = units.iter().find(|o| o.uuid == unit(g, "1")).unwrap();
-    assert!(matches!(&root.last().value, Value::OrgUnit(u) if u.parent.is_none()), "the root has no parent");
+    assert!(
+        matches!(&root.last().value, Value::OrgUnit(u) if u.parent.is_none()),
+        "the root has no parent"
+    );
     // Unit 3 moved from 2 to 1; its lastChanged (2015-01-16) is before the dump date, so the
     // move takes effect then (ruling 1), splitting its history there.
     let u3 = units.iter().find(|o| o.uuid == unit(g, "3")).unwrap();
@@ -190,17 +234,28 @@ fn units_keep_upstream_uuids_parents_and_addresses() {
     // Unit 5 starts at its startDate, and has no address and the default type `Enhed`.
     let u5 = units.iter().find(|o| o.uuid == unit(g, "5")).unwrap();
     assert_eq!(v(u5), [(Some(date(2022, 3, 1)), None)]);
-    let Value::OrgUnit(u) = &u5.last().value else { panic!() };
+    let Value::OrgUnit(u) = &u5.last().value else {
+        panic!()
+    };
     assert_eq!(w.class(u.unit_type.unwrap()), "Enhed");
     // Unit 4's type 00002/TestCenter matches the existing class by user_key.
     let u4 = units.iter().find(|o| o.uuid == unit(g, "4")).unwrap();
-    let Value::OrgUnit(u) = &u4.last().value else { panic!() };
+    let Value::OrgUnit(u) = &u4.last().value else {
+        panic!()
+    };
     assert_eq!(w.class(u.unit_type.unwrap()), "00002");
-    let unit_types = w.all(Kind::Class).into_iter().filter(|c| matches!(&c.last().value, Value::Class(c) if c.name == "TestCenter")).count();
+    let unit_types = w
+        .all(Kind::Class)
+        .into_iter()
+        .filter(|c| matches!(&c.last().value, Value::Class(c) if c.name == "TestCenter"))
+        .count();
     assert_eq!(unit_types, 0);
 
     // Addresses of unit 2: the SE change cuts at the dump date (its lastChanged is after it).
-    let addrs = w.store.read(&Query::all(Kind::Address).org_units([unit(g, "2")])).unwrap();
+    let addrs = w
+        .store
+        .read(&Query::all(Kind::Address).org_units([unit(g, "2")]))
+        .unwrap();
     let by_type: HashMap<String, &Object> = addrs
         .iter()
         .map(|o| match &o.last().value {
@@ -222,11 +277,19 @@ fn units_keep_upstream_uuids_parents_and_addresses() {
         .collect();
     assert_eq!(values, ["22334455", "22334456"]);
     assert_eq!(se.slices[1].validity.from, Some(date(2020, 1, 2)));
-    let Value::Address(dar) = &by_type["Adresse"].last().value else { panic!() };
-    assert_eq!(dar.value, "0a3f50a0-0002-4e1c-9a6b-000000000002", "DAR uuid from the register");
+    let Value::Address(dar) = &by_type["Adresse"].last().value else {
+        panic!()
+    };
+    assert_eq!(
+        dar.value, "0a3f50a0-0002-4e1c-9a6b-000000000002",
+        "DAR uuid from the register"
+    );
     assert_eq!(dar.visibility, None);
     // The placeholder P-number of the root is not imported.
-    let root_addrs = w.store.read(&Query::all(Kind::Address).org_units([unit(g, "1")])).unwrap();
+    let root_addrs = w
+        .store
+        .read(&Query::all(Kind::Address).org_units([unit(g, "1")]))
+        .unwrap();
     let root_types: Vec<String> = root_addrs
         .iter()
         .map(|o| match &o.last().value {
@@ -234,7 +297,10 @@ fn units_keep_upstream_uuids_parents_and_addresses() {
             _ => unreachable!(),
         })
         .collect();
-    assert!(!root_types.contains(&"Pnummer".to_string()), "{root_types:?}");
+    assert!(
+        !root_types.contains(&"Pnummer".to_string()),
+        "{root_types:?}"
+    );
 }
 
 #[test]
@@ -247,10 +313,17 @@ fn employees_engagements_managers_roles_and_addresses() {
     assert_eq!(persons.len(), 3);
     let e1000 = w.one(Kind::Engagement, "1000");
     let e1006 = w.one(Kind::Engagement, "1006");
-    let (Value::Engagement(a), Value::Engagement(b)) = (&e1000.last().value, &e1006.last().value) else { panic!() };
+    let (Value::Engagement(a), Value::Engagement(b)) = (&e1000.last().value, &e1006.last().value)
+    else {
+        panic!()
+    };
     assert_eq!(a.person, b.person);
     assert_eq!(a.org_unit, unit(&g, "3"));
-    assert_eq!(v(&e1000), [(Some(date(2019, 5, 1)), None)], "engagements start at entryDate");
+    assert_eq!(
+        v(&e1000),
+        [(Some(date(2019, 5, 1)), None)],
+        "engagements start at entryDate"
+    );
     assert_eq!(w.class(a.job_function), "Skoleleder");
     assert_eq!(w.class(a.engagement_type), "Ansat");
     // Primary: same type rank (none configured), lowest employment number wins.
@@ -258,35 +331,63 @@ fn employees_engagements_managers_roles_and_addresses() {
     assert_eq!(w.class(b.primary.unwrap()), "non-primary");
     assert_eq!(a.fraction, Some(1_000_000));
     let e1001 = w.one(Kind::Engagement, "1001");
-    let Value::Engagement(c) = &e1001.last().value else { panic!() };
+    let Value::Engagement(c) = &e1001.last().value else {
+        panic!()
+    };
     assert_eq!(c.fraction, Some(810_811), "30/37 of full time");
     // Manager of 1000: level sup.sub, type = position, responsibility Lederansvar.
     let m = w.one(Kind::Manager, "1000");
-    let Value::Manager(m) = &m.last().value else { panic!() };
+    let Value::Manager(m) = &m.last().value else {
+        panic!()
+    };
     assert_eq!(w.class(m.manager_level), "1.02");
     assert_eq!(w.class(m.manager_type), "Skoleleder");
-    assert_eq!(m.responsibilities.iter().map(|r| w.class(*r)).collect::<Vec<_>>(), ["Lederansvar"]);
+    assert_eq!(
+        m.responsibilities
+            .iter()
+            .map(|r| w.class(*r))
+            .collect::<Vec<_>>(),
+        ["Lederansvar"]
+    );
     assert_eq!(m.org_unit, unit(&g, "3"));
     assert_eq!(m.person, Some(a.person));
-    assert!(w.store.read(&Query::all(Kind::Manager).user_keys(["1001"])).unwrap().is_empty());
+    assert!(
+        w.store
+            .read(&Query::all(Kind::Manager).user_keys(["1001"]))
+            .unwrap()
+            .is_empty()
+    );
     // Role of 1001 from its <function>.
     let role = w.one(Kind::Role, "1001");
-    let Value::Role(r) = &role.last().value else { panic!() };
+    let Value::Role(r) = &role.last().value else {
+        panic!()
+    };
     assert_eq!(w.class(r.role_type), "Rolle - Tillidsrepræsentant");
     assert_eq!(v(&role), [(Some(date(2019, 8, 1)), None)]);
     // IT users in Opus from userId.
-    let users: Vec<String> = w.all(Kind::ItUser).iter().map(|o| o.last().value.user_key().to_string()).collect();
+    let users: Vec<String> = w
+        .all(Kind::ItUser)
+        .iter()
+        .map(|o| o.last().value.user_key().to_string())
+        .collect();
     assert_eq!(users.len(), 2);
     assert!(users.contains(&"AOE1000".to_string()) && users.contains(&"CDA1002".to_string()));
     let systems = w.all(Kind::ItSystem);
     assert_eq!(systems.len(), 1);
     assert!(matches!(&systems[0].last().value, Value::ItSystem(s) if s.name == "Opus"));
     // Person addresses: 1000 phone, e-mail and a DAR home address with visibility Intern.
-    let addrs = w.store.read(&Query::all(Kind::Address).persons([a.person])).unwrap();
+    let addrs = w
+        .store
+        .read(&Query::all(Kind::Address).persons([a.person]))
+        .unwrap();
     let mut kinds: Vec<(String, String, Option<String>)> = addrs
         .iter()
         .map(|o| match &o.last().value {
-            Value::Address(x) => (w.class(x.address_type), x.value.clone(), x.visibility.map(|u| w.class(u))),
+            Value::Address(x) => (
+                w.class(x.address_type),
+                x.value.clone(),
+                x.visibility.map(|u| w.class(u)),
+            ),
             _ => unreachable!(),
         })
         .collect();
@@ -294,15 +395,28 @@ fn employees_engagements_managers_roles_and_addresses() {
     assert_eq!(
         kinds,
         [
-            ("Adresse".into(), "0a3f50a0-0010-4e1c-9a6b-000000000010".into(), Some("Intern".into())),
-            ("Email".into(), "aase.oestergaard@andeby.example".into(), None),
+            (
+                "Adresse".into(),
+                "0a3f50a0-0010-4e1c-9a6b-000000000010".into(),
+                Some("Intern".into())
+            ),
+            (
+                "Email".into(),
+                "aase.oestergaard@andeby.example".into(),
+                None
+            ),
             ("Telefon".into(), "87651000".into(), None),
         ]
     );
     // 1002 has address protection: no home address, but the phone is imported.
     let e1002 = w.one(Kind::Engagement, "1002");
-    let Value::Engagement(d) = &e1002.last().value else { panic!() };
-    let addrs = w.store.read(&Query::all(Kind::Address).persons([d.person])).unwrap();
+    let Value::Engagement(d) = &e1002.last().value else {
+        panic!()
+    };
+    let addrs = w
+        .store
+        .read(&Query::all(Kind::Address).persons([d.person]))
+        .unwrap();
     let types: Vec<String> = addrs
         .iter()
         .map(|o| match &o.last().value {
@@ -313,8 +427,13 @@ fn employees_engagements_managers_roles_and_addresses() {
     assert_eq!(types, ["Telefon"]);
     // Person names and CPRs.
     let p = persons.iter().find(|p| p.uuid == a.person).unwrap();
-    let Value::Person(p) = &p.last().value else { panic!() };
-    assert_eq!((p.given_name.as_str(), p.surname.as_str()), ("Åse", "Østergård"));
+    let Value::Person(p) = &p.last().value else {
+        panic!()
+    };
+    assert_eq!(
+        (p.given_name.as_str(), p.surname.as_str()),
+        ("Åse", "Østergård")
+    );
     assert_eq!(p.cpr_number.as_ref().unwrap().expose(), "0101010000");
 }
 
@@ -322,16 +441,31 @@ fn employees_engagements_managers_roles_and_addresses() {
 fn diff_day_two_changes_cancels_and_cuts_history() {
     let mut w = World::new(&[DAY1]);
     w.import();
-    w.add(DAY2, &std::fs::read_to_string(fixtures().join("ok").join(DAY2)).unwrap());
+    w.add(
+        DAY2,
+        &std::fs::read_to_string(fixtures().join("ok").join(DAY2)).unwrap(),
+    );
     let r = w.import();
     let ch = &r.dumps[0].changes;
-    assert_eq!(ch.units, ["1", "2", "3", "4", "5"].iter().filter(|u| **u != "1").map(|s| s.to_string()).collect::<Vec<_>>());
+    assert_eq!(
+        ch.units,
+        ["1", "2", "3", "4", "5"]
+            .iter()
+            .filter(|u| **u != "1")
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+    );
     assert_eq!(ch.employees, ["1000", "1001"]);
     assert_eq!(ch.leaves, ["9991"]);
     assert_eq!(ch.cancelled, ["1006"]);
     assert!(ch.vanished_units.is_empty());
     // 1006 vanished: its engagement is deleted, history included.
-    assert!(w.store.read(&Query::all(Kind::Engagement).user_keys(["1006"])).unwrap().is_empty());
+    assert!(
+        w.store
+            .read(&Query::all(Kind::Engagement).user_keys(["1006"]))
+            .unwrap()
+            .is_empty()
+    );
     // 1000 changed job: history cut at its lastChanged (2020-10-02 is after the dump date, so
     // the dump date 2020-01-02).
     let e = w.one(Kind::Engagement, "1000");
@@ -343,14 +477,25 @@ fn diff_day_two_changes_cancels_and_cuts_history() {
             _ => unreachable!(),
         })
         .collect();
-    assert_eq!(jobs, [(Some(date(2019, 5, 1)), "Skoleleder".into()), (Some(date(2020, 1, 2)), "Viceskoleleder".into())]);
+    assert_eq!(
+        jobs,
+        [
+            (Some(date(2019, 5, 1)), "Skoleleder".into()),
+            (Some(date(2020, 1, 2)), "Viceskoleleder".into())
+        ]
+    );
     // The manager follows the position change.
     let m = w.one(Kind::Manager, "1000");
     assert_eq!(m.slices.len(), 2);
     // 1001's new name from lastChanged 2021-01-19 > dump date → from the dump date.
     let e1001 = w.one(Kind::Engagement, "1001");
-    let Value::Engagement(x) = &e1001.last().value else { panic!() };
-    let p = &w.store.read(&Query::all(Kind::Person).uuids([x.person])).unwrap()[0];
+    let Value::Engagement(x) = &e1001.last().value else {
+        panic!()
+    };
+    let p = &w
+        .store
+        .read(&Query::all(Kind::Person).uuids([x.person]))
+        .unwrap()[0];
     let names: Vec<String> = p
         .slices
         .iter()
@@ -371,17 +516,29 @@ fn leave_marker_ends_engagement_and_manager_at_the_dump_date() {
     w.import();
     let day2 = std::fs::read_to_string(fixtures().join("ok").join(DAY1))
         .unwrap()
-        .replace("<employee id=\"999\" client=\"813\" action=\"leave\"/>", "<employee id=\"1000\" client=\"813\" action=\"leave\"/>");
+        .replace(
+            "<employee id=\"999\" client=\"813\" action=\"leave\"/>",
+            "<employee id=\"1000\" client=\"813\" action=\"leave\"/>",
+        );
     // Remove the full 1000 record, replace it by the leave marker above.
-    let start = day2.find("<employee id=\"1000\" client=\"813\" lastChanged").unwrap();
+    let start = day2
+        .find("<employee id=\"1000\" client=\"813\" lastChanged")
+        .unwrap();
     let end = day2[start..].find("</employee>").unwrap() + start + "</employee>".len();
     let day2 = format!("{}{}", &day2[..start], &day2[end..]);
     w.add(DAY2, &day2);
     let r = w.import();
     assert_eq!(r.dumps[0].changes.leaves, ["1000"]);
-    assert!(r.dumps[0].changes.cancelled.is_empty(), "a leave marker is not a cancellation");
+    assert!(
+        r.dumps[0].changes.cancelled.is_empty(),
+        "a leave marker is not a cancellation"
+    );
     let e = w.one(Kind::Engagement, "1000");
-    assert_eq!(v(&e), [(Some(date(2019, 5, 1)), Some(date(2020, 1, 3)))], "valid through the dump date");
+    assert_eq!(
+        v(&e),
+        [(Some(date(2019, 5, 1)), Some(date(2020, 1, 3)))],
+        "valid through the dump date"
+    );
     let m = w.one(Kind::Manager, "1000");
     assert_eq!(v(&m).last().unwrap().1, Some(date(2020, 1, 3)));
     // The other engagement of the person becomes primary from then on.
@@ -394,13 +551,25 @@ fn leave_marker_ends_engagement_and_manager_at_the_dump_date() {
             _ => unreachable!(),
         })
         .collect();
-    assert_eq!(primaries.last().unwrap(), &(Some(date(2020, 1, 3)), "primary".to_string()));
+    assert_eq!(
+        primaries.last().unwrap(),
+        &(Some(date(2020, 1, 3)), "primary".to_string())
+    );
     // A third dump without the leave marker: that is not a cancellation, nothing is deleted.
-    let day3 = day2.replace("<employee id=\"1000\" client=\"813\" action=\"leave\"/>", "");
+    let day3 = day2.replace(
+        "<employee id=\"1000\" client=\"813\" action=\"leave\"/>",
+        "",
+    );
     w.add("ZLPE20200103220000_delta.xml", &day3);
     let r = w.import();
     assert!(r.dumps[0].changes.cancelled.is_empty());
-    assert_eq!(w.store.read(&Query::all(Kind::Engagement).user_keys(["1000"])).unwrap().len(), 1);
+    assert_eq!(
+        w.store
+            .read(&Query::all(Kind::Engagement).user_keys(["1000"]))
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[test]
@@ -413,17 +582,34 @@ fn vanished_and_ended_units_are_terminated() {
     let end = day1[start..].find("</orgUnit>").unwrap() + start + "</orgUnit>".len();
     let mut day2 = format!("{}{}", &day1[..start], &day1[end..]);
     let first_end = day2.find("<endDate>9999-12-31</endDate>").unwrap();
-    let second_end = day2[first_end + 1..].find("<endDate>9999-12-31</endDate>").unwrap() + first_end + 1;
-    day2.replace_range(second_end..second_end + "<endDate>9999-12-31</endDate>".len(), "<endDate>2020-06-30</endDate>");
+    let second_end = day2[first_end + 1..]
+        .find("<endDate>9999-12-31</endDate>")
+        .unwrap()
+        + first_end
+        + 1;
+    day2.replace_range(
+        second_end..second_end + "<endDate>9999-12-31</endDate>".len(),
+        "<endDate>2020-06-30</endDate>",
+    );
     let day2 = day2.replace("<orgUnit>3</orgUnit>", "<orgUnit>2</orgUnit>");
     w.add(DAY2, &day2);
     let r = w.import();
     assert_eq!(r.dumps[0].changes.vanished_units, ["3"]);
     let g = w.cfg.uuids;
-    let u3 = &w.store.read(&Query::all(Kind::OrgUnit).uuids([unit(&g, "3")])).unwrap()[0];
+    let u3 = &w
+        .store
+        .read(&Query::all(Kind::OrgUnit).uuids([unit(&g, "3")]))
+        .unwrap()[0];
     assert_eq!(v(u3).last().unwrap().1, Some(date(2020, 1, 3)));
-    let u2 = &w.store.read(&Query::all(Kind::OrgUnit).uuids([unit(&g, "2")])).unwrap()[0];
-    assert_eq!(v(u2).last().unwrap().1, Some(date(2020, 7, 1)), "endDate is the last valid day");
+    let u2 = &w
+        .store
+        .read(&Query::all(Kind::OrgUnit).uuids([unit(&g, "2")]))
+        .unwrap()[0];
+    assert_eq!(
+        v(u2).last().unwrap().1,
+        Some(date(2020, 7, 1)),
+        "endDate is the last valid day"
+    );
 }
 
 #[test]
@@ -434,16 +620,34 @@ fn filtered_units_and_their_employees_are_not_imported_and_later_removed() {
     let g = w.cfg.uuids;
     let uuids: Vec<Uuid> = w.all(Kind::OrgUnit).iter().map(|o| o.uuid).collect();
     assert_eq!(uuids, [unit(&g, "1")], "2 and its subtree (3) are filtered");
-    assert!(w.all(Kind::Engagement).is_empty(), "all employees sit in 2 or 3");
+    assert!(
+        w.all(Kind::Engagement).is_empty(),
+        "all employees sit in 2 or 3"
+    );
     // Without the filter, the next dump brings them in; with it again, they end.
     let mut w = World::new(&[DAY1]);
     w.import();
     w.cfg.filter_ids = vec!["3".into()];
-    w.add(DAY2, &std::fs::read_to_string(fixtures().join("ok").join(DAY2)).unwrap().replace("<parentOrgUnit>1</parentOrgUnit>\n    <shortName>SKØ", "<parentOrgUnit>2</parentOrgUnit>\n    <shortName>SKØ"));
+    w.add(
+        DAY2,
+        &std::fs::read_to_string(fixtures().join("ok").join(DAY2))
+            .unwrap()
+            .replace(
+                "<parentOrgUnit>1</parentOrgUnit>\n    <shortName>SKØ",
+                "<parentOrgUnit>2</parentOrgUnit>\n    <shortName>SKØ",
+            ),
+    );
     let r = w.import();
     assert_eq!(r.dumps[0].changes.filtered_units, ["3"]);
-    let u3 = &w.store.read(&Query::all(Kind::OrgUnit).uuids([unit(&g, "3")])).unwrap()[0];
-    assert_eq!(v(u3).last().unwrap().1, Some(date(2020, 1, 3)), "terminated at the dump date");
+    let u3 = &w
+        .store
+        .read(&Query::all(Kind::OrgUnit).uuids([unit(&g, "3")]))
+        .unwrap()[0];
+    assert_eq!(
+        v(u3).last().unwrap().1,
+        Some(date(2020, 1, 3)),
+        "terminated at the dump date"
+    );
 }
 
 #[test]
@@ -462,7 +666,9 @@ fn skip_flags() {
         (w.cfg.skip_email, w.cfg.skip_phone, w.cfg.skip_address) = (email, phone, address);
         w.import();
         let e = w.one(Kind::Engagement, "1000");
-        let Value::Engagement(x) = &e.last().value else { panic!() };
+        let Value::Engagement(x) = &e.last().value else {
+            panic!()
+        };
         let mut types: Vec<String> = w
             .store
             .read(&Query::all(Kind::Address).persons([x.person]))
@@ -482,8 +688,23 @@ fn skip_flags() {
 fn dry_run_writes_nothing_anywhere() {
     let mut w = World::new(&[DAY1, DAY2]);
     let dumps = w.list();
-    let job = Job { cfg: &w.cfg, register: &w.register, cpr_map: &w.cpr_map, dry_run: true, only: None };
-    let r = run::import(&mut w.store, None, &job, &mut w.env, &dumps, Mode::All, &mut |_| {}).unwrap();
+    let job = Job {
+        cfg: &w.cfg,
+        register: &w.register,
+        cpr_map: &w.cpr_map,
+        dry_run: true,
+        only: None,
+    };
+    let r = run::import(
+        &mut w.store,
+        None,
+        &job,
+        &mut w.env,
+        &dumps,
+        Mode::All,
+        &mut |_| {},
+    )
+    .unwrap();
     assert_eq!(r.dumps.len(), 1);
     assert_eq!(r.not_processed, [DAY2]);
     assert!(r.dumps[0].plan.as_ref().unwrap().len() > 20);
@@ -494,14 +715,20 @@ fn dry_run_writes_nothing_anywhere() {
 #[test]
 fn malformed_dumps_fail_cleanly_and_a_rerun_after_fixing_works() {
     for (file, needles) in [
-        ("malformed_unclosed_tag.xml", vec!["malformed XML", "orgUnit id="]),
+        (
+            "malformed_unclosed_tag.xml",
+            vec!["malformed XML", "orgUnit id="],
+        ),
         ("missing_longname.xml", vec!["longName", "orgUnit id="]),
         ("missing_cpr.xml", vec!["cpr", "employee id="]),
         ("invalid_cpr.xml", vec!["CPR", "employee id="]),
         ("invalid_date.xml", vec!["Date"]),
         ("wrong_root.xml", vec!["kmd"]),
         ("not_utf8_encoding.xml", vec!["encoding"]),
-        ("unknown_parent.xml", vec!["parentOrgUnit", "unknown parent"]),
+        (
+            "unknown_parent.xml",
+            vec!["parentOrgUnit", "unknown parent"],
+        ),
         ("cycle.xml", vec!["cycle", "parentOrgUnit"]),
     ] {
         let mut w = World::new(&[DAY1]);
@@ -514,14 +741,29 @@ fn malformed_dumps_fail_cleanly_and_a_rerun_after_fixing_works() {
             assert!(err.contains(n), "{file}: {n:?} not in {err}");
         }
         // file:line[:column]: like a compiler.
-        let at = err.find(&format!("{DAY2}:")).unwrap_or_else(|| panic!("{file}: no file:line in {err}"));
+        let at = err
+            .find(&format!("{DAY2}:"))
+            .unwrap_or_else(|| panic!("{file}: no file:line in {err}"));
         let rest = &err[at + DAY2.len() + 1..];
-        assert!(rest.starts_with(|c: char| c.is_ascii_digit()), "{file}: no line number in {err}");
-        assert!(!err.contains("0101010000") && !err.contains("0301010000"), "{file}: CPR in {err}");
+        assert!(
+            rest.starts_with(|c: char| c.is_ascii_digit()),
+            "{file}: no line number in {err}"
+        );
+        assert!(
+            !err.contains("0101010000") && !err.contains("0301010000"),
+            "{file}: CPR in {err}"
+        );
         assert_eq!(w.dump(), before, "{file}: nothing written");
-        assert_eq!(w.rows(), rows, "{file}: the run history did not advance and is not blocked");
+        assert_eq!(
+            w.rows(),
+            rows,
+            "{file}: the run history did not advance and is not blocked"
+        );
         // Fixed: the same run now imports the dump.
-        w.add(DAY2, &std::fs::read_to_string(fixtures().join("ok").join(DAY2)).unwrap());
+        w.add(
+            DAY2,
+            &std::fs::read_to_string(fixtures().join("ok").join(DAY2)).unwrap(),
+        );
         assert_eq!(w.import().dumps.len(), 1, "{file}");
     }
 }
@@ -537,9 +779,16 @@ fn a_running_row_blocks_until_unblocked() {
     let mut w = World::new(&[DAY1, DAY2]);
     w.run(Mode::Next, false).unwrap();
     let db = RunDb::open(&w.run_db).unwrap();
-    db.begin(date(2020, 1, 2).at(22, 0, 0, 0), date(2026, 1, 1).at(0, 0, 0, 0)).unwrap();
+    db.begin(
+        date(2020, 1, 2).at(22, 0, 0, 0),
+        date(2026, 1, 1).at(0, 0, 0, 0),
+    )
+    .unwrap();
     let err = w.import_err();
-    assert!(err.contains("did not finish") && err.contains("dipex opus unblock"), "{err}");
+    assert!(
+        err.contains("did not finish") && err.contains("dipex opus unblock"),
+        "{err}"
+    );
     assert_eq!(db.unblock().unwrap(), "Deleted last row");
     assert_eq!(w.import().dumps.len(), 1);
 }
@@ -552,7 +801,10 @@ fn modes_next_and_last() {
     assert!(w.run(Mode::Next, false).unwrap().dumps.is_empty());
     let mut w = World::new(&[DAY1, DAY2]);
     let r = w.run(Mode::Last, false).unwrap();
-    assert_eq!(r.dumps.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(), [DAY2]);
+    assert_eq!(
+        r.dumps.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(),
+        [DAY2]
+    );
 }
 
 #[test]
@@ -561,9 +813,16 @@ fn old_dumps_may_be_deleted_and_python_history_is_read() {
     let mut w = World::new(&[DAY1]);
     w.import();
     std::fs::remove_file(w.dumps.join(DAY1)).unwrap();
-    w.add(DAY2, &std::fs::read_to_string(fixtures().join("ok").join(DAY2)).unwrap());
+    w.add(
+        DAY2,
+        &std::fs::read_to_string(fixtures().join("ok").join(DAY2)).unwrap(),
+    );
     let r = w.import();
-    assert_eq!(r.dumps[0].changes.cancelled, ["1006"], "vanished records are still found");
+    assert_eq!(
+        r.dumps[0].changes.cancelled,
+        ["1006"],
+        "vanished records are still found"
+    );
     // A run_db written by the old importer (no digests): the previous dump is parsed instead.
     let mut w = World::new(&[DAY1, DAY2]);
     {
@@ -577,7 +836,11 @@ fn old_dumps_may_be_deleted_and_python_history_is_read() {
     }
     let r = w.import();
     assert_eq!(r.dumps.len(), 1);
-    assert_eq!(r.dumps[0].changes.employees, ["1000", "1001"], "compared with day 1, not with nothing");
+    assert_eq!(
+        r.dumps[0].changes.employees,
+        ["1000", "1001"],
+        "compared with day 1, not with nothing"
+    );
 }
 
 #[test]
@@ -587,13 +850,18 @@ fn cpr_map_gives_new_persons_their_uuid_and_export_round_trips() {
     w.cpr_map.insert(Cpr::parse("0301010000").unwrap(), fixed);
     w.import();
     let e = w.one(Kind::Engagement, "1001");
-    let Value::Engagement(x) = &e.last().value else { panic!() };
+    let Value::Engagement(x) = &e.last().value else {
+        panic!()
+    };
     assert_eq!(x.person, fixed);
     let mut out = Vec::new();
     let n = cprmap::write_cpr_map(&persons(&w.store).unwrap(), &mut out, "map.csv").unwrap();
     assert_eq!(n, 3);
     let text = String::from_utf8(out).unwrap();
-    assert!(text.starts_with("\"cpr\";\"mo_uuid\";\"ad_guid\";\"sam_account_name\"\n"), "{text}");
+    assert!(
+        text.starts_with("\"cpr\";\"mo_uuid\";\"ad_guid\";\"sam_account_name\"\n"),
+        "{text}"
+    );
     let back = cprmap::read_cpr_map(text.as_bytes(), "map.csv").unwrap();
     assert_eq!(back[&Cpr::parse("0301010000").unwrap()], fixed);
     assert_eq!(back.len(), 3);
@@ -605,25 +873,62 @@ fn primary_follows_the_configured_type_order() {
     w.cfg.primary_order = vec!["Annulleret".into(), "Ansat".into()];
     w.import();
     let e1006 = w.one(Kind::Engagement, "1006");
-    let Value::Engagement(x) = &e1006.last().value else { panic!() };
-    assert_eq!(w.class(x.primary.unwrap()), "primary", "its type ranks first");
+    let Value::Engagement(x) = &e1006.last().value else {
+        panic!()
+    };
+    assert_eq!(
+        w.class(x.primary.unwrap()),
+        "primary",
+        "its type ranks first"
+    );
 }
 
 #[test]
 fn reimport_replays_one_employment() {
     let mut w = World::new(&[DAY1, DAY2]);
     let dumps = w.list();
-    let job = Job { cfg: &w.cfg, register: &w.register, cpr_map: &w.cpr_map, dry_run: false, only: None };
-    let r = run::reimport(&mut w.store, &job, &mut w.env, &dumps, "1000", date(2019, 1, 1).at(0, 0, 0, 0), &mut |_| {}).unwrap();
+    let job = Job {
+        cfg: &w.cfg,
+        register: &w.register,
+        cpr_map: &w.cpr_map,
+        dry_run: false,
+        only: None,
+    };
+    let r = run::reimport(
+        &mut w.store,
+        &job,
+        &mut w.env,
+        &dumps,
+        "1000",
+        date(2019, 1, 1).at(0, 0, 0, 0),
+        &mut |_| {},
+    )
+    .unwrap();
     assert_eq!(r.dumps.len(), 2);
     let engagements = w.all(Kind::Engagement);
-    assert_eq!(engagements.len(), 2, "1000 plus its sibling 1006 of the same person");
-    assert_eq!(w.one(Kind::Engagement, "1000").slices.len(), 2, "both versions of 1000 replayed");
+    assert_eq!(
+        engagements.len(),
+        2,
+        "1000 plus its sibling 1006 of the same person"
+    );
+    assert_eq!(
+        w.one(Kind::Engagement, "1000").slices.len(),
+        2,
+        "both versions of 1000 replayed"
+    );
     assert_eq!(w.all(Kind::OrgUnit).len(), 0, "units are not touched");
     assert!(!w.run_db.exists(), "the run history is not touched");
-    let err = run::reimport(&mut w.store, &job, &mut w.env, &dumps, "4242", date(2019, 1, 1).at(0, 0, 0, 0), &mut |_| {})
-        .unwrap_err()
-        .to_string();
+    let err = run::reimport(
+        &mut w.store,
+        &job,
+        &mut w.env,
+        &dumps,
+        "4242",
+        date(2019, 1, 1).at(0, 0, 0, 0),
+        &mut |_| {},
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("4242"), "{err}");
 }
 
@@ -636,18 +941,30 @@ fn parsed(name: &str) -> dipex_integrations::opus::parse::Dump {
 fn digests(d: &dipex_integrations::opus::parse::Dump) -> dipex_integrations::opus::state::Digests {
     dipex_integrations::opus::state::Digests {
         units: d.units.iter().map(|u| (u.id.clone(), u.digest)).collect(),
-        employees: d.employees.iter().map(|e| (e.id.clone(), (e.digest, e.is_leave_marker()))).collect(),
+        employees: d
+            .employees
+            .iter()
+            .map(|e| (e.id.clone(), (e.digest, e.is_leave_marker())))
+            .collect(),
     }
 }
 
 #[test]
 fn checklist_diffs_filters_and_counts() {
     let (d1, d2) = (parsed(DAY1), parsed(DAY2));
-    let (t1, t2) = (Tree::check(&d1, DAY1).unwrap(), Tree::check(&d2, DAY2).unwrap());
+    let (t1, t2) = (
+        Tree::check(&d1, DAY1).unwrap(),
+        Tree::check(&d2, DAY2).unwrap(),
+    );
     // 2. A dump compared with itself: nothing changed.
     for (d, t) in [(&d1, &t1), (&d2, &t2)] {
         let c = diff::changes(d, t, Some(&digests(d)), &[], None);
-        assert!(c.units.is_empty() && c.employees.is_empty() && c.leaves.is_empty() && c.cancelled.is_empty());
+        assert!(
+            c.units.is_empty()
+                && c.employees.is_empty()
+                && c.leaves.is_empty()
+                && c.cancelled.is_empty()
+        );
     }
     // 3, 9, 13. Day 1 → day 2.
     let c = diff::changes(&d2, &t2, Some(&digests(&d1)), &[], None);
@@ -675,7 +992,13 @@ fn checklist_diffs_filters_and_counts() {
     let count = |f: &[&str], only: Option<&str>| {
         let f: Vec<String> = f.iter().map(|s| s.to_string()).collect();
         let c = diff::changes(&d1, &t1, None, &f, only);
-        (c.units.len(), c.filtered_units.len(), c.employees.len(), c.leaves.len(), c.cancelled.len())
+        (
+            c.units.len(),
+            c.filtered_units.len(),
+            c.employees.len(),
+            c.leaves.len(),
+            c.cancelled.len(),
+        )
     };
     assert_eq!(count(&[], None), (3, 0, 4, 1, 0));
     assert_eq!(count(&["1"], None).0, 0);
@@ -683,16 +1006,28 @@ fn checklist_diffs_filters_and_counts() {
     assert_eq!(count(&[], Some("1")), (1, 0, 0, 0, 0));
     // 8. Only the parent of the third unit changed: exactly that unit.
     let text = std::fs::read_to_string(fixtures().join("ok").join(DAY1)).unwrap();
-    let moved = text.replacen("<parentOrgUnit>2</parentOrgUnit>", "<parentOrgUnit>1</parentOrgUnit>", 1);
+    let moved = text.replacen(
+        "<parentOrgUnit>2</parentOrgUnit>",
+        "<parentOrgUnit>1</parentOrgUnit>",
+        1,
+    );
     let d = dipex_integrations::opus::parse::parse_dump(moved.as_bytes(), "moved.xml").unwrap();
     let t = Tree::check(&d, "moved.xml").unwrap();
-    assert_eq!(diff::changes(&d, &t, Some(&digests(&d1)), &[], None).units, ["3"]);
+    assert_eq!(
+        diff::changes(&d, &t, Some(&digests(&d1)), &[], None).units,
+        ["3"]
+    );
     // 35. lastChanged alone is not a change.
-    let touched = text.replace("lastChanged=\"2020-10-01\"", "lastChanged=\"2021-12-24\"").replace("<numerator>30</numerator>", "<numerator>20</numerator>");
+    let touched = text
+        .replace("lastChanged=\"2020-10-01\"", "lastChanged=\"2021-12-24\"")
+        .replace("<numerator>30</numerator>", "<numerator>20</numerator>");
     let d = dipex_integrations::opus::parse::parse_dump(touched.as_bytes(), "t.xml").unwrap();
     let t = Tree::check(&d, "t.xml").unwrap();
     let c = diff::changes(&d, &t, Some(&digests(&d1)), &[], None);
-    assert!(c.employees.is_empty(), "lastChanged and numerator do not count: {c:?}");
+    assert!(
+        c.employees.is_empty(),
+        "lastChanged and numerator do not count: {c:?}"
+    );
 }
 
 #[test]
@@ -701,12 +1036,19 @@ fn effective_dates_and_inclusive_ends() {
     let mut w = World::new(&[DAY1]);
     let text = std::fs::read_to_string(fixtures().join("ok").join(DAY1))
         .unwrap()
-        .replacen("<leaveDate></leaveDate>", "<leaveDate>2024-06-30</leaveDate>", 1);
+        .replacen(
+            "<leaveDate></leaveDate>",
+            "<leaveDate>2024-06-30</leaveDate>",
+            1,
+        );
     std::fs::write(w.dumps.join(DAY1), text).unwrap();
     w.import();
     let e = w.one(Kind::Engagement, "1001");
     assert_eq!(v(&e), [(Some(date(2019, 5, 1)), Some(date(2024, 7, 1)))]);
-    assert_eq!(Validity::new(Some(date(2019, 5, 1)), Some(date(2024, 7, 1))).last_day(), Some(date(2024, 6, 30)));
+    assert_eq!(
+        Validity::new(Some(date(2019, 5, 1)), Some(date(2024, 7, 1))).last_day(),
+        Some(date(2024, 6, 30))
+    );
 }
 
 /// Day 1 imported, then day 2 = day 1 with `edit` applied to its text.
@@ -737,7 +1079,11 @@ fn edit_record(text: String, id: &str, f: impl Fn(&str) -> String) -> String {
 type Spans = Vec<(Option<Date>, Option<Date>)>;
 
 fn it_users(w: &World) -> Vec<(String, Spans)> {
-    let mut v: Vec<_> = w.all(Kind::ItUser).iter().map(|o| (o.last().value.user_key().to_string(), v(o))).collect();
+    let mut v: Vec<_> = w
+        .all(Kind::ItUser)
+        .iter()
+        .map(|o| (o.last().value.user_key().to_string(), v(o)))
+        .collect();
     v.sort();
     v
 }
@@ -748,21 +1094,55 @@ fn it_users_follow_user_id_changes() {
     // 2020-10-01 is after the dump date 2020-01-02, so the change is effective on the dump date).
     let (w, _) = day1_then(|t| edit_record(t, "1000", |r| r.replace("AOE1000", "AOE2000")));
     let users = it_users(&w);
-    assert!(users.contains(&("AOE1000".into(), vec![(Some(date(2020, 1, 1)), Some(date(2020, 1, 2)))])), "{users:?}");
-    assert!(users.contains(&("AOE2000".into(), vec![(Some(date(2020, 1, 2)), None)])), "{users:?}");
+    assert!(
+        users.contains(&(
+            "AOE1000".into(),
+            vec![(Some(date(2020, 1, 1)), Some(date(2020, 1, 2)))]
+        )),
+        "{users:?}"
+    );
+    assert!(
+        users.contains(&("AOE2000".into(), vec![(Some(date(2020, 1, 2)), None)])),
+        "{users:?}"
+    );
     // Removed: the account ends.
-    let (w, _) = day1_then(|t| edit_record(t, "1002", |r| r.replace("<userId>CDA1002</userId>", "")));
+    let (w, _) =
+        day1_then(|t| edit_record(t, "1002", |r| r.replace("<userId>CDA1002</userId>", "")));
     let users = it_users(&w);
-    assert!(users.contains(&("CDA1002".into(), vec![(Some(date(2020, 1, 1)), Some(date(2020, 1, 2)))])), "{users:?}");
+    assert!(
+        users.contains(&(
+            "CDA1002".into(),
+            vec![(Some(date(2020, 1, 1)), Some(date(2020, 1, 2)))]
+        )),
+        "{users:?}"
+    );
 }
 
 #[test]
 fn manager_ends_when_is_manager_turns_false() {
-    let (w, _) = day1_then(|t| edit_record(t, "1000", |r| r.replace("<isManager>true</isManager>", "<isManager>false</isManager>")));
+    let (w, _) = day1_then(|t| {
+        edit_record(t, "1000", |r| {
+            r.replace(
+                "<isManager>true</isManager>",
+                "<isManager>false</isManager>",
+            )
+        })
+    });
     let m = w.one(Kind::Manager, "1000");
-    assert_eq!(v(&m), [(Some(date(2019, 5, 1)), Some(date(2020, 1, 2)))], "ended from the change");
+    assert_eq!(
+        v(&m),
+        [(Some(date(2019, 5, 1)), Some(date(2020, 1, 2)))],
+        "ended from the change"
+    );
     // The manager's level change cuts its history at the change.
-    let (w, _) = day1_then(|t| edit_record(t, "1000", |r| r.replace("<subordinateLevel>02</subordinateLevel>", "<subordinateLevel>03</subordinateLevel>")));
+    let (w, _) = day1_then(|t| {
+        edit_record(t, "1000", |r| {
+            r.replace(
+                "<subordinateLevel>02</subordinateLevel>",
+                "<subordinateLevel>03</subordinateLevel>",
+            )
+        })
+    });
     let m = w.one(Kind::Manager, "1000");
     let levels: Vec<String> = m
         .slices
@@ -778,11 +1158,31 @@ fn manager_ends_when_is_manager_turns_false() {
 #[test]
 fn entry_date_moves_earlier_and_later() {
     // Earlier: the engagement now starts at the new date (history extended, not cut).
-    let (w, _) = day1_then(|t| edit_record(t, "1001", |r| r.replace("<entryDate>2019-05-01</entryDate>", "<entryDate>2010-03-11</entryDate>")));
-    assert_eq!(v(&w.one(Kind::Engagement, "1001")), [(Some(date(2010, 3, 11)), None)]);
+    let (w, _) = day1_then(|t| {
+        edit_record(t, "1001", |r| {
+            r.replace(
+                "<entryDate>2019-05-01</entryDate>",
+                "<entryDate>2010-03-11</entryDate>",
+            )
+        })
+    });
+    assert_eq!(
+        v(&w.one(Kind::Engagement, "1001")),
+        [(Some(date(2010, 3, 11)), None)]
+    );
     // Later: the days before the new start are no longer part of the engagement.
-    let (w, _) = day1_then(|t| edit_record(t, "1001", |r| r.replace("<entryDate>2019-05-01</entryDate>", "<entryDate>2020-03-11</entryDate>")));
-    assert_eq!(v(&w.one(Kind::Engagement, "1001")), [(Some(date(2020, 3, 11)), None)]);
+    let (w, _) = day1_then(|t| {
+        edit_record(t, "1001", |r| {
+            r.replace(
+                "<entryDate>2019-05-01</entryDate>",
+                "<entryDate>2020-03-11</entryDate>",
+            )
+        })
+    });
+    assert_eq!(
+        v(&w.one(Kind::Engagement, "1001")),
+        [(Some(date(2020, 3, 11)), None)]
+    );
     // Nothing else of 1001 changed, so nothing else was written for it: one slice each.
     let e = w.one(Kind::Engagement, "1001");
     assert_eq!(e.slices.len(), 1);
@@ -792,25 +1192,62 @@ fn entry_date_moves_earlier_and_later() {
 fn empty_entry_date_falls_back_to_last_changed_with_a_warning() {
     let mut w = World::new(&[]);
     let day1 = std::fs::read_to_string(fixtures().join("ok").join(DAY1)).unwrap();
-    w.add(DAY1, &edit_record(day1, "1001", |r| r.replace("<entryDate>2019-05-01</entryDate>", "<entryDate/>")));
+    w.add(
+        DAY1,
+        &edit_record(day1, "1001", |r| {
+            r.replace("<entryDate>2019-05-01</entryDate>", "<entryDate/>")
+        }),
+    );
     let r = w.import();
-    assert_eq!(v(&w.one(Kind::Engagement, "1001")), [(Some(date(2020, 1, 19)), None)]);
+    assert_eq!(
+        v(&w.one(Kind::Engagement, "1001")),
+        [(Some(date(2020, 1, 19)), None)]
+    );
     let warnings: Vec<String> = r.dumps[0].warnings.iter().map(|n| n.render(DAY1)).collect();
-    assert!(warnings.iter().any(|w| w.contains("employee id=\"1001\"") && w.contains("entryDate")), "{warnings:?}");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("employee id=\"1001\"") && w.contains("entryDate")),
+        "{warnings:?}"
+    );
 }
 
 #[test]
 fn a_dar_miss_keeps_the_old_address_and_warns() {
-    let (w, r) = day1_then(|t| edit_record(t, "1000", |r| r.replace("<address>Østergade 10</address>", "<address>Ukendtvej 99</address>")));
+    let (w, r) = day1_then(|t| {
+        edit_record(t, "1000", |r| {
+            r.replace(
+                "<address>Østergade 10</address>",
+                "<address>Ukendtvej 99</address>",
+            )
+        })
+    });
     let e = w.one(Kind::Engagement, "1000");
-    let Value::Engagement(x) = &e.last().value else { panic!() };
-    let addrs = w.store.read(&Query::all(Kind::Address).persons([x.person])).unwrap();
+    let Value::Engagement(x) = &e.last().value else {
+        panic!()
+    };
+    let addrs = w
+        .store
+        .read(&Query::all(Kind::Address).persons([x.person]))
+        .unwrap();
     let dar: Vec<&Object> = addrs.iter().filter(|o| matches!(&o.last().value, Value::Address(a) if w.class(a.address_type) == "Adresse")).collect();
     assert_eq!(dar.len(), 1);
-    assert_eq!(v(dar[0]), [(Some(date(2020, 1, 1)), None)], "left as it was");
+    assert_eq!(
+        v(dar[0]),
+        [(Some(date(2020, 1, 1)), None)],
+        "left as it was"
+    );
     let warnings: Vec<String> = r.dumps[0].warnings.iter().map(|n| n.render(DAY2)).collect();
-    assert!(warnings.iter().any(|w| w.contains("employee id=\"1000\"") && w.contains("no unambiguous DAR match")), "{warnings:?}");
-    assert!(!warnings.iter().any(|w| w.contains("Ukendtvej")), "home addresses are not logged: {warnings:?}");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("employee id=\"1000\"") && w.contains("no unambiguous DAR match")),
+        "{warnings:?}"
+    );
+    assert!(
+        !warnings.iter().any(|w| w.contains("Ukendtvej")),
+        "home addresses are not logged: {warnings:?}"
+    );
 }
 
 #[test]
@@ -826,14 +1263,25 @@ fn visibility_class_and_unit_user_key_setting() {
             _ => None,
         })
         .unwrap();
-    assert_eq!((vis.name.as_str(), vis.scope.as_deref()), ("Må vises internt", Some("INTERNAL")));
+    assert_eq!(
+        (vis.name.as_str(), vis.scope.as_deref()),
+        ("Må vises internt", Some("INTERNAL"))
+    );
     let g = w.cfg.uuids;
-    let root = &w.store.read(&Query::all(Kind::OrgUnit).uuids([unit(&g, "1")])).unwrap()[0];
+    let root = &w
+        .store
+        .read(&Query::all(Kind::OrgUnit).uuids([unit(&g, "1")]))
+        .unwrap()[0];
     assert_eq!(root.last().value.user_key(), "AND.K");
     // A unit without the named field stops the run, naming unit, line and setting.
     let mut w = World::new(&[DAY1]);
     w.cfg.unit_user_key = "costCenter".into();
     let err = w.import_err();
-    assert!(err.contains("orgUnit id=\"1\"") && err.contains("integrations.opus.unit_user_key") && err.contains(&format!("{DAY1}:4")), "{err}");
+    assert!(
+        err.contains("orgUnit id=\"1\"")
+            && err.contains("integrations.opus.unit_user_key")
+            && err.contains(&format!("{DAY1}:4")),
+        "{err}"
+    );
     assert!(w.dump().is_empty());
 }

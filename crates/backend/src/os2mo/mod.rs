@@ -1,0 +1,132 @@
+//! The OS2mo backend: dipex's [`Backend`] trait over OS2mo's GraphQL API v30, so every
+//! integration works unchanged against a real OS2mo. `http` sends requests (auth, retries),
+//! `kinds` maps dipex's kinds onto MO's types, `read` turns queries into paged reads, `write`
+//! turns plans into batches of mutations. `docs/os2mo.md` describes the behaviour for operators.
+
+pub mod error;
+pub mod http;
+pub mod kinds;
+pub mod read;
+pub mod write;
+
+pub use error::{ErrorKey, GqlError, Os2moError};
+pub use http::{Auth, Config};
+
+use crate::{Backend, BackendError, Query, Registration};
+use dipex_model::plan::Counts;
+use dipex_model::{Kind, Object, Plan};
+use serde_json::json;
+use uuid::Uuid;
+
+/// A connection to one OS2mo.
+pub struct Os2mo {
+    t: http::Transport,
+}
+
+impl Os2mo {
+    /// Set up the client. Nothing is sent until the first read or write.
+    pub fn new(cfg: Config) -> Result<Os2mo, Os2moError> {
+        Ok(Os2mo {
+            t: http::Transport::new(cfg)?,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        self.t.config()
+    }
+
+    /// GraphQL requests sent so far (for benchmarks and tests).
+    pub fn requests(&self) -> usize {
+        self.t.requests()
+    }
+
+    /// Ask OS2mo who it is: the root organisation's name and uuid (for `dipex check`).
+    pub fn ping(&self) -> Result<String, Os2moError> {
+        let data = self.t.graphql("check", read::ORG_DOCUMENT, json!({}))?;
+        let org = &data["org"];
+        Ok(format!(
+            "root organisation {:?} ({})",
+            org["name"].as_str().unwrap_or("?"),
+            org["uuid"].as_str().unwrap_or("?")
+        ))
+    }
+
+    /// The uuids of every object of a kind, all history (cheap: no fields).
+    pub fn list_uuids(&self, kind: Kind) -> Result<Vec<Uuid>, Os2moError> {
+        self.uuids_where(kind, json!({"from_date": null, "to_date": null}))
+    }
+
+    /// The uuids of objects of a kind that got a registration (any write) since `since`.
+    pub fn changed_since(
+        &self,
+        kind: Kind,
+        since: jiff::Timestamp,
+    ) -> Result<Vec<Uuid>, Os2moError> {
+        self.uuids_where(kind, json!({"from_date": null, "to_date": null, "registration": {"start": since.to_string()}}))
+    }
+
+    fn uuids_where(&self, kind: Kind, filter: serde_json::Value) -> Result<Vec<Uuid>, Os2moError> {
+        let Some(doc) = read::uuids_document(kind) else {
+            return Ok(read::read_raw(&self.t, &Query::all(kind))?
+                .into_iter()
+                .map(|o| o.uuid)
+                .collect());
+        };
+        let mut filter = filter.as_object().cloned().unwrap_or_default();
+        if kind == Kind::Role {
+            filter.insert(
+                "association_type".into(),
+                json!({"facet": {"user_keys": [kinds::ROLE_FACET]}}),
+            );
+        }
+        let names = kinds::names(kind).expect("documented kinds have names");
+        let objs = read::pages(
+            &self.t,
+            &format!("list {kind}"),
+            &doc,
+            names.collection,
+            &filter,
+        )?;
+        let mut out: Vec<Uuid> = objs
+            .iter()
+            .filter_map(|o| o.get("uuid")?.as_str()?.parse().ok())
+            .collect();
+        if kind == Kind::Association {
+            // Roles are associations too; leave them to Kind::Role.
+            let roles: std::collections::HashSet<Uuid> =
+                self.list_uuids(Kind::Role)?.into_iter().collect();
+            out.retain(|u| !roles.contains(u));
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+}
+
+impl Backend for Os2mo {
+    fn read(&self, query: &Query) -> Result<Vec<Object>, BackendError> {
+        Ok(read::read_raw(&self.t, query)?
+            .into_iter()
+            .map(read::normalise_person)
+            .collect())
+    }
+
+    fn apply(&mut self, plan: Plan, _registration: &Registration) -> Result<Counts, BackendError> {
+        if plan.is_empty() {
+            return Ok(Counts::default());
+        }
+        let total = plan.len();
+        let (muts, skipped) = write::mutations(&self.t, plan)?;
+        if skipped > 0 {
+            tracing::info!(
+                "OS2mo: {skipped} of {total} planned writes are already in OS2mo; not sent"
+            );
+        }
+        Ok(write::send(&self.t, &muts)?)
+    }
+
+    fn describe(&self) -> String {
+        let c = self.t.config();
+        format!("OS2mo {} (auth: {:?})", c.graphql_url(), c.auth)
+    }
+}
