@@ -2528,9 +2528,9 @@ mod tests {
         assert_eq!(
             summary,
             [
-                "440 5e263a16f6c7cd8a27afa033b4260d41",
-                "441 7a9d6f961032e6592484323f52f17467",
-                "441 78c74076ef9e2d07771e3e758ca74c08",
+                "440 e65e72c5fa0a7302f8ff3db8ad1a72bc",
+                "441 7ea7307c8cba44b831a20aab70c2bfaa",
+                "441 9b6da6615a70c21f25eb9df105624bc8",
             ]
         );
     }

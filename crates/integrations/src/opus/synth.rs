@@ -524,20 +524,29 @@ fn ascii_fold(s: &str) -> String {
     out
 }
 
-/// A synthetic CPR: real `DDMMYY` birth date, serial chosen so the modulus-11 check fails.
+/// A synthetic CPR: real `DDMMYY` birth date, a century digit (the 7th) that gives that birth
+/// year by the CPR rule OS2mo applies (0–3: 19xx; 4–9: 20xx up to 2036), and a serial chosen so
+/// the modulus-11 check fails.
 fn synthetic_cpr(rng: &mut Rng) -> String {
     let year = rng.range(1950, 2005) as i16;
     let month = rng.range(1, 12) as i8;
     let last_day = Date::new(year, month, 1).map_or(28, |d| d.days_in_month());
     let day = rng.range(1, i64::from(last_day)) as i8;
-    let mut serial = rng.below(10_000);
+    let (base, span) = if year < 2000 { (0, 4000) } else { (4000, 6000) };
+    let mut serial = rng.below(span);
     loop {
-        let cpr = format!("{day:02}{month:02}{:02}{serial:04}", year % 100);
+        let cpr = format!("{day:02}{month:02}{:02}{:04}", year % 100, base + serial);
         if !passes_mod11(&cpr) {
             return cpr;
         }
-        serial = (serial + 1) % 10_000;
+        serial = (serial + 1) % span;
     }
+}
+
+/// The birth year of a CPR number made by [`synthetic_cpr`].
+fn birth_year(cpr: &str) -> i64 {
+    let yy: i64 = cpr[4..6].parse().unwrap_or(0);
+    if cpr.as_bytes()[6] < b'4' { 1900 + yy } else { 2000 + yy }
 }
 
 /// The old CPR modulus-11 check.
@@ -599,8 +608,10 @@ impl Sim {
             } else {
                 sim.rng.below(persons)
             };
+            // Hired at 18 at the earliest (OS2mo refuses an engagement before the birth date).
+            let earliest = (birth_year(&sim.persons[person].cpr) + 18).max(1985);
             let entry = Date::new(
-                sim.rng.range(1985, i64::from(spec.start.year()) - 1) as i16,
+                sim.rng.range(earliest, i64::from(spec.start.year()) - 1) as i16,
                 sim.rng.range(1, 12) as i8,
                 sim.rng.range(1, 28) as i8,
             )
