@@ -2,3 +2,4 @@
 //! real state database, and address registers on real files or loopback servers.
 
 mod opus;
+mod os2mo;

@@ -1,0 +1,146 @@
+//! The OPUS import into OS2mo: the same dumps imported into the embedded store and, through the
+//! OS2mo GraphQL client, into an OS2mo-protocol server on loopback give the same `mo dump`; a
+//! second run writes nothing; a run that OS2mo refuses halfway can simply be run again.
+
+use dipex_backend::os2mo::{Auth, Config as MoConfig};
+use dipex_backend::{Backend, Os2mo, Query, Store};
+use dipex_integrations::dar::OfflineRegister;
+use dipex_integrations::opus::files::list_dumps;
+use dipex_integrations::opus::map::Config;
+use dipex_integrations::opus::run::{self, Env, Job, Mode, RunError};
+use dipex_integrations::opus::state::RunDb;
+use dipex_model::Kind;
+use dipex_os2mo_server::{MoServer, Options};
+use jiff::civil::date;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use uuid::Uuid;
+
+struct Fixed {
+    n: u128,
+}
+
+impl Env for Fixed {
+    fn now(&self) -> jiff::civil::DateTime {
+        date(2026, 1, 1).at(12, 0, 0, 0)
+    }
+    fn timestamp(&self) -> jiff::Timestamp {
+        jiff::Timestamp::UNIX_EPOCH
+    }
+    fn new_uuid(&mut self) -> Uuid {
+        self.n += 1;
+        Uuid::from_u128(0xfeed_0000_0000_0000_0000_0000_0000_0000 + self.n)
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Import every dump of `dumps` into `backend`, with a run database in `state`.
+fn import(backend: &mut dyn Backend, cfg: &Config, dumps: &Path, register: &Path, state: &Path) -> Result<run::ImportReport, RunError> {
+    let register = OfflineRegister::load(register).unwrap();
+    let cpr_map = HashMap::new();
+    let job = Job { cfg, register: &register, cpr_map: &cpr_map, dry_run: false, only: None };
+    let mut db = RunDb::open(&state.join("run_db.sqlite")).unwrap();
+    let files = list_dumps(dumps).unwrap().0;
+    run::import(backend, Some(&mut db), &job, &mut Fixed { n: 0 }, &files, Mode::All, &mut |_| {})
+}
+
+fn dump(b: &dyn Backend) -> Vec<String> {
+    let mut kinds = Kind::ALL.to_vec();
+    kinds.sort_by_key(|k| k.as_str());
+    kinds.into_iter().flat_map(|k| b.read(&Query::all(k)).unwrap()).map(|o| o.to_dump_json().to_string()).collect()
+}
+
+fn server_for(cfg: &Config) -> MoServer {
+    MoServer::start(Options {
+        // OS2mo has its root organisation already; give it the one the embedded store gets.
+        org: (cfg.uuids.base(), cfg.municipality_name.clone(), cfg.municipality_name.clone()),
+        ..Options::default()
+    })
+}
+
+fn client(server: &MoServer, batch: usize) -> Os2mo {
+    let mut c = MoConfig::new(
+        &server.base_url(),
+        Auth::ClientCredentials {
+            auth_server: server.auth_server(),
+            realm: "mo".into(),
+            client_id: "dipex".into(),
+            client_secret: "test-secret".into(),
+        },
+    );
+    c.batch_size = batch;
+    c.backoff = Duration::from_millis(5);
+    Os2mo::new(c).unwrap()
+}
+
+fn same_dump_on_both(name: &str, dumps: &Path, register: &Path) {
+    let cfg = Config::new(name);
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    let mut store = Store::open_in_memory().unwrap();
+    let in_store = import(&mut store, &cfg, dumps, register, &a).unwrap();
+    let server = server_for(&cfg);
+    let mut mo = client(&server, 100);
+    let in_mo = import(&mut mo, &cfg, dumps, register, &b).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(in_store.dumps.len(), in_mo.dumps.len());
+    let (left, right) = (dump(&store), dump(&mo));
+    let differ: Vec<(&String, &String)> = left.iter().zip(&right).filter(|(l, r)| l != r).take(3).collect();
+    assert!(differ.is_empty() && left.len() == right.len(), "{} vs {} lines; first differences: {differ:#?}", left.len(), right.len());
+    assert!(left.len() > 20);
+    assert_eq!(server.stats().rolled_back, 0, "no request was silently dropped");
+    let requests = server.stats().graphql_requests;
+    let mutations = server.stats().mutations;
+    // Nothing new: nothing is written.
+    let again = import(&mut mo, &cfg, dumps, register, &b).unwrap();
+    assert!(again.dumps.is_empty());
+    assert_eq!(server.stats().mutations, mutations);
+    assert!(server.stats().graphql_requests - requests < 5);
+}
+
+#[test]
+fn opus_fixtures_into_os2mo_give_the_same_dump_as_the_embedded_store() {
+    let fixtures = root().join("crates/integrations/tests/fixtures/opus");
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["ZLPE20200101220000_delta.xml", "ZLPE20200102220000_delta.xml"] {
+        std::fs::copy(fixtures.join("ok").join(f), dir.path().join(f)).unwrap();
+    }
+    same_dump_on_both("Andeby Kommune", dir.path(), &fixtures.join("adresser.csv"));
+}
+
+#[test]
+fn the_bundled_example_into_os2mo_gives_the_same_dump_as_the_embedded_store() {
+    let ex = root().join("examples/opus");
+    same_dump_on_both("Aarslev Kommune", &ex.join("dumps"), &ex.join("adresser.csv"));
+}
+
+#[test]
+fn a_run_refused_halfway_is_reported_and_a_rerun_finishes_it() {
+    let ex = root().join("examples/opus");
+    let cfg = Config::new("Aarslev Kommune");
+    let dir = tempfile::tempdir().unwrap();
+    let dumps = dir.path().join("dumps");
+    std::fs::create_dir(&dumps).unwrap();
+    let first = "ZLPE20240101220000_delta.xml";
+    std::fs::copy(ex.join("dumps").join(first), dumps.join(first)).unwrap();
+    let server = server_for(&cfg);
+    let mut mo = client(&server, 50);
+    // The server fails every request for a while, after some have gone through: the run stops
+    // with a clear error and the dump stays pending.
+    server.fail_after(8, 20, dipex_os2mo_server::Failure::Status(503));
+    let err = import(&mut mo, &cfg, &dumps, &ex.join("adresser.csv"), dir.path()).unwrap_err().to_string();
+    assert!(err.contains("503"), "{err}");
+    assert!(err.contains("went through") || err.contains("nothing was written"), "{err}");
+    // Run again: the import continues from what OS2mo holds and ends equal to the store.
+    let report = import(&mut mo, &cfg, &dumps, &ex.join("adresser.csv"), dir.path()).unwrap();
+    assert_eq!(report.dumps.len(), 1);
+    let mut fresh = Store::open_in_memory().unwrap();
+    std::fs::create_dir_all(dir.path().join("y")).unwrap();
+    import(&mut fresh, &cfg, &dumps, &ex.join("adresser.csv"), &dir.path().join("y")).unwrap();
+    assert_eq!(dump(&fresh), dump(&mo));
+}
