@@ -1,0 +1,331 @@
+//! Integration tests of the OS2mo test server over real HTTP: auth, the observed scenario (§4),
+//! validity semantics (§5), error shapes (§6), the no-op trap and atomicity (§7), paging, the
+//! registration filter, failure injection and schema validation.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use dipex_os2mo_server::{Failure, MoServer, Options, load_schema, validate_request};
+use serde_json::{Value, json};
+
+const TOKEN: &str = "/auth/realms/mo/protocol/openid-connect/token";
+const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded");
+
+fn token(srv: &MoServer, body: &str) -> (u16, Value) {
+    let (s, _, b) = http(&srv.base_url(), "POST", TOKEN, &[FORM], body.as_bytes());
+    (s, serde_json::from_slice(&b).unwrap())
+}
+
+fn gql_bearer(srv: &MoServer, tok: &str, query: &str) -> Value {
+    let body = serde_json::to_vec(&json!({"query": query})).unwrap();
+    let auth = format!("Bearer {tok}");
+    let (s, _, b) = http(&srv.base_url(), "POST", "/graphql/v30", &[("Authorization", &auth)], &body);
+    assert_eq!(s, 200);
+    serde_json::from_slice(&b).unwrap()
+}
+
+#[test]
+fn auth_tokens_sessions_and_routes() {
+    let srv = MoServer::start(Options {
+        token_lifetime: Duration::from_millis(1500),
+        legacy_session: Some(SESSION.parse().unwrap()),
+        schema: None,
+        ..Options::default()
+    });
+    assert!(srv.auth_server().ends_with("/auth"));
+    let unauth = json!({"data": null, "errors": [{"message": "User is not authenticated"}]});
+    // No credentials at all.
+    let (s, _, b) = http(&srv.base_url(), "POST", "/graphql/v30", &[], br#"{"query": "{ org { uuid } }"}"#);
+    assert_eq!(s, 200);
+    assert_eq!(serde_json::from_slice::<Value>(&b).unwrap(), unauth);
+    assert_eq!(gql_bearer(&srv, "made-up", "{ org { uuid } }"), unauth);
+    // Wrong secret, wrong client, wrong grant.
+    let (s, v) = token(&srv, "grant_type=client_credentials&client_id=dipex&client_secret=nope");
+    assert_eq!(s, 401);
+    assert_eq!(v, json!({"error": "unauthorized_client", "error_description": "Invalid client or Invalid client credentials"}));
+    let (s, _) = token(&srv, "grant_type=client_credentials&client_id=other&client_secret=test-secret");
+    assert_eq!(s, 401);
+    let (s, v) = token(&srv, "grant_type=password&client_id=dipex&client_secret=test-secret");
+    assert_eq!(s, 400);
+    assert_eq!(v["error"], "unsupported_grant_type");
+    // A good token works until it expires.
+    let (s, v) = token(&srv, "grant_type=client_credentials&client_id=dipex&client_secret=test%2Dsecret");
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["token_type"], "Bearer");
+    assert_eq!(v["expires_in"], 1);
+    assert_eq!(v["refresh_expires_in"], 0);
+    let tok = v["access_token"].as_str().unwrap().to_string();
+    let r = gql_bearer(&srv, &tok, "{ org { user_key name } }");
+    assert_eq!(r, json!({"data": {"org": {"user_key": "root", "name": "root"}}}));
+    std::thread::sleep(Duration::from_millis(1600));
+    assert_eq!(gql_bearer(&srv, &tok, "{ org { uuid } }"), unauth);
+    // Legacy session, header name in any case; an unknown session is refused.
+    let q = br#"{"query": "{ org { user_key } }"}"#;
+    let (_, _, b) = http(&srv.base_url(), "POST", "/graphql/v30", &[("Session", SESSION)], q);
+    assert_eq!(serde_json::from_slice::<Value>(&b).unwrap()["data"]["org"]["user_key"], "root");
+    let other = uuid::Uuid::new_v4().to_string();
+    let (_, _, b) = http(&srv.base_url(), "POST", "/graphql/v30", &[("session", &other)], q);
+    assert_eq!(serde_json::from_slice::<Value>(&b).unwrap(), unauth);
+    // Routes.
+    let (s, h, _) = http(&srv.base_url(), "POST", "/graphql/v30/", &[("session", SESSION)], q);
+    assert_eq!(s, 307);
+    assert!(h.iter().any(|(k, v)| k == "location" && v == "/graphql/v30"));
+    assert_eq!(http(&srv.base_url(), "POST", "/graphql/v29", &[("session", SESSION)], q).0, 404);
+    assert_eq!(http(&srv.base_url(), "GET", "/health/live", &[], b"").0, 204);
+    assert_eq!(http(&srv.base_url(), "GET", "/graphql/v30/schema.graphql", &[], b"").0, 404);
+    let st = srv.stats();
+    assert_eq!(st.token_requests, 4);
+    assert!(st.graphql_requests >= 6 && st.failed_requests >= 4, "{st:?}");
+}
+
+#[test]
+fn injected_failures() {
+    let srv = server("2025-01-01");
+    srv.fail_next(2, Failure::Status(503));
+    let q = br#"{"query": "{ org { user_key } }"}"#;
+    for _ in 0..2 {
+        let (s, _, _) = http(&srv.base_url(), "POST", "/graphql/v30", &[("session", SESSION)], q);
+        assert_eq!(s, 503);
+    }
+    srv.fail_next(1, Failure::Drop);
+    let (s, _, _) = http(&srv.base_url(), "POST", "/graphql/v30", &[("session", SESSION)], q);
+    assert_eq!(s, 0, "the connection is closed without an answer");
+    let (s, _, _) = http(&srv.base_url(), "POST", "/graphql/v30", &[("session", SESSION)], q);
+    assert_eq!(s, 200);
+    let st = srv.stats();
+    assert_eq!((st.graphql_requests, st.failed_requests), (4, 3));
+}
+
+/// The facets and classes of the observed scenario.
+struct Classes {
+    unit_type: String,
+    job: String,
+    eng_type: String,
+    primary: String,
+    email: String,
+    public: String,
+    mtype: String,
+    mlevel: String,
+    resp: String,
+}
+
+fn bootstrap(srv: &MoServer) -> Classes {
+    let facet = |k: &str| create(srv, "facet_create", "FacetCreateInput", json!({"user_key": k, "validity": {"from": null}}));
+    let class = |f: &str, k: &str, scope: Option<&str>| {
+        create(
+            srv,
+            "class_create",
+            "ClassCreateInput",
+            json!({"facet_uuid": f, "user_key": k, "name": k, "scope": scope, "validity": {"from": null}}),
+        )
+    };
+    let f_unit = facet("org_unit_type");
+    let f_eng = facet("engagement_type");
+    let f_job = facet("engagement_job_function");
+    let f_prim = facet("primary_type");
+    let f_addr = facet("employee_address_type");
+    let f_vis = facet("visibility");
+    let f_mt = facet("manager_type");
+    let f_ml = facet("manager_level");
+    let f_resp = facet("responsibility");
+    Classes {
+        unit_type: class(&f_unit, "Afdeling", None),
+        job: class(&f_job, "Udvikler", None),
+        eng_type: class(&f_eng, "Ansat", None),
+        primary: class(&f_prim, "primary", Some("3000")),
+        email: class(&f_addr, "EmailEmployee", Some("EMAIL")),
+        public: class(&f_vis, "Public", Some("PUBLIC")),
+        mtype: class(&f_mt, "Leder", None),
+        mlevel: class(&f_ml, "Niveau 1", None),
+        resp: class(&f_resp, "Personale", None),
+    }
+}
+
+fn unit(srv: &MoServer, c: &Classes, name: &str, parent: Option<&str>, from: &str) -> String {
+    create(
+        srv,
+        "org_unit_create",
+        "OrganisationUnitCreateInput",
+        json!({"name": name, "user_key": name, "parent": parent, "org_unit_type": c.unit_type, "validity": {"from": from}}),
+    )
+}
+
+fn person(srv: &MoServer, cpr: &str) -> String {
+    create(
+        srv,
+        "employee_create",
+        "EmployeeCreateInput",
+        json!({"given_name": "Anna", "surname": "Testesen", "cpr_number": cpr, "user_key": "anna"}),
+    )
+}
+
+fn engagement(srv: &MoServer, c: &Classes, p: &str, u: &str, validity: Value) -> String {
+    create(
+        srv,
+        "engagement_create",
+        "EngagementCreateInput",
+        json!({"person": p, "org_unit": u, "job_function": c.job, "engagement_type": c.eng_type, "primary": c.primary,
+               "fraction": 1000000, "user_key": "E-0001", "extension_1": "ext one", "validity": validity}),
+    )
+}
+
+#[test]
+fn observed_scenario() {
+    let srv = server("2026-03-01");
+    let c = bootstrap(&srv);
+    let root = unit(&srv, &c, "Testkommune", None, "2020-01-01");
+    let child = unit(&srv, &c, "IT-afdeling", Some(&root), "2021-01-01");
+    let p = person(&srv, "0101700000");
+    let e = engagement(&srv, &c, &p, &child, json!({"from": "2021-03-01"}));
+    let a = create(
+        &srv,
+        "address_create",
+        "AddressCreateInput",
+        json!({"person": p, "engagement": e, "address_type": c.email, "visibility": c.public,
+               "value": "anna@example.org", "validity": {"from": "2021-03-01"}}),
+    );
+    let sys = create(
+        &srv,
+        "itsystem_create",
+        "ITSystemCreateInput",
+        json!({"user_key": "AD", "name": "Active Directory", "validity": {"from": null}}),
+    );
+    let itu = create(
+        &srv,
+        "ituser_create",
+        "ITUserCreateInput",
+        json!({"person": p, "itsystem": sys, "user_key": "annt", "external_id": "7f0c8a8e-0000-4000-8000-000000000001",
+               "engagements": [e], "primary": c.primary, "validity": {"from": "2021-03-01"}}),
+    );
+    let m = create(
+        &srv,
+        "manager_create",
+        "ManagerCreateInput",
+        json!({"org_unit": child, "person": p, "engagement": e, "manager_type": c.mtype, "manager_level": c.mlevel,
+               "responsibility": [c.resp], "user_key": "M-0001", "validity": {"from": "2021-03-01"}}),
+    );
+    let r = mutate(
+        &srv,
+        "org_unit_update",
+        "OrganisationUnitUpdateInput",
+        json!({"uuid": child, "name": "IT og Digitalisering", "validity": {"from": "2025-01-01"}}),
+    );
+    assert!(r.get("errors").is_none(), "{r}");
+    let r = mutate(&srv, "engagement_terminate", "EngagementTerminateInput", json!({"uuid": e, "to": "2026-01-01"}));
+    assert!(r.get("errors").is_none(), "{r}");
+
+    // Org units.
+    let q = "query OrgUnits($filter: OrganisationUnitFilter) { org_units(filter: $filter) { page_info { next_cursor }
+        objects { uuid current { name validity { from to } } validities { uuid user_key name validity { from to }
+        parent_response { uuid } unit_type_response { uuid } } } } }";
+    let d = ok(&srv, q, json!({"filter": {"from_date": null, "to_date": null, "uuids": [root, child]}}));
+    assert_eq!(d["org_units"]["page_info"]["next_cursor"], Value::Null);
+    let objs = d["org_units"]["objects"].as_array().unwrap();
+    assert_eq!(objs.len(), 2);
+    let child_obj = objs.iter().find(|o| o["uuid"] == child.as_str()).unwrap();
+    let root_obj = objs.iter().find(|o| o["uuid"] == root.as_str()).unwrap();
+    let v = child_obj["validities"].as_array().unwrap();
+    assert_eq!(v.len(), 2);
+    assert_eq!(v[0]["name"], "IT-afdeling");
+    assert_eq!(v[0]["validity"], json!({"from": "2021-01-01T00:00:00+01:00", "to": "2025-01-01T00:00:00+01:00"}));
+    assert_eq!(v[1]["name"], "IT og Digitalisering");
+    assert_eq!(v[1]["validity"], json!({"from": "2025-01-01T00:00:00+01:00", "to": null}));
+    assert_eq!(v[1]["parent_response"], json!({"uuid": root}));
+    assert_eq!(child_obj["current"]["name"], "IT og Digitalisering");
+    assert_eq!(root_obj["validities"][0]["parent_response"], Value::Null);
+    assert_eq!(root_obj["validities"][0]["unit_type_response"], json!({"uuid": c.unit_type}));
+
+    // Person: valid from the CPR birth date.
+    let v = history(&srv, "persons", "EmployeeFilter", &p, "user_key given_name surname name cpr_number seniority");
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0]["validity"], json!({"from": "1970-01-01T00:00:00+01:00", "to": null}));
+    assert_eq!(v[0]["name"], "Anna Testesen");
+    assert_eq!(v[0]["cpr_number"], "0101700000");
+    assert_eq!(v[0]["seniority"], Value::Null);
+
+    // Engagement: one validity ending at the termination, current null, is_primary.
+    let q = "query E($f: EngagementFilter) { engagements(filter: $f) { objects { uuid current { uuid }
+        validities { uuid user_key fraction extension_1 extension_2 is_primary validity { from to } person_response { uuid }
+        org_unit_response { uuid } job_function_response { uuid } engagement_type_response { uuid } primary_response { uuid } } } } }";
+    let d = ok(&srv, q, json!({"f": {"uuids": [e], "from_date": null, "to_date": null}}));
+    let o = &d["engagements"]["objects"][0];
+    assert_eq!(o["current"], Value::Null);
+    let v = &o["validities"][0];
+    assert_eq!(v["validity"], json!({"from": "2021-03-01T00:00:00+01:00", "to": "2026-01-01T00:00:00+01:00"}));
+    assert_eq!(o["validities"].as_array().unwrap().len(), 1);
+    assert_eq!(v["is_primary"], true);
+    assert_eq!(v["fraction"], 1000000);
+    assert_eq!(v["extension_1"], "ext one");
+    assert_eq!(v["extension_2"], Value::Null);
+    assert_eq!(v["person_response"], json!({"uuid": p}));
+    assert_eq!(v["org_unit_response"], json!({"uuid": child}));
+    assert_eq!(v["primary_response"], json!({"uuid": c.primary}));
+
+    // Address: user_key and name default to the value, value2 null.
+    let v = history(
+        &srv,
+        "addresses",
+        "AddressFilter",
+        &a,
+        "user_key value value2 name address_type_response { uuid } visibility_response { uuid } person_response { uuid } engagement_response { uuid } org_unit_response { uuid }",
+    );
+    assert_eq!(v[0]["user_key"], "anna@example.org");
+    assert_eq!(v[0]["name"], "anna@example.org");
+    assert_eq!(v[0]["value2"], Value::Null);
+    assert_eq!(v[0]["engagement_response"], json!({"uuid": e}));
+    assert_eq!(v[0]["org_unit_response"], Value::Null);
+
+    // Facets, classes, IT system created with from null.
+    let d = ok(
+        &srv,
+        "{ facets(filter: {user_keys: [\"visibility\"]}) { objects { current { user_key published validity { from to } } } }
+           itsystems { objects { current { user_key name system_type validity { from to } } } }
+           classes(filter: {facet: {user_keys: [\"primary_type\"]}}) { objects { current { user_key name scope published facet_response { uuid } } } } }",
+        json!({}),
+    );
+    assert_eq!(
+        d["facets"]["objects"][0]["current"],
+        json!({"user_key": "visibility", "published": "Publiceret", "validity": {"from": null, "to": null}})
+    );
+    assert_eq!(d["itsystems"]["objects"][0]["current"]["system_type"], Value::Null);
+    assert_eq!(d["classes"]["objects"][0]["current"]["scope"], "3000");
+    assert_eq!(d["classes"]["objects"].as_array().unwrap().len(), 1);
+
+    // IT user: the nested list has its own "now" window; the raw uuids are there.
+    let q = "query I($f: ITUserFilter) { itusers(filter: $f) { objects { validities { user_key external_id binding_type
+        itsystem_response { uuid } person_response { uuid } primary_response { uuid } engagement_uuids
+        now: engagements_responses { objects { uuid } }
+        all: engagements_responses(filter: {from_date: null, to_date: null}) { objects { uuid } } } } } }";
+    let d = ok(&srv, q, json!({"f": {"uuids": [itu], "from_date": null, "to_date": null}}));
+    let v = &d["itusers"]["objects"][0]["validities"][0];
+    assert_eq!(v["now"]["objects"], json!([]));
+    assert_eq!(v["all"]["objects"], json!([{"uuid": e}]));
+    assert_eq!(v["engagement_uuids"], json!([e]));
+    assert_eq!(v["binding_type"], Value::Null);
+
+    // Manager: single links are not date-filtered; the responsibility class is valid today.
+    let q = "query M($f: ManagerFilter) { managers(filter: $f) { objects { validities { user_key person_response { uuid }
+        org_unit_response { uuid } engagement_response { uuid } manager_type_response { uuid } manager_level_response { uuid }
+        responsibilities_response { objects { uuid } } responsibility_uuids } } } }";
+    let d = ok(&srv, q, json!({"f": {"uuids": [m], "from_date": null, "to_date": null}}));
+    let v = &d["managers"]["objects"][0]["validities"][0];
+    assert_eq!(v["engagement_response"], json!({"uuid": e}));
+    assert_eq!(v["responsibilities_response"]["objects"], json!([{"uuid": c.resp}]));
+    assert_eq!(v["responsibility_uuids"], json!([c.resp]));
+
+    // Filters through links.
+    let d = ok(
+        &srv,
+        "query Q($p: UUID!) { engagements(filter: {employee: {uuids: [$p]}, from_date: null, to_date: null}) { objects { uuid } }
+           now: engagements(filter: {employee: {uuids: [$p]}}) { objects { uuid } } }",
+        json!({"p": p}),
+    );
+    assert_eq!(d["engagements"]["objects"], json!([{"uuid": e}]));
+    assert_eq!(d["now"]["objects"], json!([]));
+    let d = ok(&srv, "{ org_units(filter: {parent: null}) { objects { uuid } } }", json!({}));
+    assert_eq!(d["org_units"]["objects"], json!([{"uuid": root}]));
+    let d = ok(&srv, "{ persons(filter: {cpr_numbers: [\"0101700000\"]}) { objects { uuid } } }", json!({}));
+    assert_eq!(d["persons"]["objects"], json!([{"uuid": p}]));
+}
