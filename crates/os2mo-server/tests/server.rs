@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use dipex_os2mo_server::{Failure, MoServer, Options, load_schema, validate_request};
+use dipex_os2mo_server::{Failure, MoServer, Options};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "/auth/realms/mo/protocol/openid-connect/token";
@@ -328,4 +328,247 @@ fn observed_scenario() {
     assert_eq!(d["org_units"]["objects"], json!([{"uuid": root}]));
     let d = ok(&srv, "{ persons(filter: {cpr_numbers: [\"0101700000\"]}) { objects { uuid } } }", json!({}));
     assert_eq!(d["persons"]["objects"], json!([{"uuid": p}]));
+}
+
+fn upd(srv: &MoServer, mutation: &str, ty: &str, input: Value) {
+    let r = mutate(srv, mutation, ty, input);
+    assert!(r.get("errors").is_none(), "{r:#}");
+}
+
+#[test]
+fn validity_semantics() {
+    let srv = server("2025-06-15");
+    let c = bootstrap(&srv);
+    let root = unit(&srv, &c, "Root", None, "2020-01-01");
+    let other = unit(&srv, &c, "Other", None, "2020-01-01");
+    let p = person(&srv, "0101700000");
+
+    // 1. `to` is exclusive and echoed unchanged; from_date finds it on the last day only.
+    let e1 = engagement(&srv, &c, &p, &root, json!({"from": "2022-01-01", "to": "2023-01-01"}));
+    assert_eq!(
+        spans(&history(&srv, "engagements", "EngagementFilter", &e1, "uuid")),
+        vec![(json!("2022-01-01T00:00:00+01:00"), json!("2023-01-01T00:00:00+01:00"))]
+    );
+    let at = |d: &str| {
+        let r = ok(
+            &srv,
+            "query Q($f: EngagementFilter) { engagements(filter: $f) { objects { uuid } } }",
+            json!({"f": {"uuids": [e1], "from_date": d}}),
+        );
+        r["engagements"]["objects"].as_array().unwrap().len()
+    };
+    assert_eq!((at("2022-12-31"), at("2023-01-01")), (1, 0));
+
+    // 2/3. Summer offset; the calendar date as written, whatever the time and offset.
+    let e2 = engagement(&srv, &c, &p, &root, json!({"from": "2024-02-29T23:30:00Z", "to": "2024-07-01T00:00:00+01:00"}));
+    assert_eq!(
+        spans(&history(&srv, "engagements", "EngagementFilter", &e2, "uuid")),
+        vec![(json!("2024-02-29T00:00:00+01:00"), json!("2024-07-01T00:00:00+02:00"))]
+    );
+
+    // 4. Update from a date with `to` omitted splits the history.
+    let e = engagement(&srv, &c, &p, &root, json!({"from": "2021-03-01"}));
+    upd(&srv, "engagement_update", "EngagementUpdateInput", json!({"uuid": e, "fraction": 500000, "validity": {"from": "2023-06-01"}}));
+    let v = history(&srv, "engagements", "EngagementFilter", &e, "fraction user_key extension_1");
+    assert_eq!(v.len(), 2);
+    assert_eq!((v[0]["fraction"].clone(), v[1]["fraction"].clone()), (json!(1000000), json!(500000)));
+    assert_eq!(v[1]["extension_1"], "ext one", "fields not sent keep their values");
+    assert_eq!(v[0]["validity"]["to"], "2023-06-01T00:00:00+02:00");
+
+    // 5. Update with from and to is a time slice: the old unit comes back afterwards.
+    upd(
+        &srv,
+        "engagement_update",
+        "EngagementUpdateInput",
+        json!({"uuid": e, "org_unit": other, "validity": {"from": "2022-01-01", "to": "2022-07-01"}}),
+    );
+    let v = history(&srv, "engagements", "EngagementFilter", &e, "org_unit_response { uuid }");
+    let units: Vec<&Value> = v.iter().map(|x| &x["org_unit_response"]["uuid"]).collect();
+    assert_eq!(units, vec![&json!(root), &json!(other), &json!(root), &json!(root)]);
+    assert_eq!(v[1]["validity"], json!({"from": "2022-01-01T00:00:00+01:00", "to": "2022-07-01T00:00:00+02:00"}));
+
+    // 6. Terminate, then an open-ended update re-activates.
+    let e3 = engagement(&srv, &c, &p, &root, json!({"from": "2021-03-01"}));
+    upd(&srv, "engagement_terminate", "EngagementTerminateInput", json!({"uuid": e3, "to": "2024-01-01"}));
+    assert_eq!(spans(&history(&srv, "engagements", "EngagementFilter", &e3, "uuid"))[0].1, json!("2024-01-01T00:00:00+01:00"));
+    upd(&srv, "engagement_update", "EngagementUpdateInput", json!({"uuid": e3, "fraction": 500000, "validity": {"from": "2023-06-01"}}));
+    let v = history(&srv, "engagements", "EngagementFilter", &e3, "fraction");
+    assert_eq!(
+        spans(&v),
+        vec![
+            (json!("2021-03-01T00:00:00+01:00"), json!("2023-06-01T00:00:00+02:00")),
+            (json!("2023-06-01T00:00:00+02:00"), Value::Null)
+        ]
+    );
+
+    // 7. Terminate with from and to makes a gap.
+    let e4 = engagement(&srv, &c, &p, &root, json!({"from": "2021-03-01"}));
+    upd(&srv, "engagement_terminate", "EngagementTerminateInput", json!({"uuid": e4, "from": "2022-01-01", "to": "2022-07-01"}));
+    assert_eq!(
+        spans(&history(&srv, "engagements", "EngagementFilter", &e4, "uuid")),
+        vec![
+            (json!("2021-03-01T00:00:00+01:00"), json!("2022-01-01T00:00:00+01:00")),
+            (json!("2022-07-01T00:00:00+02:00"), Value::Null)
+        ]
+    );
+
+    // 8. Create with an existing uuid replaces the whole object.
+    let u = "5b1d0c2e-7e6b-4f43-9d5e-2a9a4c0c0001";
+    let mk = |name: &str, from: &str| {
+        create(
+            &srv,
+            "org_unit_create",
+            "OrganisationUnitCreateInput",
+            json!({"uuid": u, "name": name, "org_unit_type": c.unit_type, "validity": {"from": from}}),
+        )
+    };
+    assert_eq!(mk("A", "2022-01-01"), u);
+    upd(&srv, "org_unit_update", "OrganisationUnitUpdateInput", json!({"uuid": u, "name": "B", "validity": {"from": "2023-01-01"}}));
+    mk("C", "2024-01-01");
+    let v = history(&srv, "org_units", "OrganisationUnitFilter", u, "name user_key");
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0]["name"], "C");
+    assert_eq!(v[0]["user_key"], u, "user_key defaults to the uuid");
+    assert_eq!(v[0]["validity"], json!({"from": "2024-01-01T00:00:00+01:00", "to": null}));
+
+    // 9. Read windows (root renamed for 2023 and from 2025-01-01).
+    upd(&srv, "org_unit_update", "OrganisationUnitUpdateInput", json!({"uuid": root, "name": "R2023", "validity": {"from": "2023-01-01", "to": "2024-01-01"}}));
+    upd(&srv, "org_unit_update", "OrganisationUnitUpdateInput", json!({"uuid": root, "name": "R2025", "validity": {"from": "2025-01-01"}}));
+    let q = "query Q($f: OrganisationUnitFilter) { org_units(filter: $f) { objects { validities { name }
+        all: validities(start: null, end: null) { name } current { name } at: current(at: \"2023-06-01\") { name } } } }";
+    let names = |f: Value| {
+        let d = ok(&srv, q, json!({"f": f}));
+        let o = d["org_units"]["objects"][0].clone();
+        let list = |k: &str| o[k].as_array().unwrap().iter().map(|x| x["name"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+        (list("validities"), list("all"), o["current"]["name"].clone(), o["at"]["name"].clone())
+    };
+    let all = vec!["Root".to_string(), "R2023".into(), "Root".into(), "R2025".into()];
+    let (now, a, cur, at23) = names(json!({"uuids": [root]}));
+    assert_eq!((now, a.clone(), cur, at23), (vec!["R2025".to_string()], all.clone(), json!("R2025"), json!("R2023")));
+    let (v, _, _, _) = names(json!({"uuids": [root], "from_date": "2023-06-01"}));
+    assert_eq!(v, vec!["R2023"]);
+    let (v, _, _, _) = names(json!({"uuids": [root], "from_date": "2023-06-01", "to_date": "2024-06-01"}));
+    assert_eq!(v, vec!["R2023", "Root"]);
+    let (v, _, _, _) = names(json!({"uuids": [root], "from_date": null, "to_date": null}));
+    assert_eq!(v, all);
+    let (v, _, _, _) = names(json!({"uuids": [root], "to_date": null}));
+    assert_eq!(v, vec!["R2025"]);
+    let (v, _, _, _) = names(json!({"uuids": [root], "from_date": null, "to_date": "2023-01-01"}));
+    assert_eq!(v, vec!["Root"]);
+    let e = err(&srv, q, json!({"f": {"uuids": [root], "from_date": null}}));
+    assert_eq!(e["message"], "Cannot infer UNSET to_date from interval starting at -infinity");
+    assert_eq!(e["path"], json!(["org_units"]));
+    assert!(e.get("extensions").is_none());
+
+    // Manager update without person vacates; association update without substitute clears it.
+    let m = create(
+        &srv,
+        "manager_create",
+        "ManagerCreateInput",
+        json!({"org_unit": root, "person": p, "manager_type": c.mtype, "manager_level": c.mlevel, "responsibility": [], "validity": {"from": "2021-01-01"}}),
+    );
+    upd(&srv, "manager_update", "ManagerUpdateInput", json!({"uuid": m, "user_key": "boss", "validity": {"from": "2024-01-01"}}));
+    let v = history(&srv, "managers", "ManagerFilter", &m, "user_key person_response { uuid }");
+    assert_eq!(v[0]["person_response"], json!({"uuid": p}));
+    assert_eq!((v[1]["person_response"].clone(), v[1]["user_key"].clone()), (Value::Null, json!("boss")));
+    let d = ok(&srv, "{ managers(filter: {employee: null}) { objects { uuid } } }", json!({}));
+    assert_eq!(d["managers"]["objects"], json!([{"uuid": m}]));
+    // Org unit parent: null moves to top level.
+    let ch = unit(&srv, &c, "Child", Some(&other), "2021-01-01");
+    upd(&srv, "org_unit_update", "OrganisationUnitUpdateInput", json!({"uuid": ch, "parent": null, "validity": {"from": "2024-01-01"}}));
+    let v = history(&srv, "org_units", "OrganisationUnitFilter", &ch, "parent_response { uuid }");
+    assert_eq!((v[0]["parent_response"].clone(), v[1]["parent_response"].clone()), (json!({"uuid": other}), Value::Null));
+}
+
+#[test]
+fn no_op_trap_and_atomicity() {
+    let srv = server("2025-06-15");
+    let c = bootstrap(&srv);
+    let root = unit(&srv, &c, "Root", None, "2020-01-01");
+    let p = person(&srv, "0101700000");
+    let e = engagement(&srv, &c, &p, &root, json!({"from": "2021-03-01"}));
+    let doc = "mutation M($a: EngagementUpdateInput!, $b: OrganisationUnitUpdateInput!) {
+        a: engagement_update(input: $a) { uuid } b: org_unit_update(input: $b) { uuid } }";
+    let rev = "mutation M($a: EngagementUpdateInput!, $b: OrganisationUnitUpdateInput!) {
+        b: org_unit_update(input: $b) { uuid } a: engagement_update(input: $a) { uuid } }";
+    let real = json!({"uuid": e, "fraction": 300000, "validity": {"from": "2024-01-01"}});
+    let noop = json!({"uuid": root, "name": "Root", "validity": {"from": "2020-01-01"}});
+    let fraction = || history(&srv, "engagements", "EngagementFilter", &e, "fraction").last().unwrap()["fraction"].clone();
+
+    // Alone: success, nothing changes.
+    let before = srv.snapshot();
+    upd(&srv, "org_unit_update", "OrganisationUnitUpdateInput", noop.clone());
+    assert_eq!(srv.snapshot(), before);
+    assert_eq!(srv.stats().rolled_back, 0);
+
+    // Last: success reported for every alias, nothing written.
+    let d = ok(&srv, doc, json!({"a": real, "b": noop}));
+    assert_eq!(d, json!({"a": {"uuid": e}, "b": {"uuid": root}}));
+    assert_eq!(fraction(), 1000000);
+    assert_eq!(srv.stats().rolled_back, 1);
+
+    // First: the next mutation fails with InFailedSqlTransaction, nothing written.
+    let x = err(&srv, rev, json!({"a": real, "b": noop}));
+    assert_eq!(x["message"], "ErrorCodes.E_UNKNOWN");
+    assert_eq!(x["path"], json!(["a"]));
+    assert_eq!(context(&x)["status"], 500);
+    assert_eq!(
+        context(&x)["description"],
+        "(psycopg.errors.InFailedSqlTransaction) current transaction is aborted, commands ignored until end of transaction block"
+    );
+    assert_eq!(fraction(), 1000000);
+
+    // Middle: same failure for the mutation after it.
+    let mid = "mutation M($a: EngagementUpdateInput!, $b: OrganisationUnitUpdateInput!, $c: EngagementUpdateInput!) {
+        one: engagement_update(input: $a) { uuid } two: org_unit_update(input: $b) { uuid } three: engagement_update(input: $c) { uuid } }";
+    let x = err(&srv, mid, json!({"a": real, "b": noop, "c": {"uuid": e, "user_key": "x", "validity": {"from": "2024-01-01"}}}));
+    assert_eq!(x["path"], json!(["three"]));
+    assert_eq!(fraction(), 1000000);
+
+    // The same real update alone works; repeating it is then a no-op.
+    upd(&srv, "engagement_update", "EngagementUpdateInput", real.clone());
+    assert_eq!(fraction(), 300000);
+    let before = srv.snapshot();
+    upd(&srv, "engagement_update", "EngagementUpdateInput", real.clone());
+    assert_eq!(srv.snapshot(), before);
+    // A termination that changes nothing is a no-op too.
+    upd(&srv, "engagement_terminate", "EngagementTerminateInput", json!({"uuid": e, "to": "2030-01-01"}));
+    let d = ok(
+        &srv,
+        "mutation M($e: UUID!, $u: UUID!) { a: org_unit_update(input: {uuid: $u, name: \"X\", validity: {from: \"2024-01-01\"}}) { uuid }
+           b: engagement_terminate(input: {uuid: $e, to: \"2030-01-01\"}) { uuid } }",
+        json!({"e": e, "u": root}),
+    );
+    assert_eq!(d["a"]["uuid"], root.as_str());
+    let names = history(&srv, "org_units", "OrganisationUnitFilter", &root, "name");
+    assert_eq!(names.len(), 1, "the rename was rolled back: {names:?}");
+    assert_eq!(srv.stats().rolled_back, 2);
+
+    // Atomic: the second create fails (duplicate CPR), the first is not stored; data is null.
+    let q = "mutation M($a: EmployeeCreateInput!, $b: EmployeeCreateInput!) { a: employee_create(input: $a) { uuid } b: employee_create(input: $b) { uuid } }";
+    let x = err(
+        &srv,
+        q,
+        json!({"a": {"given_name": "B", "surname": "C", "cpr_number": "0202800000"}, "b": {"given_name": "D", "surname": "E", "cpr_number": "0101700000"}}),
+    );
+    assert_eq!(x["message"], "ErrorCodes.V_EXISTING_CPR");
+    assert_eq!(x["path"], json!(["b"]));
+    assert_eq!(context(&x)["status"], 409);
+    let d = ok(&srv, "{ persons(filter: {cpr_numbers: [\"0202800000\"]}) { objects { uuid } } }", json!({}));
+    assert_eq!(d["persons"]["objects"], json!([]));
+
+    // Objects created earlier in a request are visible to later mutations.
+    let u = uuid::Uuid::new_v4().to_string();
+    let q = "mutation M($u: OrganisationUnitCreateInput!, $p: EmployeeCreateInput!, $e: [EngagementCreateInput!]!) {
+        u: org_unit_create(input: $u) { uuid } p: employee_create(input: $p) { uuid } e: engagements_create(input: $e) { uuid } }";
+    let pu = uuid::Uuid::new_v4().to_string();
+    let d = ok(
+        &srv,
+        q,
+        json!({"u": {"uuid": u, "name": "New", "org_unit_type": c.unit_type, "validity": {"from": "2024-01-01"}},
+               "p": {"uuid": pu, "given_name": "N", "surname": "N", "cpr_number": "0303900000"},
+               "e": [{"person": pu, "org_unit": u, "job_function": c.job, "engagement_type": c.eng_type, "validity": {"from": "2024-01-01"}}]}),
+    );
+    assert_eq!(d["e"].as_array().unwrap().len(), 1);
+    assert_eq!(srv.snapshot()["engagements"].as_object().unwrap().len(), 2);
 }
