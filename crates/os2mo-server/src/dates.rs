@@ -13,7 +13,9 @@ pub(crate) const POS_INF: Date = Date::MAX;
 
 fn copenhagen() -> &'static TimeZone {
     static TZ: OnceLock<TimeZone> = OnceLock::new();
-    TZ.get_or_init(|| TimeZone::get("Europe/Copenhagen").expect("bundled tzdb has Europe/Copenhagen"))
+    TZ.get_or_init(|| {
+        TimeZone::get("Europe/Copenhagen").expect("bundled tzdb has Europe/Copenhagen")
+    })
 }
 
 /// Today's calendar date in Copenhagen.
@@ -30,7 +32,11 @@ fn offset_text(d: Date) -> String {
     let sign = if secs < 0 { '-' } else { '+' };
     let a = secs.unsigned_abs();
     let (h, m, s) = (a / 3600, (a / 60) % 60, a % 60);
-    if s == 0 { format!("{sign}{h:02}:{m:02}") } else { format!("{sign}{h:02}:{m:02}:{s:02}") }
+    if s == 0 {
+        format!("{sign}{h:02}:{m:02}")
+    } else {
+        format!("{sign}{h:02}:{m:02}:{s:02}")
+    }
 }
 
 /// `YYYY-MM-DDT00:00:00+01:00`, the way MO prints a validity boundary.
@@ -45,12 +51,20 @@ pub(crate) fn format_python(d: Date) -> String {
 
 /// A validity `from` for output: `null` for −∞.
 pub(crate) fn out_from(d: Date) -> serde_json::Value {
-    if d == NEG_INF { serde_json::Value::Null } else { format_boundary(d).into() }
+    if d == NEG_INF {
+        serde_json::Value::Null
+    } else {
+        format_boundary(d).into()
+    }
 }
 
 /// A validity `to` for output: `null` for +∞.
 pub(crate) fn out_to(d: Date) -> serde_json::Value {
-    if d == POS_INF { serde_json::Value::Null } else { format_boundary(d).into() }
+    if d == POS_INF {
+        serde_json::Value::Null
+    } else {
+        format_boundary(d).into()
+    }
 }
 
 /// A parsed `DateTime` input: the calendar date as written and whether the time was midnight.
@@ -73,21 +87,30 @@ pub(crate) fn parse_datetime(s: &str) -> Result<InputDate, String> {
     }
     let rest = &s[10..];
     if rest.is_empty() {
-        return Ok(InputDate { date, midnight: true });
+        return Ok(InputDate {
+            date,
+            midnight: true,
+        });
     }
-    let rest = rest.strip_prefix('T').or_else(|| rest.strip_prefix(' ')).ok_or_else(bad)?;
+    let rest = rest
+        .strip_prefix('T')
+        .or_else(|| rest.strip_prefix(' '))
+        .ok_or_else(bad)?;
     // Split off an offset: `Z`, or `+HH:MM[:SS]` / `-HH:MM` after the time.
-    let (time_text, offset) = if let Some(t) = rest.strip_suffix('Z').or_else(|| rest.strip_suffix('z')) {
-        (t, Some(""))
-    } else if let Some(pos) = rest.rfind(['+', '-']) {
-        (&rest[..pos], Some(&rest[pos + 1..]))
-    } else {
-        (rest, None)
-    };
+    let (time_text, offset) =
+        if let Some(t) = rest.strip_suffix('Z').or_else(|| rest.strip_suffix('z')) {
+            (t, Some(""))
+        } else if let Some(pos) = rest.rfind(['+', '-']) {
+            (&rest[..pos], Some(&rest[pos + 1..]))
+        } else {
+            (rest, None)
+        };
     if let Some(off) = offset
         && !off.is_empty()
     {
-        let ok = off.split(':').all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit()))
+        let ok = off
+            .split(':')
+            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit()))
             || (off.len() == 4 && off.bytes().all(|b| b.is_ascii_digit()));
         if !ok {
             return Err(bad());
@@ -98,7 +121,10 @@ pub(crate) fn parse_datetime(s: &str) -> Result<InputDate, String> {
     } else {
         time_text.parse().map_err(|_| bad())?
     };
-    Ok(InputDate { date, midnight: time == Time::midnight() })
+    Ok(InputDate {
+        date,
+        midnight: time == Time::midnight(),
+    })
 }
 
 /// Parse a `Date` scalar (`YYYY-MM-DD`).
@@ -106,7 +132,8 @@ pub(crate) fn parse_date(s: &str) -> Result<Date, String> {
     if s.len() != 10 {
         return Err(format!("Invalid isoformat string: '{s}'"));
     }
-    s.parse().map_err(|_| format!("Invalid isoformat string: '{s}'"))
+    s.parse()
+        .map_err(|_| format!("Invalid isoformat string: '{s}'"))
 }
 
 /// Check a CPR number and return the birth date it encodes (Danish century rule from digit 7,
@@ -153,12 +180,28 @@ mod tests {
 
     #[test]
     fn input_dates_keep_the_calendar_date() {
-        for s in ["2024-03-01", "2024-03-01T00:00:00+01:00", "2024-03-01T00:00:00Z", "2024-03-01T12:00:00"] {
+        for s in [
+            "2024-03-01",
+            "2024-03-01T00:00:00+01:00",
+            "2024-03-01T00:00:00Z",
+            "2024-03-01T12:00:00",
+        ] {
             assert_eq!(parse_datetime(s).unwrap().date, date(2024, 3, 1), "{s}");
         }
-        assert_eq!(parse_datetime("2024-02-29T23:30:00Z").unwrap().date, date(2024, 2, 29));
-        assert!(!parse_datetime("2026-01-01T12:00:00+01:00").unwrap().midnight);
-        assert!(parse_datetime("2026-01-01T00:00:00.000+01:00").unwrap().midnight);
+        assert_eq!(
+            parse_datetime("2024-02-29T23:30:00Z").unwrap().date,
+            date(2024, 2, 29)
+        );
+        assert!(
+            !parse_datetime("2026-01-01T12:00:00+01:00")
+                .unwrap()
+                .midnight
+        );
+        assert!(
+            parse_datetime("2026-01-01T00:00:00.000+01:00")
+                .unwrap()
+                .midnight
+        );
         assert!(parse_datetime("2026-13-01").is_err());
         assert!(parse_datetime("tomorrow").is_err());
         assert!(parse_datetime("2026-01-01Tnoon").is_err());
@@ -166,9 +209,18 @@ mod tests {
 
     #[test]
     fn output_uses_the_copenhagen_offset_of_the_day() {
-        assert_eq!(format_boundary(date(2024, 1, 1)), "2024-01-01T00:00:00+01:00");
-        assert_eq!(format_boundary(date(2024, 7, 1)), "2024-07-01T00:00:00+02:00");
-        assert_eq!(format_boundary(date(1850, 1, 1)), "1850-01-01T00:00:00+00:50:20");
+        assert_eq!(
+            format_boundary(date(2024, 1, 1)),
+            "2024-01-01T00:00:00+01:00"
+        );
+        assert_eq!(
+            format_boundary(date(2024, 7, 1)),
+            "2024-07-01T00:00:00+02:00"
+        );
+        assert_eq!(
+            format_boundary(date(1850, 1, 1)),
+            "1850-01-01T00:00:00+00:50:20"
+        );
     }
 
     #[test]

@@ -69,18 +69,21 @@ pub(crate) fn collection_kind(name: &str) -> Option<Kind> {
 }
 
 fn unknown_field(name: &str, ty: &str) -> GqlError {
-    GqlError::new(format!("Cannot query field '{name}' on type '{ty}'."))
+    GqlError::new(format!("Cannot query field '{name}' on type '{ty}'.")).request()
 }
 
 fn unsupported(what: &str) -> GqlError {
-    GqlError::new(format!("{what} is not supported by the dipex OS2mo test server."))
+    GqlError::new(format!(
+        "{what} is not supported by the dipex OS2mo test server."
+    ))
 }
 
 /// Parse a `UUID` value the way MO's scalar does.
 pub(crate) fn parse_uuid(v: &Value) -> Result<Uuid, String> {
     match v {
-        Value::String(s) => Uuid::parse_str(s)
-            .map_err(|_| format!("Value cannot represent a UUID: \"{s}\". badly formed hexadecimal UUID string")),
+        Value::String(s) => Uuid::parse_str(s).map_err(|_| {
+            format!("Value cannot represent a UUID: \"{s}\". badly formed hexadecimal UUID string")
+        }),
         other => Err(format!("Value cannot represent a UUID: {other}.")),
     }
 }
@@ -94,7 +97,9 @@ fn str_list(v: &Value, what: &str) -> Result<Vec<String>, GqlError> {
         .into_iter()
         .map(|x| match x {
             Value::String(s) => Ok(s),
-            other => Err(GqlError::new(format!("String cannot represent a non string value: {other} (in '{what}')"))),
+            other => Err(GqlError::new(format!(
+                "String cannot represent a non string value: {other} (in '{what}')"
+            ))),
         })
         .collect()
 }
@@ -104,7 +109,10 @@ fn uuid_list(v: &Value) -> Result<Vec<Uuid>, GqlError> {
         Value::Array(a) => a.clone(),
         other => vec![other.clone()],
     };
-    items.iter().map(|x| parse_uuid(x).map_err(GqlError::new)).collect()
+    items
+        .iter()
+        .map(|x| parse_uuid(x).map_err(GqlError::new))
+        .collect()
 }
 
 /// A filter date (`None` = null, i.e. infinity).
@@ -112,9 +120,13 @@ fn filter_date(v: &Value, name: &str) -> Result<Option<Date>, GqlError> {
     match v {
         Value::Null => Ok(None),
         Value::String(s) => parse_datetime(s).map(|d| Some(d.date)).map_err(|e| {
-            GqlError::new(format!("Value cannot represent a DateTime: \"{s}\". {e} (in '{name}')"))
+            GqlError::new(format!(
+                "Value cannot represent a DateTime: \"{s}\". {e} (in '{name}')"
+            ))
         }),
-        other => Err(GqlError::new(format!("Value cannot represent a DateTime: {other}."))),
+        other => Err(GqlError::new(format!(
+            "Value cannot represent a DateTime: {other}."
+        ))),
     }
 }
 
@@ -131,7 +143,10 @@ pub(crate) fn window(
         (None, None) => (today, next_day(today)),
         (Some(Some(d)), None) => (d, next_day(d)),
         (Some(None), None) => {
-            return Err(GqlError::new("Cannot infer UNSET to_date from interval starting at -infinity").with_path(path));
+            return Err(GqlError::new(
+                "Cannot infer UNSET to_date from interval starting at -infinity",
+            )
+            .with_path(path));
         }
         (None, Some(None)) => (today, POS_INF),
         (None, Some(Some(t))) => (today, t),
@@ -159,7 +174,8 @@ fn parse_timestamp(v: &Value) -> Result<Option<jiff::Timestamp>, GqlError> {
                 return Ok(Some(t));
             }
             let dt: jiff::civil::DateTime = if s.len() == 10 {
-                s.parse::<Date>().map(|d| d.to_datetime(jiff::civil::Time::midnight()))
+                s.parse::<Date>()
+                    .map(|d| d.to_datetime(jiff::civil::Time::midnight()))
             } else {
                 s.parse()
             }
@@ -169,7 +185,9 @@ fn parse_timestamp(v: &Value) -> Result<Option<jiff::Timestamp>, GqlError> {
                 .map_err(|e| GqlError::new(e.to_string()))?;
             Ok(Some(z.timestamp()))
         }
-        other => Err(GqlError::new(format!("Value cannot represent a DateTime: {other}."))),
+        other => Err(GqlError::new(format!(
+            "Value cannot represent a DateTime: {other}."
+        ))),
     }
 }
 
@@ -181,14 +199,20 @@ fn decode_cursor(s: &str) -> Result<Uuid, GqlError> {
     crate::b64::decode(s)
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|t| t.strip_prefix("after:").and_then(|u| Uuid::parse_str(u).ok()))
+        .and_then(|t| {
+            t.strip_prefix("after:")
+                .and_then(|u| Uuid::parse_str(u).ok())
+        })
         .ok_or_else(|| GqlError::new(format!("Invalid cursor: '{s}'")))
 }
 
 fn link_uuids(v: Option<&Value>) -> Vec<Uuid> {
     match v {
         Some(Value::String(s)) => Uuid::parse_str(s).ok().into_iter().collect(),
-        Some(Value::Array(a)) => a.iter().filter_map(|x| x.as_str().and_then(|s| Uuid::parse_str(s).ok())).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|x| x.as_str().and_then(|s| Uuid::parse_str(s).ok()))
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -199,8 +223,17 @@ impl Engine {
     }
 
     /// Run one request.
-    pub(crate) fn execute(&mut self, query: &str, variables: &Value, operation_name: Option<&str>) -> Outcome {
-        let fail = |errors: Vec<GqlError>| Outcome { response: error_response(&errors), failed: true, ..Outcome::default() };
+    pub(crate) fn execute(
+        &mut self,
+        query: &str,
+        variables: &Value,
+        operation_name: Option<&str>,
+    ) -> Outcome {
+        let fail = |errors: Vec<GqlError>| Outcome {
+            response: error_response(&errors),
+            failed: true,
+            ..Outcome::default()
+        };
         let doc = match parse_document(query) {
             Ok(d) => d,
             Err(e) => return fail(e),
@@ -209,7 +242,11 @@ impl Engine {
         let vars = match variables {
             Value::Object(m) => m,
             Value::Null => &empty,
-            _ => return fail(vec![GqlError::new("Variables must be provided as a JSON object.")]),
+            _ => {
+                return fail(vec![GqlError::new(
+                    "Variables must be provided as a JSON object.",
+                )]);
+            }
         };
         let req = match Request::new(&doc, operation_name, vars) {
             Ok(r) => r,
@@ -220,7 +257,10 @@ impl Engine {
         }
         match req.op.operation_type {
             OperationType::Query => match self.run_query(&req) {
-                Ok(data) => Outcome { response: json!({ "data": data }), ..Outcome::default() },
+                Ok(data) => Outcome {
+                    response: json!({ "data": data }),
+                    ..Outcome::default()
+                },
                 Err(e) => fail(vec![e]),
             },
             OperationType::Mutation => self.run_mutation(&req),
@@ -235,7 +275,8 @@ impl Engine {
             let name = f.name.as_str();
             let alias = key(f);
             let value = if let Some(kind) = collection_kind(name) {
-                self.collection(req, f, kind, today).map_err(|e| e.with_path(alias))?
+                self.collection(req, f, kind, today)
+                    .map_err(|e| e.with_path(alias))?
             } else {
                 match name {
                     "org" => {
@@ -271,7 +312,10 @@ impl Engine {
             None | Some(Value::Null) => &empty,
             Some(Value::Object(m)) => m,
             Some(other) => {
-                return Err(GqlError::new(format!("Expected type '{}' to be a dict, got {other}.", filter_type(kind))));
+                return Err(GqlError::new(format!(
+                    "Expected type '{}' to be a dict, got {other}.",
+                    filter_type(kind)
+                )));
             }
         };
         let mut f = Filter {
@@ -299,7 +343,9 @@ impl Engine {
                 }
                 "registration_time" => {
                     if !v.is_null() {
-                        return Err(unsupported("The filter field 'registration_time'").with_path(path));
+                        return Err(
+                            unsupported("The filter field 'registration_time'").with_path(path)
+                        );
                     }
                 }
                 "registration" => {
@@ -313,18 +359,24 @@ impl Engine {
                             }
                         }
                         if r.get("actors").is_some_and(|a| !a.is_null()) {
-                            return Err(unsupported("The registration filter field 'actors'").with_path(path));
+                            return Err(unsupported("The registration filter field 'actors'")
+                                .with_path(path));
                         }
                         let start = r.get("start").map(parse_timestamp).transpose()?.flatten();
                         let end = r.get("end").map(parse_timestamp).transpose()?.flatten();
-                        f.registration =
-                            Some((start.unwrap_or(jiff::Timestamp::MIN), end.unwrap_or(jiff::Timestamp::MAX)));
+                        f.registration = Some((
+                            start.unwrap_or(jiff::Timestamp::MIN),
+                            end.unwrap_or(jiff::Timestamp::MAX),
+                        ));
                     }
                 }
                 other => match filter_field(kind, other) {
                     Some(FilterField::Strings(key)) => {
                         if !v.is_null() {
-                            f.preds.push(Pred::Strings(key, str_list(v, other)?.into_iter().collect()));
+                            f.preds.push(Pred::Strings(
+                                key,
+                                str_list(v, other)?.into_iter().collect(),
+                            ));
                         }
                     }
                     Some(FilterField::ItAssociation) => {
@@ -332,7 +384,11 @@ impl Engine {
                             f.preds.push(Pred::ItAssociation(b));
                         }
                     }
-                    Some(FilterField::Nested { key, target, null_is_none }) => {
+                    Some(FilterField::Nested {
+                        key,
+                        target,
+                        null_is_none,
+                    }) => {
                         if v.is_null() {
                             if null_is_none {
                                 f.preds.push(Pred::Link(key, None));
@@ -356,10 +412,17 @@ impl Engine {
     }
 
     /// The uuids a nested filter selects. Explicit `uuids` alone are a pure link list.
-    fn nested_set(&self, kind: Kind, v: &Value, today: Date, path: &str) -> Result<HashSet<Uuid>, GqlError> {
+    fn nested_set(
+        &self,
+        kind: Kind,
+        v: &Value,
+        today: Date,
+        path: &str,
+    ) -> Result<HashSet<Uuid>, GqlError> {
         if let Value::Object(m) = v
             && let Some(u) = m.get("uuids").filter(|u| !u.is_null())
-            && m.keys().all(|k| matches!(k.as_str(), "uuids" | "from_date" | "to_date"))
+            && m.keys()
+                .all(|k| matches!(k.as_str(), "uuids" | "from_date" | "to_date"))
         {
             return Ok(uuid_list(u)?.into_iter().collect());
         }
@@ -367,7 +430,11 @@ impl Engine {
         if f.uuids.is_some() {
             f.window = (NEG_INF, POS_INF);
         }
-        Ok(self.matching(kind, &f, None, usize::MAX).0.into_iter().collect())
+        Ok(self
+            .matching(kind, &f, None, usize::MAX)
+            .0
+            .into_iter()
+            .collect())
     }
 
     fn slice_matches(&self, s: &Slice, f: &Filter) -> bool {
@@ -375,14 +442,24 @@ impl Engine {
             return false;
         }
         if let Some(keys) = &f.user_keys
-            && !s.vals.get("user_key").and_then(Value::as_str).is_some_and(|k| keys.contains(k))
+            && !s
+                .vals
+                .get("user_key")
+                .and_then(Value::as_str)
+                .is_some_and(|k| keys.contains(k))
         {
             return false;
         }
         f.preds.iter().all(|p| match p {
             Pred::Link(key, None) => s.vals.get(*key).is_none_or(Value::is_null),
-            Pred::Link(key, Some(set)) => link_uuids(s.vals.get(*key)).iter().any(|u| set.contains(u)),
-            Pred::Strings(key, set) => s.vals.get(*key).and_then(Value::as_str).is_some_and(|x| set.contains(x)),
+            Pred::Link(key, Some(set)) => {
+                link_uuids(s.vals.get(*key)).iter().any(|u| set.contains(u))
+            }
+            Pred::Strings(key, set) => s
+                .vals
+                .get(*key)
+                .and_then(Value::as_str)
+                .is_some_and(|x| set.contains(x)),
             Pred::ItAssociation(b) => s.vals.get("it_user").is_some_and(|x| !x.is_null()) == *b,
         })
     }
@@ -398,7 +475,13 @@ impl Engine {
 
     /// Matching uuids in order, starting after `after`, at most `max`; plus whether the scan
     /// stopped because the page was full.
-    pub(crate) fn matching(&self, kind: Kind, f: &Filter, after: Option<Uuid>, max: usize) -> (Vec<Uuid>, bool) {
+    pub(crate) fn matching(
+        &self,
+        kind: Kind,
+        f: &Filter,
+        after: Option<Uuid>,
+        max: usize,
+    ) -> (Vec<Uuid>, bool) {
         let map = self.store.map(kind);
         let mut out = Vec::new();
         if max == 0 {
@@ -428,7 +511,9 @@ impl Engine {
             }
             None => {
                 let iter: Box<dyn Iterator<Item = (&Uuid, &Obj)>> = match after {
-                    Some(a) => Box::new(map.range((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))),
+                    Some(a) => Box::new(
+                        map.range((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)),
+                    ),
                     None => Box::new(map.iter()),
                 };
                 for (u, o) in iter {
@@ -450,12 +535,20 @@ impl Engine {
         }
     }
 
-    fn paging_args(&self, req: &Request, f: &ast::Field) -> Result<(usize, Option<Uuid>), GqlError> {
+    fn paging_args(
+        &self,
+        req: &Request,
+        f: &ast::Field,
+    ) -> Result<(usize, Option<Uuid>), GqlError> {
         let limit = match req.arg(f, "limit") {
             None | Some(Value::Null) => None,
             Some(v) => match v.as_u64() {
                 Some(n) => Some(n as usize),
-                None => return Err(GqlError::new(format!("Expected type 'int'. {v} is not a non-negative integer."))),
+                None => {
+                    return Err(GqlError::new(format!(
+                        "Expected type 'int'. {v} is not a non-negative integer."
+                    )));
+                }
             },
         };
         let cursor = match req.arg(f, "cursor") {
@@ -466,7 +559,13 @@ impl Engine {
         Ok((self.page_size(limit), cursor))
     }
 
-    fn collection(&self, req: &Request, f: &Node<ast::Field>, kind: Kind, today: Date) -> Result<Value, GqlError> {
+    fn collection(
+        &self,
+        req: &Request,
+        f: &Node<ast::Field>,
+        kind: Kind,
+        today: Date,
+    ) -> Result<Value, GqlError> {
         let allowed: &[&str] = if kind == Kind::Manager {
             &["filter", "limit", "cursor", "inherit"]
         } else {
@@ -477,10 +576,16 @@ impl Engine {
             return Err(unsupported("managers(inherit: true)"));
         }
         let filter = req.arg(f, "filter");
-        let parsed = self.parse_filter(kind, filter.as_ref(), today, key(f)).map_err(|e| e.at(req.loc(f)))?;
+        let parsed = self
+            .parse_filter(kind, filter.as_ref(), today, key(f))
+            .map_err(|e| e.at(req.loc(f)))?;
         let (size, after) = self.paging_args(req, f).map_err(|e| e.at(req.loc(f)))?;
         let (uuids, full) = self.matching(kind, &parsed, after, size);
-        let next = if full { uuids.last().map(encode_cursor) } else { None };
+        let next = if full {
+            uuids.last().map(encode_cursor)
+        } else {
+            None
+        };
         self.project_paged(req, f, kind, &uuids, next, parsed.window, today)
     }
 
@@ -558,8 +663,16 @@ impl Engine {
                     let (a, b) = if start.is_none() && end.is_none() {
                         window
                     } else {
-                        let a = start.map(|v| filter_date(&v, "start")).transpose()?.flatten().unwrap_or(NEG_INF);
-                        let b = end.map(|v| filter_date(&v, "end")).transpose()?.flatten().unwrap_or(POS_INF);
+                        let a = start
+                            .map(|v| filter_date(&v, "start"))
+                            .transpose()?
+                            .flatten()
+                            .unwrap_or(NEG_INF);
+                        let b = end
+                            .map(|v| filter_date(&v, "end"))
+                            .transpose()?
+                            .flatten()
+                            .unwrap_or(POS_INF);
                         (a, b)
                     };
                     let mut list = Vec::new();
@@ -568,7 +681,9 @@ impl Engine {
                     }
                     Value::Array(list)
                 }
-                "registrations" => return Err(unsupported("The field 'registrations'").at(req.loc(sub))),
+                "registrations" => {
+                    return Err(unsupported("The field 'registrations'").at(req.loc(sub)));
+                }
                 other => return Err(unknown_field(other, &ty).at(req.loc(sub))),
             };
             out.insert(key(sub).to_string(), v);
@@ -590,7 +705,8 @@ impl Engine {
         let ty = kind.type_name();
         let mut out = Map::new();
         for sub in req.fields(&f.selection_set)? {
-            let read = read_field(kind, sub.name.as_str()).ok_or_else(|| unknown_field(&sub.name, ty).at(req.loc(sub)))?;
+            let read = read_field(kind, sub.name.as_str())
+                .ok_or_else(|| unknown_field(&sub.name, ty).at(req.loc(sub)))?;
             if !matches!(read, Read::Paged(..)) {
                 check_args(req, sub, ty, &[])?;
             }
@@ -604,16 +720,23 @@ impl Engine {
                     project_plain(req, sub, &obj, "Validity")?
                 }
                 Read::FullName(a, b) => {
-                    let parts: Vec<&str> =
-                        [a, b].iter().filter_map(|k| s.vals.get(*k).and_then(Value::as_str)).filter(|x| !x.is_empty()).collect();
+                    let parts: Vec<&str> = [a, b]
+                        .iter()
+                        .filter_map(|k| s.vals.get(*k).and_then(Value::as_str))
+                        .filter(|x| !x.is_empty())
+                        .collect();
                     Value::String(parts.join(" "))
                 }
                 Read::IsPrimary => Value::Bool(self.is_primary(s.vals.get("primary"), today)),
-                Read::Link(k, target) | Read::FirstOf(k, target) => match link_uuids(s.vals.get(k)).first() {
-                    Some(u) => self.project_response(req, sub, target, *u, window, today)?,
-                    None => Value::Null,
-                },
-                Read::Paged(k, target) => self.nested_paged(req, sub, target, &link_uuids(s.vals.get(k)), today)?,
+                Read::Link(k, target) | Read::FirstOf(k, target) => {
+                    match link_uuids(s.vals.get(k)).first() {
+                        Some(u) => self.project_response(req, sub, target, *u, window, today)?,
+                        None => Value::Null,
+                    }
+                }
+                Read::Paged(k, target) => {
+                    self.nested_paged(req, sub, target, &link_uuids(s.vals.get(k)), today)?
+                }
             };
             out.insert(key(sub).to_string(), v);
         }
@@ -646,7 +769,10 @@ impl Engine {
                     }
                 }
             }
-            win = Some(window(m.get("from_date"), m.get("to_date"), today, key(f)).map_err(|e| e.at(req.loc(f)))?);
+            win = Some(
+                window(m.get("from_date"), m.get("to_date"), today, key(f))
+                    .map_err(|e| e.at(req.loc(f)))?,
+            );
         }
         let window = win.unwrap_or((today, next_day(today)));
         let (size, after) = self.paging_args(req, f)?;
@@ -659,7 +785,11 @@ impl Engine {
             if after.is_some_and(|a| u <= a) || only.as_ref().is_some_and(|o| !o.contains(&u)) {
                 continue;
             }
-            if self.store.get(target, &u).is_some_and(|o| o.visible_overlaps(window.0, window.1)) {
+            if self
+                .store
+                .get(target, &u)
+                .is_some_and(|o| o.visible_overlaps(window.0, window.1))
+            {
                 if page.len() >= size {
                     full = true;
                     break;
@@ -667,15 +797,26 @@ impl Engine {
                 page.push(u);
             }
         }
-        let next = if full || (size != usize::MAX && page.len() == size) { page.last().map(encode_cursor) } else { None };
+        let next = if full || (size != usize::MAX && page.len() == size) {
+            page.last().map(encode_cursor)
+        } else {
+            None
+        };
         self.project_paged(req, f, target, &page, next, window, today)
     }
 
     fn is_primary(&self, primary: Option<&Value>, today: Date) -> bool {
-        let Some(u) = link_uuids(primary).first().copied() else { return false };
-        let Some(obj) = self.store.get(Kind::Class, &u) else { return false };
+        let Some(u) = link_uuids(primary).first().copied() else {
+            return false;
+        };
+        let Some(obj) = self.store.get(Kind::Class, &u) else {
+            return false;
+        };
         let vis = obj.visible();
-        let slice = vis.iter().find(|s| s.from <= today && today < s.to).or(vis.last());
+        let slice = vis
+            .iter()
+            .find(|s| s.from <= today && today < s.to)
+            .or(vis.last());
         slice
             .and_then(|s| s.vals.get("user_key").and_then(Value::as_str))
             .is_some_and(|k| k == "primary" || k == "explicitly-primary")
@@ -690,22 +831,38 @@ fn no_registration_time(req: &Request, f: &Node<ast::Field>) -> Result<(), GqlEr
 }
 
 /// Reject arguments a field does not have.
-pub(crate) fn check_args(req: &Request, f: &Node<ast::Field>, parent: &str, allowed: &[&str]) -> Result<(), GqlError> {
+pub(crate) fn check_args(
+    req: &Request,
+    f: &Node<ast::Field>,
+    parent: &str,
+    allowed: &[&str],
+) -> Result<(), GqlError> {
     for a in &f.arguments {
         if !allowed.contains(&a.name.as_str()) {
-            return Err(GqlError::new(format!("Unknown argument '{}' on field '{parent}.{}'.", a.name, f.name))
-                .at(req.loc(a)));
+            return Err(GqlError::new(format!(
+                "Unknown argument '{}' on field '{parent}.{}'.",
+                a.name, f.name
+            ))
+            .at(req.loc(a))
+            .request());
         }
     }
     Ok(())
 }
 
 /// Project a selection on a plain JSON object whose keys are its fields.
-pub(crate) fn project_plain(req: &Request, f: &Node<ast::Field>, obj: &Value, ty: &str) -> Result<Value, GqlError> {
+pub(crate) fn project_plain(
+    req: &Request,
+    f: &Node<ast::Field>,
+    obj: &Value,
+    ty: &str,
+) -> Result<Value, GqlError> {
     let mut out = Map::new();
     for sub in req.fields(&f.selection_set)? {
         check_args(req, sub, ty, &[])?;
-        let v = obj.get(sub.name.as_str()).ok_or_else(|| unknown_field(&sub.name, ty).at(req.loc(sub)))?;
+        let v = obj
+            .get(sub.name.as_str())
+            .ok_or_else(|| unknown_field(&sub.name, ty).at(req.loc(sub)))?;
         out.insert(key(sub).to_string(), v.clone());
     }
     Ok(Value::Object(out))

@@ -15,11 +15,19 @@ pub(crate) struct GqlError {
     pub locations: Vec<(usize, usize)>,
     pub path: Option<Vec<Value>>,
     pub extensions: Option<Value>,
+    /// A request (validation/coercion) error: never gets a `path`.
+    pub request_error: bool,
 }
 
 impl GqlError {
     pub(crate) fn new(message: impl Into<String>) -> GqlError {
-        GqlError { message: message.into(), locations: Vec::new(), path: None, extensions: None }
+        GqlError {
+            message: message.into(),
+            locations: Vec::new(),
+            path: None,
+            extensions: None,
+            request_error: false,
+        }
     }
 
     pub(crate) fn at(mut self, locations: Vec<(usize, usize)>) -> GqlError {
@@ -29,15 +37,26 @@ impl GqlError {
         self
     }
 
+    /// Mark as a request error (coercion, validation): it never gets a `path`.
+    pub(crate) fn request(mut self) -> GqlError {
+        self.request_error = true;
+        self
+    }
+
     pub(crate) fn with_path(mut self, alias: &str) -> GqlError {
-        if self.path.is_none() {
+        if self.path.is_none() && !self.request_error {
             self.path = Some(vec![Value::String(alias.to_string())]);
         }
         self
     }
 
     /// A business error of MO: `message: "ErrorCodes.<KEY>"` and `extensions.error_context`.
-    pub(crate) fn mo(key: &str, status: u16, description: impl Into<String>, extra: Value) -> GqlError {
+    pub(crate) fn mo(
+        key: &str,
+        status: u16,
+        description: impl Into<String>,
+        extra: Value,
+    ) -> GqlError {
         let mut ctx = Map::new();
         ctx.insert("error".into(), Value::Bool(true));
         ctx.insert("description".into(), Value::String(description.into()));
@@ -51,6 +70,7 @@ impl GqlError {
             locations: Vec::new(),
             path: None,
             extensions: Some(json!({ "error_context": ctx })),
+            request_error: false,
         }
     }
 
@@ -58,7 +78,11 @@ impl GqlError {
         let mut m = Map::new();
         m.insert("message".into(), Value::String(self.message.clone()));
         if !self.locations.is_empty() {
-            let locs: Vec<Value> = self.locations.iter().map(|&(l, c)| json!({"line": l, "column": c})).collect();
+            let locs: Vec<Value> = self
+                .locations
+                .iter()
+                .map(|&(l, c)| json!({"line": l, "column": c}))
+                .collect();
             m.insert("locations".into(), Value::Array(locs));
         }
         if let Some(p) = &self.path {
@@ -78,7 +102,9 @@ pub(crate) fn error_response(errors: &[GqlError]) -> Value {
 
 /// Line and column (1-based) of a node.
 pub(crate) fn loc<T>(node: &Node<T>, sources: &SourceMap) -> Vec<(usize, usize)> {
-    node.line_column_range(sources).map(|r| vec![(r.start.line, r.start.column)]).unwrap_or_default()
+    node.line_column_range(sources)
+        .map(|r| vec![(r.start.line, r.start.column)])
+        .unwrap_or_default()
 }
 
 /// Python's `repr`-like rendering that graphql-core uses for values in coercion messages.
@@ -97,7 +123,11 @@ fn inspect_depth(v: &Value, depth: usize) -> String {
             if depth >= 2 {
                 return "[...]".into();
             }
-            let items: Vec<String> = a.iter().take(10).map(|x| inspect_depth(x, depth + 1)).collect();
+            let items: Vec<String> = a
+                .iter()
+                .take(10)
+                .map(|x| inspect_depth(x, depth + 1))
+                .collect();
             let more = if a.len() > 10 { ", ..." } else { "" };
             format!("[{}{more}]", items.join(", "))
         }
@@ -105,8 +135,11 @@ fn inspect_depth(v: &Value, depth: usize) -> String {
             if depth >= 2 {
                 return "{...}".into();
             }
-            let items: Vec<String> =
-                m.iter().take(10).map(|(k, x)| format!("{}: {}", py_str(k), inspect_depth(x, depth + 1))).collect();
+            let items: Vec<String> = m
+                .iter()
+                .take(10)
+                .map(|(k, x)| format!("{}: {}", py_str(k), inspect_depth(x, depth + 1)))
+                .collect();
             let more = if m.len() > 10 { ", ..." } else { "" };
             format!("{{{}{more}}}", items.join(", "))
         }
@@ -144,8 +177,10 @@ pub(crate) fn parse_document(query: &str) -> Result<Document, Vec<GqlError>> {
                     Some(c) => c.to_uppercase().collect::<String>() + chars.as_str(),
                     None => String::new(),
                 };
-                let locations =
-                    d.line_column_range().map(|r| vec![(r.start.line, r.start.column)]).unwrap_or_default();
+                let locations = d
+                    .line_column_range()
+                    .map(|r| vec![(r.start.line, r.start.column)])
+                    .unwrap_or_default();
                 GqlError::new(format!("Syntax Error: {text}")).at(locations)
             })
             .collect()),
@@ -167,7 +202,11 @@ impl<'d> Request<'d> {
                 Definition::FragmentDefinition(f) => {
                     frags.insert(f.name.as_str(), f);
                 }
-                _ => return Err(GqlError::new("The document contains a type system definition.")),
+                _ => {
+                    return Err(GqlError::new(
+                        "The document contains a type system definition.",
+                    ));
+                }
             }
         }
         let op = match operation_name {
@@ -186,7 +225,12 @@ impl<'d> Request<'d> {
                 ops[0]
             }
         };
-        Ok(Request { doc, op, frags, vars })
+        Ok(Request {
+            doc,
+            op,
+            frags,
+            vars,
+        })
     }
 
     pub(crate) fn loc<T>(&self, node: &Node<T>) -> Vec<(usize, usize)> {
@@ -215,7 +259,12 @@ impl<'d> Request<'d> {
                 Err(_) => i.try_to_f64().ok().map(Value::from).unwrap_or(Value::Null),
             },
             ast::Value::Boolean(b) => Value::Bool(*b),
-            ast::Value::List(items) => Value::Array(items.iter().map(|x| self.eval(x).unwrap_or(Value::Null)).collect()),
+            ast::Value::List(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|x| self.eval(x).unwrap_or(Value::Null))
+                    .collect(),
+            ),
             ast::Value::Object(fields) => {
                 let mut m = Map::new();
                 for (k, x) in fields {
@@ -230,20 +279,33 @@ impl<'d> Request<'d> {
 
     /// An argument's value (`None` = not given).
     pub(crate) fn arg(&self, field: &ast::Field, name: &str) -> Option<Value> {
-        field.arguments.iter().find(|a| a.name.as_str() == name).and_then(|a| self.eval(&a.value))
+        field
+            .arguments
+            .iter()
+            .find(|a| a.name.as_str() == name)
+            .and_then(|a| self.eval(&a.value))
     }
 
     /// The variable an argument is bound to, if it is exactly `$var`.
     pub(crate) fn arg_variable(&self, field: &ast::Field, name: &str) -> Option<String> {
-        field.arguments.iter().find(|a| a.name.as_str() == name).and_then(|a| match a.value.as_ref() {
-            ast::Value::Variable(v) => Some(v.to_string()),
-            _ => None,
-        })
+        field
+            .arguments
+            .iter()
+            .find(|a| a.name.as_str() == name)
+            .and_then(|a| match a.value.as_ref() {
+                ast::Value::Variable(v) => Some(v.to_string()),
+                _ => None,
+            })
     }
 
     /// Location of a variable's definition.
     pub(crate) fn var_loc(&self, name: &str) -> Vec<(usize, usize)> {
-        self.op.variables.iter().find(|d| d.name.as_str() == name).map(|d| self.loc(d)).unwrap_or_default()
+        self.op
+            .variables
+            .iter()
+            .find(|d| d.name.as_str() == name)
+            .map(|d| self.loc(d))
+            .unwrap_or_default()
     }
 
     fn included(&self, directives: &ast::DirectiveList) -> bool {
@@ -263,13 +325,21 @@ impl<'d> Request<'d> {
     }
 
     /// The fields of a selection set, fragments expanded, `@skip`/`@include` applied.
-    pub(crate) fn fields(&self, set: &'d [Selection]) -> Result<Vec<&'d Node<ast::Field>>, GqlError> {
+    pub(crate) fn fields(
+        &self,
+        set: &'d [Selection],
+    ) -> Result<Vec<&'d Node<ast::Field>>, GqlError> {
         let mut out = Vec::new();
         self.collect(set, &mut out, 0)?;
         Ok(out)
     }
 
-    fn collect(&self, set: &'d [Selection], out: &mut Vec<&'d Node<ast::Field>>, depth: usize) -> Result<(), GqlError> {
+    fn collect(
+        &self,
+        set: &'d [Selection],
+        out: &mut Vec<&'d Node<ast::Field>>,
+        depth: usize,
+    ) -> Result<(), GqlError> {
         if depth > 20 {
             return Err(GqlError::new("Fragments are nested too deeply."));
         }
@@ -290,7 +360,8 @@ impl<'d> Request<'d> {
                         continue;
                     }
                     let f = self.frags.get(s.fragment_name.as_str()).ok_or_else(|| {
-                        GqlError::new(format!("Unknown fragment '{}'.", s.fragment_name)).at(self.loc(s))
+                        GqlError::new(format!("Unknown fragment '{}'.", s.fragment_name))
+                            .at(self.loc(s))
                     })?;
                     self.collect(&f.selection_set, out, depth + 1)?;
                 }

@@ -38,7 +38,10 @@ struct HttpRequest {
 
 impl HttpRequest {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -59,7 +62,12 @@ fn json_response(status: u16, v: &Value) -> HttpResponse {
 }
 
 fn text_response(status: u16, body: &str) -> HttpResponse {
-    HttpResponse { status, content_type: "text/plain; charset=utf-8", headers: Vec::new(), body: body.as_bytes().to_vec() }
+    HttpResponse {
+        status,
+        content_type: "text/plain; charset=utf-8",
+        headers: Vec::new(),
+        body: body.as_bytes().to_vec(),
+    }
 }
 
 fn reason(status: u16) -> &'static str {
@@ -99,7 +107,9 @@ fn serve_connection(stream: TcpStream, shared: &Shared) -> io::Result<()> {
     let mut reader = BufReader::new(stream);
     loop {
         // Wait for the next request, checking the stop flag now and then.
-        reader.get_ref().set_read_timeout(Some(Duration::from_millis(100)))?;
+        reader
+            .get_ref()
+            .set_read_timeout(Some(Duration::from_millis(100)))?;
         loop {
             if shared.stop.load(Ordering::SeqCst) {
                 return Ok(());
@@ -107,11 +117,20 @@ fn serve_connection(stream: TcpStream, shared: &Shared) -> io::Result<()> {
             match reader.fill_buf() {
                 Ok([]) => return Ok(()),
                 Ok(_) => break,
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => continue,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    continue;
+                }
                 Err(e) => return Err(e),
             }
         }
-        reader.get_ref().set_read_timeout(Some(Duration::from_secs(30)))?;
+        reader
+            .get_ref()
+            .set_read_timeout(Some(Duration::from_secs(30)))?;
         let req = read_request(&mut reader)?;
         let close = req.close;
         match handle(shared, &req) {
@@ -132,14 +151,21 @@ fn serve_connection(stream: TcpStream, shared: &Shared) -> io::Result<()> {
 
 fn read_line(reader: &mut BufReader<TcpStream>) -> io::Result<String> {
     let mut buf = Vec::new();
-    reader.by_ref().take(64 * 1024).read_until(b'\n', &mut buf)?;
+    reader
+        .by_ref()
+        .take(64 * 1024)
+        .read_until(b'\n', &mut buf)?;
     if buf.is_empty() {
-        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed"));
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "connection closed",
+        ));
     }
     while buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
         buf.pop();
     }
-    String::from_utf8(buf).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "header is not UTF-8"))
+    String::from_utf8(buf)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "header is not UTF-8"))
 }
 
 fn read_request(reader: &mut BufReader<TcpStream>) -> io::Result<HttpRequest> {
@@ -172,7 +198,13 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> io::Result<HttpRequest> {
             let start = body.len();
             body.resize(start + size, 0);
             reader.read_exact(&mut body[start..])?;
-            read_line(reader).or_else(|e| if e.kind() == io::ErrorKind::UnexpectedEof { Ok(String::new()) } else { Err(e) })?;
+            read_line(reader).or_else(|e| {
+                if e.kind() == io::ErrorKind::UnexpectedEof {
+                    Ok(String::new())
+                } else {
+                    Err(e)
+                }
+            })?;
         }
     } else if let Some(n) = get("content-length").and_then(|v| v.parse::<usize>().ok()) {
         body.resize(n, 0);
@@ -181,18 +213,32 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> io::Result<HttpRequest> {
     let conn = get("connection").unwrap_or_default().to_ascii_lowercase();
     let close = conn.contains("close") || (version == "HTTP/1.0" && !conn.contains("keep-alive"));
     let path = target.split('?').next().unwrap_or_default().to_string();
-    Ok(HttpRequest { method, path, headers, body, close })
+    Ok(HttpRequest {
+        method,
+        path,
+        headers,
+        body,
+        close,
+    })
 }
 
 fn write_response(w: &mut TcpStream, r: &HttpResponse, close: bool) -> io::Result<()> {
     let mut head = format!("HTTP/1.1 {} {}\r\n", r.status, reason(r.status));
     if r.status != 204 {
-        head.push_str(&format!("content-type: {}\r\ncontent-length: {}\r\n", r.content_type, r.body.len()));
+        head.push_str(&format!(
+            "content-type: {}\r\ncontent-length: {}\r\n",
+            r.content_type,
+            r.body.len()
+        ));
     }
     for (k, v) in &r.headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
-    head.push_str(if close { "connection: close\r\n\r\n" } else { "connection: keep-alive\r\n\r\n" });
+    head.push_str(if close {
+        "connection: close\r\n\r\n"
+    } else {
+        "connection: keep-alive\r\n\r\n"
+    });
     w.write_all(head.as_bytes())?;
     if r.status != 204 {
         w.write_all(&r.body)?;
@@ -218,7 +264,9 @@ fn handle(shared: &Shared, req: &HttpRequest) -> Option<HttpResponse> {
             Some(s) => text_response(200, s.text()),
             None => not_found(),
         },
-        ("GET", "/graphql/v30") => text_response(405, "GraphiQL is not served by the dipex OS2mo test server"),
+        ("GET", "/graphql/v30") => {
+            text_response(405, "GraphiQL is not served by the dipex OS2mo test server")
+        }
         ("GET", "/health/live") | ("GET", "/health/ready") => HttpResponse {
             status: 204,
             content_type: "text/plain",
@@ -240,7 +288,10 @@ fn form_decode(s: &str) -> String {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                match u8::from_str_radix(
+                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
+                    16,
+                ) {
                     Ok(b) => {
                         out.push(b);
                         i += 2;
@@ -269,11 +320,20 @@ fn token(shared: &Shared, req: &HttpRequest) -> HttpResponse {
     // Client credentials may also come as HTTP Basic.
     let basic = req
         .header("authorization")
-        .and_then(|h| h.strip_prefix("Basic ").or_else(|| h.strip_prefix("basic ")))
+        .and_then(|h| {
+            h.strip_prefix("Basic ")
+                .or_else(|| h.strip_prefix("basic "))
+        })
         .and_then(|b| crate::b64::decode(b.trim()).ok())
         .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|t| t.split_once(':').map(|(a, b)| (form_decode(a), form_decode(b))));
-    let grant = form.get("grant_type").map(String::as_str).unwrap_or_default();
+        .and_then(|t| {
+            t.split_once(':')
+                .map(|(a, b)| (form_decode(a), form_decode(b)))
+        });
+    let grant = form
+        .get("grant_type")
+        .map(String::as_str)
+        .unwrap_or_default();
     if grant != "client_credentials" {
         return json_response(
             400,
@@ -292,7 +352,11 @@ fn token(shared: &Shared, req: &HttpRequest) -> HttpResponse {
             &json!({"error": "unauthorized_client", "error_description": "Invalid client or Invalid client credentials"}),
         );
     }
-    let token = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    let token = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
     let now = Instant::now();
     {
         let mut tokens = shared.tokens.lock().expect("tokens");
@@ -319,12 +383,21 @@ fn authenticated(shared: &Shared, req: &HttpRequest) -> bool {
     {
         return true;
     }
-    let Some(auth) = req.header("authorization") else { return false };
-    let Some((scheme, tok)) = auth.split_once(' ') else { return false };
+    let Some(auth) = req.header("authorization") else {
+        return false;
+    };
+    let Some((scheme, tok)) = auth.split_once(' ') else {
+        return false;
+    };
     if !scheme.eq_ignore_ascii_case("bearer") {
         return false;
     }
-    shared.tokens.lock().expect("tokens").get(tok.trim()).is_some_and(|exp| *exp > Instant::now())
+    shared
+        .tokens
+        .lock()
+        .expect("tokens")
+        .get(tok.trim())
+        .is_some_and(|exp| *exp > Instant::now())
 }
 
 fn graphql(shared: &Shared, req: &HttpRequest) -> Option<HttpResponse> {
@@ -345,28 +418,49 @@ fn graphql(shared: &Shared, req: &HttpRequest) -> Option<HttpResponse> {
     match injected {
         Some(Failure::Drop) => return fail(None),
         Some(Failure::Status(code)) => {
-            return fail(Some(text_response(code, &format!("{} {} (injected by the test server)", code, reason(code)))));
+            return fail(Some(text_response(
+                code,
+                &format!("{} {} (injected by the test server)", code, reason(code)),
+            )));
         }
         None => {}
     }
     if !authenticated(shared, req) {
-        return fail(Some(json_response(200, &json!({"data": null, "errors": [{"message": "User is not authenticated"}]}))));
+        return fail(Some(json_response(
+            200,
+            &json!({"data": null, "errors": [{"message": "User is not authenticated"}]}),
+        )));
     }
     let body: Value = match serde_json::from_slice(&req.body) {
         Ok(v) => v,
-        Err(e) => return fail(Some(json_response(400, &json!({"detail": format!("Unable to parse request body as JSON: {e}")})))),
+        Err(e) => {
+            return fail(Some(json_response(
+                400,
+                &json!({"detail": format!("Unable to parse request body as JSON: {e}")}),
+            )));
+        }
     };
     let Some(query) = body.get("query").and_then(Value::as_str) else {
-        return fail(Some(json_response(400, &json!({"detail": "No GraphQL query found in the request"}))));
+        return fail(Some(json_response(
+            400,
+            &json!({"detail": "No GraphQL query found in the request"}),
+        )));
     };
     let variables = body.get("variables").cloned().unwrap_or(Value::Null);
     let op_name = body.get("operationName").and_then(Value::as_str);
     if let Some(schema) = &shared.schema
         && let Err(errors) = check_request(schema, query, &variables, op_name)
     {
-        return fail(Some(json_response(200, &crate::gql::error_response(&errors))));
+        return fail(Some(json_response(
+            200,
+            &crate::gql::error_response(&errors),
+        )));
     }
-    let outcome = shared.engine.lock().expect("engine").execute(query, &variables, op_name);
+    let outcome = shared
+        .engine
+        .lock()
+        .expect("engine")
+        .execute(query, &variables, op_name);
     {
         let mut st = shared.stats.lock().expect("stats");
         st.mutations += outcome.mutations;

@@ -54,7 +54,9 @@ impl Default for Options {
             token_lifetime: Duration::from_secs(300),
             legacy_session: None,
             org: (uuid::Uuid::new_v4(), "root".into(), "root".into()),
-            schema: std::env::var_os("DIPEX_OS2MO_SCHEMA").filter(|v| !v.is_empty()).map(PathBuf::from),
+            schema: std::env::var_os("DIPEX_OS2MO_SCHEMA")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
             max_page: None,
             today: None,
         }
@@ -100,7 +102,10 @@ impl MoServer {
     /// # Panics
     /// If the loopback port cannot be bound or the configured schema cannot be loaded.
     pub fn start(opts: Options) -> MoServer {
-        let schema = opts.schema.as_ref().map(|p| load_schema(p).unwrap_or_else(|e| panic!("{e}")));
+        let schema = opts
+            .schema
+            .as_ref()
+            .map(|p| load_schema(p).unwrap_or_else(|e| panic!("{e}")));
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
         let shared = Arc::new(http::Shared {
@@ -125,7 +130,11 @@ impl MoServer {
             .name("mo-server-accept".into())
             .spawn(move || http::accept_loop(listener, s))
             .expect("spawn accept thread");
-        MoServer { addr, shared, accept: Some(accept) }
+        MoServer {
+            addr,
+            shared,
+            accept: Some(accept),
+        }
     }
 
     /// `http://127.0.0.1:PORT` (GraphQL at `{base}/graphql/v30`).

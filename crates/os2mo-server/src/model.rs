@@ -43,7 +43,10 @@ pub(crate) fn read_field(kind: Kind, name: &str) -> Option<Read> {
         _ => {}
     }
     let table: &[(&str, Read)] = match kind {
-        Kind::Facet => &[("published", Val("published")), ("description", Val("description"))],
+        Kind::Facet => &[
+            ("published", Val("published")),
+            ("description", Val("description")),
+        ],
         Kind::Class => &[
             ("name", Val("name")),
             ("full_name", Val("name")),
@@ -69,7 +72,10 @@ pub(crate) fn read_field(kind: Kind, name: &str) -> Option<Read> {
             ("unit_type_uuid", Val("org_unit_type")),
             ("unit_level_response", Link("org_unit_level", Kind::Class)),
             ("org_unit_level_uuid", Val("org_unit_level")),
-            ("unit_hierarchy_response", Link("org_unit_hierarchy", Kind::Class)),
+            (
+                "unit_hierarchy_response",
+                Link("org_unit_hierarchy", Kind::Class),
+            ),
             ("org_unit_hierarchy", Val("org_unit_hierarchy")),
             ("time_planning_response", Link("time_planning", Kind::Class)),
             ("time_planning_uuid", Val("time_planning")),
@@ -80,7 +86,10 @@ pub(crate) fn read_field(kind: Kind, name: &str) -> Option<Read> {
             ("name", FullName("given_name", "surname")),
             ("nickname_given_name", Val("nickname_given_name")),
             ("nickname_surname", Val("nickname_surname")),
-            ("nickname", FullName("nickname_given_name", "nickname_surname")),
+            (
+                "nickname",
+                FullName("nickname_given_name", "nickname_surname"),
+            ),
             ("cpr_number", Val("cpr_number")),
             ("seniority", Val("seniority")),
         ],
@@ -99,7 +108,10 @@ pub(crate) fn read_field(kind: Kind, name: &str) -> Option<Read> {
             ("is_primary", IsPrimary),
             ("job_function_response", Link("job_function", Kind::Class)),
             ("job_function_uuid", Val("job_function")),
-            ("engagement_type_response", Link("engagement_type", Kind::Class)),
+            (
+                "engagement_type_response",
+                Link("engagement_type", Kind::Class),
+            ),
             ("engagement_type_uuid", Val("engagement_type")),
             ("primary_response", Link("primary", Kind::Class)),
             ("primary_uuid", Val("primary")),
@@ -125,8 +137,14 @@ pub(crate) fn read_field(kind: Kind, name: &str) -> Option<Read> {
             ("primary_response", Link("primary", Kind::Class)),
             ("primary_uuid", Val("primary")),
             ("engagement_uuids", List("engagements")),
-            ("engagements_responses", Paged("engagements", Kind::Engagement)),
-            ("engagement_response", FirstOf("engagements", Kind::Engagement)),
+            (
+                "engagements_responses",
+                Paged("engagements", Kind::Engagement),
+            ),
+            (
+                "engagement_response",
+                FirstOf("engagements", Kind::Engagement),
+            ),
         ],
         Kind::Manager => &[
             ("engagement_response", Link("engagement", Kind::Engagement)),
@@ -134,11 +152,17 @@ pub(crate) fn read_field(kind: Kind, name: &str) -> Option<Read> {
             ("manager_type_uuid", Val("manager_type")),
             ("manager_level_response", Link("manager_level", Kind::Class)),
             ("manager_level_uuid", Val("manager_level")),
-            ("responsibilities_response", Paged("responsibility", Kind::Class)),
+            (
+                "responsibilities_response",
+                Paged("responsibility", Kind::Class),
+            ),
             ("responsibility_uuids", List("responsibility")),
         ],
         Kind::Association => &[
-            ("association_type_response", Link("association_type", Kind::Class)),
+            (
+                "association_type_response",
+                Link("association_type", Kind::Class),
+            ),
             ("association_type_uuid", Val("association_type")),
             ("primary_response", Link("primary", Kind::Class)),
             ("primary_uuid", Val("primary")),
@@ -167,7 +191,9 @@ pub(crate) fn read_field(kind: Kind, name: &str) -> Option<Read> {
         return Some(*r);
     }
     let links = match kind {
-        Kind::Engagement | Kind::Address | Kind::ItUser | Kind::Manager | Kind::Association => FUNCTION_LINKS,
+        Kind::Engagement | Kind::Address | Kind::ItUser | Kind::Manager | Kind::Association => {
+            FUNCTION_LINKS
+        }
         Kind::Leave => &FUNCTION_LINKS[..2],
         Kind::Kle => &FUNCTION_LINKS[2..],
         _ => &[],
@@ -197,7 +223,11 @@ pub(crate) fn filter_type(kind: Kind) -> &'static str {
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum FilterField {
     /// A nested filter on the linked object(s) stored under the key.
-    Nested { key: &'static str, target: Kind, null_is_none: bool },
+    Nested {
+        key: &'static str,
+        target: Kind,
+        null_is_none: bool,
+    },
     /// Exact string match on a stored value.
     Strings(&'static str),
     /// `it_association: Boolean` on associations.
@@ -207,14 +237,24 @@ pub(crate) enum FilterField {
 /// The extra filter field `name` of collection `kind`.
 pub(crate) fn filter_field(kind: Kind, name: &str) -> Option<FilterField> {
     use FilterField::*;
-    let nested = |key, target| Some(Nested { key, target, null_is_none: false });
+    let nested = |key, target| {
+        Some(Nested {
+            key,
+            target,
+            null_is_none: false,
+        })
+    };
     match (kind, name) {
         (Kind::Class, "facet") => nested("facet_uuid", Kind::Facet),
         (Kind::Class, "parent") => nested("parent_uuid", Kind::Class),
         (Kind::Class, "it_system") => nested("it_system_uuid", Kind::ItSystem),
         (Kind::Class, "name") => Some(Strings("name")),
         (Kind::Class, "scope") => Some(Strings("scope")),
-        (Kind::OrgUnit, "parent") => Some(Nested { key: "parent", target: Kind::OrgUnit, null_is_none: true }),
+        (Kind::OrgUnit, "parent") => Some(Nested {
+            key: "parent",
+            target: Kind::OrgUnit,
+            null_is_none: true,
+        }),
         (Kind::OrgUnit, "names") => Some(Strings("name")),
         (Kind::Person, "cpr_numbers") => Some(Strings("cpr_number")),
         (Kind::Engagement, "job_function") => nested("job_function", Kind::Class),
@@ -226,8 +266,16 @@ pub(crate) fn filter_field(kind: Kind, name: &str) -> Option<FilterField> {
         (Kind::ItUser, "itsystem") => nested("itsystem", Kind::ItSystem),
         (Kind::ItUser, "engagement") => nested("engagements", Kind::Engagement),
         (Kind::ItUser, "external_ids") => Some(Strings("external_id")),
-        (Kind::ItUser, "primary") => Some(Nested { key: "primary", target: Kind::Class, null_is_none: true }),
-        (Kind::Manager, "employee") => Some(Nested { key: "person", target: Kind::Person, null_is_none: true }),
+        (Kind::ItUser, "primary") => Some(Nested {
+            key: "primary",
+            target: Kind::Class,
+            null_is_none: true,
+        }),
+        (Kind::Manager, "employee") => Some(Nested {
+            key: "person",
+            target: Kind::Person,
+            null_is_none: true,
+        }),
         (Kind::Manager, "engagement") => nested("engagement", Kind::Engagement),
         (Kind::Manager, "responsibility") => nested("responsibility", Kind::Class),
         (Kind::Manager, "manager_type") => nested("manager_type", Kind::Class),
@@ -237,9 +285,15 @@ pub(crate) fn filter_field(kind: Kind, name: &str) -> Option<FilterField> {
             Kind::Engagement | Kind::Address | Kind::ItUser | Kind::Association | Kind::Leave,
             "employee",
         ) => nested("person", Kind::Person),
-        (Kind::Engagement | Kind::Address | Kind::ItUser | Kind::Manager | Kind::Association | Kind::Kle, "org_unit") => {
-            nested("org_unit", Kind::OrgUnit)
-        }
+        (
+            Kind::Engagement
+            | Kind::Address
+            | Kind::ItUser
+            | Kind::Manager
+            | Kind::Association
+            | Kind::Kle,
+            "org_unit",
+        ) => nested("org_unit", Kind::OrgUnit),
         _ => None,
     }
 }
@@ -330,7 +384,12 @@ pub(crate) fn mutation(name: &str) -> Option<Mutation> {
         "kle" => (Kind::Kle, false),
         _ => return None,
     };
-    Some(Mutation { kind, op, it_association, bulk })
+    Some(Mutation {
+        kind,
+        op,
+        it_association,
+        bulk,
+    })
 }
 
 /// The GraphQL input type name of a mutation.
@@ -380,7 +439,11 @@ pub(crate) fn input_fields(m: Mutation) -> Vec<(&'static str, Ty, bool)> {
     use Ty::*;
     let create = m.op == Op::Create;
     if m.op == Op::Terminate {
-        let mut v = vec![("uuid", Uuid, true), ("to", DateTime, true), ("from", DateTime, false)];
+        let mut v = vec![
+            ("uuid", Uuid, true),
+            ("to", DateTime, true),
+            ("from", DateTime, false),
+        ];
         if m.kind == Kind::Person {
             v.push(("vacate", Bool, false));
         }
@@ -390,7 +453,11 @@ pub(crate) fn input_fields(m: Mutation) -> Vec<(&'static str, Ty, bool)> {
     let req = create;
     match m.kind {
         Kind::Facet => {
-            v.extend([("user_key", Str, true), ("published", Str, false), ("validity", OpenValidity("ValidityInput"), true)]);
+            v.extend([
+                ("user_key", Str, true),
+                ("published", Str, false),
+                ("validity", OpenValidity("ValidityInput"), true),
+            ]);
         }
         Kind::Class => {
             v.extend([
@@ -547,7 +614,12 @@ pub(crate) fn input_fields(m: Mutation) -> Vec<(&'static str, Ty, bool)> {
 
 /// The stored value keys of a kind (every stored slice has all of them, `null` when unset).
 pub(crate) fn value_keys(kind: Kind) -> Vec<&'static str> {
-    let m = Mutation { kind, op: Op::Create, it_association: false, bulk: false };
+    let m = Mutation {
+        kind,
+        op: Op::Create,
+        it_association: false,
+        bulk: false,
+    };
     let mut keys: Vec<&'static str> = input_fields(m)
         .into_iter()
         .map(|(n, _, _)| n)

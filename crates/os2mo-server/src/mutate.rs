@@ -8,7 +8,9 @@ use jiff::civil::Date;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use crate::dates::{NEG_INF, POS_INF, cpr_birth_date, format_python, next_day, parse_date, parse_datetime};
+use crate::dates::{
+    NEG_INF, POS_INF, cpr_birth_date, format_python, next_day, parse_date, parse_datetime,
+};
 use crate::exec::{Engine, Outcome, check_args, parse_uuid};
 use crate::gql::{GqlError, Request, error_response, inspect, key};
 use crate::model::{Mutation, Op, Ty, input_fields, input_type, mutation, value_keys};
@@ -40,28 +42,51 @@ pub(crate) fn check_scalar(ty: Ty, v: &Value) -> Result<(), String> {
         Ty::Uuid => parse_uuid(v).map(|_| ()),
         Ty::Str => match v {
             Value::String(_) => Ok(()),
-            other => Err(format!("String cannot represent a non string value: {}", inspect(other))),
+            other => Err(format!(
+                "String cannot represent a non string value: {}",
+                inspect(other)
+            )),
         },
         Ty::Int => match v.as_i64() {
             Some(n) if i32::try_from(n).is_ok() => Ok(()),
-            Some(_) => Err(format!("Int cannot represent non 32-bit signed integer value: {v}")),
-            None => Err(format!("Int cannot represent non-integer value: {}", inspect(v))),
+            Some(_) => Err(format!(
+                "Int cannot represent non 32-bit signed integer value: {v}"
+            )),
+            None => Err(format!(
+                "Int cannot represent non-integer value: {}",
+                inspect(v)
+            )),
         },
         Ty::Bool => match v {
             Value::Bool(_) => Ok(()),
-            other => Err(format!("Boolean cannot represent a non boolean value: {}", inspect(other))),
+            other => Err(format!(
+                "Boolean cannot represent a non boolean value: {}",
+                inspect(other)
+            )),
         },
         Ty::Cpr => match v {
-            Value::String(s) => cpr_birth_date(s).map(|_| ()).map_err(|e| format!("Expected type 'CPR'. {e}")),
+            Value::String(s) => cpr_birth_date(s)
+                .map(|_| ())
+                .map_err(|e| format!("Expected type 'CPR'. {e}")),
             _ => Err("Expected type 'CPR'. Invalid length".into()),
         },
         Ty::Date => match v {
-            Value::String(s) => parse_date(s).map(|_| ()).map_err(|e| format!("Expected type 'Date'. {e}")),
-            other => Err(format!("Expected type 'Date'. Invalid isoformat string: {}", inspect(other))),
+            Value::String(s) => parse_date(s)
+                .map(|_| ())
+                .map_err(|e| format!("Expected type 'Date'. {e}")),
+            other => Err(format!(
+                "Expected type 'Date'. Invalid isoformat string: {}",
+                inspect(other)
+            )),
         },
         Ty::DateTime => match v {
-            Value::String(s) => parse_datetime(s).map(|_| ()).map_err(|e| format!("Expected type 'DateTime'. {e}")),
-            other => Err(format!("Expected type 'DateTime'. Invalid isoformat string: {}", inspect(other))),
+            Value::String(s) => parse_datetime(s)
+                .map(|_| ())
+                .map_err(|e| format!("Expected type 'DateTime'. {e}")),
+            other => Err(format!(
+                "Expected type 'DateTime'. Invalid isoformat string: {}",
+                inspect(other)
+            )),
         },
         Ty::UuidList | Ty::RaValidity | Ty::OpenValidity(_) => Ok(()),
     }
@@ -80,17 +105,32 @@ fn coerce_object(
         message,
     };
     let Value::Object(m) = v else {
-        return Err(err(path, v, format!("Expected type '{type_name}' to be a dict.")));
+        return Err(err(
+            path,
+            v,
+            format!("Expected type '{type_name}' to be a dict."),
+        ));
     };
     for (name, ty, required) in fields {
         match m.get(*name) {
             None if *required => {
                 let t = ty.type_name();
-                return Err(err(path, v, format!("Field '{name}' of required type '{t}!' was not provided.")));
+                return Err(err(
+                    path,
+                    v,
+                    format!("Field '{name}' of required type '{t}!' was not provided."),
+                ));
             }
             Some(Value::Null) if *required => {
                 path.push(name.to_string());
-                let e = err(path, &Value::Null, format!("Expected non-nullable type '{}!' not to be null.", ty.type_name()));
+                let e = err(
+                    path,
+                    &Value::Null,
+                    format!(
+                        "Expected non-nullable type '{}!' not to be null.",
+                        ty.type_name()
+                    ),
+                );
                 path.pop();
                 return Err(e);
             }
@@ -105,7 +145,11 @@ fn coerce_object(
     }
     for k in m.keys() {
         if !fields.iter().any(|(n, _, _)| n == k) {
-            return Err(err(path, v, format!("Field '{k}' is not defined by type '{type_name}'.")));
+            return Err(err(
+                path,
+                v,
+                format!("Field '{k}' is not defined by type '{type_name}'."),
+            ));
         }
     }
     Ok(m.clone())
@@ -125,20 +169,35 @@ fn coerce_field(ty: Ty, x: &Value, path: &mut Vec<String>) -> Result<(), InputEr
                 } else {
                     check_scalar(Ty::Uuid, it)
                 };
-                let r = r.map_err(|message| InputErr { path: path.clone(), value: it.clone(), message });
+                let r = r.map_err(|message| InputErr {
+                    path: path.clone(),
+                    value: it.clone(),
+                    message,
+                });
                 path.pop();
                 r?;
             }
             Ok(())
         }
-        Ty::RaValidity => {
-            coerce_object(&[("from", Ty::DateTime, true), ("to", Ty::DateTime, false)], "RAValidityInput", x, path)
-                .map(|_| ())
-        }
-        Ty::OpenValidity(name) => {
-            coerce_object(&[("from", Ty::DateTime, false), ("to", Ty::DateTime, false)], name, x, path).map(|_| ())
-        }
-        _ => check_scalar(ty, x).map_err(|message| InputErr { path: path.clone(), value: x.clone(), message }),
+        Ty::RaValidity => coerce_object(
+            &[("from", Ty::DateTime, true), ("to", Ty::DateTime, false)],
+            "RAValidityInput",
+            x,
+            path,
+        )
+        .map(|_| ()),
+        Ty::OpenValidity(name) => coerce_object(
+            &[("from", Ty::DateTime, false), ("to", Ty::DateTime, false)],
+            name,
+            x,
+            path,
+        )
+        .map(|_| ()),
+        _ => check_scalar(ty, x).map_err(|message| InputErr {
+            path: path.clone(),
+            value: x.clone(),
+            message,
+        }),
     }
 }
 
@@ -154,11 +213,17 @@ fn lora_name(kind: Kind) -> &'static str {
 }
 
 fn date_text(d: Date, inf: Date) -> Value {
-    if d == inf { Value::Null } else { Value::String(d.to_string()) }
+    if d == inf {
+        Value::Null
+    } else {
+        Value::String(d.to_string())
+    }
 }
 
 fn get_uuid(m: &Map<String, Value>, k: &str) -> Option<Uuid> {
-    m.get(k).and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok())
+    m.get(k)
+        .and_then(Value::as_str)
+        .and_then(|s| Uuid::parse_str(s).ok())
 }
 
 fn get_str<'a>(m: &'a Map<String, Value>, k: &str) -> Option<&'a str> {
@@ -173,7 +238,10 @@ fn invalid_input(description: impl Into<String>) -> GqlError {
 fn validity_of(input: &Map<String, Value>) -> Result<(Date, Date), GqlError> {
     let v = input.get("validity").and_then(Value::as_object);
     let get = |k: &str| -> Option<Date> {
-        v.and_then(|m| m.get(k)).and_then(Value::as_str).and_then(|s| parse_datetime(s).ok()).map(|d| d.date)
+        v.and_then(|m| m.get(k))
+            .and_then(Value::as_str)
+            .and_then(|s| parse_datetime(s).ok())
+            .map(|d| d.date)
     };
     let from = get("from").unwrap_or(NEG_INF);
     let to = get("to").unwrap_or(POS_INF);
@@ -201,12 +269,16 @@ fn midnight(v: &Value) -> Result<Date, GqlError> {
 }
 
 fn valid_email(s: &str) -> bool {
-    let Some((local, domain)) = s.split_once('@') else { return false };
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
     !local.is_empty()
         && !domain.contains('@')
         && !s.chars().any(char::is_whitespace)
         && domain.contains('.')
-        && domain.split('.').all(|l| !l.is_empty() && l.chars().all(|c| c.is_alphanumeric() || c == '-'))
+        && domain
+            .split('.')
+            .all(|l| !l.is_empty() && l.chars().all(|c| c.is_alphanumeric() || c == '-'))
 }
 
 impl Engine {
@@ -226,7 +298,11 @@ impl Engine {
         // Unknown mutation fields are a validation error: nothing runs.
         for f in &fields {
             if f.name.as_str() != "__typename" && mutation(f.name.as_str()).is_none() {
-                let e = GqlError::new(format!("Cannot query field '{}' on type 'Mutation'.", f.name)).at(req.loc(f));
+                let e = GqlError::new(format!(
+                    "Cannot query field '{}' on type 'Mutation'.",
+                    f.name
+                ))
+                .at(req.loc(f));
                 return fail(vec![e], 0);
             }
         }
@@ -252,17 +328,23 @@ impl Engine {
                 );
                 return fail(vec![e.with_path(&alias).at(req.loc(f))], count);
             }
-            let result = self.mutate(req, f, m, &mut undo, today).and_then(|(uuids, noop)| {
-                if noop {
-                    poisoned = true;
-                }
-                let window = (today, next_day(today));
-                let mut out = Vec::new();
-                for u in &uuids {
-                    out.push(self.project_response(req, f, m.kind, *u, window, today)?);
-                }
-                Ok(if m.bulk { Value::Array(out) } else { out.pop().unwrap_or(Value::Null) })
-            });
+            let result = self
+                .mutate(req, f, m, &mut undo, today)
+                .and_then(|(uuids, noop)| {
+                    if noop {
+                        poisoned = true;
+                    }
+                    let window = (today, next_day(today));
+                    let mut out = Vec::new();
+                    for u in &uuids {
+                        out.push(self.project_response(req, f, m.kind, *u, window, today)?);
+                    }
+                    Ok(if m.bulk {
+                        Value::Array(out)
+                    } else {
+                        out.pop().unwrap_or(Value::Null)
+                    })
+                });
             match result {
                 Ok(v) => {
                     data.insert(alias, v);
@@ -278,7 +360,12 @@ impl Engine {
             // The storage layer's swallowed error aborted the transaction: nothing is committed.
             self.store.rollback(undo);
         }
-        Outcome { response: json!({ "data": data }), mutations: count, failed: false, silently_rolled_back: silently }
+        Outcome {
+            response: json!({ "data": data }),
+            mutations: count,
+            failed: false,
+            silently_rolled_back: silently,
+        }
     }
 
     /// Run one mutation field; returns the affected uuids and whether it was a no-op.
@@ -298,9 +385,11 @@ impl Engine {
                     "Field '{}' argument 'uuid' of type 'UUID!' is required, but it was not provided.",
                     f.name
                 ))
-                .at(req.loc(f)));
+                .at(req.loc(f))
+                .request());
             }
-            let uuid = parse_uuid(&v).map_err(|e| self.coercion_error(req, f, "uuid", vec![], &v, e))?;
+            let uuid =
+                parse_uuid(&v).map_err(|e| self.coercion_error(req, f, "uuid", vec![], &v, e))?;
             if self.store.get(m.kind, &uuid).is_none() {
                 let desc = format!("No {} with ID {uuid} found.", lora_name(m.kind));
                 return Err(GqlError::mo("E_NOT_FOUND", 404, desc, json!({})));
@@ -311,17 +400,26 @@ impl Engine {
         check_args(req, f, "Mutation", &["input"])?;
         let ty = input_type(m);
         let Some(input) = req.arg(f, "input").filter(|v| !v.is_null()) else {
-            let t = if m.bulk { format!("[{ty}!]!") } else { format!("{ty}!") };
+            let t = if m.bulk {
+                format!("[{ty}!]!")
+            } else {
+                format!("{ty}!")
+            };
             return Err(GqlError::new(format!(
                 "Field '{}' argument 'input' of type '{t}' is required, but it was not provided.",
                 f.name
             ))
-            .at(req.loc(f)));
+            .at(req.loc(f))
+            .request());
         };
         let fields = input_fields(m);
         let items: Vec<(Value, Vec<String>)> = if m.bulk {
             match &input {
-                Value::Array(a) => a.iter().enumerate().map(|(i, x)| (x.clone(), vec![format!("[{i}]")])).collect(),
+                Value::Array(a) => a
+                    .iter()
+                    .enumerate()
+                    .map(|(i, x)| (x.clone(), vec![format!("[{i}]")]))
+                    .collect(),
                 other => vec![(other.clone(), vec![])],
             }
         } else {
@@ -331,7 +429,9 @@ impl Engine {
         for (item, mut path) in items {
             match coerce_object(&fields, &ty, &item, &mut path) {
                 Ok(map) => coerced.push(map),
-                Err(e) => return Err(self.coercion_error(req, f, "input", e.path, &e.value, e.message)),
+                Err(e) => {
+                    return Err(self.coercion_error(req, f, "input", e.path, &e.value, e.message));
+                }
             }
         }
         let mut uuids = Vec::new();
@@ -363,16 +463,34 @@ impl Engine {
             Some(var) => {
                 let mut full = vec![var.clone()];
                 full.extend(path);
-                let at = if full.len() > 1 { format!(" at '{}'", join_path(&full)) } else { String::new() };
-                GqlError::new(format!("Variable '${var}' got invalid value {}{at}; {message}", inspect(value)))
-                    .at(req.var_loc(&var))
+                let at = if full.len() > 1 {
+                    format!(" at '{}'", join_path(&full))
+                } else {
+                    String::new()
+                };
+                GqlError::new(format!(
+                    "Variable '${var}' got invalid value {}{at}; {message}",
+                    inspect(value)
+                ))
+                .at(req.var_loc(&var))
+                .request()
             }
-            None => GqlError::new(format!("Expected value of type '{}', found {}; {message}", arg, inspect(value)))
-                .at(req.loc(f)),
+            None => GqlError::new(format!(
+                "Expected value of type '{}', found {}; {message}",
+                arg,
+                inspect(value)
+            ))
+            .at(req.loc(f))
+            .request(),
         }
     }
 
-    fn create(&mut self, m: Mutation, input: &Map<String, Value>, undo: &mut UndoLog) -> Result<Uuid, GqlError> {
+    fn create(
+        &mut self,
+        m: Mutation,
+        input: &Map<String, Value>,
+        undo: &mut UndoLog,
+    ) -> Result<Uuid, GqlError> {
         let kind = m.kind;
         let uuid = get_uuid(input, "uuid").unwrap_or_else(Uuid::new_v4);
         let mut vals = Map::new();
@@ -394,7 +512,9 @@ impl Engine {
                 let single = input.get("engagement").filter(|v| !v.is_null());
                 let list = input.get("engagements").filter(|v| !v.is_null());
                 match (single, list) {
-                    (Some(_), Some(_)) => return Err(invalid_input("Cannot set both engagement and engagements")),
+                    (Some(_), Some(_)) => {
+                        return Err(invalid_input("Cannot set both engagement and engagements"));
+                    }
                     (Some(e), None) => {
                         vals.insert("engagements".into(), json!([e]));
                     }
@@ -433,7 +553,10 @@ impl Engine {
             }
             Kind::Address => {
                 self.check_owner(&vals, true)?;
-                self.check_address(get_uuid(&vals, "address_type"), get_str(&vals, "value").unwrap_or_default())?;
+                self.check_address(
+                    get_uuid(&vals, "address_type"),
+                    get_str(&vals, "value").unwrap_or_default(),
+                )?;
             }
             Kind::Engagement | Kind::Association | Kind::Leave if vals["person"].is_null() => {
                 return Err(invalid_input("A person (or employee) must be given."));
@@ -457,14 +580,21 @@ impl Engine {
         let Some(old) = self.store.get(kind, &uuid) else {
             return Err(match kind {
                 Kind::Engagement => invalid_input("invalid input syntax for type uuid: \"None\""),
-                Kind::Person => GqlError::new("one of the hex, bytes, bytes_le, fields, or int arguments must be given"),
+                Kind::Person => GqlError::new(
+                    "one of the hex, bytes, bytes_le, fields, or int arguments must be given",
+                ),
                 Kind::OrgUnit => GqlError::mo(
                     "E_ORG_UNIT_NOT_FOUND",
                     404,
                     "Organisational unit not found.",
                     json!({"org_unit_uuid": uuid.to_string()}),
                 ),
-                _ => GqlError::mo("E_NOT_FOUND", 404, "Not found.", json!({"uuid": uuid.to_string()})),
+                _ => GqlError::mo(
+                    "E_NOT_FOUND",
+                    404,
+                    "Not found.",
+                    json!({"uuid": uuid.to_string()}),
+                ),
             });
         };
         let (from, to) = validity_of(input)?;
@@ -482,7 +612,9 @@ impl Engine {
                 if matches!(name, "uuid" | "validity" | "note") {
                     continue;
                 }
-                let Some(v) = input.get(name).filter(|v| !v.is_null()) else { continue };
+                let Some(v) = input.get(name).filter(|v| !v.is_null()) else {
+                    continue;
+                };
                 match (kind, name) {
                     (_, "employee") => {
                         patch.entry("person").or_insert_with(|| v.clone());
@@ -524,7 +656,11 @@ impl Engine {
                 }
             }
             Kind::Address if patch.contains_key("value") || patch.contains_key("address_type") => {
-                for s in new.visible().iter().filter(|s| overlaps(s.from, s.to, from, to)) {
+                for s in new
+                    .visible()
+                    .iter()
+                    .filter(|s| overlaps(s.from, s.to, from, to))
+                {
                     let value = get_str(&s.vals, "value").unwrap_or_default();
                     self.check_address(get_uuid(&s.vals, "address_type"), value)?;
                 }
@@ -558,7 +694,12 @@ impl Engine {
             None => None,
         };
         let Some(old) = self.store.get(kind, &uuid) else {
-            return Err(GqlError::mo("E_NOT_FOUND", 404, "Not found.", json!({"uuid": uuid.to_string()})));
+            return Err(GqlError::mo(
+                "E_NOT_FOUND",
+                404,
+                "Not found.",
+                json!({"uuid": uuid.to_string()}),
+            ));
         };
         let (a, b) = match from {
             Some(f) => (f, to),
@@ -580,7 +721,10 @@ impl Engine {
                     .map(fk)
                     .iter()
                     .filter(|(_, o)| {
-                        o.visible().iter().any(|s| get_uuid(&s.vals, "person") == Some(uuid) && overlaps(s.from, s.to, a, b))
+                        o.visible().iter().any(|s| {
+                            get_uuid(&s.vals, "person") == Some(uuid)
+                                && overlaps(s.from, s.to, a, b)
+                        })
                     })
                     .map(|(u, o)| (*u, o.clone()))
                     .collect();
@@ -607,12 +751,26 @@ impl Engine {
 
     fn check_unit_termination(&self, unit: Uuid, a: Date, b: Date) -> Result<(), GqlError> {
         let active_link = |o: &Obj, k: &str| {
-            o.visible().iter().any(|s| get_uuid(&s.vals, k) == Some(unit) && overlaps(s.from, s.to, a, b))
+            o.visible()
+                .iter()
+                .any(|s| get_uuid(&s.vals, k) == Some(unit) && overlaps(s.from, s.to, a, b))
         };
-        let children = self.store.map(Kind::OrgUnit).values().filter(|o| active_link(o, "parent")).count();
+        let children = self
+            .store
+            .map(Kind::OrgUnit)
+            .values()
+            .filter(|o| active_link(o, "parent"))
+            .count();
         let mut roles: Vec<&str> = Kind::ALL
             .into_iter()
-            .filter(|k| k.is_function() && self.store.map(*k).values().any(|o| active_link(o, "org_unit")))
+            .filter(|k| {
+                k.is_function()
+                    && self
+                        .store
+                        .map(*k)
+                        .values()
+                        .any(|o| active_link(o, "org_unit"))
+            })
             .map(Kind::function_name)
             .collect();
         roles.sort();
@@ -645,7 +803,12 @@ impl Engine {
             && let Some(other) = self.store.cprs.get(c)
             && *other != uuid
         {
-            return Err(GqlError::mo("V_EXISTING_CPR", 409, "Person with CPR number already exists.", json!({})));
+            return Err(GqlError::mo(
+                "V_EXISTING_CPR",
+                409,
+                "Person with CPR number already exists.",
+                json!({}),
+            ));
         }
         Ok(())
     }
@@ -655,7 +818,9 @@ impl Engine {
         let p = !vals.get("person").is_none_or(Value::is_null);
         let u = !vals.get("org_unit").is_none_or(Value::is_null);
         if exactly_one && p == u {
-            return Err(invalid_input("Must supply exactly one of org_unit or person (employee)."));
+            return Err(invalid_input(
+                "Must supply exactly one of org_unit or person (employee).",
+            ));
         }
         Ok(())
     }
@@ -663,11 +828,17 @@ impl Engine {
     /// The address type class decides (through its scope) how the value is checked.
     fn check_address(&self, address_type: Option<Uuid>, value: &str) -> Result<(), GqlError> {
         let today = self.today();
-        let scope = address_type.and_then(|u| self.store.get(Kind::Class, &u)).and_then(|o| {
-            let vis = o.visible();
-            let s = vis.iter().find(|s| s.from <= today && today < s.to).or(vis.last()).cloned();
-            s.and_then(|s| get_str(&s.vals, "scope").map(String::from))
-        });
+        let scope = address_type
+            .and_then(|u| self.store.get(Kind::Class, &u))
+            .and_then(|o| {
+                let vis = o.visible();
+                let s = vis
+                    .iter()
+                    .find(|s| s.from <= today && today < s.to)
+                    .or(vis.last())
+                    .cloned();
+                s.and_then(|s| get_str(&s.vals, "scope").map(String::from))
+            });
         let Some(scope) = scope else {
             return Err(GqlError::mo(
                 "V_MISSING_REQUIRED_VALUE",
@@ -677,23 +848,35 @@ impl Engine {
             ));
         };
         let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-        let bad = |key: &str, desc: &str| Err(GqlError::mo(key, 400, desc, json!({"value": value})));
+        let bad =
+            |key: &str, desc: &str| Err(GqlError::mo(key, 400, desc, json!({"value": value})));
         match scope.as_str() {
             "EMAIL" if !valid_email(value) => bad("V_INVALID_ADDRESS_EMAIL", "Invalid email"),
             "PHONE" if !digits(value.strip_prefix('+').unwrap_or(value)) => {
                 bad("V_INVALID_ADDRESS_PHONE", "Invalid phone number")
             }
-            "EAN" if !(value.len() == 13 && digits(value)) => bad("V_INVALID_ADDRESS_EAN", "Invalid EAN"),
-            "PNUMBER" if !(value.len() == 10 && digits(value)) => bad("V_INVALID_ADDRESS_P_NUMBER", "Invalid P-number"),
+            "EAN" if !(value.len() == 13 && digits(value)) => {
+                bad("V_INVALID_ADDRESS_EAN", "Invalid EAN")
+            }
+            "PNUMBER" if !(value.len() == 10 && digits(value)) => {
+                bad("V_INVALID_ADDRESS_P_NUMBER", "Invalid P-number")
+            }
             "WWW"
-                if !(value.strip_prefix("https://").or_else(|| value.strip_prefix("http://")))
-                    .is_some_and(|r| !r.is_empty() && !r.contains(char::is_whitespace)) =>
+                if !(value
+                    .strip_prefix("https://")
+                    .or_else(|| value.strip_prefix("http://")))
+                .is_some_and(|r| !r.is_empty() && !r.contains(char::is_whitespace)) =>
             {
                 bad("V_INVALID_ADDRESS_WWW", "Invalid web address")
             }
-            "DAR" | "UUID" if Uuid::parse_str(value).is_err() => bad("E_INVALID_INPUT", "Invalid UUID"),
-            "EMAIL" | "PHONE" | "EAN" | "PNUMBER" | "WWW" | "DAR" | "UUID" | "TEXT" | "MULTIFIELD_TEXT" => Ok(()),
-            other => Err(invalid_input(format!("Invalid address type scope: {other}"))),
+            "DAR" | "UUID" if Uuid::parse_str(value).is_err() => {
+                bad("E_INVALID_INPUT", "Invalid UUID")
+            }
+            "EMAIL" | "PHONE" | "EAN" | "PNUMBER" | "WWW" | "DAR" | "UUID" | "TEXT"
+            | "MULTIFIELD_TEXT" => Ok(()),
+            other => Err(invalid_input(format!(
+                "Invalid address type scope: {other}"
+            ))),
         }
     }
 
@@ -704,13 +887,24 @@ impl Engine {
             k if k.is_function() => Some("org_unit"),
             _ => None,
         };
-        let person_key = if kind.is_function() && kind != Kind::Kle { Some("person") } else { None };
+        let person_key = if kind.is_function() && kind != Kind::Kle {
+            Some("person")
+        } else {
+            None
+        };
         let slices = if from == to {
-            obj.attrs.iter().filter(|s| s.from <= from && from <= s.to).cloned().collect()
+            obj.attrs
+                .iter()
+                .filter(|s| s.from <= from && from <= s.to)
+                .cloned()
+                .collect()
         } else {
             obj.visible()
         };
-        for s in slices.iter().filter(|s| from == to || overlaps(s.from, s.to, from, to)) {
+        for s in slices
+            .iter()
+            .filter(|s| from == to || overlaps(s.from, s.to, from, to))
+        {
             let (a, b) = (s.from.max(from), s.to.min(to));
             if let Some(k) = unit_key
                 && let Some(u) = get_uuid(&s.vals, k)
@@ -758,7 +952,10 @@ impl Engine {
             }
             if kind == Kind::Leave
                 && let Some(e) = get_uuid(&s.vals, "engagement")
-                && !self.store.get(Kind::Engagement, &e).is_some_and(|o| covered(&o.coverage(), a, b))
+                && !self
+                    .store
+                    .get(Kind::Engagement, &e)
+                    .is_some_and(|o| covered(&o.coverage(), a, b))
             {
                 return Err(GqlError::mo(
                     "V_NO_ACTIVE_ENGAGEMENT",
@@ -774,5 +971,9 @@ impl Engine {
 
 /// The covered interval containing `d`, else the first one (for error details).
 fn nearest(cov: &[(Date, Date)], d: Date) -> (Date, Date) {
-    cov.iter().copied().find(|&(a, b)| a <= d && d < b).or_else(|| cov.first().copied()).unwrap_or((NEG_INF, POS_INF))
+    cov.iter()
+        .copied()
+        .find(|&(a, b)| a <= d && d < b)
+        .or_else(|| cov.first().copied())
+        .unwrap_or((NEG_INF, POS_INF))
 }

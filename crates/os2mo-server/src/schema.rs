@@ -31,7 +31,9 @@ struct Inner {
 
 impl std::fmt::Debug for Schema {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Schema").field("path", &self.inner.path).finish_non_exhaustive()
+        f.debug_struct("Schema")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -55,20 +57,33 @@ pub fn load_schema(path: &Path) -> Result<Schema, String> {
     if let Some(s) = cache.lock().expect("schema cache").get(&key) {
         return Ok(s.clone());
     }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let schema = apollo_compiler::Schema::parse_and_validate(text.as_str(), path).map_err(|with| {
-        let msgs: Vec<String> = with.errors.iter().take(5).map(|d| d.to_string()).collect();
-        format!("invalid schema {}: {}", path.display(), msgs.join("; "))
-    })?;
-    let s = Schema { inner: Arc::new(Inner { schema, text, path: key.clone() }) };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let schema =
+        apollo_compiler::Schema::parse_and_validate(text.as_str(), path).map_err(|with| {
+            let msgs: Vec<String> = with.errors.iter().take(5).map(|d| d.to_string()).collect();
+            format!("invalid schema {}: {}", path.display(), msgs.join("; "))
+        })?;
+    let s = Schema {
+        inner: Arc::new(Inner {
+            schema,
+            text,
+            path: key.clone(),
+        }),
+    };
     cache.lock().expect("schema cache").insert(key, s.clone());
     Ok(s)
 }
 
 /// Validate a GraphQL request (document + variables) against `schema` the way a real server would
 /// reject it; returns the error messages (graphql-core's wording).
-pub fn validate_request(schema: &Schema, query: &str, variables: &Value) -> Result<(), Vec<String>> {
-    check_request(schema, query, variables, None).map_err(|errs| errs.into_iter().map(|e| e.message).collect())
+pub fn validate_request(
+    schema: &Schema,
+    query: &str,
+    variables: &Value,
+) -> Result<(), Vec<String>> {
+    check_request(schema, query, variables, None)
+        .map_err(|errs| errs.into_iter().map(|e| e.message).collect())
 }
 
 /// [`validate_request`] with locations, for the server's answers.
@@ -80,16 +95,21 @@ pub(crate) fn check_request(
 ) -> Result<(), Vec<GqlError>> {
     parse_document(query)?;
     let s = &schema.inner.schema;
-    let doc = ExecutableDocument::parse_and_validate(s, query, "request.graphql").map_err(|with| {
-        with.errors
-            .iter()
-            .map(|d| {
-                let j = d.unstable_to_json_compat();
-                let message = j.message.replace('"', "'");
-                GqlError::new(message).at(j.locations.iter().map(|l| (l.line, l.column)).collect())
-            })
-            .collect::<Vec<_>>()
-    })?;
+    let doc =
+        ExecutableDocument::parse_and_validate(s, query, "request.graphql").map_err(|with| {
+            with.errors
+                .iter()
+                .map(|d| {
+                    let j = d.unstable_to_json_compat();
+                    let message = j.message.replace('"', "'");
+                    GqlError::new(message).at(j
+                        .locations
+                        .iter()
+                        .map(|l| (l.line, l.column))
+                        .collect())
+                })
+                .collect::<Vec<_>>()
+        })?;
     let mut errors = Vec::new();
     for op in doc.operations.iter() {
         walk_literals(s, &doc, &op.selection_set, &mut errors);
@@ -100,12 +120,19 @@ pub(crate) fn check_request(
     if !errors.is_empty() {
         return Err(errors);
     }
-    let op = doc.operations.get(operation_name).map_err(|e| vec![GqlError::new(e.message().to_string())])?;
+    let op = doc
+        .operations
+        .get(operation_name)
+        .map_err(|e| vec![GqlError::new(e.message().to_string())])?;
     let empty = Map::new();
     let vars = match variables {
         Value::Object(m) => m,
         Value::Null => &empty,
-        _ => return Err(vec![GqlError::new("Variables must be provided as a JSON object.")]),
+        _ => {
+            return Err(vec![GqlError::new(
+                "Variables must be provided as a JSON object.",
+            )]);
+        }
     };
     for def in &op.variables {
         let name = def.name.as_str();
@@ -114,30 +141,47 @@ pub(crate) fn check_request(
             None => {
                 if def.ty.is_non_null() && def.default_value.is_none() {
                     errors.push(
-                        GqlError::new(format!("Variable '${name}' of required type '{}' was not provided.", def.ty))
-                            .at(locations),
+                        GqlError::new(format!(
+                            "Variable '${name}' of required type '{}' was not provided.",
+                            def.ty
+                        ))
+                        .at(locations),
                     );
                 }
             }
             Some(Value::Null) if def.ty.is_non_null() => {
                 errors.push(
-                    GqlError::new(format!("Variable '${name}' of non-null type '{}' must not be null.", def.ty))
-                        .at(locations),
+                    GqlError::new(format!(
+                        "Variable '${name}' of non-null type '{}' must not be null.",
+                        def.ty
+                    ))
+                    .at(locations),
                 );
             }
             Some(v) => {
                 let mut path = vec![name.to_string()];
                 if let Err((p, bad, msg)) = coerce(s, &def.ty, v, &mut path) {
-                    let at = if p.len() > 1 { format!(" at '{}'", join(&p)) } else { String::new() };
+                    let at = if p.len() > 1 {
+                        format!(" at '{}'", join(&p))
+                    } else {
+                        String::new()
+                    };
                     errors.push(
-                        GqlError::new(format!("Variable '${name}' got invalid value {}{at}; {msg}", inspect(&bad)))
-                            .at(locations),
+                        GqlError::new(format!(
+                            "Variable '${name}' got invalid value {}{at}; {msg}",
+                            inspect(&bad)
+                        ))
+                        .at(locations),
                     );
                 }
             }
         }
     }
-    if errors.is_empty() { Ok(()) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
 }
 
 fn join(path: &[String]) -> String {
@@ -160,20 +204,34 @@ fn check_named_scalar(name: &str, v: &Value) -> Result<(), String> {
     match name {
         "Int" => match v.as_i64() {
             Some(n) if i32::try_from(n).is_ok() => Ok(()),
-            Some(_) => Err(format!("Int cannot represent non 32-bit signed integer value: {v}")),
-            None => Err(format!("Int cannot represent non-integer value: {}", inspect(v))),
+            Some(_) => Err(format!(
+                "Int cannot represent non 32-bit signed integer value: {v}"
+            )),
+            None => Err(format!(
+                "Int cannot represent non-integer value: {}",
+                inspect(v)
+            )),
         },
         "Float" => match v {
             Value::Number(_) => Ok(()),
-            other => Err(format!("Float cannot represent non numeric value: {}", inspect(other))),
+            other => Err(format!(
+                "Float cannot represent non numeric value: {}",
+                inspect(other)
+            )),
         },
         "String" => match v {
             Value::String(_) => Ok(()),
-            other => Err(format!("String cannot represent a non string value: {}", inspect(other))),
+            other => Err(format!(
+                "String cannot represent a non string value: {}",
+                inspect(other)
+            )),
         },
         "Boolean" => match v {
             Value::Bool(_) => Ok(()),
-            other => Err(format!("Boolean cannot represent a non boolean value: {}", inspect(other))),
+            other => Err(format!(
+                "Boolean cannot represent a non boolean value: {}",
+                inspect(other)
+            )),
         },
         "ID" => match v {
             Value::String(_) => Ok(()),
@@ -182,34 +240,61 @@ fn check_named_scalar(name: &str, v: &Value) -> Result<(), String> {
         },
         "UUID" => parse_uuid(v).map(|_| ()),
         "CPR" => match v {
-            Value::String(s) => cpr_birth_date(s).map(|_| ()).map_err(|e| format!("Expected type 'CPR'. {e}")),
+            Value::String(s) => cpr_birth_date(s)
+                .map(|_| ())
+                .map_err(|e| format!("Expected type 'CPR'. {e}")),
             _ => Err("Expected type 'CPR'. Invalid length".into()),
         },
         "DateTime" => match v {
-            Value::String(s) => parse_datetime(s).map(|_| ()).map_err(|e| format!("Expected type 'DateTime'. {e}")),
-            other => Err(format!("Expected type 'DateTime'. Invalid isoformat string: {}", inspect(other))),
+            Value::String(s) => parse_datetime(s)
+                .map(|_| ())
+                .map_err(|e| format!("Expected type 'DateTime'. {e}")),
+            other => Err(format!(
+                "Expected type 'DateTime'. Invalid isoformat string: {}",
+                inspect(other)
+            )),
         },
         "Date" => match v {
-            Value::String(s) => parse_date(s).map(|_| ()).map_err(|e| format!("Expected type 'Date'. {e}")),
-            other => Err(format!("Expected type 'Date'. Invalid isoformat string: {}", inspect(other))),
+            Value::String(s) => parse_date(s)
+                .map(|_| ())
+                .map_err(|e| format!("Expected type 'Date'. {e}")),
+            other => Err(format!(
+                "Expected type 'Date'. Invalid isoformat string: {}",
+                inspect(other)
+            )),
         },
         "int" => match v.as_i64() {
             Some(_) => Ok(()),
-            None => Err(format!("Expected type 'int'. {} is not an integer.", inspect(v))),
+            None => Err(format!(
+                "Expected type 'int'. {} is not an integer.",
+                inspect(v)
+            )),
         },
         "Cursor" => match v {
             Value::String(_) => Ok(()),
-            other => Err(format!("Expected type 'Cursor'. {} is not a string.", inspect(other))),
+            other => Err(format!(
+                "Expected type 'Cursor'. {} is not a string.",
+                inspect(other)
+            )),
         },
         _ => Ok(()),
     }
 }
 
 /// Input coercion of a JSON value against a type (graphql-core's `coerce_input_value`).
-fn coerce(s: &apollo_compiler::Schema, ty: &Type, v: &Value, path: &mut Vec<String>) -> Result<(), CoerceErr> {
+fn coerce(
+    s: &apollo_compiler::Schema,
+    ty: &Type,
+    v: &Value,
+    path: &mut Vec<String>,
+) -> Result<(), CoerceErr> {
     if v.is_null() {
         if ty.is_non_null() {
-            return Err((path.clone(), Value::Null, format!("Expected non-nullable type '{ty}' not to be null.")));
+            return Err((
+                path.clone(),
+                Value::Null,
+                format!("Expected non-nullable type '{ty}' not to be null."),
+            ));
         }
         return Ok(());
     }
@@ -229,10 +314,15 @@ fn coerce(s: &apollo_compiler::Schema, ty: &Type, v: &Value, path: &mut Vec<Stri
         Type::Named(name) | Type::NonNullNamed(name) => {
             let err = |path: &Vec<String>, msg: String| (path.clone(), v.clone(), msg);
             match s.types.get(name) {
-                Some(ExtendedType::Scalar(_)) => check_named_scalar(name.as_str(), v).map_err(|m| err(path, m)),
+                Some(ExtendedType::Scalar(_)) => {
+                    check_named_scalar(name.as_str(), v).map_err(|m| err(path, m))
+                }
                 Some(ExtendedType::Enum(e)) => match v.as_str() {
                     Some(x) if e.values.keys().any(|k| k.as_str() == x) => Ok(()),
-                    _ => Err(err(path, format!("Value {} does not exist in '{name}' enum.", inspect(v)))),
+                    _ => Err(err(
+                        path,
+                        format!("Value {} does not exist in '{name}' enum.", inspect(v)),
+                    )),
                 },
                 Some(ExtendedType::InputObject(io)) => {
                     let Value::Object(m) = v else {
@@ -244,7 +334,10 @@ fn coerce(s: &apollo_compiler::Schema, ty: &Type, v: &Value, path: &mut Vec<Stri
                                 if fdef.ty.is_non_null() && fdef.default_value.is_none() {
                                     return Err(err(
                                         path,
-                                        format!("Field '{fname}' of required type '{}' was not provided.", fdef.ty),
+                                        format!(
+                                            "Field '{fname}' of required type '{}' was not provided.",
+                                            fdef.ty
+                                        ),
                                     ));
                                 }
                             }
@@ -258,7 +351,10 @@ fn coerce(s: &apollo_compiler::Schema, ty: &Type, v: &Value, path: &mut Vec<Stri
                     }
                     for k in m.keys() {
                         if !io.fields.contains_key(k.as_str()) {
-                            return Err(err(path, format!("Field '{k}' is not defined by type '{name}'.")));
+                            return Err(err(
+                                path,
+                                format!("Field '{k}' is not defined by type '{name}'."),
+                            ));
                         }
                     }
                     Ok(())
@@ -298,9 +394,9 @@ fn walk_literals(
 fn check_literal(s: &apollo_compiler::Schema, ty: &Type, v: &ast::Value) -> Result<(), String> {
     match v {
         ast::Value::Variable(_) | ast::Value::Null => Ok(()),
-        ast::Value::List(items) if ty.is_list() => {
-            items.iter().try_for_each(|it| check_literal(s, ty.item_type(), it))
-        }
+        ast::Value::List(items) if ty.is_list() => items
+            .iter()
+            .try_for_each(|it| check_literal(s, ty.item_type(), it)),
         ast::Value::Object(fields) => {
             if let Some(ExtendedType::InputObject(io)) = s.types.get(ty.inner_named_type()) {
                 for (k, x) in fields {
@@ -315,13 +411,21 @@ fn check_literal(s: &apollo_compiler::Schema, ty: &Type, v: &ast::Value) -> Resu
             let name = ty.inner_named_type().as_str();
             let json = match v {
                 ast::Value::String(x) => Value::String(x.clone()),
-                ast::Value::Int(i) => i.as_str().parse::<i64>().map(Value::from).unwrap_or(Value::Null),
+                ast::Value::Int(i) => i
+                    .as_str()
+                    .parse::<i64>()
+                    .map(Value::from)
+                    .unwrap_or(Value::Null),
                 ast::Value::Boolean(b) => Value::Bool(*b),
                 _ => return Ok(()),
             };
-            if matches!(name, "UUID" | "CPR" | "DateTime" | "Date" | "int" | "Cursor") {
-                check_named_scalar(name, &json)
-                    .map_err(|m| format!("Expected value of type '{ty}', found {v}; {m}").replace('"', "'"))
+            if matches!(
+                name,
+                "UUID" | "CPR" | "DateTime" | "Date" | "int" | "Cursor"
+            ) {
+                check_named_scalar(name, &json).map_err(|m| {
+                    format!("Expected value of type '{ty}', found {v}; {m}").replace('"', "'")
+                })
             } else {
                 Ok(())
             }

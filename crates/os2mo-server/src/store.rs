@@ -209,7 +209,11 @@ impl Obj {
                 let from = a.max(s.from);
                 let to = b.min(s.to);
                 if from < to {
-                    out.push(Slice { from, to, vals: s.vals.clone() });
+                    out.push(Slice {
+                        from,
+                        to,
+                        vals: s.vals.clone(),
+                    });
                 }
                 j += 1;
             }
@@ -219,7 +223,9 @@ impl Obj {
 
     /// Whether any visible slice overlaps `[from, to)`.
     pub(crate) fn visible_overlaps(&self, from: Date, to: Date) -> bool {
-        self.visible().iter().any(|s| overlaps(s.from, s.to, from, to))
+        self.visible()
+            .iter()
+            .any(|s| overlaps(s.from, s.to, from, to))
     }
 
     /// The visible covered intervals (slices merged regardless of values).
@@ -230,11 +236,20 @@ impl Obj {
     /// Overwrite `patch` over `[from, to)`; days without attributes take the values of the
     /// nearest earlier slice (or the nearest later one), and the interval becomes active.
     /// `full` replaces the whole value map instead of patching it.
-    pub(crate) fn apply_update(&mut self, from: Date, to: Date, patch: &Map<String, Value>, full: bool) {
+    pub(crate) fn apply_update(
+        &mut self,
+        from: Date,
+        to: Date,
+        patch: &Map<String, Value>,
+        full: bool,
+    ) {
         let base_for = |d: Date, attrs: &[Slice]| -> Map<String, Value> {
             let earlier = attrs.iter().rev().find(|s| s.from <= d);
             let later = attrs.iter().find(|s| s.from > d);
-            earlier.or(later).map(|s| s.vals.clone()).unwrap_or_default()
+            earlier
+                .or(later)
+                .map(|s| s.vals.clone())
+                .unwrap_or_default()
         };
         let merge = |mut vals: Map<String, Value>| -> Map<String, Value> {
             if full {
@@ -253,21 +268,41 @@ impl Obj {
                 continue;
             }
             if s.from < from {
-                out.push(Slice { from: s.from, to: from, vals: s.vals.clone() });
+                out.push(Slice {
+                    from: s.from,
+                    to: from,
+                    vals: s.vals.clone(),
+                });
             }
             let a = s.from.max(from);
             if cursor < a {
-                out.push(Slice { from: cursor, to: a, vals: merge(base_for(cursor, &self.attrs)) });
+                out.push(Slice {
+                    from: cursor,
+                    to: a,
+                    vals: merge(base_for(cursor, &self.attrs)),
+                });
             }
             let b = s.to.min(to);
-            out.push(Slice { from: a, to: b, vals: merge(s.vals.clone()) });
+            out.push(Slice {
+                from: a,
+                to: b,
+                vals: merge(s.vals.clone()),
+            });
             cursor = b;
             if s.to > to {
-                out.push(Slice { from: to, to: s.to, vals: s.vals.clone() });
+                out.push(Slice {
+                    from: to,
+                    to: s.to,
+                    vals: s.vals.clone(),
+                });
             }
         }
         if cursor < to {
-            out.push(Slice { from: cursor, to, vals: merge(base_for(cursor, &self.attrs)) });
+            out.push(Slice {
+                from: cursor,
+                to,
+                vals: merge(base_for(cursor, &self.attrs)),
+            });
         }
         out.sort_by_key(|s| s.from);
         self.attrs = normalize_attrs(out);
@@ -288,8 +323,11 @@ impl Obj {
             .iter()
             .map(|s| serde_json::json!({"from": out_from(s.from), "to": out_to(s.to), "values": s.vals}))
             .collect();
-        let active: Vec<Value> =
-            self.active.iter().map(|&(a, b)| serde_json::json!({"from": out_from(a), "to": out_to(b)})).collect();
+        let active: Vec<Value> = self
+            .active
+            .iter()
+            .map(|&(a, b)| serde_json::json!({"from": out_from(a), "to": out_to(b)}))
+            .collect();
         let visible: Vec<Value> = self
             .visible()
             .iter()
@@ -345,8 +383,16 @@ impl Store {
     }
 
     fn person_cprs(obj: &Obj) -> Vec<String> {
-        let mut v: Vec<String> =
-            obj.attrs.iter().filter_map(|s| s.vals.get("cpr_number").and_then(Value::as_str).map(String::from)).collect();
+        let mut v: Vec<String> = obj
+            .attrs
+            .iter()
+            .filter_map(|s| {
+                s.vals
+                    .get("cpr_number")
+                    .and_then(Value::as_str)
+                    .map(String::from)
+            })
+            .collect();
         v.sort();
         v.dedup();
         v
@@ -399,8 +445,11 @@ impl Store {
     pub(crate) fn snapshot(&self) -> Value {
         let mut out = Map::new();
         for kind in Kind::ALL {
-            let objs: Map<String, Value> =
-                self.map(kind).iter().map(|(u, o)| (u.to_string(), o.to_json())).collect();
+            let objs: Map<String, Value> = self
+                .map(kind)
+                .iter()
+                .map(|(u, o)| (u.to_string(), o.to_json()))
+                .collect();
             out.insert(kind.collection().into(), Value::Object(objs));
         }
         Value::Object(out)
@@ -421,7 +470,12 @@ mod tests {
     #[test]
     fn update_splits_and_slices() {
         let mut o = Obj::new(date(2020, 1, 1), POS_INF, vals(json!({"name": "a"})));
-        o.apply_update(date(2023, 1, 1), date(2024, 1, 1), &vals(json!({"name": "b"})), false);
+        o.apply_update(
+            date(2023, 1, 1),
+            date(2024, 1, 1),
+            &vals(json!({"name": "b"})),
+            false,
+        );
         let v = o.visible();
         assert_eq!(v.len(), 3);
         assert_eq!(v[1].vals["name"], "b");
@@ -446,7 +500,10 @@ mod tests {
 
     #[test]
     fn intervals() {
-        let v = normalize_intervals(vec![(date(2020, 1, 1), date(2021, 1, 1)), (date(2021, 1, 1), date(2022, 1, 1))]);
+        let v = normalize_intervals(vec![
+            (date(2020, 1, 1), date(2021, 1, 1)),
+            (date(2021, 1, 1), date(2022, 1, 1)),
+        ]);
         assert_eq!(v, vec![(date(2020, 1, 1), date(2022, 1, 1))]);
         let g = subtract_interval(&v, date(2020, 6, 1), date(2020, 7, 1));
         assert_eq!(g.len(), 2);

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use dipex_os2mo_server::{Failure, MoServer, Options};
+use dipex_os2mo_server::{Failure, MoServer, Options, load_schema, validate_request};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "/auth/realms/mo/protocol/openid-connect/token";
@@ -21,7 +21,13 @@ fn token(srv: &MoServer, body: &str) -> (u16, Value) {
 fn gql_bearer(srv: &MoServer, tok: &str, query: &str) -> Value {
     let body = serde_json::to_vec(&json!({"query": query})).unwrap();
     let auth = format!("Bearer {tok}");
-    let (s, _, b) = http(&srv.base_url(), "POST", "/graphql/v30", &[("Authorization", &auth)], &body);
+    let (s, _, b) = http(
+        &srv.base_url(),
+        "POST",
+        "/graphql/v30",
+        &[("Authorization", &auth)],
+        &body,
+    );
     assert_eq!(s, 200);
     serde_json::from_slice(&b).unwrap()
 }
@@ -37,47 +43,121 @@ fn auth_tokens_sessions_and_routes() {
     assert!(srv.auth_server().ends_with("/auth"));
     let unauth = json!({"data": null, "errors": [{"message": "User is not authenticated"}]});
     // No credentials at all.
-    let (s, _, b) = http(&srv.base_url(), "POST", "/graphql/v30", &[], br#"{"query": "{ org { uuid } }"}"#);
+    let (s, _, b) = http(
+        &srv.base_url(),
+        "POST",
+        "/graphql/v30",
+        &[],
+        br#"{"query": "{ org { uuid } }"}"#,
+    );
     assert_eq!(s, 200);
     assert_eq!(serde_json::from_slice::<Value>(&b).unwrap(), unauth);
     assert_eq!(gql_bearer(&srv, "made-up", "{ org { uuid } }"), unauth);
     // Wrong secret, wrong client, wrong grant.
-    let (s, v) = token(&srv, "grant_type=client_credentials&client_id=dipex&client_secret=nope");
+    let (s, v) = token(
+        &srv,
+        "grant_type=client_credentials&client_id=dipex&client_secret=nope",
+    );
     assert_eq!(s, 401);
-    assert_eq!(v, json!({"error": "unauthorized_client", "error_description": "Invalid client or Invalid client credentials"}));
-    let (s, _) = token(&srv, "grant_type=client_credentials&client_id=other&client_secret=test-secret");
+    assert_eq!(
+        v,
+        json!({"error": "unauthorized_client", "error_description": "Invalid client or Invalid client credentials"})
+    );
+    let (s, _) = token(
+        &srv,
+        "grant_type=client_credentials&client_id=other&client_secret=test-secret",
+    );
     assert_eq!(s, 401);
-    let (s, v) = token(&srv, "grant_type=password&client_id=dipex&client_secret=test-secret");
+    let (s, v) = token(
+        &srv,
+        "grant_type=password&client_id=dipex&client_secret=test-secret",
+    );
     assert_eq!(s, 400);
     assert_eq!(v["error"], "unsupported_grant_type");
     // A good token works until it expires.
-    let (s, v) = token(&srv, "grant_type=client_credentials&client_id=dipex&client_secret=test%2Dsecret");
+    let (s, v) = token(
+        &srv,
+        "grant_type=client_credentials&client_id=dipex&client_secret=test%2Dsecret",
+    );
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["token_type"], "Bearer");
     assert_eq!(v["expires_in"], 1);
     assert_eq!(v["refresh_expires_in"], 0);
     let tok = v["access_token"].as_str().unwrap().to_string();
     let r = gql_bearer(&srv, &tok, "{ org { user_key name } }");
-    assert_eq!(r, json!({"data": {"org": {"user_key": "root", "name": "root"}}}));
+    assert_eq!(
+        r,
+        json!({"data": {"org": {"user_key": "root", "name": "root"}}})
+    );
     std::thread::sleep(Duration::from_millis(1600));
     assert_eq!(gql_bearer(&srv, &tok, "{ org { uuid } }"), unauth);
     // Legacy session, header name in any case; an unknown session is refused.
     let q = br#"{"query": "{ org { user_key } }"}"#;
-    let (_, _, b) = http(&srv.base_url(), "POST", "/graphql/v30", &[("Session", SESSION)], q);
-    assert_eq!(serde_json::from_slice::<Value>(&b).unwrap()["data"]["org"]["user_key"], "root");
+    let (_, _, b) = http(
+        &srv.base_url(),
+        "POST",
+        "/graphql/v30",
+        &[("Session", SESSION)],
+        q,
+    );
+    assert_eq!(
+        serde_json::from_slice::<Value>(&b).unwrap()["data"]["org"]["user_key"],
+        "root"
+    );
     let other = uuid::Uuid::new_v4().to_string();
-    let (_, _, b) = http(&srv.base_url(), "POST", "/graphql/v30", &[("session", &other)], q);
+    let (_, _, b) = http(
+        &srv.base_url(),
+        "POST",
+        "/graphql/v30",
+        &[("session", &other)],
+        q,
+    );
     assert_eq!(serde_json::from_slice::<Value>(&b).unwrap(), unauth);
     // Routes.
-    let (s, h, _) = http(&srv.base_url(), "POST", "/graphql/v30/", &[("session", SESSION)], q);
+    let (s, h, _) = http(
+        &srv.base_url(),
+        "POST",
+        "/graphql/v30/",
+        &[("session", SESSION)],
+        q,
+    );
     assert_eq!(s, 307);
-    assert!(h.iter().any(|(k, v)| k == "location" && v == "/graphql/v30"));
-    assert_eq!(http(&srv.base_url(), "POST", "/graphql/v29", &[("session", SESSION)], q).0, 404);
-    assert_eq!(http(&srv.base_url(), "GET", "/health/live", &[], b"").0, 204);
-    assert_eq!(http(&srv.base_url(), "GET", "/graphql/v30/schema.graphql", &[], b"").0, 404);
+    assert!(
+        h.iter()
+            .any(|(k, v)| k == "location" && v == "/graphql/v30")
+    );
+    assert_eq!(
+        http(
+            &srv.base_url(),
+            "POST",
+            "/graphql/v29",
+            &[("session", SESSION)],
+            q
+        )
+        .0,
+        404
+    );
+    assert_eq!(
+        http(&srv.base_url(), "GET", "/health/live", &[], b"").0,
+        204
+    );
+    assert_eq!(
+        http(
+            &srv.base_url(),
+            "GET",
+            "/graphql/v30/schema.graphql",
+            &[],
+            b""
+        )
+        .0,
+        404
+    );
     let st = srv.stats();
     assert_eq!(st.token_requests, 4);
-    assert!(st.graphql_requests >= 6 && st.failed_requests >= 4, "{st:?}");
+    assert!(
+        st.graphql_requests >= 6 && st.failed_requests >= 4,
+        "{st:?}"
+    );
 }
 
 #[test]
@@ -86,13 +166,31 @@ fn injected_failures() {
     srv.fail_next(2, Failure::Status(503));
     let q = br#"{"query": "{ org { user_key } }"}"#;
     for _ in 0..2 {
-        let (s, _, _) = http(&srv.base_url(), "POST", "/graphql/v30", &[("session", SESSION)], q);
+        let (s, _, _) = http(
+            &srv.base_url(),
+            "POST",
+            "/graphql/v30",
+            &[("session", SESSION)],
+            q,
+        );
         assert_eq!(s, 503);
     }
     srv.fail_next(1, Failure::Drop);
-    let (s, _, _) = http(&srv.base_url(), "POST", "/graphql/v30", &[("session", SESSION)], q);
+    let (s, _, _) = http(
+        &srv.base_url(),
+        "POST",
+        "/graphql/v30",
+        &[("session", SESSION)],
+        q,
+    );
     assert_eq!(s, 0, "the connection is closed without an answer");
-    let (s, _, _) = http(&srv.base_url(), "POST", "/graphql/v30", &[("session", SESSION)], q);
+    let (s, _, _) = http(
+        &srv.base_url(),
+        "POST",
+        "/graphql/v30",
+        &[("session", SESSION)],
+        q,
+    );
     assert_eq!(s, 200);
     let st = srv.stats();
     assert_eq!((st.graphql_requests, st.failed_requests), (4, 3));
@@ -112,7 +210,14 @@ struct Classes {
 }
 
 fn bootstrap(srv: &MoServer) -> Classes {
-    let facet = |k: &str| create(srv, "facet_create", "FacetCreateInput", json!({"user_key": k, "validity": {"from": null}}));
+    let facet = |k: &str| {
+        create(
+            srv,
+            "facet_create",
+            "FacetCreateInput",
+            json!({"user_key": k, "validity": {"from": null}}),
+        )
+    };
     let class = |f: &str, k: &str, scope: Option<&str>| {
         create(
             srv,
@@ -213,14 +318,23 @@ fn observed_scenario() {
         json!({"uuid": child, "name": "IT og Digitalisering", "validity": {"from": "2025-01-01"}}),
     );
     assert!(r.get("errors").is_none(), "{r}");
-    let r = mutate(&srv, "engagement_terminate", "EngagementTerminateInput", json!({"uuid": e, "to": "2026-01-01"}));
+    let r = mutate(
+        &srv,
+        "engagement_terminate",
+        "EngagementTerminateInput",
+        json!({"uuid": e, "to": "2026-01-01"}),
+    );
     assert!(r.get("errors").is_none(), "{r}");
 
     // Org units.
     let q = "query OrgUnits($filter: OrganisationUnitFilter) { org_units(filter: $filter) { page_info { next_cursor }
         objects { uuid current { name validity { from to } } validities { uuid user_key name validity { from to }
         parent_response { uuid } unit_type_response { uuid } } } } }";
-    let d = ok(&srv, q, json!({"filter": {"from_date": null, "to_date": null, "uuids": [root, child]}}));
+    let d = ok(
+        &srv,
+        q,
+        json!({"filter": {"from_date": null, "to_date": null, "uuids": [root, child]}}),
+    );
     assert_eq!(d["org_units"]["page_info"]["next_cursor"], Value::Null);
     let objs = d["org_units"]["objects"].as_array().unwrap();
     assert_eq!(objs.len(), 2);
@@ -229,18 +343,36 @@ fn observed_scenario() {
     let v = child_obj["validities"].as_array().unwrap();
     assert_eq!(v.len(), 2);
     assert_eq!(v[0]["name"], "IT-afdeling");
-    assert_eq!(v[0]["validity"], json!({"from": "2021-01-01T00:00:00+01:00", "to": "2025-01-01T00:00:00+01:00"}));
+    assert_eq!(
+        v[0]["validity"],
+        json!({"from": "2021-01-01T00:00:00+01:00", "to": "2025-01-01T00:00:00+01:00"})
+    );
     assert_eq!(v[1]["name"], "IT og Digitalisering");
-    assert_eq!(v[1]["validity"], json!({"from": "2025-01-01T00:00:00+01:00", "to": null}));
+    assert_eq!(
+        v[1]["validity"],
+        json!({"from": "2025-01-01T00:00:00+01:00", "to": null})
+    );
     assert_eq!(v[1]["parent_response"], json!({"uuid": root}));
     assert_eq!(child_obj["current"]["name"], "IT og Digitalisering");
     assert_eq!(root_obj["validities"][0]["parent_response"], Value::Null);
-    assert_eq!(root_obj["validities"][0]["unit_type_response"], json!({"uuid": c.unit_type}));
+    assert_eq!(
+        root_obj["validities"][0]["unit_type_response"],
+        json!({"uuid": c.unit_type})
+    );
 
     // Person: valid from the CPR birth date.
-    let v = history(&srv, "persons", "EmployeeFilter", &p, "user_key given_name surname name cpr_number seniority");
+    let v = history(
+        &srv,
+        "persons",
+        "EmployeeFilter",
+        &p,
+        "user_key given_name surname name cpr_number seniority",
+    );
     assert_eq!(v.len(), 1);
-    assert_eq!(v[0]["validity"], json!({"from": "1970-01-01T00:00:00+01:00", "to": null}));
+    assert_eq!(
+        v[0]["validity"],
+        json!({"from": "1970-01-01T00:00:00+01:00", "to": null})
+    );
     assert_eq!(v[0]["name"], "Anna Testesen");
     assert_eq!(v[0]["cpr_number"], "0101700000");
     assert_eq!(v[0]["seniority"], Value::Null);
@@ -249,11 +381,18 @@ fn observed_scenario() {
     let q = "query E($f: EngagementFilter) { engagements(filter: $f) { objects { uuid current { uuid }
         validities { uuid user_key fraction extension_1 extension_2 is_primary validity { from to } person_response { uuid }
         org_unit_response { uuid } job_function_response { uuid } engagement_type_response { uuid } primary_response { uuid } } } } }";
-    let d = ok(&srv, q, json!({"f": {"uuids": [e], "from_date": null, "to_date": null}}));
+    let d = ok(
+        &srv,
+        q,
+        json!({"f": {"uuids": [e], "from_date": null, "to_date": null}}),
+    );
     let o = &d["engagements"]["objects"][0];
     assert_eq!(o["current"], Value::Null);
     let v = &o["validities"][0];
-    assert_eq!(v["validity"], json!({"from": "2021-03-01T00:00:00+01:00", "to": "2026-01-01T00:00:00+01:00"}));
+    assert_eq!(
+        v["validity"],
+        json!({"from": "2021-03-01T00:00:00+01:00", "to": "2026-01-01T00:00:00+01:00"})
+    );
     assert_eq!(o["validities"].as_array().unwrap().len(), 1);
     assert_eq!(v["is_primary"], true);
     assert_eq!(v["fraction"], 1000000);
@@ -289,7 +428,10 @@ fn observed_scenario() {
         d["facets"]["objects"][0]["current"],
         json!({"user_key": "visibility", "published": "Publiceret", "validity": {"from": null, "to": null}})
     );
-    assert_eq!(d["itsystems"]["objects"][0]["current"]["system_type"], Value::Null);
+    assert_eq!(
+        d["itsystems"]["objects"][0]["current"]["system_type"],
+        Value::Null
+    );
     assert_eq!(d["classes"]["objects"][0]["current"]["scope"], "3000");
     assert_eq!(d["classes"]["objects"].as_array().unwrap().len(), 1);
 
@@ -298,7 +440,11 @@ fn observed_scenario() {
         itsystem_response { uuid } person_response { uuid } primary_response { uuid } engagement_uuids
         now: engagements_responses { objects { uuid } }
         all: engagements_responses(filter: {from_date: null, to_date: null}) { objects { uuid } } } } } }";
-    let d = ok(&srv, q, json!({"f": {"uuids": [itu], "from_date": null, "to_date": null}}));
+    let d = ok(
+        &srv,
+        q,
+        json!({"f": {"uuids": [itu], "from_date": null, "to_date": null}}),
+    );
     let v = &d["itusers"]["objects"][0]["validities"][0];
     assert_eq!(v["now"]["objects"], json!([]));
     assert_eq!(v["all"]["objects"], json!([{"uuid": e}]));
@@ -309,10 +455,17 @@ fn observed_scenario() {
     let q = "query M($f: ManagerFilter) { managers(filter: $f) { objects { validities { user_key person_response { uuid }
         org_unit_response { uuid } engagement_response { uuid } manager_type_response { uuid } manager_level_response { uuid }
         responsibilities_response { objects { uuid } } responsibility_uuids } } } }";
-    let d = ok(&srv, q, json!({"f": {"uuids": [m], "from_date": null, "to_date": null}}));
+    let d = ok(
+        &srv,
+        q,
+        json!({"f": {"uuids": [m], "from_date": null, "to_date": null}}),
+    );
     let v = &d["managers"]["objects"][0]["validities"][0];
     assert_eq!(v["engagement_response"], json!({"uuid": e}));
-    assert_eq!(v["responsibilities_response"]["objects"], json!([{"uuid": c.resp}]));
+    assert_eq!(
+        v["responsibilities_response"]["objects"],
+        json!([{"uuid": c.resp}])
+    );
     assert_eq!(v["responsibility_uuids"], json!([c.resp]));
 
     // Filters through links.
@@ -324,9 +477,17 @@ fn observed_scenario() {
     );
     assert_eq!(d["engagements"]["objects"], json!([{"uuid": e}]));
     assert_eq!(d["now"]["objects"], json!([]));
-    let d = ok(&srv, "{ org_units(filter: {parent: null}) { objects { uuid } } }", json!({}));
+    let d = ok(
+        &srv,
+        "{ org_units(filter: {parent: null}) { objects { uuid } } }",
+        json!({}),
+    );
     assert_eq!(d["org_units"]["objects"], json!([{"uuid": root}]));
-    let d = ok(&srv, "{ persons(filter: {cpr_numbers: [\"0101700000\"]}) { objects { uuid } } }", json!({}));
+    let d = ok(
+        &srv,
+        "{ persons(filter: {cpr_numbers: [\"0101700000\"]}) { objects { uuid } } }",
+        json!({}),
+    );
     assert_eq!(d["persons"]["objects"], json!([{"uuid": p}]));
 }
 
@@ -344,10 +505,25 @@ fn validity_semantics() {
     let p = person(&srv, "0101700000");
 
     // 1. `to` is exclusive and echoed unchanged; from_date finds it on the last day only.
-    let e1 = engagement(&srv, &c, &p, &root, json!({"from": "2022-01-01", "to": "2023-01-01"}));
+    let e1 = engagement(
+        &srv,
+        &c,
+        &p,
+        &root,
+        json!({"from": "2022-01-01", "to": "2023-01-01"}),
+    );
     assert_eq!(
-        spans(&history(&srv, "engagements", "EngagementFilter", &e1, "uuid")),
-        vec![(json!("2022-01-01T00:00:00+01:00"), json!("2023-01-01T00:00:00+01:00"))]
+        spans(&history(
+            &srv,
+            "engagements",
+            "EngagementFilter",
+            &e1,
+            "uuid"
+        )),
+        vec![(
+            json!("2022-01-01T00:00:00+01:00"),
+            json!("2023-01-01T00:00:00+01:00")
+        )]
     );
     let at = |d: &str| {
         let r = ok(
@@ -360,19 +536,51 @@ fn validity_semantics() {
     assert_eq!((at("2022-12-31"), at("2023-01-01")), (1, 0));
 
     // 2/3. Summer offset; the calendar date as written, whatever the time and offset.
-    let e2 = engagement(&srv, &c, &p, &root, json!({"from": "2024-02-29T23:30:00Z", "to": "2024-07-01T00:00:00+01:00"}));
+    let e2 = engagement(
+        &srv,
+        &c,
+        &p,
+        &root,
+        json!({"from": "2024-02-29T23:30:00Z", "to": "2024-07-01T00:00:00+01:00"}),
+    );
     assert_eq!(
-        spans(&history(&srv, "engagements", "EngagementFilter", &e2, "uuid")),
-        vec![(json!("2024-02-29T00:00:00+01:00"), json!("2024-07-01T00:00:00+02:00"))]
+        spans(&history(
+            &srv,
+            "engagements",
+            "EngagementFilter",
+            &e2,
+            "uuid"
+        )),
+        vec![(
+            json!("2024-02-29T00:00:00+01:00"),
+            json!("2024-07-01T00:00:00+02:00")
+        )]
     );
 
     // 4. Update from a date with `to` omitted splits the history.
     let e = engagement(&srv, &c, &p, &root, json!({"from": "2021-03-01"}));
-    upd(&srv, "engagement_update", "EngagementUpdateInput", json!({"uuid": e, "fraction": 500000, "validity": {"from": "2023-06-01"}}));
-    let v = history(&srv, "engagements", "EngagementFilter", &e, "fraction user_key extension_1");
+    upd(
+        &srv,
+        "engagement_update",
+        "EngagementUpdateInput",
+        json!({"uuid": e, "fraction": 500000, "validity": {"from": "2023-06-01"}}),
+    );
+    let v = history(
+        &srv,
+        "engagements",
+        "EngagementFilter",
+        &e,
+        "fraction user_key extension_1",
+    );
     assert_eq!(v.len(), 2);
-    assert_eq!((v[0]["fraction"].clone(), v[1]["fraction"].clone()), (json!(1000000), json!(500000)));
-    assert_eq!(v[1]["extension_1"], "ext one", "fields not sent keep their values");
+    assert_eq!(
+        (v[0]["fraction"].clone(), v[1]["fraction"].clone()),
+        (json!(1000000), json!(500000))
+    );
+    assert_eq!(
+        v[1]["extension_1"], "ext one",
+        "fields not sent keep their values"
+    );
     assert_eq!(v[0]["validity"]["to"], "2023-06-01T00:00:00+02:00");
 
     // 5. Update with from and to is a time slice: the old unit comes back afterwards.
@@ -382,32 +590,81 @@ fn validity_semantics() {
         "EngagementUpdateInput",
         json!({"uuid": e, "org_unit": other, "validity": {"from": "2022-01-01", "to": "2022-07-01"}}),
     );
-    let v = history(&srv, "engagements", "EngagementFilter", &e, "org_unit_response { uuid }");
+    let v = history(
+        &srv,
+        "engagements",
+        "EngagementFilter",
+        &e,
+        "org_unit_response { uuid }",
+    );
     let units: Vec<&Value> = v.iter().map(|x| &x["org_unit_response"]["uuid"]).collect();
-    assert_eq!(units, vec![&json!(root), &json!(other), &json!(root), &json!(root)]);
-    assert_eq!(v[1]["validity"], json!({"from": "2022-01-01T00:00:00+01:00", "to": "2022-07-01T00:00:00+02:00"}));
+    assert_eq!(
+        units,
+        vec![&json!(root), &json!(other), &json!(root), &json!(root)]
+    );
+    assert_eq!(
+        v[1]["validity"],
+        json!({"from": "2022-01-01T00:00:00+01:00", "to": "2022-07-01T00:00:00+02:00"})
+    );
 
     // 6. Terminate, then an open-ended update re-activates.
     let e3 = engagement(&srv, &c, &p, &root, json!({"from": "2021-03-01"}));
-    upd(&srv, "engagement_terminate", "EngagementTerminateInput", json!({"uuid": e3, "to": "2024-01-01"}));
-    assert_eq!(spans(&history(&srv, "engagements", "EngagementFilter", &e3, "uuid"))[0].1, json!("2024-01-01T00:00:00+01:00"));
-    upd(&srv, "engagement_update", "EngagementUpdateInput", json!({"uuid": e3, "fraction": 500000, "validity": {"from": "2023-06-01"}}));
+    upd(
+        &srv,
+        "engagement_terminate",
+        "EngagementTerminateInput",
+        json!({"uuid": e3, "to": "2024-01-01"}),
+    );
+    assert_eq!(
+        spans(&history(
+            &srv,
+            "engagements",
+            "EngagementFilter",
+            &e3,
+            "uuid"
+        ))[0]
+            .1,
+        json!("2024-01-01T00:00:00+01:00")
+    );
+    upd(
+        &srv,
+        "engagement_update",
+        "EngagementUpdateInput",
+        json!({"uuid": e3, "fraction": 500000, "validity": {"from": "2023-06-01"}}),
+    );
     let v = history(&srv, "engagements", "EngagementFilter", &e3, "fraction");
     assert_eq!(
         spans(&v),
         vec![
-            (json!("2021-03-01T00:00:00+01:00"), json!("2023-06-01T00:00:00+02:00")),
+            (
+                json!("2021-03-01T00:00:00+01:00"),
+                json!("2023-06-01T00:00:00+02:00")
+            ),
             (json!("2023-06-01T00:00:00+02:00"), Value::Null)
         ]
     );
 
     // 7. Terminate with from and to makes a gap.
     let e4 = engagement(&srv, &c, &p, &root, json!({"from": "2021-03-01"}));
-    upd(&srv, "engagement_terminate", "EngagementTerminateInput", json!({"uuid": e4, "from": "2022-01-01", "to": "2022-07-01"}));
+    upd(
+        &srv,
+        "engagement_terminate",
+        "EngagementTerminateInput",
+        json!({"uuid": e4, "from": "2022-01-01", "to": "2022-07-01"}),
+    );
     assert_eq!(
-        spans(&history(&srv, "engagements", "EngagementFilter", &e4, "uuid")),
+        spans(&history(
+            &srv,
+            "engagements",
+            "EngagementFilter",
+            &e4,
+            "uuid"
+        )),
         vec![
-            (json!("2021-03-01T00:00:00+01:00"), json!("2022-01-01T00:00:00+01:00")),
+            (
+                json!("2021-03-01T00:00:00+01:00"),
+                json!("2022-01-01T00:00:00+01:00")
+            ),
             (json!("2022-07-01T00:00:00+02:00"), Value::Null)
         ]
     );
@@ -423,31 +680,80 @@ fn validity_semantics() {
         )
     };
     assert_eq!(mk("A", "2022-01-01"), u);
-    upd(&srv, "org_unit_update", "OrganisationUnitUpdateInput", json!({"uuid": u, "name": "B", "validity": {"from": "2023-01-01"}}));
+    upd(
+        &srv,
+        "org_unit_update",
+        "OrganisationUnitUpdateInput",
+        json!({"uuid": u, "name": "B", "validity": {"from": "2023-01-01"}}),
+    );
     mk("C", "2024-01-01");
-    let v = history(&srv, "org_units", "OrganisationUnitFilter", u, "name user_key");
+    let v = history(
+        &srv,
+        "org_units",
+        "OrganisationUnitFilter",
+        u,
+        "name user_key",
+    );
     assert_eq!(v.len(), 1);
     assert_eq!(v[0]["name"], "C");
     assert_eq!(v[0]["user_key"], u, "user_key defaults to the uuid");
-    assert_eq!(v[0]["validity"], json!({"from": "2024-01-01T00:00:00+01:00", "to": null}));
+    assert_eq!(
+        v[0]["validity"],
+        json!({"from": "2024-01-01T00:00:00+01:00", "to": null})
+    );
 
     // 9. Read windows (root renamed for 2023 and from 2025-01-01).
-    upd(&srv, "org_unit_update", "OrganisationUnitUpdateInput", json!({"uuid": root, "name": "R2023", "validity": {"from": "2023-01-01", "to": "2024-01-01"}}));
-    upd(&srv, "org_unit_update", "OrganisationUnitUpdateInput", json!({"uuid": root, "name": "R2025", "validity": {"from": "2025-01-01"}}));
+    upd(
+        &srv,
+        "org_unit_update",
+        "OrganisationUnitUpdateInput",
+        json!({"uuid": root, "name": "R2023", "validity": {"from": "2023-01-01", "to": "2024-01-01"}}),
+    );
+    upd(
+        &srv,
+        "org_unit_update",
+        "OrganisationUnitUpdateInput",
+        json!({"uuid": root, "name": "R2025", "validity": {"from": "2025-01-01"}}),
+    );
     let q = "query Q($f: OrganisationUnitFilter) { org_units(filter: $f) { objects { validities { name }
         all: validities(start: null, end: null) { name } current { name } at: current(at: \"2023-06-01\") { name } } } }";
     let names = |f: Value| {
         let d = ok(&srv, q, json!({"f": f}));
         let o = d["org_units"]["objects"][0].clone();
-        let list = |k: &str| o[k].as_array().unwrap().iter().map(|x| x["name"].as_str().unwrap().to_string()).collect::<Vec<_>>();
-        (list("validities"), list("all"), o["current"]["name"].clone(), o["at"]["name"].clone())
+        let list = |k: &str| {
+            o[k].as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x["name"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        };
+        (
+            list("validities"),
+            list("all"),
+            o["current"]["name"].clone(),
+            o["at"]["name"].clone(),
+        )
     };
-    let all = vec!["Root".to_string(), "R2023".into(), "Root".into(), "R2025".into()];
+    let all = vec![
+        "Root".to_string(),
+        "R2023".into(),
+        "Root".into(),
+        "R2025".into(),
+    ];
     let (now, a, cur, at23) = names(json!({"uuids": [root]}));
-    assert_eq!((now, a.clone(), cur, at23), (vec!["R2025".to_string()], all.clone(), json!("R2025"), json!("R2023")));
+    assert_eq!(
+        (now, a.clone(), cur, at23),
+        (
+            vec!["R2025".to_string()],
+            all.clone(),
+            json!("R2025"),
+            json!("R2023")
+        )
+    );
     let (v, _, _, _) = names(json!({"uuids": [root], "from_date": "2023-06-01"}));
     assert_eq!(v, vec!["R2023"]);
-    let (v, _, _, _) = names(json!({"uuids": [root], "from_date": "2023-06-01", "to_date": "2024-06-01"}));
+    let (v, _, _, _) =
+        names(json!({"uuids": [root], "from_date": "2023-06-01", "to_date": "2024-06-01"}));
     assert_eq!(v, vec!["R2023", "Root"]);
     let (v, _, _, _) = names(json!({"uuids": [root], "from_date": null, "to_date": null}));
     assert_eq!(v, all);
@@ -456,7 +762,10 @@ fn validity_semantics() {
     let (v, _, _, _) = names(json!({"uuids": [root], "from_date": null, "to_date": "2023-01-01"}));
     assert_eq!(v, vec!["Root"]);
     let e = err(&srv, q, json!({"f": {"uuids": [root], "from_date": null}}));
-    assert_eq!(e["message"], "Cannot infer UNSET to_date from interval starting at -infinity");
+    assert_eq!(
+        e["message"],
+        "Cannot infer UNSET to_date from interval starting at -infinity"
+    );
     assert_eq!(e["path"], json!(["org_units"]));
     assert!(e.get("extensions").is_none());
 
@@ -467,17 +776,52 @@ fn validity_semantics() {
         "ManagerCreateInput",
         json!({"org_unit": root, "person": p, "manager_type": c.mtype, "manager_level": c.mlevel, "responsibility": [], "validity": {"from": "2021-01-01"}}),
     );
-    upd(&srv, "manager_update", "ManagerUpdateInput", json!({"uuid": m, "user_key": "boss", "validity": {"from": "2024-01-01"}}));
-    let v = history(&srv, "managers", "ManagerFilter", &m, "user_key person_response { uuid }");
+    upd(
+        &srv,
+        "manager_update",
+        "ManagerUpdateInput",
+        json!({"uuid": m, "user_key": "boss", "validity": {"from": "2024-01-01"}}),
+    );
+    let v = history(
+        &srv,
+        "managers",
+        "ManagerFilter",
+        &m,
+        "user_key person_response { uuid }",
+    );
     assert_eq!(v[0]["person_response"], json!({"uuid": p}));
-    assert_eq!((v[1]["person_response"].clone(), v[1]["user_key"].clone()), (Value::Null, json!("boss")));
-    let d = ok(&srv, "{ managers(filter: {employee: null}) { objects { uuid } } }", json!({}));
+    assert_eq!(
+        (v[1]["person_response"].clone(), v[1]["user_key"].clone()),
+        (Value::Null, json!("boss"))
+    );
+    let d = ok(
+        &srv,
+        "{ managers(filter: {employee: null}) { objects { uuid } } }",
+        json!({}),
+    );
     assert_eq!(d["managers"]["objects"], json!([{"uuid": m}]));
     // Org unit parent: null moves to top level.
     let ch = unit(&srv, &c, "Child", Some(&other), "2021-01-01");
-    upd(&srv, "org_unit_update", "OrganisationUnitUpdateInput", json!({"uuid": ch, "parent": null, "validity": {"from": "2024-01-01"}}));
-    let v = history(&srv, "org_units", "OrganisationUnitFilter", &ch, "parent_response { uuid }");
-    assert_eq!((v[0]["parent_response"].clone(), v[1]["parent_response"].clone()), (json!({"uuid": other}), Value::Null));
+    upd(
+        &srv,
+        "org_unit_update",
+        "OrganisationUnitUpdateInput",
+        json!({"uuid": ch, "parent": null, "validity": {"from": "2024-01-01"}}),
+    );
+    let v = history(
+        &srv,
+        "org_units",
+        "OrganisationUnitFilter",
+        &ch,
+        "parent_response { uuid }",
+    );
+    assert_eq!(
+        (
+            v[0]["parent_response"].clone(),
+            v[1]["parent_response"].clone()
+        ),
+        (json!({"uuid": other}), Value::Null)
+    );
 }
 
 #[test]
@@ -493,11 +837,21 @@ fn no_op_trap_and_atomicity() {
         b: org_unit_update(input: $b) { uuid } a: engagement_update(input: $a) { uuid } }";
     let real = json!({"uuid": e, "fraction": 300000, "validity": {"from": "2024-01-01"}});
     let noop = json!({"uuid": root, "name": "Root", "validity": {"from": "2020-01-01"}});
-    let fraction = || history(&srv, "engagements", "EngagementFilter", &e, "fraction").last().unwrap()["fraction"].clone();
+    let fraction = || {
+        history(&srv, "engagements", "EngagementFilter", &e, "fraction")
+            .last()
+            .unwrap()["fraction"]
+            .clone()
+    };
 
     // Alone: success, nothing changes.
     let before = srv.snapshot();
-    upd(&srv, "org_unit_update", "OrganisationUnitUpdateInput", noop.clone());
+    upd(
+        &srv,
+        "org_unit_update",
+        "OrganisationUnitUpdateInput",
+        noop.clone(),
+    );
     assert_eq!(srv.snapshot(), before);
     assert_eq!(srv.stats().rolled_back, 0);
 
@@ -521,18 +875,37 @@ fn no_op_trap_and_atomicity() {
     // Middle: same failure for the mutation after it.
     let mid = "mutation M($a: EngagementUpdateInput!, $b: OrganisationUnitUpdateInput!, $c: EngagementUpdateInput!) {
         one: engagement_update(input: $a) { uuid } two: org_unit_update(input: $b) { uuid } three: engagement_update(input: $c) { uuid } }";
-    let x = err(&srv, mid, json!({"a": real, "b": noop, "c": {"uuid": e, "user_key": "x", "validity": {"from": "2024-01-01"}}}));
+    let x = err(
+        &srv,
+        mid,
+        json!({"a": real, "b": noop, "c": {"uuid": e, "user_key": "x", "validity": {"from": "2024-01-01"}}}),
+    );
     assert_eq!(x["path"], json!(["three"]));
     assert_eq!(fraction(), 1000000);
 
     // The same real update alone works; repeating it is then a no-op.
-    upd(&srv, "engagement_update", "EngagementUpdateInput", real.clone());
+    upd(
+        &srv,
+        "engagement_update",
+        "EngagementUpdateInput",
+        real.clone(),
+    );
     assert_eq!(fraction(), 300000);
     let before = srv.snapshot();
-    upd(&srv, "engagement_update", "EngagementUpdateInput", real.clone());
+    upd(
+        &srv,
+        "engagement_update",
+        "EngagementUpdateInput",
+        real.clone(),
+    );
     assert_eq!(srv.snapshot(), before);
     // A termination that changes nothing is a no-op too.
-    upd(&srv, "engagement_terminate", "EngagementTerminateInput", json!({"uuid": e, "to": "2030-01-01"}));
+    upd(
+        &srv,
+        "engagement_terminate",
+        "EngagementTerminateInput",
+        json!({"uuid": e, "to": "2030-01-01"}),
+    );
     let d = ok(
         &srv,
         "mutation M($e: UUID!, $u: UUID!) { a: org_unit_update(input: {uuid: $u, name: \"X\", validity: {from: \"2024-01-01\"}}) { uuid }
@@ -554,7 +927,11 @@ fn no_op_trap_and_atomicity() {
     assert_eq!(x["message"], "ErrorCodes.V_EXISTING_CPR");
     assert_eq!(x["path"], json!(["b"]));
     assert_eq!(context(&x)["status"], 409);
-    let d = ok(&srv, "{ persons(filter: {cpr_numbers: [\"0202800000\"]}) { objects { uuid } } }", json!({}));
+    let d = ok(
+        &srv,
+        "{ persons(filter: {cpr_numbers: [\"0202800000\"]}) { objects { uuid } } }",
+        json!({}),
+    );
     assert_eq!(d["persons"]["objects"], json!([]));
 
     // Objects created earlier in a request are visible to later mutations.
@@ -571,4 +948,515 @@ fn no_op_trap_and_atomicity() {
     );
     assert_eq!(d["e"].as_array().unwrap().len(), 1);
     assert_eq!(srv.snapshot()["engagements"].as_object().unwrap().len(), 2);
+}
+
+#[test]
+fn error_shapes() {
+    let srv = server("2025-06-15");
+    let c = bootstrap(&srv);
+    let root = unit(&srv, &c, "Root", None, "2021-01-01");
+    let p = person(&srv, "0101700000");
+    let random = uuid::Uuid::new_v4().to_string();
+    let one = |m: &str, ty: &str, input: Value| {
+        let r = mutate(&srv, m, ty, input);
+        assert_eq!(r["data"], Value::Null, "{r:#}");
+        r["errors"][0].clone()
+    };
+
+    // Coercion errors: no path, no extensions, the variable's location.
+    let x = one(
+        "employee_create",
+        "EmployeeCreateInput",
+        json!({"given_name": "A", "surname": "B", "cpr_number": "3213700000"}),
+    );
+    assert_eq!(
+        x,
+        json!({"message": "Variable '$input' got invalid value '3213700000' at 'input.cpr_number'; Expected type 'CPR'. Birthdate not ok",
+               "locations": [{"line": 1, "column": 12}]})
+    );
+    let x = one(
+        "employee_create",
+        "EmployeeCreateInput",
+        json!({"given_name": "A", "surname": "B", "cpr_number": "01017000"}),
+    );
+    assert!(
+        x["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("Expected type 'CPR'. Invalid length"),
+        "{x}"
+    );
+    let x = one(
+        "engagement_create",
+        "EngagementCreateInput",
+        json!({"name": "x", "person": p}),
+    );
+    assert_eq!(
+        x["message"],
+        format!(
+            "Variable '$input' got invalid value {{'name': 'x', 'person': '{p}'}}; Field 'validity' of required type 'RAValidityInput!' was not provided."
+        )
+    );
+    let x = one(
+        "engagement_create",
+        "EngagementCreateInput",
+        json!({"person": p, "org_unit": root, "job_function": c.job, "engagement_type": c.eng_type, "validity": {"from": "2022-01-01"}, "name": "x"}),
+    );
+    assert!(
+        x["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("; Field 'name' is not defined by type 'EngagementCreateInput'."),
+        "{x}"
+    );
+    assert!(x.get("path").is_none());
+    let x = err(
+        &srv,
+        "mutation M($u: UUID!) { a: engagement_delete(uuid: $u) { uuid } }",
+        json!({"u": "not-a-uuid"}),
+    );
+    assert!(
+        x["message"].as_str().unwrap().contains(
+            "Value cannot represent a UUID: \"not-a-uuid\". badly formed hexadecimal UUID string"
+        ),
+        "{x}"
+    );
+
+    // `$limit: Int` is refused (the scalar is `int`); `int` works.
+    let x = err(
+        &srv,
+        "query Q($limit: Int) { org_units(limit: $limit) { objects { uuid } } }",
+        json!({"limit": 1}),
+    );
+    assert_eq!(
+        x["message"],
+        "Variable '$limit' of type 'Int' used in position expecting type 'int'."
+    );
+    ok(
+        &srv,
+        "query Q($limit: int) { org_units(limit: $limit) { objects { uuid } } }",
+        json!({"limit": 1}),
+    );
+    // Syntax error; unknown fields and collections.
+    let x = err(
+        &srv,
+        "query { org_units(filter: ) { objects { uuid } } }",
+        json!({}),
+    );
+    assert!(
+        x["message"].as_str().unwrap().starts_with("Syntax Error: "),
+        "{x}"
+    );
+    let x = err(
+        &srv,
+        "{ org_units { objects { uuid current { nme } } } }",
+        json!({}),
+    );
+    assert_eq!(
+        x["message"],
+        "Cannot query field 'nme' on type 'OrganisationUnit'."
+    );
+    let x = err(&srv, "{ widgets { objects { uuid } } }", json!({}));
+    assert_eq!(
+        x["message"],
+        "Cannot query field 'widgets' on type 'Query'."
+    );
+    let x = err(
+        &srv,
+        "{ org_units(filter: {colour: \"red\"}) { objects { uuid } } }",
+        json!({}),
+    );
+    assert!(
+        x["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Field 'colour' is not defined by type 'OrganisationUnitFilter'"),
+        "{x}"
+    );
+    // An unknown uuid is not an error.
+    let d = ok(
+        &srv,
+        "query Q($u: UUID!) { engagements(filter: {uuids: [$u]}) { objects { uuid } } }",
+        json!({"u": random}),
+    );
+    assert_eq!(d, json!({"engagements": {"objects": []}}));
+
+    // Pydantic validation: to before from (path, no extensions).
+    let x = one(
+        "org_unit_create",
+        "OrganisationUnitCreateInput",
+        json!({"name": "x", "org_unit_type": c.unit_type, "validity": {"from": "2024-01-01", "to": "2023-01-01"}}),
+    );
+    assert_eq!(
+        x["message"],
+        "1 validation error for Validity\n__root__\n  from_date 2024-01-01 00:00:00+01:00 must be less than or equal to to_date 2023-01-01 00:00:00+01:00 (type=value_error)"
+    );
+    assert_eq!(x["path"], json!(["org_unit_create"]));
+    assert!(x.get("extensions").is_none());
+
+    // Business errors.
+    let x = one(
+        "employee_create",
+        "EmployeeCreateInput",
+        json!({"given_name": "A", "surname": "B", "cpr_number": "0101700000"}),
+    );
+    assert_eq!(context(&x)["error_key"], "V_EXISTING_CPR");
+    let eng = |u: &str, p: &str, from: &str| json!({"person": p, "org_unit": u, "job_function": c.job, "engagement_type": c.eng_type, "validity": {"from": from}});
+    let x = one(
+        "engagement_create",
+        "EngagementCreateInput",
+        eng(&root, &p, "2020-01-01"),
+    );
+    assert_eq!(x["message"], "ErrorCodes.V_DATE_OUTSIDE_ORG_UNIT_RANGE");
+    assert_eq!(x["path"], json!(["engagement_create"]));
+    assert_eq!(x["locations"], json!([{"line": 1, "column": 46}]));
+    let ctx = context(&x);
+    assert_eq!(
+        (ctx["error"].clone(), ctx["status"].clone()),
+        (json!(true), json!(400))
+    );
+    assert_eq!(
+        (
+            ctx["org_unit_uuid"].clone(),
+            ctx["valid_from"].clone(),
+            ctx["valid_to"].clone()
+        ),
+        (json!(root), json!("2021-01-01"), Value::Null)
+    );
+    let young = person(&srv, "0101304000");
+    let x = one(
+        "engagement_create",
+        "EngagementCreateInput",
+        eng(&root, &young, "2022-01-01"),
+    );
+    assert_eq!(context(&x)["error_key"], "V_DATE_OUTSIDE_EMPL_RANGE");
+    let x = one(
+        "engagement_create",
+        "EngagementCreateInput",
+        eng(&random, &p, "2022-01-01"),
+    );
+    assert_eq!(context(&x)["error_key"], "E_ORG_UNIT_NOT_FOUND");
+    let x = one(
+        "org_unit_create",
+        "OrganisationUnitCreateInput",
+        json!({"name": "x", "parent": random, "org_unit_type": c.unit_type, "validity": {"from": "2022-01-01"}}),
+    );
+    assert_eq!(
+        (
+            context(&x)["error_key"].clone(),
+            context(&x)["status"].clone(),
+            context(&x)["org_unit_uuid"].clone()
+        ),
+        (json!("E_ORG_UNIT_NOT_FOUND"), json!(404), json!(random))
+    );
+    let x = one(
+        "org_unit_create",
+        "OrganisationUnitCreateInput",
+        json!({"name": "x", "parent": root, "org_unit_type": c.unit_type, "validity": {"from": "2020-01-01"}}),
+    );
+    assert_eq!(context(&x)["error_key"], "V_DATE_OUTSIDE_ORG_UNIT_RANGE");
+    let x = one(
+        "org_unit_update",
+        "OrganisationUnitUpdateInput",
+        json!({"uuid": random, "name": "x", "validity": {"from": "2022-01-01"}}),
+    );
+    assert_eq!(context(&x)["error_key"], "E_ORG_UNIT_NOT_FOUND");
+    let x = one(
+        "engagement_terminate",
+        "EngagementTerminateInput",
+        json!({"uuid": random, "to": "2026-01-01"}),
+    );
+    assert_eq!(
+        (
+            context(&x)["error_key"].clone(),
+            context(&x)["uuid"].clone()
+        ),
+        (json!("E_NOT_FOUND"), json!(random))
+    );
+    let x = err(
+        &srv,
+        "mutation M($u: UUID!) { engagement_delete(uuid: $u) { uuid } }",
+        json!({"u": random}),
+    );
+    assert_eq!(
+        context(&x)["description"],
+        format!("No OrganisationFunktion with ID {random} found.")
+    );
+    let x = one(
+        "engagement_update",
+        "EngagementUpdateInput",
+        json!({"uuid": random, "fraction": 1, "validity": {"from": "2022-01-01"}}),
+    );
+    assert_eq!(
+        (
+            context(&x)["error_key"].clone(),
+            context(&x)["description"].clone()
+        ),
+        (
+            json!("E_INVALID_INPUT"),
+            json!("invalid input syntax for type uuid: \"None\"")
+        )
+    );
+    let x = one(
+        "employee_update",
+        "EmployeeUpdateInput",
+        json!({"uuid": random, "given_name": "x", "validity": {"from": "2022-01-01"}}),
+    );
+    assert_eq!(
+        x["message"],
+        "one of the hex, bytes, bytes_le, fields, or int arguments must be given"
+    );
+    assert!(x.get("extensions").is_none() && x["path"] == json!(["employee_update"]));
+    let x = one(
+        "ituser_create",
+        "ITUserCreateInput",
+        json!({"person": p, "itsystem": random, "user_key": "u", "validity": {"from": "2022-01-01"}}),
+    );
+    assert_eq!(
+        x["extensions"]["error_context"],
+        json!({"error": true, "description": "Not found.", "status": 404, "error_key": "E_NOT_FOUND"})
+    );
+    let addr = |t: &str, v: &str| json!({"person": p, "address_type": t, "value": v, "validity": {"from": "2022-01-01"}});
+    let x = one(
+        "address_create",
+        "AddressCreateInput",
+        addr(&random, "a@b.dk"),
+    );
+    assert_eq!(context(&x)["error_key"], "V_MISSING_REQUIRED_VALUE");
+    assert_eq!(
+        (context(&x)["key"].clone(), context(&x)["obj"].clone()),
+        (json!("scope"), Value::Null)
+    );
+    let x = one(
+        "address_create",
+        "AddressCreateInput",
+        addr(&c.email, "not-an-email"),
+    );
+    assert_eq!(
+        x["extensions"]["error_context"],
+        json!({"error": true, "description": "Invalid email", "status": 400, "error_key": "V_INVALID_ADDRESS_EMAIL", "value": "not-an-email"})
+    );
+    // Midnight rule of terminations.
+    let e = engagement(&srv, &c, &p, &root, json!({"from": "2022-01-01"}));
+    let x = one(
+        "engagement_terminate",
+        "EngagementTerminateInput",
+        json!({"uuid": e, "to": "2026-01-01T12:00:00+01:00"}),
+    );
+    assert_eq!(
+        x["message"],
+        "(<ErrorCodes.E_INVALID_INPUT: (400, 'Invalid input.')>, \"'2026-01-01T12:00:00+01:00' is not at midnight!\")"
+    );
+    assert_eq!(
+        context(&x)["description"],
+        "'2026-01-01T12:00:00+01:00' is not at midnight!"
+    );
+    // A unit with children and an engagement cannot be terminated.
+    unit(&srv, &c, "Child", Some(&root), "2022-01-01");
+    let x = one(
+        "org_unit_terminate",
+        "OrganisationUnitTerminateInput",
+        json!({"uuid": root, "to": "2026-01-01"}),
+    );
+    let ctx = context(&x);
+    assert_eq!(
+        (
+            ctx["error_key"].clone(),
+            ctx["child_count"].clone(),
+            ctx["roles"].clone()
+        ),
+        (
+            json!("V_TERMINATE_UNIT_WITH_CHILDREN_AND_ROLES"),
+            json!(1),
+            json!("Engagement")
+        )
+    );
+    // An unknown job function class is accepted.
+    engagement(
+        &srv,
+        &Classes {
+            job: random.clone(),
+            ..c
+        },
+        &p,
+        &root,
+        json!({"from": "2022-01-01"}),
+    );
+}
+
+#[test]
+fn paging_and_registration() {
+    let srv = MoServer::start(Options {
+        legacy_session: Some(SESSION.parse().unwrap()),
+        today: Some("2025-01-01".parse().unwrap()),
+        max_page: Some(3),
+        schema: None,
+        ..Options::default()
+    });
+    let mut all = Vec::new();
+    for i in 0..10 {
+        all.push(create(
+            &srv,
+            "itsystem_create",
+            "ITSystemCreateInput",
+            json!({"user_key": format!("S{i}"), "name": "x", "validity": {"from": null}}),
+        ));
+    }
+    all.sort();
+    let q = "query Q($limit: int, $cursor: Cursor) { itsystems(limit: $limit, cursor: $cursor) { page_info { next_cursor } objects { uuid } } }";
+    let walk = |limit: Value| {
+        let (mut seen, mut cursor, mut pages) = (Vec::new(), Value::Null, 0);
+        loop {
+            let d = ok(&srv, q, json!({"limit": limit, "cursor": cursor}));
+            let objs = d["itsystems"]["objects"].as_array().unwrap();
+            assert!(objs.len() <= 3);
+            seen.extend(objs.iter().map(|o| o["uuid"].as_str().unwrap().to_string()));
+            pages += 1;
+            cursor = d["itsystems"]["page_info"]["next_cursor"].clone();
+            if cursor.is_null() {
+                break;
+            }
+        }
+        (seen, pages)
+    };
+    let (seen, pages) = walk(json!(100));
+    assert_eq!(seen, all, "ordered by uuid, each once");
+    assert_eq!(pages, 4);
+    let (seen, pages) = walk(json!(2));
+    assert_eq!((seen.len(), pages), (10, 5 + 1));
+    let (seen, _) = walk(Value::Null);
+    assert_eq!(seen, all);
+    let x = err(&srv, q, json!({"cursor": "garbage!"}));
+    assert!(x["message"].as_str().unwrap().contains("cursor"), "{x}");
+
+    // Registration filter: objects written in [start, end).
+    let srv = server("2025-01-01");
+    let t0 = jiff::Timestamp::now();
+    let mut all = Vec::new();
+    for i in 0..10 {
+        all.push(create(
+            &srv,
+            "itsystem_create",
+            "ITSystemCreateInput",
+            json!({"user_key": format!("S{i}"), "name": "x", "validity": {"from": null}}),
+        ));
+    }
+    std::thread::sleep(Duration::from_millis(5));
+    let t1 = jiff::Timestamp::now();
+    std::thread::sleep(Duration::from_millis(5));
+    upd(
+        &srv,
+        "itsystem_update",
+        "ITSystemUpdateInput",
+        json!({"uuid": all[4], "user_key": "changed", "name": "x", "validity": {"from": null}}),
+    );
+    let rq = "query Q($f: ITSystemFilter) { itsystems(filter: $f) { objects { uuid } } }";
+    let count = |start: jiff::Timestamp, end: Option<jiff::Timestamp>| {
+        let d = ok(
+            &srv,
+            rq,
+            json!({"f": {"registration": {"start": start.to_string(), "end": end.map(|e| e.to_string())}}}),
+        );
+        d["itsystems"]["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["uuid"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(count(t1, None), vec![all[4].clone()]);
+    assert_eq!(count(t0, None).len(), 10);
+    assert_eq!(count(t0, Some(t0)).len(), 0);
+}
+
+#[test]
+fn schema_validation() {
+    let Some(path) = std::env::var_os("DIPEX_OS2MO_SCHEMA") else {
+        println!("skipped: set DIPEX_OS2MO_SCHEMA to the served v30 SDL to run the schema tests");
+        return;
+    };
+    let schema = load_schema(std::path::Path::new(&path)).expect("schema loads");
+    let good = "query Q($limit: int, $cursor: Cursor, $f: OrganisationUnitFilter) { org_units(filter: $f, limit: $limit, cursor: $cursor) {
+        page_info { next_cursor } objects { uuid validities { name validity { from to } parent_response { uuid } } } } }";
+    assert_eq!(
+        validate_request(
+            &schema,
+            good,
+            &json!({"limit": 10, "f": {"from_date": null, "to_date": null}})
+        ),
+        Ok(())
+    );
+    let bad_limit = good.replace("$limit: int", "$limit: Int");
+    let errs = validate_request(&schema, &bad_limit, &json!({})).unwrap_err();
+    assert_eq!(
+        errs,
+        vec!["Variable '$limit' of type 'Int' used in position expecting type 'int'.".to_string()]
+    );
+    let m =
+        "mutation M($input: EngagementCreateInput!) { engagement_create(input: $input) { uuid } }";
+    let errs = validate_request(&schema, m, &json!({"input": {"name": "x", "org_unit": "3b866d97-0b1f-48e0-8078-686d96f430b3",
+        "engagement_type": "3b866d97-0b1f-48e0-8078-686d96f430b3", "job_function": "3b866d97-0b1f-48e0-8078-686d96f430b3",
+        "validity": {"from": "2020-01-01"}}})).unwrap_err();
+    assert_eq!(errs.len(), 1);
+    assert!(
+        errs[0].ends_with("; Field 'name' is not defined by type 'EngagementCreateInput'."),
+        "{errs:?}"
+    );
+    let p = "mutation M($input: EmployeeCreateInput!) { employee_create(input: $input) { uuid } }";
+    let errs = validate_request(
+        &schema,
+        p,
+        &json!({"input": {"given_name": "a", "surname": "b", "cpr_number": "3213700000"}}),
+    )
+    .unwrap_err();
+    assert_eq!(errs, vec!["Variable '$input' got invalid value '3213700000' at 'input.cpr_number'; Expected type 'CPR'. Birthdate not ok".to_string()]);
+    let errs = validate_request(&schema, p, &json!({})).unwrap_err();
+    assert_eq!(
+        errs,
+        vec![
+            "Variable '$input' of required type 'EmployeeCreateInput!' was not provided."
+                .to_string()
+        ]
+    );
+    let errs = validate_request(
+        &schema,
+        "{ org_units { objects { uuid current { nme } } } }",
+        &json!({}),
+    )
+    .unwrap_err();
+    assert!(
+        errs.iter()
+            .any(|e| e == "Cannot query field 'nme' on type 'OrganisationUnit'."),
+        "{errs:?}"
+    );
+    let errs = validate_request(
+        &schema,
+        "{ engagements(filter: {uuids: [\"nope\"]}) { objects { uuid } } }",
+        &json!({}),
+    )
+    .unwrap_err();
+    assert!(errs[0].contains("UUID"), "{errs:?}");
+
+    // A server with the schema validates before executing, with locations.
+    let srv = MoServer::start(Options {
+        legacy_session: Some(SESSION.parse().unwrap()),
+        schema: Some(path.into()),
+        ..Options::default()
+    });
+    let x = err(&srv, &bad_limit, json!({}));
+    assert_eq!(
+        x["message"],
+        "Variable '$limit' of type 'Int' used in position expecting type 'int'."
+    );
+    assert!(x["locations"].as_array().is_some_and(|l| !l.is_empty()));
+    let (s, _, body) = http(
+        &srv.base_url(),
+        "GET",
+        "/graphql/v30/schema.graphql",
+        &[],
+        b"",
+    );
+    assert_eq!(s, 200);
+    assert!(String::from_utf8_lossy(&body).contains("scalar CPR"));
+    ok(&srv, "{ facets { objects { uuid } } }", json!({}));
 }

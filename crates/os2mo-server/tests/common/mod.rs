@@ -10,10 +10,19 @@ use serde_json::{Value, json};
 pub const SESSION: &str = "3b866d97-0b1f-48e0-8078-686d96f430b3";
 
 /// One HTTP request on a fresh connection: (status, lower-case headers, body).
-pub fn http(base: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, Vec<(String, String)>, Vec<u8>) {
+pub fn http(
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
     let addr = base.strip_prefix("http://").unwrap();
     let mut s = TcpStream::connect(addr).unwrap();
-    let mut head = format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n", body.len());
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -76,7 +85,9 @@ pub fn ok(srv: &MoServer, query: &str, variables: Value) -> Value {
 pub fn err(srv: &MoServer, query: &str, variables: Value) -> Value {
     let r = gql(srv, query, variables);
     assert_eq!(r["data"], Value::Null, "{r:#}");
-    let errors = r["errors"].as_array().unwrap_or_else(|| panic!("no errors: {r:#}"));
+    let errors = r["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no errors: {r:#}"));
     assert_eq!(errors.len(), 1, "{r:#}");
     errors[0].clone()
 }
@@ -98,11 +109,21 @@ pub fn context(e: &Value) -> &Value {
 }
 
 /// The validities (all time) of one object of a collection, with the given selection.
-pub fn history(srv: &MoServer, collection: &str, filter_type: &str, uuid: &str, fields: &str) -> Vec<Value> {
+pub fn history(
+    srv: &MoServer,
+    collection: &str,
+    filter_type: &str,
+    uuid: &str,
+    fields: &str,
+) -> Vec<Value> {
     let q = format!(
         "query Q($f: {filter_type}) {{ {collection}(filter: $f) {{ objects {{ uuid validities {{ {fields} validity {{ from to }} }} }} }} }}"
     );
-    let d = ok(srv, &q, json!({"f": {"uuids": [uuid], "from_date": null, "to_date": null}}));
+    let d = ok(
+        srv,
+        &q,
+        json!({"f": {"uuids": [uuid], "from_date": null, "to_date": null}}),
+    );
     let objs = d[collection]["objects"].as_array().unwrap();
     if objs.is_empty() {
         return vec![];
@@ -112,5 +133,7 @@ pub fn history(srv: &MoServer, collection: &str, filter_type: &str, uuid: &str, 
 
 /// Validity pairs as (from, to) strings for compact assertions.
 pub fn spans(v: &[Value]) -> Vec<(Value, Value)> {
-    v.iter().map(|x| (x["validity"]["from"].clone(), x["validity"]["to"].clone())).collect()
+    v.iter()
+        .map(|x| (x["validity"]["from"].clone(), x["validity"]["to"].clone()))
+        .collect()
 }
