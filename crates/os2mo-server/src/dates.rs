@@ -82,7 +82,7 @@ pub(crate) fn parse_datetime(s: &str) -> Result<InputDate, String> {
         return Err(bad());
     }
     let date: Date = s[..10].parse().map_err(|_| bad())?;
-    if s[..10].as_bytes()[4] != b'-' {
+    if s.as_bytes()[4] != b'-' {
         return Err(bad());
     }
     let rest = &s[10..];

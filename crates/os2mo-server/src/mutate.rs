@@ -258,7 +258,7 @@ fn validity_of(input: &Map<String, Value>) -> Result<(Date, Date), GqlError> {
 /// A termination boundary: a date at midnight (MO rejects other times).
 fn midnight(v: &Value) -> Result<Date, GqlError> {
     let s = v.as_str().unwrap_or_default();
-    let d = parse_datetime(s).map_err(|e| invalid_input(e))?;
+    let d = parse_datetime(s).map_err(invalid_input)?;
     if !d.midnight {
         let desc = format!("'{s}' is not at midnight!");
         let mut e = invalid_input(desc.clone());
@@ -503,10 +503,8 @@ impl Engine {
             vals.insert("person".into(), e.clone());
         }
         match kind {
-            Kind::Facet | Kind::Class => {
-                if vals["published"].is_null() {
-                    vals.insert("published".into(), "Publiceret".into());
-                }
+            Kind::Facet | Kind::Class if vals["published"].is_null() => {
+                vals.insert("published".into(), "Publiceret".into());
             }
             Kind::ItUser => {
                 let single = input.get("engagement").filter(|v| !v.is_null());
