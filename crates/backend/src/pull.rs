@@ -11,8 +11,27 @@ use dipex_model::{Kind, Object, Op, Plan};
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
-/// How far back an incremental pull looks before the last pull's start.
-const MARGIN: jiff::SignedDuration = jiff::SignedDuration::from_mins(10);
+/// How far back an incremental pull looks before the last pull's start by default (clocks of
+/// dipex's and OS2mo's servers may differ).
+pub const MARGIN: jiff::SignedDuration = jiff::SignedDuration::from_mins(10);
+
+/// How a pull reads.
+#[derive(Clone, Copy, Debug)]
+pub struct PullOptions {
+    /// Read every object, not only those changed since the last pull.
+    pub full: bool,
+    /// How far before the last pull's start changes are looked for.
+    pub margin: jiff::SignedDuration,
+}
+
+impl Default for PullOptions {
+    fn default() -> PullOptions {
+        PullOptions {
+            full: false,
+            margin: MARGIN,
+        }
+    }
+}
 
 /// What a pull did, per kind and in total.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -81,23 +100,23 @@ fn recreate(remote: Object, exists: bool, plan: &mut Plan) {
     }
 }
 
-/// Mirror `mo` into `store`. `full` ignores the last pull's time. `reg.at` is the pull's start
-/// (the next incremental pull reads changes from then on).
+/// Mirror `mo` into `store`. `reg.at` is the pull's start (the next incremental pull reads
+/// changes from then on).
 pub fn pull(
     mo: &Os2mo,
     store: &mut Store,
     reg: &Registration,
-    full: bool,
+    opts: PullOptions,
     progress: &mut dyn FnMut(PullEvent),
 ) -> Result<PullCounts, BackendError> {
     let key = meta_key(&mo.config().base);
-    let since: Option<jiff::Timestamp> = if full {
+    let since: Option<jiff::Timestamp> = if opts.full {
         None
     } else {
         store
             .meta(&key)?
             .and_then(|s| s.parse().ok())
-            .map(|t: jiff::Timestamp| t - MARGIN)
+            .map(|t: jiff::Timestamp| t - opts.margin)
     };
     let mut plan = Plan::default();
     let mut total = PullCounts::default();

@@ -268,7 +268,11 @@ fn os2mo(s: &Size, batch: usize) -> Result<()> {
     generate(s, &dir)?;
     let cfg = Config::new("Benchby Kommune");
     let server = dipex_os2mo_server::MoServer::start(dipex_os2mo_server::Options {
-        org: (cfg.uuids.base(), cfg.municipality_name.clone(), cfg.municipality_name.clone()),
+        org: (
+            cfg.uuids.base(),
+            cfg.municipality_name.clone(),
+            cfg.municipality_name.clone(),
+        ),
         schema: None,
         ..Default::default()
     });
@@ -285,24 +289,45 @@ fn os2mo(s: &Size, batch: usize) -> Result<()> {
     let mut mo = dipex_backend::Os2mo::new(mc)?;
     let register = OfflineRegister::load(dir.join("adresser.csv"))?;
     let cpr_map = HashMap::new();
-    let job = Job { cfg: &cfg, register: &register, cpr_map: &cpr_map, dry_run: false, only: None };
+    let job = Job {
+        cfg: &cfg,
+        register: &register,
+        cpr_map: &cpr_map,
+        dry_run: false,
+        only: None,
+    };
     let (dumps, _) = list_dumps(&dir.join("dumps"))?;
     let mut db = RunDb::open(&dir.join("run_db.sqlite"))?;
     println!(
         "OPUS import of {} units / {} employments into OS2mo on loopback ({batch} mutations per request)",
         s.units, s.employees
     );
-    println!("{:<14} {:>9} {:>9} {:>10} {:>10} {:>10} {:>12}", "step", "wall (s)", "writes", "writes/s", "requests", "mutations", "requests/obj");
+    println!(
+        "{:<14} {:>9} {:>9} {:>10} {:>10} {:>10} {:>12}",
+        "step", "wall (s)", "writes", "writes/s", "requests", "mutations", "requests/obj"
+    );
     for day in 0..s.days {
         let before = server.stats();
         let t = Instant::now();
-        let r = run::import(&mut mo, Some(&mut db), &job, &mut BenchEnv, &dumps, Mode::Next, &mut |_| {})?;
+        let r = run::import(
+            &mut mo,
+            Some(&mut db),
+            &job,
+            &mut BenchEnv,
+            &dumps,
+            Mode::Next,
+            &mut |_| {},
+        )?;
         let secs = t.elapsed().as_secs_f64();
         let after = server.stats();
         let c = r.counts();
         let writes = c.created + c.updated + c.terminated + c.deleted;
         let requests = after.graphql_requests - before.graphql_requests;
-        let step = if day == 0 { "first import".to_string() } else { format!("diff day {day}") };
+        let step = if day == 0 {
+            "first import".to_string()
+        } else {
+            format!("diff day {day}")
+        };
         println!(
             "{step:<14} {secs:>9.2} {writes:>9} {:>10.0} {requests:>10} {:>10} {:>12.3}",
             writes as f64 / secs,
@@ -311,11 +336,15 @@ fn os2mo(s: &Size, batch: usize) -> Result<()> {
         );
     }
     let mut mirror = Store::open(&dir.join("mirror.sqlite3"))?;
-    let reg = dipex_backend::Registration { at: jiff::Timestamp::now(), actor: "bench".into(), note: "pull".into() };
+    let reg = dipex_backend::Registration {
+        at: jiff::Timestamp::now(),
+        actor: "bench".into(),
+        note: "pull".into(),
+    };
     for step in ["mo pull (full)", "mo pull (again)"] {
         let before = server.stats().graphql_requests;
         let t = Instant::now();
-        let c = dipex_backend::pull::pull(&mo, &mut mirror, &reg, false, &mut |_| {})?;
+        let c = dipex_backend::pull::pull(&mo, &mut mirror, &reg, Default::default(), &mut |_| {})?;
         println!(
             "{step:<16} {:>7.2} s, {} objects read, {} requests",
             t.elapsed().as_secs_f64(),
@@ -323,7 +352,9 @@ fn os2mo(s: &Size, batch: usize) -> Result<()> {
             server.stats().graphql_requests - before
         );
     }
-    println!("(client and server share this process and its 2 cores; the server keeps everything in memory)");
+    println!(
+        "(client and server share this process and its 2 cores; the server keeps everything in memory)"
+    );
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
@@ -332,7 +363,20 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Cmd::Generate { size, out } => generate(&size, &out),
         Cmd::Opus { size, dir, verbose } => opus(&size, dir, verbose),
-        Cmd::Os2mo { units, employees, days, batch } => os2mo(&Size { units, employees, days, seed: 1 }, batch),
+        Cmd::Os2mo {
+            units,
+            employees,
+            days,
+            batch,
+        } => os2mo(
+            &Size {
+                units,
+                employees,
+                days,
+                seed: 1,
+            },
+            batch,
+        ),
         Cmd::ImportNext { dir } => import_next(&dir),
     }
 }

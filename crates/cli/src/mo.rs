@@ -245,7 +245,16 @@ fn pull(ctx: &Context, full: bool) -> Result<Outcome> {
             pb.set_message(format!("writing {ops} changes"));
         }
     };
-    let result = dipex_backend::pull::pull(&mo, &mut store, &reg, full, &mut progress);
+    let result = dipex_backend::pull::pull(
+        &mo,
+        &mut store,
+        &reg,
+        dipex_backend::pull::PullOptions {
+            full,
+            ..Default::default()
+        },
+        &mut progress,
+    );
     pb.finish_and_clear();
     let c = result?;
     tracing::info!(

@@ -604,7 +604,10 @@ pub fn encode(value: &Value, mode: Mode) -> Result<Map<String, Json>, Os2moError
         }
         Value::Association(v) => {
             f.s("user_key", &v.user_key);
-            f.u("person", v.person);
+            // An IT association's person cannot be changed (no `person` in its update input).
+            if !(v.it_association && mode == Mode::Update) {
+                f.u("person", v.person);
+            }
             f.u("org_unit", v.org_unit);
             f.opt("primary", &v.primary);
             if v.it_association {

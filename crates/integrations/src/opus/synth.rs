@@ -546,7 +546,11 @@ fn synthetic_cpr(rng: &mut Rng) -> String {
 /// The birth year of a CPR number made by [`synthetic_cpr`].
 fn birth_year(cpr: &str) -> i64 {
     let yy: i64 = cpr[4..6].parse().unwrap_or(0);
-    if cpr.as_bytes()[6] < b'4' { 1900 + yy } else { 2000 + yy }
+    if cpr.as_bytes()[6] < b'4' {
+        1900 + yy
+    } else {
+        2000 + yy
+    }
 }
 
 /// The old CPR modulus-11 check.
