@@ -255,13 +255,14 @@ fn settings_errors_and_environment_overrides() {
     let o = s.run(&["--settings", "bad.json", "opus", "status"]);
     assert_eq!(code(&o), 2);
     assert!(text(&o.stderr).contains("integrations.opus.skip_employees"));
-    // mora.base is refused until the OS2mo backend exists, unless --store is given.
+    // mora.base without credentials is refused (naming what to set), unless --store is given.
     let o = s.run_env(
         &["opus", "import", "--dry-run"],
         &[("DIPEX_MORA__BASE", "https://mo.example")],
     );
     assert_eq!(code(&o), 2);
-    assert!(text(&o.stderr).contains("--store"), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(err.contains("--store") && err.contains("crontab.CLIENT_SECRET"), "{err}");
     let o = s.run_env(
         &["--store", "other.sqlite3", "opus", "import"],
         &[("DIPEX_MORA__BASE", "https://mo.example")],
@@ -334,4 +335,44 @@ fn check_tree_show_and_check_dar() {
             && !out.contains(person["validities"][0]["cpr_number"].as_str().unwrap()),
         "CPR masked: {out}"
     );
+}
+
+#[test]
+fn opus_import_into_os2mo_then_dump_and_pull_a_mirror() {
+    let server = dipex_os2mo_server::MoServer::start(dipex_os2mo_server::Options::default());
+    let s = Site::new(&[DAY1, DAY2]);
+    let base = server.base_url();
+    let auth = server.auth_server();
+    let env = [
+        ("DIPEX_MORA__BASE", base.as_str()),
+        ("CLIENT_ID", "dipex"),
+        ("CLIENT_SECRET", "test-secret"),
+        ("AUTH_SERVER", auth.as_str()),
+    ];
+    let o = s.run_env(&["check"], &env);
+    assert_eq!(code(&o), 0, "{}{}", text(&o.stdout), text(&o.stderr));
+    assert!(text(&o.stdout).contains("root organisation"), "{}", text(&o.stdout));
+    let o = s.run_env(&["opus", "import"], &env);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert!(server.stats().mutations > 20);
+    assert!(!s.path("store.sqlite3").exists(), "nothing went to the embedded store");
+    let dump = s.run_env(&["mo", "dump"], &env);
+    assert_eq!(code(&dump), 0, "{}", text(&dump.stderr));
+    assert!(text(&dump.stdout).lines().count() > 20);
+    // Nothing new: nothing written.
+    let mutations = server.stats().mutations;
+    assert_eq!(code(&s.run_env(&["opus", "import"], &env)), 0);
+    assert_eq!(server.stats().mutations, mutations);
+    // A mirror of OS2mo in the embedded store dumps the same.
+    let o = s.run_env(&["--store", "mirror.sqlite3", "mo", "pull"], &env);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("mo pull:"), "{}", text(&o.stderr));
+    let mirror = s.run(&["--store", "mirror.sqlite3", "mo", "dump"]);
+    assert_eq!(text(&mirror.stdout), text(&dump.stdout));
+    // A wrong secret fails clearly and never shows the secret.
+    let bad = [env[0], env[1], ("CLIENT_SECRET", "not-the-secret-4711"), env[3]];
+    let o = s.run_env(&["check"], &bad);
+    let all = format!("{}{}", text(&o.stdout), text(&o.stderr));
+    assert_ne!(code(&o), 0, "{all}");
+    assert!(all.contains("401") && !all.contains("not-the-secret-4711"), "{all}");
 }
