@@ -175,8 +175,19 @@ impl Store {
                 "SELECT DISTINCT uuid FROM slice WHERE reg_to IS NULL AND kind = ?1 ORDER BY uuid",
             )
             .map_err(|e| self.err(e))?;
+        self.uuid_rows(&mut stmt, &[Sql::Text(kind.as_str().into())])
+    }
+
+    /// The uuids (16-byte blobs in the first column) a statement returns.
+    fn uuid_rows(
+        &self,
+        stmt: &mut rusqlite::Statement<'_>,
+        params: &[Sql],
+    ) -> Result<Vec<Uuid>, BackendError> {
         let rows = stmt
-            .query_map([kind.as_str()], |r| r.get::<_, Vec<u8>>(0))
+            .query_map(rusqlite::params_from_iter(params.iter()), |r| {
+                r.get::<_, Vec<u8>>(0)
+            })
             .map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for r in rows {
@@ -395,21 +406,7 @@ impl Backend for Store {
         window_sql(&q.window, &mut sql, &mut params);
         let uuids: Vec<Uuid> = {
             let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
-            let rows = stmt
-                .query_map(rusqlite::params_from_iter(params.iter()), |r| {
-                    r.get::<_, Vec<u8>>(0)
-                })
-                .map_err(|e| self.err(e))?;
-            let mut out = Vec::new();
-            for r in rows {
-                let b = r.map_err(|e| self.err(e))?;
-                out.push(Uuid::from_slice(&b).map_err(|e| BackendError::Corrupt {
-                    path: self.path.clone(),
-                    uuid: format!("{b:02x?}"),
-                    reason: e.to_string(),
-                })?);
-            }
-            out
+            self.uuid_rows(&mut stmt, &params)?
         };
         self.slices_of(&uuids, &q.window)
     }

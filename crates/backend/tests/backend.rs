@@ -802,3 +802,24 @@ fn reg_now() -> Registration {
         note: "pull".into(),
     }
 }
+
+#[test]
+fn a_bad_ca_file_is_named_before_anything_is_sent() {
+    let server = MoServer::start(Options::default());
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&server);
+    cfg.ca_file = Some(dir.path().join("missing.pem"));
+    let err = Os2mo::new(cfg.clone())
+        .err()
+        .expect("missing file")
+        .to_string();
+    assert!(err.contains("missing.pem"), "{err}");
+    std::fs::write(dir.path().join("empty.pem"), "not a certificate\n").unwrap();
+    cfg.ca_file = Some(dir.path().join("empty.pem"));
+    let err = Os2mo::new(cfg).err().expect("no certificates").to_string();
+    assert!(
+        err.contains("empty.pem") && err.contains("no certificates"),
+        "{err}"
+    );
+    assert_eq!(server.stats().http_requests, 0);
+}

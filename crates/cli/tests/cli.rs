@@ -262,7 +262,10 @@ fn settings_errors_and_environment_overrides() {
     );
     assert_eq!(code(&o), 2);
     let err = text(&o.stderr);
-    assert!(err.contains("--store") && err.contains("crontab.CLIENT_SECRET"), "{err}");
+    assert!(
+        err.contains("--store") && err.contains("crontab.CLIENT_SECRET"),
+        "{err}"
+    );
     let o = s.run_env(
         &["--store", "other.sqlite3", "opus", "import"],
         &[("DIPEX_MORA__BASE", "https://mo.example")],
@@ -351,11 +354,18 @@ fn opus_import_into_os2mo_then_dump_and_pull_a_mirror() {
     ];
     let o = s.run_env(&["check"], &env);
     assert_eq!(code(&o), 0, "{}{}", text(&o.stdout), text(&o.stderr));
-    assert!(text(&o.stdout).contains("root organisation"), "{}", text(&o.stdout));
+    assert!(
+        text(&o.stdout).contains("root organisation"),
+        "{}",
+        text(&o.stdout)
+    );
     let o = s.run_env(&["opus", "import"], &env);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     assert!(server.stats().mutations > 20);
-    assert!(!s.path("store.sqlite3").exists(), "nothing went to the embedded store");
+    assert!(
+        !s.path("store.sqlite3").exists(),
+        "nothing went to the embedded store"
+    );
     let dump = s.run_env(&["mo", "dump"], &env);
     assert_eq!(code(&dump), 0, "{}", text(&dump.stderr));
     assert!(text(&dump.stdout).lines().count() > 20);
@@ -370,9 +380,17 @@ fn opus_import_into_os2mo_then_dump_and_pull_a_mirror() {
     let mirror = s.run(&["--store", "mirror.sqlite3", "mo", "dump"]);
     assert_eq!(text(&mirror.stdout), text(&dump.stdout));
     // A wrong secret fails clearly and never shows the secret.
-    let bad = [env[0], env[1], ("CLIENT_SECRET", "not-the-secret-4711"), env[3]];
+    let bad = [
+        env[0],
+        env[1],
+        ("CLIENT_SECRET", "not-the-secret-4711"),
+        env[3],
+    ];
     let o = s.run_env(&["check"], &bad);
     let all = format!("{}{}", text(&o.stdout), text(&o.stderr));
     assert_ne!(code(&o), 0, "{all}");
-    assert!(all.contains("401") && !all.contains("not-the-secret-4711"), "{all}");
+    assert!(
+        all.contains("401") && !all.contains("not-the-secret-4711"),
+        "{all}"
+    );
 }
