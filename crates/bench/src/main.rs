@@ -73,6 +73,15 @@ enum Cmd {
         #[arg(long, default_value_t = 100)]
         batch: usize,
     },
+    /// Benchmark the plan2learn export: the first dump imported into the embedded store, then the
+    /// export (read, map, write) measured in a fresh child process
+    Plan2learn {
+        #[command(flatten)]
+        size: Size,
+    },
+    /// (internal) run the plan2learn export of DIR, in this process
+    #[command(hide = true)]
+    ExportP2l { dir: PathBuf },
     /// (internal) import the next pending dump of DIR, in this process
     #[command(hide = true)]
     ImportNext { dir: PathBuf },
@@ -260,6 +269,56 @@ fn opus(s: &Size, dir: Option<PathBuf>, verbose: bool) -> Result<()> {
     Ok(())
 }
 
+/// The plan2learn export of the store in `dir`, in this process (run as a child).
+fn export_p2l(dir: &Path) -> Result<()> {
+    let store = Store::open(&dir.join("store.sqlite3"))?;
+    let register = OfflineRegister::load(dir.join("adresser.csv"))?;
+    let root = dipex_integrations::opus::uuids::OpusUuids::new("Benchby Kommune").unit("1");
+    let types: Vec<String> = ["Ansat", "Timelønnet", "Tjenestemand", "Vikar", "Elev"].map(String::from).to_vec();
+    let cfg = dipex_integrations::plan2learn::Config {
+        root_unit: root,
+        allowed_engagement_types: types,
+        too_deep: vec![],
+        email_priority: vec!["Email".into()],
+        phone_priority: vec!["Telefon".into()],
+        job_title_extension: 2,
+    };
+    let t = Instant::now();
+    let today = jiff::civil::date(2024, 1, 2);
+    let r = dipex_integrations::plan2learn::run::run(&store, &register, &cfg, today, &dir.join("p2l"))?;
+    let rows: Vec<String> = r.export.tables.iter().map(|t| format!("{} {}", t.rows.len(), t.name)).collect();
+    println!("{:.2} {} {}", t.elapsed().as_secs_f64(), peak_kb(), rows.join(", "));
+    Ok(())
+}
+
+fn plan2learn(s: &Size) -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("dipex-bench-p2l-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    generate(&Size { days: 1, ..s.clone() }, &dir)?;
+    measured_child(&dir)?;
+    let exe = std::env::current_exe()?;
+    println!("plan2learn export of {} units / {} employments from the embedded store", s.units, s.employees);
+    for run in 1..=3 {
+        let start = Instant::now();
+        let out = Process::new(&exe).arg("export-p2l").arg(&dir).output()?;
+        if !out.status.success() {
+            bail!("export failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let f: Vec<&str> = stdout.trim().splitn(3, ' ').collect();
+        let kb: u64 = f[1].parse()?;
+        println!(
+            "run {run}: export {} s (process {:.2} s), peak RSS {:.0} MB: {}",
+            f[0],
+            start.elapsed().as_secs_f64(),
+            kb as f64 / 1024.0,
+            f[2]
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
 /// The OPUS import into an OS2mo-protocol server in this process, over loopback HTTP.
 fn os2mo(s: &Size, batch: usize) -> Result<()> {
     use dipex_backend::os2mo::{Auth, Config as MoConfig};
@@ -391,6 +450,8 @@ fn main() -> Result<()> {
             },
             batch,
         ),
+        Cmd::Plan2learn { size } => plan2learn(&size),
+        Cmd::ExportP2l { dir } => export_p2l(&dir),
         Cmd::ImportNext { dir } => import_next(&dir),
     }
 }

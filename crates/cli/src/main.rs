@@ -6,6 +6,7 @@
 mod context;
 mod mo;
 mod opus;
+mod plan2learn;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -36,6 +37,9 @@ enum Command {
     /// OPUS Løn XML dumps into MO
     #[command(subcommand)]
     Opus(opus::OpusCommand),
+    /// plan2learn: five CSV files from MO, shipped over FTPS
+    #[command(subcommand)]
+    Plan2learn(plan2learn::Plan2learnCommand),
     /// Look at MO's data
     #[command(subcommand)]
     Mo(mo::MoCommand),
@@ -73,7 +77,8 @@ fn main() -> ExitCode {
         context::Context::new(cli.settings.as_deref(), cli.store.as_deref()).and_then(|ctx| {
             match cli.command {
                 Command::Opus(c) => opus::run(&ctx, c),
-                Command::Mo(c) => mo::run(&ctx, c),
+                Command::Plan2learn(c) => plan2learn::run(&ctx, c),
+        Command::Mo(c) => mo::run(&ctx, c),
                 Command::CprMap(c) => mo::cpr_map(&ctx, c),
                 Command::Check => context::check(&ctx),
             }

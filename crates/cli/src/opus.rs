@@ -124,15 +124,35 @@ pub fn register(
         timeout: Duration::from_secs(s.dar_timeout_seconds),
     };
     let inner = dar::register_from_settings(&settings)?;
-    let what = match (&settings.address_file, &settings.base_url) {
-        (Some(f), _) => format!("offline address file {}", f.display()),
-        (None, Some(u)) => format!("DAWA-compatible service {u}"),
-        (None, None) => format!("DAWA-compatible service {}", dar::DEFAULT_BASE_URL),
-    };
+    let what = describe_register(&settings);
     // The cache lives in the run database. Read-only (dry runs, `check`) never creates or
     // changes the file and caches in memory only.
     let cache = run_db_path(ctx)?;
     Ok((CachedRegister::new(inner, cache, read_only)?, what))
+}
+
+/// The address register with its cache in `cache` (a SQLite file).
+pub fn register_at(
+    ctx: &Context,
+    cache: &std::path::Path,
+) -> Result<(CachedRegister<Box<dyn AddressRegister>>, String)> {
+    let s = &ctx.settings;
+    let settings = DarSettings {
+        base_url: s.dar_base_url.clone(),
+        address_file: s.dar_address_file.clone(),
+        timeout: Duration::from_secs(s.dar_timeout_seconds),
+    };
+    let inner = dar::register_from_settings(&settings)?;
+    let what = describe_register(&settings);
+    Ok((CachedRegister::new(inner, cache, false)?, what))
+}
+
+fn describe_register(settings: &DarSettings) -> String {
+    match (&settings.address_file, &settings.base_url) {
+        (Some(f), _) => format!("offline address file {}", f.display()),
+        (None, Some(u)) => format!("DAWA-compatible service {u}"),
+        (None, None) => format!("DAWA-compatible service {}", dar::DEFAULT_BASE_URL),
+    }
 }
 
 fn cpr_map(ctx: &Context) -> Result<HashMap<dipex_model::Cpr, uuid::Uuid>> {

@@ -4,4 +4,5 @@
 
 pub mod dar;
 pub mod opus;
+pub mod plan2learn;
 pub mod settings;

@@ -117,6 +117,46 @@ pub struct Settings {
     #[serde(rename = "integrations.ad")]
     pub ad: Option<serde_json::Value>,
 
+    /// plan2learn: the unit whose tree is exported.
+    #[serde(rename = "exporters.plan2learn.root_unit")]
+    pub p2l_root_unit: Option<String>,
+    /// Engagement type classes (uuids or user_keys) whose engagements are exported.
+    #[serde(
+        rename = "exporters.plan2learn.allowed_engagement_types",
+        deserialize_with = "string_list"
+    )]
+    pub p2l_allowed_engagement_types: Vec<String>,
+    /// Unit level class names that are left out of organisation.csv.
+    #[serde(rename = "integrations.SD_Lon.import.too_deep", deserialize_with = "string_list")]
+    pub p2l_too_deep: Vec<String>,
+    /// E-mail address type classes (uuids or user_keys), most wanted first.
+    #[serde(rename = "plan2learn.email.priority", deserialize_with = "string_list")]
+    pub p2l_email_priority: Vec<String>,
+    /// Phone address type classes (uuids or user_keys) that count as mobile, most wanted first.
+    #[serde(rename = "plan2learn.phone.priority", deserialize_with = "string_list")]
+    pub p2l_phone_priority: Vec<String>,
+    /// The engagement extension field that overrides the job title (`extension_1`…`extension_10`).
+    #[serde(rename = "exporters.plan2learn.job_title_field")]
+    pub p2l_job_title_field: String,
+    /// The FTPS server the five files are shipped to (`host` or `host:port`).
+    #[serde(rename = "exporters.plan2learn.host")]
+    pub p2l_host: Option<String>,
+    #[serde(rename = "exporters.plan2learn.port")]
+    pub p2l_port: u16,
+    #[serde(rename = "exporters.plan2learn.user")]
+    pub p2l_user: Option<String>,
+    #[serde(rename = "exporters.plan2learn.password")]
+    pub p2l_password: Option<Secret>,
+    /// Verify the FTPS server's certificate (off only for legacy servers).
+    #[serde(rename = "exporters.plan2learn.verify_tls")]
+    pub p2l_verify_tls: bool,
+    /// Extra trusted CA certificates (PEM) for the FTPS server.
+    #[serde(rename = "exporters.plan2learn.ca_file")]
+    pub p2l_ca_file: Option<PathBuf>,
+    /// A folder on the FTPS server to upload into (default: where the login lands).
+    #[serde(rename = "exporters.plan2learn.remote_dir")]
+    pub p2l_remote_dir: Option<String>,
+
     /// DAWA-compatible address service (the `datavask` endpoints).
     #[serde(rename = "integrations.dar.base_url")]
     pub dar_base_url: Option<String>,
@@ -161,6 +201,19 @@ impl Default for Settings {
             opus_smb_user: None,
             opus_smb_password: None,
             ad: None,
+            p2l_root_unit: None,
+            p2l_allowed_engagement_types: Vec::new(),
+            p2l_too_deep: Vec::new(),
+            p2l_email_priority: Vec::new(),
+            p2l_phone_priority: Vec::new(),
+            p2l_job_title_field: "extension_2".into(),
+            p2l_host: None,
+            p2l_port: 21,
+            p2l_user: None,
+            p2l_password: None,
+            p2l_verify_tls: true,
+            p2l_ca_file: None,
+            p2l_remote_dir: None,
             dar_base_url: None,
             dar_address_file: None,
             dar_timeout_seconds: 10,
@@ -170,6 +223,7 @@ impl Default for Settings {
 
 /// Keys whose values are secrets: never shown.
 pub const SECRET_KEYS: &[&str] = &[
+    "exporters.plan2learn.password",
     "integrations.opus.smb_password",
     "crontab.CLIENT_SECRET",
     "mora.session",

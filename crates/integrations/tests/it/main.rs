@@ -3,3 +3,4 @@
 
 mod opus;
 mod os2mo;
+mod plan2learn;

@@ -1,0 +1,108 @@
+//! `dipex plan2learn …`: the five CSV files for plan2learn, and shipping them over FTPS.
+
+use crate::Outcome;
+use crate::context::{Context, today};
+use anyhow::{Context as _, Result, bail};
+use clap::Subcommand;
+use dipex_integrations::plan2learn::{self, Config};
+use dipex_integrations::transport::ftp::{self, FtpConfig, FtpSecurity};
+use dipex_model::Date;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Subcommand)]
+pub enum Plan2learnCommand {
+    /// Write bruger.csv, organisation.csv, engagement.csv, stillingskode.csv and leder.csv
+    Export {
+        /// The folder to write the files into (created if missing)
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// "Today" for the export (default: today in Europe/Copenhagen)
+        #[arg(long, value_name = "DATE")]
+        today: Option<Date>,
+        /// Ship the files to plan2learn over FTPS afterwards
+        #[arg(long)]
+        ship: bool,
+    },
+    /// Upload the five files of DIR to plan2learn over explicit FTPS
+    Ship { dir: PathBuf },
+}
+
+pub fn run(ctx: &Context, c: Plan2learnCommand) -> Result<Outcome> {
+    match c {
+        Plan2learnCommand::Export { out, today: day, ship: and_ship } => {
+            export(ctx, &out, day.unwrap_or_else(today))?;
+            if and_ship {
+                ship(ctx, &out)?;
+            }
+            Ok(Outcome::Ok)
+        }
+        Plan2learnCommand::Ship { dir } => {
+            ship(ctx, &dir)?;
+            Ok(Outcome::Ok)
+        }
+    }
+}
+
+/// Where the address register keeps its answers: the OPUS run database when there is one, else
+/// `dar_cache.sqlite3` beside the embedded store.
+fn dar_cache(ctx: &Context) -> PathBuf {
+    ctx.settings.opus_run_db.clone().unwrap_or_else(|| {
+        let store = ctx.store_path();
+        store.with_file_name("dar_cache.sqlite3")
+    })
+}
+
+fn export(ctx: &Context, out: &Path, today: Date) -> Result<()> {
+    let cfg = Config::from_settings(&ctx.settings)?;
+    let backend = ctx.backend()?;
+    let (register, what) = crate::opus::register_at(ctx, &dar_cache(ctx))?;
+    tracing::info!("plan2learn export for {today} from {}; addresses from {what}", backend.describe());
+    let report = plan2learn::run::run(&*backend, &register, &cfg, today, out)?;
+    register.flush()?;
+    for w in &report.export.warnings {
+        tracing::warn!("{w}");
+    }
+    let counts: Vec<String> =
+        report.export.tables.iter().map(|t| format!("{} {}", t.rows.len(), t.name.trim_end_matches(".csv"))).collect();
+    tracing::info!("plan2learn export: {} rows written to {}", counts.join(", "), out.display());
+    Ok(())
+}
+
+/// The FTPS connection from `exporters.plan2learn.*`.
+fn ftps(ctx: &Context) -> Result<FtpConfig> {
+    let s = &ctx.settings;
+    let (Some(host), Some(user), Some(password)) = (&s.p2l_host, &s.p2l_user, &s.p2l_password) else {
+        bail!(
+            "shipping needs exporters.plan2learn.host, exporters.plan2learn.user and exporters.plan2learn.password"
+        );
+    };
+    let (host, port) = match host.rsplit_once(':') {
+        Some((h, p)) if p.parse::<u16>().is_ok() => (h.to_string(), p.parse().expect("checked")),
+        _ => (host.clone(), s.p2l_port),
+    };
+    Ok(FtpConfig {
+        host,
+        port,
+        user: user.clone(),
+        password: password.expose().to_string(),
+        security: FtpSecurity::ExplicitTls { verify: s.p2l_verify_tls, ca_file: s.p2l_ca_file.clone() },
+        timeout: Duration::from_secs(30),
+        dir: s.p2l_remote_dir.clone(),
+    })
+}
+
+fn ship(ctx: &Context, dir: &Path) -> Result<()> {
+    let cfg = ftps(ctx)?;
+    let mut files = Vec::new();
+    for name in plan2learn::FILES {
+        let path = dir.join(name);
+        if !path.is_file() {
+            bail!("{}: missing; run `dipex plan2learn export --out {}` first", path.display(), dir.display());
+        }
+        files.push((path, name.to_string()));
+    }
+    ftp::upload_files(&cfg, &files).with_context(|| format!("shipping {} to {}:{}", dir.display(), cfg.host, cfg.port))?;
+    tracing::info!("plan2learn ship: {} files uploaded to {}:{}", files.len(), cfg.host, cfg.port);
+    Ok(())
+}

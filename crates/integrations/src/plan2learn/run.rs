@@ -1,0 +1,60 @@
+//! One plan2learn export: read MO, look up the texts of the units' DAR addresses, build the five
+//! tables and write them atomically into a folder.
+
+use super::map::{self, Config, Export, ExportError};
+use super::read::Snapshot;
+use super::write::{self, WriteError};
+use crate::dar::{AddressRegister, DarError};
+use dipex_backend::{Backend, BackendError};
+use dipex_model::Date;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("reading MO: {0}")]
+    Backend(#[from] BackendError),
+    #[error("the address register: {0}")]
+    Dar(#[from] DarError),
+    #[error(transparent)]
+    Export(#[from] ExportError),
+    #[error("writing the files: {0}")]
+    Write(#[from] WriteError),
+}
+
+/// What an export wrote.
+#[derive(Debug)]
+pub struct Report {
+    pub export: Export,
+    pub paths: Vec<PathBuf>,
+}
+
+/// Build the export for `today` (nothing written).
+pub fn build(
+    backend: &dyn Backend,
+    register: &dyn AddressRegister,
+    cfg: &Config,
+    today: Date,
+) -> Result<Export, RunError> {
+    let snap = Snapshot::read(backend, today)?;
+    let mut texts = HashMap::new();
+    for id in map::dar_ids(&snap, today) {
+        if let Some(text) = register.describe(id)? {
+            texts.insert(id, text);
+        }
+    }
+    Ok(map::export(&snap, cfg, today, &texts)?)
+}
+
+/// Build the export and write the five files into `out`.
+pub fn run(
+    backend: &dyn Backend,
+    register: &dyn AddressRegister,
+    cfg: &Config,
+    today: Date,
+    out: &Path,
+) -> Result<Report, RunError> {
+    let export = build(backend, register, cfg, today)?;
+    let paths = write::write_dir(out, &export.tables)?;
+    Ok(Report { export, paths })
+}
