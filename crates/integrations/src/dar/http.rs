@@ -33,8 +33,20 @@
 //!   body that is not the expected JSON → `Err`. Such failures are transient or need an operator
 //!   and must not be cached as misses.
 //!
+//! The reverse direction, [`AddressRegister::describe`] of an id `I`, reads DAWA's address objects
+//! in their short form:
+//!
+//! 1. `GET {base}/adresser/{I}?struktur=mini`;
+//! 2. on HTTP 404, `GET {base}/adgangsadresser/{I}?struktur=mini` (the id of an entrance).
+//!
+//! Both answer one flat JSON object, `{"id": "…", "vejnavn": "…", "husnr": "…", …,
+//! "supplerendebynavn": … , "postnr": "…", "postnrnavn": "…", "betegnelse": "…"}`, of which only
+//! `betegnelse` is used: the whole address text, with floor, door and supplementary town name
+//! when the address has them ("Vejnavn 12, 2. tv, Tillægsby, 8000 Bynavn"). HTTP 404 on both is
+//! a definitive `None`; any other failure is an `Err`, as for lookups.
+//!
 //! The base URL may carry credentials (`https://user:pass@host`, sent as basic auth) and query
-//! parameters (`https://host?token=…`, kept in front of `betegnelse`). Error messages show the URL
+//! parameters (`https://host?token=…`, kept in front of the request's own parameters). Error messages show the URL
 //! with the user info removed and the values of the base URL's own query parameters masked.
 
 use std::time::Duration;
@@ -46,6 +58,10 @@ use super::{AddressRegister, DarError, Lookup};
 /// The two datavask endpoints, in the order they are asked.
 const ADDRESS_ENDPOINT: &str = "/datavask/adresser";
 const ACCESS_ADDRESS_ENDPOINT: &str = "/datavask/adgangsadresser";
+
+/// The two address object endpoints (`…/{id}`), in the order they are asked by `describe`.
+const ADDRESS_OBJECTS: &str = "/adresser/";
+const ACCESS_ADDRESS_OBJECTS: &str = "/adgangsadresser/";
 
 /// Responses larger than this are refused (a datavask answer is a few kilobytes).
 const MAX_BODY_BYTES: u64 = 4 * 1024 * 1024;
@@ -78,17 +94,17 @@ impl HttpRegister {
         &self.base.shown
     }
 
-    /// One datavask call. `Ok(None)` means "try the other endpoint" (404 or kategori C).
-    fn wash(&self, endpoint: &str, query: &str) -> Result<Option<Lookup>, DarError> {
-        let (url, shown) = self.base.url_for(endpoint, query);
-        let scrub = |message: String| message.replace(&url, &shown);
+    /// One GET of `url` (shown as `shown`): the body of a 2xx answer, `Ok(None)` on HTTP 404,
+    /// `Err` otherwise.
+    fn get(&self, url: &str, shown: &str) -> Result<Option<Vec<u8>>, DarError> {
+        let scrub = |message: String| message.replace(url, shown);
         let mut response = self
             .agent
-            .get(&url)
+            .get(url)
             .header("Accept", "application/json")
             .call()
             .map_err(|e| DarError::Transport {
-                url: shown.clone(),
+                url: shown.to_string(),
                 message: scrub(e.to_string()),
             })?;
         let status = response.status().as_u16();
@@ -96,7 +112,10 @@ impl HttpRegister {
             return Ok(None);
         }
         if !(200..300).contains(&status) {
-            return Err(DarError::Status { url: shown, status });
+            return Err(DarError::Status {
+                url: shown.to_string(),
+                status,
+            });
         }
         let body = response
             .body_mut()
@@ -104,9 +123,18 @@ impl HttpRegister {
             .limit(MAX_BODY_BYTES)
             .read_to_vec()
             .map_err(|e| DarError::Transport {
-                url: shown.clone(),
+                url: shown.to_string(),
                 message: scrub(e.to_string()),
             })?;
+        Ok(Some(body))
+    }
+
+    /// One datavask call. `Ok(None)` means "try the other endpoint" (404 or kategori C).
+    fn wash(&self, endpoint: &str, query: &str) -> Result<Option<Lookup>, DarError> {
+        let (url, shown) = self.base.url_for(endpoint, query);
+        let Some(body) = self.get(&url, &shown)? else {
+            return Ok(None);
+        };
         let answer: WashAnswer =
             serde_json::from_slice(&body).map_err(|e| DarError::BadResponse {
                 url: shown.clone(),
@@ -135,6 +163,28 @@ impl HttpRegister {
             }),
         }
     }
+
+    /// The `betegnelse` of the address object `{objects}{id}`; `Ok(None)` on HTTP 404.
+    fn betegnelse(&self, objects: &str, id: uuid::Uuid) -> Result<Option<String>, DarError> {
+        let path = format!("{objects}{}", id.hyphenated());
+        let (url, shown) = self.base.url_with(&path, "struktur=mini");
+        let Some(body) = self.get(&url, &shown)? else {
+            return Ok(None);
+        };
+        let answer: AddressObject =
+            serde_json::from_slice(&body).map_err(|e| DarError::BadResponse {
+                url: shown.clone(),
+                message: e.to_string(),
+            })?;
+        let text = answer.betegnelse.trim();
+        if text.is_empty() {
+            return Err(DarError::BadResponse {
+                url: shown,
+                message: "betegnelse is empty".to_string(),
+            });
+        }
+        Ok(Some(text.to_string()))
+    }
 }
 
 impl AddressRegister for HttpRegister {
@@ -147,6 +197,13 @@ impl AddressRegister for HttpRegister {
             .wash(ACCESS_ADDRESS_ENDPOINT, &query)?
             .unwrap_or(Lookup::NotFound))
     }
+
+    fn describe(&self, id: uuid::Uuid) -> Result<Option<String>, DarError> {
+        if let Some(text) = self.betegnelse(ADDRESS_OBJECTS, id)? {
+            return Ok(Some(text));
+        }
+        self.betegnelse(ACCESS_ADDRESS_OBJECTS, id)
+    }
 }
 
 /// The part of a datavask answer that is used; a result's `adresse.id` is read only when it is
@@ -155,6 +212,12 @@ impl AddressRegister for HttpRegister {
 struct WashAnswer {
     kategori: String,
     resultater: Vec<serde_json::Value>,
+}
+
+/// The part of an address object (`struktur=mini`, or the full form) that is used.
+#[derive(Debug, Deserialize)]
+struct AddressObject {
+    betegnelse: String,
 }
 
 /// A parsed base URL: what requests go to, and what messages show.
@@ -222,12 +285,17 @@ impl BaseUrl {
 
     /// The request URL and its shown form for `endpoint` with `betegnelse=query`.
     fn url_for(&self, endpoint: &str, query: &str) -> (String, String) {
-        let param = format!("betegnelse={}", percent_encode(query));
+        self.url_with(endpoint, &format!("betegnelse={}", percent_encode(query)))
+    }
+
+    /// The request URL and its shown form for `path` with the (already encoded) parameter
+    /// `param`, after the base URL's own query.
+    fn url_with(&self, path: &str, param: &str) -> (String, String) {
         let join = |prefix: &str, base_query: &str| {
             if base_query.is_empty() {
-                format!("{prefix}{endpoint}?{param}")
+                format!("{prefix}{path}?{param}")
             } else {
-                format!("{prefix}{endpoint}?{base_query}&{param}")
+                format!("{prefix}{path}?{base_query}&{param}")
             }
         };
         (

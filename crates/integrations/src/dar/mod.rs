@@ -1,5 +1,5 @@
 //! The DAR address register: turns an address text and a postal code into the UUID of a DAR
-//! address, or a definitive "no unambiguous match".
+//! address, or a definitive "no unambiguous match"; and back, a DAR address UUID into its text.
 //!
 //! Every importer that writes DAR addresses into MO goes through the [`AddressRegister`] trait.
 //! There are two registers and one wrapper:
@@ -7,12 +7,14 @@
 //! * [`http::HttpRegister`] asks a DAWA-compatible web service (the `datavask` endpoints);
 //! * [`offline::OfflineRegister`] answers from a local CSV file in DAWA's export format;
 //! * [`cache::CachedRegister`] wraps either, remembering every definitive answer in memory and in
-//!   the `dar_cache` table of a SQLite state file, so a nightly run asks the register only about
-//!   addresses it has never seen.
+//!   the `dar_cache` and `dar_text` tables of a SQLite state file, so a nightly run asks the
+//!   register only about addresses it has never seen.
 //!
-//! The contract shared by all of them: `Ok(Lookup::Found(_))` and `Ok(Lookup::NotFound)` are
-//! definitive answers that may be cached; `Err(_)` is a failure (network, server, file) that says
-//! nothing about the address and must never be cached as a miss.
+//! The contract shared by all of them: `Ok(Lookup::Found(_))` and `Ok(Lookup::NotFound)` from
+//! [`AddressRegister::lookup`], and `Ok(Some(_))` and `Ok(None)` from
+//! [`AddressRegister::describe`], are definitive answers that may be cached; `Err(_)` is a failure
+//! (network, server, file) that says nothing about the address and must never be cached as a
+//! miss.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -60,11 +62,20 @@ pub trait AddressRegister {
     /// `street` like "Paradisæblevej 1" (may include floor/door, "Paradisæblevej 1, 2. tv"),
     /// `postal_code` like "8880".
     fn lookup(&self, street: &str, postal_code: &str) -> Result<Lookup, DarError>;
+
+    /// The address text of a DAR address (or access address) id, in DAWA's `betegnelse` form:
+    /// "Vejnavn 12, 2. tv, Tillægsby, 8000 Bynavn" (floor/door and supplementary town name only
+    /// when the address has them). `Ok(None)` = definitively no such address.
+    fn describe(&self, id: uuid::Uuid) -> Result<Option<String>, DarError>;
 }
 
 impl<R: AddressRegister + ?Sized> AddressRegister for Box<R> {
     fn lookup(&self, street: &str, postal_code: &str) -> Result<Lookup, DarError> {
         (**self).lookup(street, postal_code)
+    }
+
+    fn describe(&self, id: uuid::Uuid) -> Result<Option<String>, DarError> {
+        (**self).describe(id)
     }
 }
 
@@ -72,9 +83,13 @@ impl<R: AddressRegister + ?Sized> AddressRegister for &R {
     fn lookup(&self, street: &str, postal_code: &str) -> Result<Lookup, DarError> {
         (**self).lookup(street, postal_code)
     }
+
+    fn describe(&self, id: uuid::Uuid) -> Result<Option<String>, DarError> {
+        (**self).describe(id)
+    }
 }
 
-/// Why a lookup, or setting up a register, failed.
+/// Why a lookup or description, or setting up a register, failed.
 ///
 /// URLs in messages never carry credentials; file errors name the file and, where there is one,
 /// the line.
@@ -89,8 +104,9 @@ pub enum DarError {
     /// The service answered with an HTTP status that is not a definitive answer.
     #[error("DAR request to {url} failed with HTTP status {status}")]
     Status { url: String, status: u16 },
-    /// The service answered 2xx, but the body is not the expected JSON.
-    #[error("DAR response from {url} is not valid datavask JSON: {message}")]
+    /// The service answered 2xx, but the body is not the expected JSON (a datavask answer, or an
+    /// address with a `betegnelse`).
+    #[error("DAR response from {url} is not the expected JSON: {message}")]
     BadResponse { url: String, message: String },
     /// The offline address file could not be read.
     #[error("cannot read DAR address file {}: {source}", path.display())]

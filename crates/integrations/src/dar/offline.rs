@@ -2,7 +2,8 @@
 //!
 //! The file is UTF-8 (a byte order mark is allowed), comma separated, with a header row. Column
 //! names are matched case-insensitively and in any order; the file must have `id`, `vejnavn`,
-//! `husnr` and `postnr`, and may have `etage`, `dør` and `postnrnavn` (other columns are ignored).
+//! `husnr` and `postnr`, and may have `etage`, `dør`, `supplerendebynavn` and `postnrnavn` (other
+//! columns are ignored).
 //! An export of *adresser* (units, with floor and door) and one of *adgangsadresser* (entrances,
 //! without them) both fit.
 //!
@@ -15,6 +16,13 @@
 //! Texts are compared after [`normalise`]: case, runs of whitespace, dots and the spacing around
 //! commas do not matter. A text that leads to exactly one id is `Found`; to none, or to several
 //! distinct ids (say "Vej 1" of a building with several flats), `NotFound`.
+//!
+//! For [`AddressRegister::describe`] each id also keeps its address text, built from the row as
+//! DAWA builds `betegnelse`: `"<vejnavn> <husnr>"`, then `", <etage>."` and/or `" <dør>"` (after
+//! one comma) when the row has a floor or a door, then `", <supplerendebynavn>"` when it has one,
+//! then `", <postnr> <postnrnavn>"` (`", <postnr>"` without a postnrnavn). The texts live in one
+//! string with a sorted `(id, start, end)` table beside it (24 bytes a row plus the text), not a
+//! map of small strings. When an id occurs on several rows, the first row's text is kept.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -36,6 +44,10 @@ pub struct OfflineRegister {
     rows: usize,
     /// Key: `"<postnr>\u{1f}<normalised street text>"`.
     index: HashMap<String, Target>,
+    /// Every row's address text, one after the other.
+    texts: String,
+    /// `(id, start, end)` of each id's text in `texts`, sorted by id, one entry per id.
+    text_spans: Vec<(uuid::Uuid, u32, u32)>,
 }
 
 impl OfflineRegister {
@@ -96,10 +108,15 @@ impl OfflineRegister {
         let col_postal = required("postnr")?;
         let col_floor = find("etage");
         let col_door = find("dør");
+        let col_town = find("supplerendebynavn");
+        let col_postal_name = find("postnrnavn");
 
         // Up to three keys per row; most rows of an export of flats get two.
         let lines = bytes.iter().filter(|&&b| b == b'\n').count();
         let mut index: HashMap<String, Target> = HashMap::with_capacity(lines * 2);
+        // The id and the field separators are about half of a row; the text is the rest.
+        let mut texts = String::with_capacity(bytes.len() / 2);
+        let mut text_spans: Vec<(uuid::Uuid, u32, u32)> = Vec::with_capacity(lines);
         let mut rows = 0usize;
         let mut record = csv::StringRecord::new();
         while reader.read_record(&mut record).map_err(csv_error)? {
@@ -113,6 +130,27 @@ impl OfflineRegister {
             let floor = col_floor.map(field).unwrap_or("");
             let door = col_door.map(field).unwrap_or("");
             rows += 1;
+
+            let start = texts.len();
+            push_betegnelse(
+                &mut texts,
+                &Parts {
+                    street,
+                    number,
+                    floor,
+                    door,
+                    town: col_town.map(field).unwrap_or(""),
+                    postal,
+                    postal_name: col_postal_name.map(field).unwrap_or(""),
+                },
+            );
+            let (Ok(start), Ok(end)) = (u32::try_from(start), u32::try_from(texts.len())) else {
+                return Err(file_error(
+                    line,
+                    "the address texts exceed 4 GiB; the file is too large".to_string(),
+                ));
+            };
+            text_spans.push((id, start, end));
 
             let mut add = |key: String| match index.entry(key) {
                 Entry::Vacant(v) => {
@@ -135,7 +173,18 @@ impl OfflineRegister {
                 }
             }
         }
-        Ok(OfflineRegister { path, rows, index })
+        // Stable: of several rows with one id, the first stays.
+        text_spans.sort_by_key(|&(id, _, _)| id);
+        text_spans.dedup_by_key(|&mut (id, _, _)| id);
+        text_spans.shrink_to_fit();
+        texts.shrink_to_fit();
+        Ok(OfflineRegister {
+            path,
+            rows,
+            index,
+            texts,
+            text_spans,
+        })
     }
 
     /// The file this register was loaded from.
@@ -147,6 +196,12 @@ impl OfflineRegister {
     pub fn rows(&self) -> usize {
         self.rows
     }
+
+    /// Bytes held for [`AddressRegister::describe`]: the texts and the id table (for sizing).
+    pub fn text_bytes(&self) -> usize {
+        self.texts.capacity()
+            + self.text_spans.capacity() * std::mem::size_of::<(uuid::Uuid, u32, u32)>()
+    }
 }
 
 impl AddressRegister for OfflineRegister {
@@ -156,6 +211,64 @@ impl AddressRegister for OfflineRegister {
             Some(Target::One(id)) => Lookup::Found(*id),
             Some(Target::Several) | None => Lookup::NotFound,
         })
+    }
+
+    fn describe(&self, id: uuid::Uuid) -> Result<Option<String>, DarError> {
+        Ok(self
+            .text_spans
+            .binary_search_by_key(&id, |&(id, _, _)| id)
+            .ok()
+            .map(|i| {
+                let (_, start, end) = self.text_spans[i];
+                self.texts[start as usize..end as usize].to_string()
+            }))
+    }
+}
+
+/// The fields of one row that make up its address text (each trimmed, `""` when absent).
+struct Parts<'a> {
+    street: &'a str,
+    number: &'a str,
+    floor: &'a str,
+    door: &'a str,
+    town: &'a str,
+    postal: &'a str,
+    postal_name: &'a str,
+}
+
+/// Append the address text of `p` to `out`, in DAWA's `betegnelse` form:
+/// `"Vejnavn 12, 2. tv, Tillægsby, 8000 Bynavn"`.
+fn push_betegnelse(out: &mut String, p: &Parts<'_>) {
+    out.push_str(p.street);
+    if !p.number.is_empty() {
+        out.push(' ');
+        out.push_str(p.number);
+    }
+    if !p.floor.is_empty() || !p.door.is_empty() {
+        out.push(',');
+        if !p.floor.is_empty() {
+            out.push(' ');
+            out.push_str(p.floor);
+            out.push('.');
+        }
+        if !p.door.is_empty() {
+            out.push(' ');
+            out.push_str(p.door);
+        }
+    }
+    if !p.town.is_empty() {
+        out.push_str(", ");
+        out.push_str(p.town);
+    }
+    if !p.postal.is_empty() || !p.postal_name.is_empty() {
+        out.push_str(", ");
+        out.push_str(p.postal);
+        if !p.postal_name.is_empty() {
+            if !p.postal.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(p.postal_name);
+        }
     }
 }
 
@@ -210,7 +323,37 @@ fn index_key(postal_code: &str, street_parts: &[&str]) -> String {
 
 #[cfg(test)]
 mod unit_tests {
-    use super::normalise;
+    use super::{Parts, normalise, push_betegnelse};
+
+    fn text(floor: &str, door: &str, town: &str, postal_name: &str) -> String {
+        let mut out = String::from("(before)");
+        push_betegnelse(
+            &mut out,
+            &Parts {
+                street: "Vejnavn",
+                number: "12",
+                floor,
+                door,
+                town,
+                postal: "8000",
+                postal_name,
+            },
+        );
+        out.strip_prefix("(before)").unwrap().to_string()
+    }
+
+    #[test]
+    fn betegnelse_examples() {
+        assert_eq!(
+            text("2", "tv", "Tillægsby", "Bynavn"),
+            "Vejnavn 12, 2. tv, Tillægsby, 8000 Bynavn"
+        );
+        assert_eq!(text("", "", "", "Bynavn"), "Vejnavn 12, 8000 Bynavn");
+        assert_eq!(text("st", "", "", "Bynavn"), "Vejnavn 12, st., 8000 Bynavn");
+        assert_eq!(text("", "3", "", "Bynavn"), "Vejnavn 12, 3, 8000 Bynavn");
+        assert_eq!(text("1", "mf", "", ""), "Vejnavn 12, 1. mf, 8000");
+        assert_eq!(text("", "", "Tillægsby", ""), "Vejnavn 12, Tillægsby, 8000");
+    }
 
     #[test]
     fn normalise_examples() {

@@ -46,6 +46,34 @@ pub fn wash(kategori: &str, ids: &[&str]) -> String {
     serde_json::json!({"kategori": kategori, "resultater": results}).to_string()
 }
 
+/// An address object as DAWA's `/adresser/{id}?struktur=mini` answers it (an access address,
+/// from `/adgangsadresser/{id}?struktur=mini`, has the same shape without floor and door).
+pub fn mini(id: &str, betegnelse: &str) -> String {
+    serde_json::json!({
+        "id": id,
+        "status": 1,
+        "darstatus": 3,
+        "vejkode": "0042",
+        "vejnavn": "Testvej",
+        "adresseringsvejnavn": "Testvej",
+        "husnr": "1",
+        "etage": "2",
+        "dør": "tv",
+        "supplerendebynavn": null,
+        "postnr": "8000",
+        "postnrnavn": "Aarhus C",
+        "stormodtagerpostnr": null,
+        "stormodtagerpostnrnavn": null,
+        "kommunekode": "0751",
+        "adgangsadresseid": "0a3f5090-48fe-32b8-e044-0003ba298018",
+        "x": 10.2,
+        "y": 56.15,
+        "href": format!("https://dawa.example/adresser/{id}"),
+        "betegnelse": betegnelse
+    })
+    .to_string()
+}
+
 type Handler = dyn Fn(&str, &str) -> Reply + Send + Sync;
 
 /// A running server; stopped when dropped.
