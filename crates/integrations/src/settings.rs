@@ -127,7 +127,10 @@ pub struct Settings {
     )]
     pub p2l_allowed_engagement_types: Vec<String>,
     /// Unit level class names that are left out of organisation.csv.
-    #[serde(rename = "integrations.SD_Lon.import.too_deep", deserialize_with = "string_list")]
+    #[serde(
+        rename = "integrations.SD_Lon.import.too_deep",
+        deserialize_with = "string_list"
+    )]
     pub p2l_too_deep: Vec<String>,
     /// E-mail address type classes (uuids or user_keys), most wanted first.
     #[serde(rename = "plan2learn.email.priority", deserialize_with = "string_list")]

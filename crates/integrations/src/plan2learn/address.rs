@@ -33,7 +33,9 @@ fn postcode_town(part: &str) -> Option<(&str, &str)> {
 fn is_floor_door(part: &str) -> bool {
     let p = part.trim().to_lowercase();
     let first = p.split(['.', ' ']).next().unwrap_or("");
-    let floor = first == "st" || first == "kl" || (!first.is_empty() && first.chars().all(|c| c.is_ascii_digit()))
+    let floor = first == "st"
+        || first == "kl"
+        || (!first.is_empty() && first.chars().all(|c| c.is_ascii_digit()))
         || (first.starts_with("kl") && first[2..].chars().all(|c| c.is_ascii_digit()));
     floor && p.len() <= 12
 }
@@ -43,7 +45,11 @@ pub fn split(text: &str) -> Split {
     if text.is_empty() {
         return Split::default();
     }
-    let parts: Vec<&str> = text.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
+    let parts: Vec<&str> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
     // The last part that is "NNNN Town".
     if let Some(i) = parts.iter().rposition(|p| postcode_town(p).is_some())
         && i > 0
@@ -56,11 +62,17 @@ pub fn split(text: &str) -> Split {
                 street.push_str(p);
             }
         }
-        return Split { street, postcode: code.to_string(), town: town.to_string() };
+        return Split {
+            street,
+            postcode: code.to_string(),
+            town: town.to_string(),
+        };
     }
     // No comma before the postcode: "Street 1 8000 Town".
     let words: Vec<&str> = text.split_whitespace().collect();
-    if let Some(i) = words.iter().rposition(|w| w.len() == 4 && w.bytes().all(|b| b.is_ascii_digit()))
+    if let Some(i) = words
+        .iter()
+        .rposition(|w| w.len() == 4 && w.bytes().all(|b| b.is_ascii_digit()))
         && i > 0
         && i + 1 < words.len()
     {
@@ -70,7 +82,11 @@ pub fn split(text: &str) -> Split {
             town: words[i + 1..].join(" "),
         };
     }
-    Split { street: text.to_string(), postcode: String::new(), town: String::new() }
+    Split {
+        street: text.to_string(),
+        postcode: String::new(),
+        town: String::new(),
+    }
 }
 
 #[cfg(test)]
@@ -87,16 +103,34 @@ mod tests {
 
     #[test]
     fn the_awkward_cases() {
-        assert_eq!(s("Banegårdspladsen 1, 8800 Viborg"), t("Banegårdspladsen 1", "8800", "Viborg"));
-        assert_eq!(s("Hovedgaden 1, 2. tv, 5700 Svendborg"), t("Hovedgaden 1, 2. tv", "5700", "Svendborg"));
-        assert_eq!(s("Hovedgaden 1, st., 5700 Svendborg"), t("Hovedgaden 1, st.", "5700", "Svendborg"));
-        assert_eq!(s("Hovedgaden 1, Tved, 5700 Svendborg"), t("Hovedgaden 1", "5700", "Svendborg"));
+        assert_eq!(
+            s("Banegårdspladsen 1, 8800 Viborg"),
+            t("Banegårdspladsen 1", "8800", "Viborg")
+        );
+        assert_eq!(
+            s("Hovedgaden 1, 2. tv, 5700 Svendborg"),
+            t("Hovedgaden 1, 2. tv", "5700", "Svendborg")
+        );
+        assert_eq!(
+            s("Hovedgaden 1, st., 5700 Svendborg"),
+            t("Hovedgaden 1, st.", "5700", "Svendborg")
+        );
+        assert_eq!(
+            s("Hovedgaden 1, Tved, 5700 Svendborg"),
+            t("Hovedgaden 1", "5700", "Svendborg")
+        );
         assert_eq!(
             s("Åboulevarden 12, 3. th, Øster Snede, 8723 Løsning"),
             t("Åboulevarden 12, 3. th", "8723", "Løsning")
         );
-        assert_eq!(s("Hovedgaden 1 5700 Svendborg"), t("Hovedgaden 1", "5700", "Svendborg"));
-        assert_eq!(s("Rådhuspladsen 1, 1550 København V"), t("Rådhuspladsen 1", "1550", "København V"));
+        assert_eq!(
+            s("Hovedgaden 1 5700 Svendborg"),
+            t("Hovedgaden 1", "5700", "Svendborg")
+        );
+        assert_eq!(
+            s("Rådhuspladsen 1, 1550 København V"),
+            t("Rådhuspladsen 1", "1550", "København V")
+        );
         assert_eq!(s("Postboks 7"), t("Postboks 7", "", ""));
         assert_eq!(s("  "), t("", "", ""));
         assert_eq!(s("8000 Aarhus C"), t("8000 Aarhus C", "", ""));

@@ -39,9 +39,14 @@ pub enum ConfigError {
 impl Config {
     pub fn from_settings(s: &Settings) -> Result<Config, ConfigError> {
         let key = "exporters.plan2learn.root_unit";
-        let root = s.p2l_root_unit.as_deref().ok_or(ConfigError::Missing { key })?;
-        let root_unit = Uuid::parse_str(root.trim())
-            .map_err(|_| ConfigError::Invalid { key, reason: format!("{root:?} is not a uuid") })?;
+        let root = s
+            .p2l_root_unit
+            .as_deref()
+            .ok_or(ConfigError::Missing { key })?;
+        let root_unit = Uuid::parse_str(root.trim()).map_err(|_| ConfigError::Invalid {
+            key,
+            reason: format!("{root:?} is not a uuid"),
+        })?;
         let key = "exporters.plan2learn.job_title_field";
         let field = s.p2l_job_title_field.trim();
         let job_title_extension = field
@@ -86,7 +91,14 @@ pub enum ExportError {
 }
 
 pub const BRUGER: &[&str] = &["BrugerId", "CPR", "Navn", "E-mail", "Mobil", "Stilling"];
-pub const ORGANISATION: &[&str] = &["AfdelingsID", "Afdelingsnavn", "Parentid", "Gade", "Postnr", "By"];
+pub const ORGANISATION: &[&str] = &[
+    "AfdelingsID",
+    "Afdelingsnavn",
+    "Parentid",
+    "Gade",
+    "Postnr",
+    "By",
+];
 pub const ENGAGEMENT: &[&str] = &[
     "EngagementId",
     "BrugerId",
@@ -97,7 +109,12 @@ pub const ENGAGEMENT: &[&str] = &[
     "Engagementstype",
     "StartdatoEngagement",
 ];
-pub const STILLINGSKODE: &[&str] = &["StillingskodeID", "AktivStatus", "Stillingskode", "Stillingskode#"];
+pub const STILLINGSKODE: &[&str] = &[
+    "StillingskodeID",
+    "AktivStatus",
+    "Stillingskode",
+    "Stillingskode#",
+];
 pub const LEDER: &[&str] = &["BrugerId", "AfdelingsID", "AktivStatus", "Titel"];
 
 /// The DAR ids of the units' addresses, whose texts the export needs.
@@ -126,7 +143,11 @@ fn class_index(snap: &Snapshot, today: Date) -> HashMap<Uuid, Class> {
 }
 
 fn scope(classes: &HashMap<Uuid, Class>, class: Uuid) -> String {
-    classes.get(&class).and_then(|c| c.scope.clone()).unwrap_or_default().to_uppercase()
+    classes
+        .get(&class)
+        .and_then(|c| c.scope.clone())
+        .unwrap_or_default()
+        .to_uppercase()
 }
 
 /// The position of a class in a list of class uuids or user_keys.
@@ -141,14 +162,23 @@ fn rank(list: &[String], uuid: Uuid, class: Option<&Class>) -> Option<usize> {
 /// Primary when the class is `primary`/`explicitly-primary` or its scope is at least 3000 (MO's
 /// rule for `is_primary`).
 fn is_primary(classes: &HashMap<Uuid, Class>, class: Option<Uuid>) -> bool {
-    let Some(c) = class.and_then(|u| classes.get(&u)) else { return false };
+    let Some(c) = class.and_then(|u| classes.get(&u)) else {
+        return false;
+    };
     let key = c.user_key.to_lowercase();
     key == "primary"
         || key == "explicitly-primary"
-        || c.scope.as_deref().and_then(|s| s.trim().parse::<i64>().ok()).is_some_and(|s| s >= 3000)
+        || c.scope
+            .as_deref()
+            .and_then(|s| s.trim().parse::<i64>().ok())
+            .is_some_and(|s| s >= 3000)
 }
 
-fn value_at<'a, T>(o: &'a Object, today: Date, pick: impl Fn(&'a Value) -> Option<&'a T>) -> Option<&'a T> {
+fn value_at<'a, T>(
+    o: &'a Object,
+    today: Date,
+    pick: impl Fn(&'a Value) -> Option<&'a T>,
+) -> Option<&'a T> {
     pick(&o.at_or_latest(today).value)
 }
 
@@ -186,10 +216,22 @@ pub fn export(
     let units: HashMap<Uuid, &OrgUnit> = snap
         .units
         .iter()
-        .filter_map(|o| value_at(o, today, |v| if let Value::OrgUnit(u) = v { Some(u) } else { None }).map(|u| (o.uuid, u)))
+        .filter_map(|o| {
+            value_at(o, today, |v| {
+                if let Value::OrgUnit(u) = v {
+                    Some(u)
+                } else {
+                    None
+                }
+            })
+            .map(|u| (o.uuid, u))
+        })
         .collect();
     if !units.contains_key(&cfg.root_unit) {
-        return Err(ExportError::NoRoot { uuid: cfg.root_unit, today });
+        return Err(ExportError::NoRoot {
+            uuid: cfg.root_unit,
+            today,
+        });
     }
     let mut children: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
     for (uuid, u) in &units {
@@ -215,17 +257,32 @@ pub fn export(
     let order: HashMap<Uuid, usize> = tree.iter().enumerate().map(|(i, u)| (*u, i)).collect();
     let too_deep = |u: &OrgUnit| {
         u.unit_level.and_then(|l| classes.get(&l)).is_some_and(|c| {
-            cfg.too_deep.iter().any(|t| t.trim() == c.name || t.trim() == c.user_key)
+            cfg.too_deep
+                .iter()
+                .any(|t| t.trim() == c.name || t.trim() == c.user_key)
         })
     };
-    let exported: Vec<Uuid> = tree.iter().copied().filter(|u| !too_deep(units[u])).collect();
+    let exported: Vec<Uuid> = tree
+        .iter()
+        .copied()
+        .filter(|u| !too_deep(units[u]))
+        .collect();
     let exported_set: HashSet<Uuid> = exported.iter().copied().collect();
 
     // Persons.
     let persons: HashMap<Uuid, &Person> = snap
         .persons
         .iter()
-        .filter_map(|o| value_at(o, today, |v| if let Value::Person(p) = v { Some(p) } else { None }).map(|p| (o.uuid, p)))
+        .filter_map(|o| {
+            value_at(o, today, |v| {
+                if let Value::Person(p) = v {
+                    Some(p)
+                } else {
+                    None
+                }
+            })
+            .map(|p| (o.uuid, p))
+        })
         .collect();
     let name_of = |p: &Uuid| persons.get(p).map(|p| full_name(p)).unwrap_or_default();
 
@@ -233,8 +290,16 @@ pub fn export(
     let allowed = |t: Uuid| rank(&cfg.allowed_engagement_types, t, classes.get(&t)).is_some();
     let mut engs: Vec<Eng> = Vec::new();
     for o in &snap.engagements {
-        let Some(first) = o.slices.iter().find(|s| s.validity.to.is_none_or(|to| to > today)) else { continue };
-        let Value::Engagement(e) = &first.value else { continue };
+        let Some(first) = o
+            .slices
+            .iter()
+            .find(|s| s.validity.to.is_none_or(|to| to > today))
+        else {
+            continue;
+        };
+        let Value::Engagement(e) = &first.value else {
+            continue;
+        };
         if !allowed(e.engagement_type) {
             continue;
         }
@@ -247,7 +312,12 @@ pub fn export(
                 _ => None,
             })
             .collect();
-        engs.push(Eng { uuid: o.uuid, e, from: first.validity.from, units });
+        engs.push(Eng {
+            uuid: o.uuid,
+            e,
+            from: first.validity.from,
+            units,
+        });
     }
     let active = |from: Option<Date>| from.is_none_or(|f| f <= today);
 
@@ -262,7 +332,10 @@ pub fn export(
     };
     let mut primary_of: HashMap<Uuid, &Eng> = HashMap::new();
     for g in engs.iter().filter(|g| is_primary(&classes, g.e.primary)) {
-        let better = |old: &Eng| (!active(g.from), &g.e.user_key, g.uuid) < (!active(old.from), &old.e.user_key, old.uuid);
+        let better = |old: &Eng| {
+            (!active(g.from), &g.e.user_key, g.uuid)
+                < (!active(old.from), &old.e.user_key, old.uuid)
+        };
         match primary_of.get(&g.e.person) {
             Some(old) if !better(old) => {}
             _ => {
@@ -278,7 +351,10 @@ pub fn export(
             if let Value::Address(a) = &s.value
                 && let Some(p) = a.person
             {
-                addrs.entry(p).or_default().push((o.uuid, s.validity.from, a));
+                addrs
+                    .entry(p)
+                    .or_default()
+                    .push((o.uuid, s.validity.from, a));
             }
         }
     }
@@ -291,7 +367,8 @@ pub fn export(
             .flatten()
             .filter(|(_, _, a)| scope(&classes, a.address_type) == "EMAIL" && public(a))
             .min_by_key(|(u, from, a)| {
-                let r = rank(list, a.address_type, classes.get(&a.address_type)).unwrap_or(list.len());
+                let r =
+                    rank(list, a.address_type, classes.get(&a.address_type)).unwrap_or(list.len());
                 (r, u.to_string(), Reverse(*from))
             })
             .map(|(_, _, a)| a.value.clone())
@@ -304,7 +381,10 @@ pub fn export(
             .into_iter()
             .flatten()
             .filter(|(_, _, a)| scope(&classes, a.address_type) == "PHONE" && public(a))
-            .filter_map(|(u, from, a)| rank(list, a.address_type, classes.get(&a.address_type)).map(|r| (r, Reverse(*from), u.to_string(), a)))
+            .filter_map(|(u, from, a)| {
+                rank(list, a.address_type, classes.get(&a.address_type))
+                    .map(|r| (r, Reverse(*from), u.to_string(), a))
+            })
             .min_by(|x, y| (x.0, x.1, &x.2).cmp(&(y.0, y.1, &y.2)))
             .map(|(_, _, _, a)| a.value.clone())
             .unwrap_or_default()
@@ -328,12 +408,18 @@ pub fn export(
                 continue;
             }
             let Some(person) = persons.get(&p) else {
-                warnings.push(format!("person {p} of an engagement is not in MO; left out of bruger.csv"));
+                warnings.push(format!(
+                    "person {p} of an engagement is not in MO; left out of bruger.csv"
+                ));
                 continue;
             };
             bruger.push(vec![
                 p.to_string(),
-                person.cpr_number.as_ref().map(|c| c.expose().to_string()).unwrap_or_default(),
+                person
+                    .cpr_number
+                    .as_ref()
+                    .map(|c| c.expose().to_string())
+                    .unwrap_or_default(),
                 full_name(person),
                 email(p),
                 mobile(p),
@@ -375,7 +461,11 @@ pub fn export(
         organisation.push(vec![
             u.to_string(),
             unit.name.clone(),
-            if *u == cfg.root_unit { String::new() } else { unit.parent.map(|p| p.to_string()).unwrap_or_default() },
+            if *u == cfg.root_unit {
+                String::new()
+            } else {
+                unit.parent.map(|p| p.to_string()).unwrap_or_default()
+            },
             split.street,
             split.postcode,
             split.town,
@@ -388,7 +478,15 @@ pub fn export(
         .filter(|g| exported_set.contains(&g.e.org_unit))
         .map(|g| (order[&g.e.org_unit], name_of(&g.e.person), g.e.person, g))
         .collect();
-    rows.sort_by(|a, b| (a.0, &a.1, a.2, &a.3.e.user_key, a.3.uuid).cmp(&(b.0, &b.1, b.2, &b.3.e.user_key, b.3.uuid)));
+    rows.sort_by(|a, b| {
+        (a.0, &a.1, a.2, &a.3.e.user_key, a.3.uuid).cmp(&(
+            b.0,
+            &b.1,
+            b.2,
+            &b.3.e.user_key,
+            b.3.uuid,
+        ))
+    });
     let mut used_jobs: BTreeSet<Uuid> = BTreeSet::new();
     let mut engagement = Vec::new();
     for (_, _, _, g) in rows {
@@ -402,7 +500,11 @@ pub fn export(
             g.e.job_function.to_string(),
             yes(is_primary(&classes, g.e.primary)),
             class_name(g.e.engagement_type).unwrap_or_default(),
-            if is_active { String::new() } else { g.from.map(|d| d.to_string()).unwrap_or_default() },
+            if is_active {
+                String::new()
+            } else {
+                g.from.map(|d| d.to_string()).unwrap_or_default()
+            },
         ]);
     }
 
@@ -411,11 +513,16 @@ pub fn export(
     for j in used_jobs {
         match class_name(j) {
             Some(n) => jobs.push((n, j)),
-            None => warnings.push(format!("job function {j} is not a class in MO; left out of stillingskode.csv")),
+            None => warnings.push(format!(
+                "job function {j} is not a class in MO; left out of stillingskode.csv"
+            )),
         }
     }
     jobs.sort();
-    let stillingskode = jobs.into_iter().map(|(n, j)| vec![j.to_string(), "1".into(), n, j.to_string()]).collect();
+    let stillingskode = jobs
+        .into_iter()
+        .map(|(n, j)| vec![j.to_string(), "1".into(), n, j.to_string()])
+        .collect();
 
     // leder.csv: today's managers of exported units.
     let mut managers: HashMap<Uuid, Vec<(Uuid, &Manager)>> = HashMap::new();
@@ -434,19 +541,48 @@ pub fn export(
             .collect();
         ms.sort_by(|a, b| (&a.0, a.1, a.2).cmp(&(&b.0, b.1, b.2)));
         for (_, p, _, m) in ms {
-            let mut names: Vec<String> = m.responsibilities.iter().filter_map(|r| class_name(*r)).collect();
+            let mut names: Vec<String> = m
+                .responsibilities
+                .iter()
+                .filter_map(|r| class_name(*r))
+                .collect();
             names.sort();
-            leder.push(vec![p.to_string(), u.to_string(), "1".into(), names.join(", ")]);
+            leder.push(vec![
+                p.to_string(),
+                u.to_string(),
+                "1".into(),
+                names.join(", "),
+            ]);
         }
     }
 
     Ok(Export {
         tables: vec![
-            Table { name: "bruger.csv", header: BRUGER, rows: bruger },
-            Table { name: "organisation.csv", header: ORGANISATION, rows: organisation },
-            Table { name: "engagement.csv", header: ENGAGEMENT, rows: engagement },
-            Table { name: "stillingskode.csv", header: STILLINGSKODE, rows: stillingskode },
-            Table { name: "leder.csv", header: LEDER, rows: leder },
+            Table {
+                name: "bruger.csv",
+                header: BRUGER,
+                rows: bruger,
+            },
+            Table {
+                name: "organisation.csv",
+                header: ORGANISATION,
+                rows: organisation,
+            },
+            Table {
+                name: "engagement.csv",
+                header: ENGAGEMENT,
+                rows: engagement,
+            },
+            Table {
+                name: "stillingskode.csv",
+                header: STILLINGSKODE,
+                rows: stillingskode,
+            },
+            Table {
+                name: "leder.csv",
+                header: LEDER,
+                rows: leder,
+            },
         ],
         warnings,
     })

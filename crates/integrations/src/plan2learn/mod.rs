@@ -8,14 +8,19 @@
 pub mod address;
 pub mod map;
 pub mod read;
-// TEMP pub mod run;
+pub mod run;
 pub mod write;
 
 pub use map::{Config, Export, Table, export};
 
 /// The five files, in the order they are shipped.
-pub const FILES: [&str; 5] =
-    ["bruger.csv", "organisation.csv", "engagement.csv", "stillingskode.csv", "leder.csv"];
+pub const FILES: [&str; 5] = [
+    "bruger.csv",
+    "organisation.csv",
+    "engagement.csv",
+    "stillingskode.csv",
+    "leder.csv",
+];
 pub use read::Snapshot;
 
 #[cfg(test)]

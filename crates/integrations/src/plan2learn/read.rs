@@ -35,8 +35,11 @@ impl Snapshot {
         let units = backend.read(&Query::all(Kind::OrgUnit).at(today))?;
         let unit_ids: Vec<Uuid> = units.iter().map(|o| o.uuid).collect();
         let engagements = backend.read(&Query::all(Kind::Engagement).window(from_today))?;
-        let managers =
-            backend.read(&Query::all(Kind::Manager).org_units(unit_ids.iter().copied()).at(today))?;
+        let managers = backend.read(
+            &Query::all(Kind::Manager)
+                .org_units(unit_ids.iter().copied())
+                .at(today),
+        )?;
         let mut person_ids: BTreeSet<Uuid> = engagements
             .iter()
             .flat_map(|o| &o.slices)
@@ -46,13 +49,21 @@ impl Snapshot {
             })
             .collect();
         let engaged = person_ids.clone();
-        person_ids.extend(managers.iter().flat_map(|o| &o.slices).filter_map(|s| match &s.value {
-            dipex_model::Value::Manager(m) => m.person,
-            _ => None,
-        }));
+        person_ids.extend(
+            managers
+                .iter()
+                .flat_map(|o| &o.slices)
+                .filter_map(|s| match &s.value {
+                    dipex_model::Value::Manager(m) => m.person,
+                    _ => None,
+                }),
+        );
         let persons = backend.read(&Query::all(Kind::Person).uuids(person_ids))?;
-        let person_addresses = backend
-            .read(&Query::all(Kind::Address).persons(engaged).window(from_today))?;
+        let person_addresses = backend.read(
+            &Query::all(Kind::Address)
+                .persons(engaged)
+                .window(from_today),
+        )?;
         let unit_addresses =
             backend.read(&Query::all(Kind::Address).org_units(unit_ids).at(today))?;
         Ok(Snapshot {

@@ -3,7 +3,8 @@
 use super::map::{Config, Export, export};
 use super::read::Snapshot;
 use dipex_model::{
-    Address, Class, Cpr, Date, Engagement, Extensions, Manager, Object, OrgUnit, Person, Slice, Validity, Value,
+    Address, Class, Cpr, Date, Engagement, Extensions, Manager, Object, OrgUnit, Person, Slice,
+    Validity, Value,
 };
 use jiff::civil::date;
 use std::collections::HashMap;
@@ -82,7 +83,14 @@ fn person(given: &str, cpr: &str) -> Value {
         seniority: None,
     })
 }
-fn eng(person: u128, unit: u128, kind: u128, primary: u128, job: u128, ext: &[(usize, &str)]) -> Value {
+fn eng(
+    person: u128,
+    unit: u128,
+    kind: u128,
+    primary: u128,
+    job: u128,
+    ext: &[(usize, &str)],
+) -> Value {
     let mut x = Extensions::default();
     for (n, t) in ext {
         match n {
@@ -102,7 +110,13 @@ fn eng(person: u128, unit: u128, kind: u128, primary: u128, job: u128, ext: &[(u
         extensions: Box::new(x),
     })
 }
-fn addr(person: Option<u128>, unit: Option<u128>, kind: u128, value: &str, vis: Option<u128>) -> Value {
+fn addr(
+    person: Option<u128>,
+    unit: Option<u128>,
+    kind: u128,
+    value: &str,
+    vis: Option<u128>,
+) -> Value {
     Value::Address(Address {
         user_key: value.into(),
         value: value.into(),
@@ -123,19 +137,63 @@ fn snapshot() -> Snapshot {
         obj(u(MONTHLY), always(), class("månedsløn", "Månedsløn", None)),
         obj(u(HOURLY), always(), class("timeløn", "Timeløn", None)),
         obj(u(TRAINEE), always(), class("elev", "Elev", None)),
-        obj(u(PRIMARY), always(), class("primary", "Primær", Some("3000"))),
-        obj(u(NON_PRIMARY), always(), class("non-primary", "Ikke primær", Some("0"))),
+        obj(
+            u(PRIMARY),
+            always(),
+            class("primary", "Primær", Some("3000")),
+        ),
+        obj(
+            u(NON_PRIMARY),
+            always(),
+            class("non-primary", "Ikke primær", Some("0")),
+        ),
         obj(u(TEACHER), always(), class("lærer", "Lærer", None)),
-        obj(u(NURSE), always(), class("sygeplejerske", "Sygeplejerske", None)),
-        obj(u(EMAIL), always(), class("EmailEmployee", "Email", Some("EMAIL"))),
-        obj(u(WORK_EMAIL), always(), class("WorkEmail", "Arbejdsmail", Some("EMAIL"))),
+        obj(
+            u(NURSE),
+            always(),
+            class("sygeplejerske", "Sygeplejerske", None),
+        ),
+        obj(
+            u(EMAIL),
+            always(),
+            class("EmailEmployee", "Email", Some("EMAIL")),
+        ),
+        obj(
+            u(WORK_EMAIL),
+            always(),
+            class("WorkEmail", "Arbejdsmail", Some("EMAIL")),
+        ),
         obj(u(MOBILE), always(), class("Mobil", "Mobil", Some("PHONE"))),
-        obj(u(LANDLINE), always(), class("Telefon", "Telefon", Some("PHONE"))),
-        obj(u(PUBLIC), always(), class("Public", "Må vises eksternt", Some("PUBLIC"))),
-        obj(u(SECRET), always(), class("Secret", "Hemmelig", Some("SECRET"))),
-        obj(u(DAR), always(), class("AdressePostEnhed", "Postadresse", Some("DAR"))),
-        obj(u(TOO_DEEP), always(), class("Afdelings-niveau", "Afdelings-niveau", None)),
-        obj(u(STAFF), always(), class("personale", "Personale: ansættelse/afskedigelse", None)),
+        obj(
+            u(LANDLINE),
+            always(),
+            class("Telefon", "Telefon", Some("PHONE")),
+        ),
+        obj(
+            u(PUBLIC),
+            always(),
+            class("Public", "Må vises eksternt", Some("PUBLIC")),
+        ),
+        obj(
+            u(SECRET),
+            always(),
+            class("Secret", "Hemmelig", Some("SECRET")),
+        ),
+        obj(
+            u(DAR),
+            always(),
+            class("AdressePostEnhed", "Postadresse", Some("DAR")),
+        ),
+        obj(
+            u(TOO_DEEP),
+            always(),
+            class("Afdelings-niveau", "Afdelings-niveau", None),
+        ),
+        obj(
+            u(STAFF),
+            always(),
+            class("personale", "Personale: ansættelse/afskedigelse", None),
+        ),
         obj(u(BUDGET), always(), class("budget", "Budgetansvar", None)),
         obj(u(MGR), always(), class("leder", "Leder", None)),
     ];
@@ -144,8 +202,16 @@ fn snapshot() -> Snapshot {
         obj(u(ROOT), y2020, unit("Kommunen", None, None)),
         obj(u(SCHOOL), y2020, unit("Skolen", Some(ROOT), None)),
         obj(u(ARCHIVE), y2020, unit("Arkivet", Some(ROOT), None)),
-        obj(u(CLASSROOM), y2020, unit("Klasse", Some(SCHOOL), Some(TOO_DEEP))),
-        obj(u(UNDER), y2020, unit("Under klassen", Some(CLASSROOM), None)),
+        obj(
+            u(CLASSROOM),
+            y2020,
+            unit("Klasse", Some(SCHOOL), Some(TOO_DEEP)),
+        ),
+        obj(
+            u(UNDER),
+            y2020,
+            unit("Under klassen", Some(CLASSROOM), None),
+        ),
     ];
     let persons = vec![
         obj(u(1000), always(), person("Anna", "0101700000")),
@@ -155,26 +221,88 @@ fn snapshot() -> Snapshot {
         obj(u(1004), always(), person("Eva", "0505900000")),
     ];
     let engagements = vec![
-        obj(u(2000), y2020, eng(1000, SCHOOL, MONTHLY, PRIMARY, TEACHER, &[(2, "Lektor")])),
-        obj(u(2001), y2020, eng(1000, ARCHIVE, HOURLY, NON_PRIMARY, NURSE, &[])),
-        obj(u(2002), y2020, eng(1001, CLASSROOM, HOURLY, PRIMARY, NURSE, &[])),
-        obj(u(2003), y2020, eng(1002, SCHOOL, TRAINEE, PRIMARY, TEACHER, &[])),
-        obj(u(2004), from(date(2025, 8, 1)), eng(1003, ARCHIVE, MONTHLY, PRIMARY, NURSE, &[(3, "Arkivar")])),
-        obj(u(2005), Validity::new(Some(date(2020, 1, 1)), Some(date(2025, 1, 1))), eng(1004, ARCHIVE, MONTHLY, PRIMARY, NURSE, &[])),
+        obj(
+            u(2000),
+            y2020,
+            eng(1000, SCHOOL, MONTHLY, PRIMARY, TEACHER, &[(2, "Lektor")]),
+        ),
+        obj(
+            u(2001),
+            y2020,
+            eng(1000, ARCHIVE, HOURLY, NON_PRIMARY, NURSE, &[]),
+        ),
+        obj(
+            u(2002),
+            y2020,
+            eng(1001, CLASSROOM, HOURLY, PRIMARY, NURSE, &[]),
+        ),
+        obj(
+            u(2003),
+            y2020,
+            eng(1002, SCHOOL, TRAINEE, PRIMARY, TEACHER, &[]),
+        ),
+        obj(
+            u(2004),
+            from(date(2025, 8, 1)),
+            eng(1003, ARCHIVE, MONTHLY, PRIMARY, NURSE, &[(3, "Arkivar")]),
+        ),
+        obj(
+            u(2005),
+            Validity::new(Some(date(2020, 1, 1)), Some(date(2025, 1, 1))),
+            eng(1004, ARCHIVE, MONTHLY, PRIMARY, NURSE, &[]),
+        ),
     ];
     let person_addresses = vec![
-        obj(u(3000), y2020, addr(Some(1000), None, EMAIL, "anna@privat.dk", Some(SECRET))),
-        obj(u(3001), y2020, addr(Some(1000), None, WORK_EMAIL, "anna@skolen.dk", None)),
-        obj(u(3002), y2020, addr(Some(1000), None, EMAIL, "anna@kommune.dk", Some(PUBLIC))),
-        obj(u(3003), y2020, addr(Some(1000), None, LANDLINE, "87654321", None)),
-        obj(u(3004), y2020, addr(Some(1000), None, MOBILE, "12345678", Some(SECRET))),
-        obj(u(3005), y2020, addr(Some(1001), None, MOBILE, "+4520202020", Some(PUBLIC))),
-        obj(u(3006), y2020, addr(Some(1001), None, LANDLINE, "11111111", None)),
+        obj(
+            u(3000),
+            y2020,
+            addr(Some(1000), None, EMAIL, "anna@privat.dk", Some(SECRET)),
+        ),
+        obj(
+            u(3001),
+            y2020,
+            addr(Some(1000), None, WORK_EMAIL, "anna@skolen.dk", None),
+        ),
+        obj(
+            u(3002),
+            y2020,
+            addr(Some(1000), None, EMAIL, "anna@kommune.dk", Some(PUBLIC)),
+        ),
+        obj(
+            u(3003),
+            y2020,
+            addr(Some(1000), None, LANDLINE, "87654321", None),
+        ),
+        obj(
+            u(3004),
+            y2020,
+            addr(Some(1000), None, MOBILE, "12345678", Some(SECRET)),
+        ),
+        obj(
+            u(3005),
+            y2020,
+            addr(Some(1001), None, MOBILE, "+4520202020", Some(PUBLIC)),
+        ),
+        obj(
+            u(3006),
+            y2020,
+            addr(Some(1001), None, LANDLINE, "11111111", None),
+        ),
     ];
     let dar_id = "0a3f50a0-23c9-32b8-e044-0003ba298018";
     let unit_addresses = vec![
         obj(u(4000), y2020, addr(None, Some(SCHOOL), DAR, dar_id, None)),
-        obj(u(4001), y2020, addr(None, Some(ROOT), DAR, "Rådhuspladsen 1, 1550 København V", None)),
+        obj(
+            u(4001),
+            y2020,
+            addr(
+                None,
+                Some(ROOT),
+                DAR,
+                "Rådhuspladsen 1, 1550 København V",
+                None,
+            ),
+        ),
     ];
     let managers = vec![
         obj(
@@ -217,7 +345,16 @@ fn snapshot() -> Snapshot {
             }),
         ),
     ];
-    Snapshot { facets: vec![], classes, units, engagements, persons, person_addresses, unit_addresses, managers }
+    Snapshot {
+        facets: vec![],
+        classes,
+        units,
+        engagements,
+        persons,
+        person_addresses,
+        unit_addresses,
+        managers,
+    }
 }
 
 fn config() -> Config {
@@ -233,7 +370,10 @@ fn config() -> Config {
 
 fn texts() -> HashMap<Uuid, String> {
     let mut t = HashMap::new();
-    t.insert(Uuid::parse_str("0a3f50a0-23c9-32b8-e044-0003ba298018").unwrap(), "Skolevej 2, 1. tv, 8000 Aarhus C".into());
+    t.insert(
+        Uuid::parse_str("0a3f50a0-23c9-32b8-e044-0003ba298018").unwrap(),
+        "Skolevej 2, 1. tv, 8000 Aarhus C".into(),
+    );
     t
 }
 
@@ -260,7 +400,10 @@ fn only_allowed_engagement_types_by_uuid_or_user_key() {
     assert!(engs.contains(&id(2000)), "Månedsløn by user_key");
     assert!(engs.contains(&id(2001)), "Timeløn by uuid");
     assert!(!engs.contains(&id(2003)), "Elev is not allowed");
-    assert!(!col(&e, "bruger.csv", 0).contains(&id(1002)), "Cai has no allowed engagement");
+    assert!(
+        !col(&e, "bruger.csv", 0).contains(&id(1002)),
+        "Cai has no allowed engagement"
+    );
     let mut cfg = config();
     cfg.allowed_engagement_types.clear();
     let e = run(&cfg);
@@ -271,36 +414,92 @@ fn only_allowed_engagement_types_by_uuid_or_user_key() {
 fn too_deep_units_are_left_out_but_not_their_people_or_children() {
     let e = run(&config());
     let units = col(&e, "organisation.csv", 0);
-    assert_eq!(units, vec![id(ROOT), id(ARCHIVE), id(SCHOOL), id(UNDER)], "pre-order, siblings by name");
-    let under = rows(&e, "organisation.csv").iter().find(|r| r[0] == id(UNDER)).unwrap();
+    assert_eq!(
+        units,
+        vec![id(ROOT), id(ARCHIVE), id(SCHOOL), id(UNDER)],
+        "pre-order, siblings by name"
+    );
+    let under = rows(&e, "organisation.csv")
+        .iter()
+        .find(|r| r[0] == id(UNDER))
+        .unwrap();
     assert_eq!(under[2], id(CLASSROOM), "the child keeps its real parent");
-    assert!(!col(&e, "engagement.csv", 0).contains(&id(2002)), "Bo's engagement is in the too-deep unit");
-    assert!(col(&e, "bruger.csv", 0).contains(&id(1001)), "Bo is still a user");
-    assert!(!col(&e, "leder.csv", 1).contains(&id(CLASSROOM)), "no managers of too-deep units");
+    assert!(
+        !col(&e, "engagement.csv", 0).contains(&id(2002)),
+        "Bo's engagement is in the too-deep unit"
+    );
+    assert!(
+        col(&e, "bruger.csv", 0).contains(&id(1001)),
+        "Bo is still a user"
+    );
+    assert!(
+        !col(&e, "leder.csv", 1).contains(&id(CLASSROOM)),
+        "no managers of too-deep units"
+    );
 }
 
 #[test]
 fn active_and_future_engagements_and_start_dates() {
     let e = run(&config());
-    let row = |n| rows(&e, "engagement.csv").iter().find(|r| r[0] == id(n)).cloned().unwrap();
+    let row = |n| {
+        rows(&e, "engagement.csv")
+            .iter()
+            .find(|r| r[0] == id(n))
+            .cloned()
+            .unwrap()
+    };
     assert_eq!((row(2000)[3].as_str(), row(2000)[7].as_str()), ("1", ""));
-    assert_eq!((row(2004)[3].as_str(), row(2004)[7].as_str()), ("0", "2025-08-01"), "Dan starts in August");
-    assert!(!col(&e, "engagement.csv", 0).contains(&id(2005)), "Eva's engagement ended");
+    assert_eq!(
+        (row(2004)[3].as_str(), row(2004)[7].as_str()),
+        ("0", "2025-08-01"),
+        "Dan starts in August"
+    );
+    assert!(
+        !col(&e, "engagement.csv", 0).contains(&id(2005)),
+        "Eva's engagement ended"
+    );
     assert!(!col(&e, "bruger.csv", 0).contains(&id(1004)));
-    assert!(col(&e, "bruger.csv", 0).contains(&id(1003)), "a future employee is a known user");
+    assert!(
+        col(&e, "bruger.csv", 0).contains(&id(1003)),
+        "a future employee is a known user"
+    );
 }
 
 #[test]
 fn primary_and_job_title_with_the_extension_override() {
     let e = run(&config());
-    let row = |n| rows(&e, "engagement.csv").iter().find(|r| r[0] == id(n)).cloned().unwrap();
+    let row = |n| {
+        rows(&e, "engagement.csv")
+            .iter()
+            .find(|r| r[0] == id(n))
+            .cloned()
+            .unwrap()
+    };
     assert_eq!(row(2000)[5], "1");
     assert_eq!(row(2001)[5], "0");
     assert_eq!(row(2000)[6], "Månedsløn");
-    let title = |e: &Export, p| rows(e, "bruger.csv").iter().find(|r| r[0] == id(p)).unwrap()[5].clone();
-    assert_eq!(title(&e, 1000), "Lektor", "extension_2 overrides the job function");
-    assert_eq!(title(&e, 1001), "Sygeplejerske", "falls back to the job function");
-    assert_eq!(title(&e, 1003), "Sygeplejerske", "extension_3 is not the configured field");
+    let title = |e: &Export, p| {
+        rows(e, "bruger.csv")
+            .iter()
+            .find(|r| r[0] == id(p))
+            .unwrap()[5]
+            .clone()
+    };
+    assert_eq!(
+        title(&e, 1000),
+        "Lektor",
+        "extension_2 overrides the job function"
+    );
+    assert_eq!(
+        title(&e, 1001),
+        "Sygeplejerske",
+        "falls back to the job function"
+    );
+    assert_eq!(
+        title(&e, 1003),
+        "Sygeplejerske",
+        "extension_3 is not the configured field"
+    );
     let mut cfg = config();
     cfg.job_title_extension = 3;
     let e = run(&cfg);
@@ -311,17 +510,39 @@ fn primary_and_job_title_with_the_extension_override() {
 #[test]
 fn email_and_mobile_by_priority_and_visibility() {
     let e = run(&config());
-    let user = |e: &Export, p| rows(e, "bruger.csv").iter().find(|r| r[0] == id(p)).unwrap().clone();
-    assert_eq!(user(&e, 1000)[3], "anna@skolen.dk", "the prioritised type wins");
-    assert_eq!(user(&e, 1000)[4], "", "the only mobile is secret; a landline is not a mobile");
+    let user = |e: &Export, p| {
+        rows(e, "bruger.csv")
+            .iter()
+            .find(|r| r[0] == id(p))
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        user(&e, 1000)[3],
+        "anna@skolen.dk",
+        "the prioritised type wins"
+    );
+    assert_eq!(
+        user(&e, 1000)[4],
+        "",
+        "the only mobile is secret; a landline is not a mobile"
+    );
     assert_eq!(user(&e, 1001)[4], "+4520202020");
     let mut cfg = config();
     cfg.email_priority.clear();
     let e = run(&cfg);
-    assert_eq!(user(&e, 1000)[3], "anna@skolen.dk", "no priority: the lowest uuid among public or unset");
+    assert_eq!(
+        user(&e, 1000)[3],
+        "anna@skolen.dk",
+        "no priority: the lowest uuid among public or unset"
+    );
     cfg.email_priority = vec![u(EMAIL).to_string()];
     let e = run(&cfg);
-    assert_eq!(user(&e, 1000)[3], "anna@kommune.dk", "the secret e-mail is never chosen");
+    assert_eq!(
+        user(&e, 1000)[3],
+        "anna@kommune.dk",
+        "the secret e-mail is never chosen"
+    );
     cfg.phone_priority.clear();
     let e = run(&cfg);
     assert_eq!(user(&e, 1001)[4], "", "no phone priority: no mobile");
@@ -332,7 +553,12 @@ fn managers_with_their_responsibilities() {
     let e = run(&config());
     assert_eq!(
         rows(&e, "leder.csv"),
-        &vec![vec![id(1000), id(SCHOOL), "1".into(), "Budgetansvar, Personale: ansættelse/afskedigelse".into()]],
+        &vec![vec![
+            id(1000),
+            id(SCHOOL),
+            "1".into(),
+            "Budgetansvar, Personale: ansættelse/afskedigelse".into()
+        ]],
         "vacant and too-deep managers are left out"
     );
 }
@@ -341,24 +567,49 @@ fn managers_with_their_responsibilities() {
 fn unit_addresses_root_parent_and_job_codes() {
     let e = run(&config());
     let org = rows(&e, "organisation.csv");
-    assert_eq!(org[0], vec![id(ROOT), "Kommunen".into(), "".into(), "Rådhuspladsen 1".into(), "1550".into(), "København V".into()]);
+    assert_eq!(
+        org[0],
+        vec![
+            id(ROOT),
+            "Kommunen".into(),
+            "".into(),
+            "Rådhuspladsen 1".into(),
+            "1550".into(),
+            "København V".into()
+        ]
+    );
     assert_eq!(org[1][3..], ["", "", ""], "the archive has no address");
     assert_eq!(org[2][3..], ["Skolevej 2, 1. tv", "8000", "Aarhus C"]);
     assert_eq!(org[2][2], id(ROOT));
     // Only the job functions of exported engagements, by name.
-    assert_eq!(col(&e, "stillingskode.csv", 2), vec!["Lærer", "Sygeplejerske"]);
-    assert_eq!(rows(&e, "stillingskode.csv")[0], vec![id(TEACHER), "1".into(), "Lærer".into(), id(TEACHER)]);
+    assert_eq!(
+        col(&e, "stillingskode.csv", 2),
+        vec!["Lærer", "Sygeplejerske"]
+    );
+    assert_eq!(
+        rows(&e, "stillingskode.csv")[0],
+        vec![id(TEACHER), "1".into(), "Lærer".into(), id(TEACHER)]
+    );
     // An unknown DAR id: empty fields and a warning.
     let e = export(&snapshot(), &config(), TODAY, &HashMap::new()).unwrap();
     assert_eq!(rows(&e, "organisation.csv")[2][3..], ["", "", ""]);
-    assert!(e.warnings.iter().any(|w| w.contains("0a3f50a0")), "{:?}", e.warnings);
+    assert!(
+        e.warnings.iter().any(|w| w.contains("0a3f50a0")),
+        "{:?}",
+        e.warnings
+    );
 }
 
 #[test]
 fn the_root_must_exist_and_rows_are_stable() {
     let mut cfg = config();
     cfg.root_unit = u(999);
-    assert!(export(&snapshot(), &cfg, TODAY, &texts()).unwrap_err().to_string().contains(&id(999)));
+    assert!(
+        export(&snapshot(), &cfg, TODAY, &texts())
+            .unwrap_err()
+            .to_string()
+            .contains(&id(999))
+    );
     let a = run(&config());
     let b = run(&config());
     assert_eq!(a.tables, b.tables);

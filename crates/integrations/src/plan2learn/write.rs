@@ -38,8 +38,9 @@ pub fn write_dir(dir: &Path, tables: &[Table]) -> Result<Vec<PathBuf>, WriteErro
     let mut temps = Vec::new();
     for t in tables {
         let tmp = dir.join(format!(".{}.tmp", t.name));
-        let result = std::fs::File::create(&tmp)
-            .and_then(|mut f| std::io::Write::write_all(&mut f, &csv_bytes(t)).and_then(|_| f.sync_all()));
+        let result = std::fs::File::create(&tmp).and_then(|mut f| {
+            std::io::Write::write_all(&mut f, &csv_bytes(t)).and_then(|_| f.sync_all())
+        });
         if let Err(e) = result {
             for (tmp, _) in &temps {
                 let _ = std::fs::remove_file(tmp);
@@ -66,20 +67,31 @@ mod tests {
         let t = Table {
             name: "x.csv",
             header: &["A", "Primær"],
-            rows: vec![vec!["say \"hi\"".into(), String::new()], vec!["a;b".into(), "æ\nø".into()]],
+            rows: vec![
+                vec!["say \"hi\"".into(), String::new()],
+                vec!["a;b".into(), "æ\nø".into()],
+            ],
         };
         assert_eq!(
             csv_bytes(&t),
             "\"A\";\"Primær\"\r\n\"say \"\"hi\"\"\";\"\"\r\n\"a;b\";\"æ\nø\"\r\n".as_bytes()
         );
-        let empty = Table { name: "e.csv", header: &["A"], rows: vec![] };
+        let empty = Table {
+            name: "e.csv",
+            header: &["A"],
+            rows: vec![],
+        };
         assert_eq!(csv_bytes(&empty), b"\"A\"\r\n");
     }
 
     #[test]
     fn files_appear_whole_or_not_at_all() {
         let dir = tempfile::tempdir().unwrap();
-        let t = Table { name: "a.csv", header: &["A"], rows: vec![vec!["1".into()]] };
+        let t = Table {
+            name: "a.csv",
+            header: &["A"],
+            rows: vec![vec!["1".into()]],
+        };
         let paths = write_dir(dir.path(), std::slice::from_ref(&t)).unwrap();
         assert_eq!(std::fs::read(&paths[0]).unwrap(), b"\"A\"\r\n\"1\"\r\n");
         let names: Vec<String> = std::fs::read_dir(dir.path())
@@ -89,10 +101,21 @@ mod tests {
         assert_eq!(names, vec!["a.csv".to_string()], "no temporary files left");
         // A table that cannot be written (its name is a folder) leaves the earlier file as it was.
         std::fs::create_dir(dir.path().join(".b.csv.tmp")).unwrap();
-        let bad = Table { name: "b.csv", header: &["B"], rows: vec![] };
-        let new_a = Table { name: "a.csv", header: &["A"], rows: vec![vec!["2".into()]] };
+        let bad = Table {
+            name: "b.csv",
+            header: &["B"],
+            rows: vec![],
+        };
+        let new_a = Table {
+            name: "a.csv",
+            header: &["A"],
+            rows: vec![vec!["2".into()]],
+        };
         assert!(write_dir(dir.path(), &[new_a, bad]).is_err());
-        assert_eq!(std::fs::read(dir.path().join("a.csv")).unwrap(), b"\"A\"\r\n\"1\"\r\n");
+        assert_eq!(
+            std::fs::read(dir.path().join("a.csv")).unwrap(),
+            b"\"A\"\r\n\"1\"\r\n"
+        );
         assert!(!dir.path().join(".a.csv.tmp").exists());
     }
 }

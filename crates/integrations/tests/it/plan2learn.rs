@@ -40,9 +40,24 @@ fn imported(dir: &Path) -> (Store, OfflineRegister) {
     let mut store = Store::open(&dir.join("store.sqlite3")).unwrap();
     let mut db = RunDb::open(&dir.join("run_db.sqlite")).unwrap();
     let cpr_map = HashMap::new();
-    let job = Job { cfg: &cfg, register: &register, cpr_map: &cpr_map, dry_run: false, only: None };
+    let job = Job {
+        cfg: &cfg,
+        register: &register,
+        cpr_map: &cpr_map,
+        dry_run: false,
+        only: None,
+    };
     let dumps = list_dumps(&example().join("dumps")).unwrap().0;
-    opus_run::import(&mut store, Some(&mut db), &job, &mut Fixed(0), &dumps, Mode::All, &mut |_| {}).unwrap();
+    opus_run::import(
+        &mut store,
+        Some(&mut db),
+        &job,
+        &mut Fixed(0),
+        &dumps,
+        Mode::All,
+        &mut |_| {},
+    )
+    .unwrap();
     (store, register)
 }
 
@@ -63,24 +78,38 @@ fn the_example_exports_to_five_files_byte_for_byte() {
     let (store, register) = imported(dir.path());
     let root = dipex_integrations::opus::uuids::OpusUuids::new("Aarslev Kommune").unit("1");
     let out = dir.path().join("out");
-    let report = plan2learn::run::run(&store, &register, &config(root), date(2024, 1, 3), &out).unwrap();
-    assert!(report.export.warnings.is_empty(), "{:?}", report.export.warnings);
+    let report =
+        plan2learn::run::run(&store, &register, &config(root), date(2024, 1, 3), &out).unwrap();
+    assert!(
+        report.export.warnings.is_empty(),
+        "{:?}",
+        report.export.warnings
+    );
     for name in plan2learn::FILES {
         let bytes = std::fs::read(out.join(name)).unwrap();
         assert!(!bytes.starts_with(b"\xEF\xBB\xBF"), "no BOM");
         let text = String::from_utf8(bytes).unwrap();
         assert!(text.ends_with("\r\n") && !text.replace("\r\n", "").contains('\r'));
-        assert!(text.lines().all(|l| l.starts_with('"') && l.ends_with('"')), "every field quoted");
+        assert!(
+            text.lines().all(|l| l.starts_with('"') && l.ends_with('"')),
+            "every field quoted"
+        );
         assert!(text.lines().count() > 1, "{name} has rows");
         insta::assert_snapshot!(format!("plan2learn_{name}"), text.replace("\r\n", "␍\n"));
     }
-    let names: Vec<String> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     assert_eq!(names.len(), 5, "no temporary files: {names:?}");
     // The same data, the same bytes.
     let again = dir.path().join("again");
     plan2learn::run::run(&store, &register, &config(root), date(2024, 1, 3), &again).unwrap();
     for name in plan2learn::FILES {
-        assert_eq!(std::fs::read(out.join(name)).unwrap(), std::fs::read(again.join(name)).unwrap());
+        assert_eq!(
+            std::fs::read(out.join(name)).unwrap(),
+            std::fs::read(again.join(name)).unwrap()
+        );
     }
 }
 
@@ -89,7 +118,14 @@ fn an_unknown_root_fails_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (store, register) = imported(dir.path());
     let out = dir.path().join("out");
-    let err = plan2learn::run::run(&store, &register, &config(Uuid::nil()), date(2024, 1, 3), &out).unwrap_err();
+    let err = plan2learn::run::run(
+        &store,
+        &register,
+        &config(Uuid::nil()),
+        date(2024, 1, 3),
+        &out,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("root_unit"), "{err}");
     assert!(!out.exists());
 }
