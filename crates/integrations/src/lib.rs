@@ -5,3 +5,4 @@
 pub mod dar;
 pub mod opus;
 pub mod settings;
+pub mod transport;
