@@ -307,8 +307,15 @@ impl FtpError {
 /// out the session after an upload, and a handshake per file costs little.
 pub fn upload_files(cfg: &FtpConfig, files: &[(PathBuf, String)]) -> Result<(), FtpError> {
     let ctx = Ctx::new(cfg);
-    for (_, remote) in files {
+    // Check names and local files before connecting, so a bad one uploads nothing.
+    for (local, remote) in files {
         check_remote_name(&ctx, remote)?;
+        File::open(local).map_err(|source| FtpError::Local {
+            server: ctx.server.clone(),
+            step: Step::ReadLocal,
+            file: Some(local.display().to_string()),
+            source,
+        })?;
     }
     // Whether the server accepts temporary names starting with a dot; learnt on the first file.
     let mut dot_ok = true;

@@ -6,7 +6,8 @@
 //!
 //! Every server binds port 0 for its control connection and every passive data connection, so
 //! tests never fight over ports; each server has its own tokio runtime, and the client under test
-//! runs synchronously on the test thread.
+//! runs synchronously on the test thread. Control connections reach libunftp through a relay that
+//! works around a race in its `AUTH TLS` handling (see [`relay`]).
 
 use std::fmt::Debug;
 use std::io::{BufRead, BufReader, Write};
@@ -15,7 +16,7 @@ use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
@@ -110,6 +111,10 @@ impl TestServer {
                 let socket = socket.into_std().unwrap();
                 let control = Arc::new(socket.try_clone().unwrap());
                 let socket = tokio::net::TcpStream::from_std(socket).unwrap();
+                let Ok((to_server, server_side)) = loopback_pair().await else {
+                    return;
+                };
+                tokio::spawn(relay(socket, to_server));
                 let dir = dir.clone();
                 let counter = Arc::clone(&counter);
                 let storage = move || Quirky {
@@ -126,7 +131,7 @@ impl TestServer {
                     builder = builder.ftps(cert.clone(), key.clone());
                 }
                 let server = builder.build().unwrap();
-                tokio::spawn(server.service(socket));
+                tokio::spawn(server.service(server_side));
             }
         });
         TestServer {
@@ -165,6 +170,57 @@ impl Drop for TestServer {
             runtime.shutdown_background();
         }
     }
+}
+
+/// Two ends of a fresh loopback TCP connection.
+async fn loopback_pair() -> std::io::Result<(tokio::net::TcpStream, tokio::net::TcpStream)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let (connected, accepted) = tokio::join!(
+        tokio::net::TcpStream::connect(listener.local_addr()?),
+        listener.accept()
+    );
+    Ok((connected?, accepted?.0))
+}
+
+/// Relays a control connection between the client and libunftp, holding back the client's
+/// bytes for a moment after the server's `234` reply to `AUTH TLS`.
+///
+/// libunftp 0.24 switches its control connection to TLS through a message from a spawned task,
+/// so a ClientHello that arrives before that message is parsed as an FTP command and answered
+/// in plain text (the client then sees "received corrupt message of type InvalidContentType"),
+/// a few times in a hundred connections. Real servers switch before reading on; the pause keeps
+/// the test server from failing the client for libunftp's race.
+async fn relay(client: tokio::net::TcpStream, server: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut from_client, mut to_client) = client.into_split();
+    let (mut from_server, mut to_server) = server.into_split();
+    let upgrading = Arc::new(AtomicBool::new(false));
+    let upgrade_seen = Arc::clone(&upgrading);
+    let down = async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n @ 1..) = from_server.read(&mut buf).await {
+            if buf[..n].starts_with(b"234 ") {
+                upgrade_seen.store(true, Ordering::SeqCst);
+            }
+            if to_client.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+        let _ = to_client.shutdown().await;
+    };
+    let up = async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n @ 1..) = from_client.read(&mut buf).await {
+            if upgrading.swap(false, Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            if to_server.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+        let _ = to_server.shutdown().await;
+    };
+    tokio::join!(down, up);
 }
 
 fn tls_verified(cert: &TestCert) -> FtpSecurity {
@@ -625,6 +681,27 @@ fn bad_ca_file_is_named() {
         assert_eq!(err.step(), Step::TlsSetup, "{err}");
         assert_eq!(err.file(), Some(path.display().to_string().as_str()));
     }
+}
+
+/// A missing local file or a remote name with a path is reported before connecting.
+#[test]
+fn bad_upload_list_is_refused_before_connecting() {
+    let local = tempfile::tempdir().unwrap();
+    let files = local_files(local.path());
+    // Nothing listens here: the checks must fail first.
+    let mut cfg = FtpConfig::new("127.0.0.1", USER, PASSWORD, FtpSecurity::Plain);
+    cfg.port = 9;
+    let missing = local.path().join("organisation.csv");
+    let mut list = uploads(&files);
+    list.push((missing.clone(), "organisation.csv".to_owned()));
+    let err = ftp::upload_files(&cfg, &list).unwrap_err();
+    assert_eq!(err.step(), Step::ReadLocal, "{err}");
+    assert_eq!(err.file(), Some(missing.display().to_string().as_str()));
+
+    let err =
+        ftp::upload_files(&cfg, &[(files[0].0.clone(), "sub/bruger.csv".to_owned())]).unwrap_err();
+    assert_eq!(err.step(), Step::Stor, "{err}");
+    assert!(matches!(err, FtpError::Setup { .. }), "{err}");
 }
 
 /// A server that drops the connection halfway through an upload: the error names the file and
