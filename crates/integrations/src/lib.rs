@@ -6,3 +6,4 @@ pub mod dar;
 pub mod opus;
 pub mod plan2learn;
 pub mod settings;
+pub mod transport;

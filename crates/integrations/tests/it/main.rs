@@ -1,6 +1,8 @@
 //! End-to-end tests of dipex's integrations: real files, the real embedded store (SQLite), the
-//! real state database, and address registers on real files or loopback servers.
+//! real state database, address registers on real files or loopback servers, and the FTP/FTPS
+//! transport against in-process servers.
 
 mod opus;
 mod os2mo;
 mod plan2learn;
+mod transport;
