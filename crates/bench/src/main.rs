@@ -274,7 +274,9 @@ fn export_p2l(dir: &Path) -> Result<()> {
     let store = Store::open(&dir.join("store.sqlite3"))?;
     let register = OfflineRegister::load(dir.join("adresser.csv"))?;
     let root = dipex_integrations::opus::uuids::OpusUuids::new("Benchby Kommune").unit("1");
-    let types: Vec<String> = ["Ansat", "Timelønnet", "Tjenestemand", "Vikar", "Elev"].map(String::from).to_vec();
+    let types: Vec<String> = ["Ansat", "Timelønnet", "Tjenestemand", "Vikar", "Elev"]
+        .map(String::from)
+        .to_vec();
     let cfg = dipex_integrations::plan2learn::Config {
         root_unit: root,
         allowed_engagement_types: types,
@@ -285,19 +287,39 @@ fn export_p2l(dir: &Path) -> Result<()> {
     };
     let t = Instant::now();
     let today = jiff::civil::date(2024, 1, 2);
-    let r = dipex_integrations::plan2learn::run::run(&store, &register, &cfg, today, &dir.join("p2l"))?;
-    let rows: Vec<String> = r.export.tables.iter().map(|t| format!("{} {}", t.rows.len(), t.name)).collect();
-    println!("{:.2} {} {}", t.elapsed().as_secs_f64(), peak_kb(), rows.join(", "));
+    let r =
+        dipex_integrations::plan2learn::run::run(&store, &register, &cfg, today, &dir.join("p2l"))?;
+    let rows: Vec<String> = r
+        .export
+        .tables
+        .iter()
+        .map(|t| format!("{} {}", t.rows.len(), t.name))
+        .collect();
+    println!(
+        "{:.2} {} {}",
+        t.elapsed().as_secs_f64(),
+        peak_kb(),
+        rows.join(", ")
+    );
     Ok(())
 }
 
 fn plan2learn(s: &Size) -> Result<()> {
     let dir = std::env::temp_dir().join(format!("dipex-bench-p2l-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    generate(&Size { days: 1, ..s.clone() }, &dir)?;
+    generate(
+        &Size {
+            days: 1,
+            ..s.clone()
+        },
+        &dir,
+    )?;
     measured_child(&dir)?;
     let exe = std::env::current_exe()?;
-    println!("plan2learn export of {} units / {} employments from the embedded store", s.units, s.employees);
+    println!(
+        "plan2learn export of {} units / {} employments from the embedded store",
+        s.units, s.employees
+    );
     for run in 1..=3 {
         let start = Instant::now();
         let out = Process::new(&exe).arg("export-p2l").arg(&dir).output()?;

@@ -78,7 +78,7 @@ fn main() -> ExitCode {
             match cli.command {
                 Command::Opus(c) => opus::run(&ctx, c),
                 Command::Plan2learn(c) => plan2learn::run(&ctx, c),
-        Command::Mo(c) => mo::run(&ctx, c),
+                Command::Mo(c) => mo::run(&ctx, c),
                 Command::CprMap(c) => mo::cpr_map(&ctx, c),
                 Command::Check => context::check(&ctx),
             }

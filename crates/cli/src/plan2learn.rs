@@ -30,7 +30,11 @@ pub enum Plan2learnCommand {
 
 pub fn run(ctx: &Context, c: Plan2learnCommand) -> Result<Outcome> {
     match c {
-        Plan2learnCommand::Export { out, today: day, ship: and_ship } => {
+        Plan2learnCommand::Export {
+            out,
+            today: day,
+            ship: and_ship,
+        } => {
             export(ctx, &out, day.unwrap_or_else(today))?;
             if and_ship {
                 ship(ctx, &out)?;
@@ -57,22 +61,34 @@ fn export(ctx: &Context, out: &Path, today: Date) -> Result<()> {
     let cfg = Config::from_settings(&ctx.settings)?;
     let backend = ctx.backend()?;
     let (register, what) = crate::opus::register_at(ctx, &dar_cache(ctx))?;
-    tracing::info!("plan2learn export for {today} from {}; addresses from {what}", backend.describe());
+    tracing::info!(
+        "plan2learn export for {today} from {}; addresses from {what}",
+        backend.describe()
+    );
     let report = plan2learn::run::run(&*backend, &register, &cfg, today, out)?;
     register.flush()?;
     for w in &report.export.warnings {
         tracing::warn!("{w}");
     }
-    let counts: Vec<String> =
-        report.export.tables.iter().map(|t| format!("{} {}", t.rows.len(), t.name.trim_end_matches(".csv"))).collect();
-    tracing::info!("plan2learn export: {} rows written to {}", counts.join(", "), out.display());
+    let counts: Vec<String> = report
+        .export
+        .tables
+        .iter()
+        .map(|t| format!("{} {}", t.rows.len(), t.name.trim_end_matches(".csv")))
+        .collect();
+    tracing::info!(
+        "plan2learn export: {} rows written to {}",
+        counts.join(", "),
+        out.display()
+    );
     Ok(())
 }
 
 /// The FTPS connection from `exporters.plan2learn.*`.
 fn ftps(ctx: &Context) -> Result<FtpConfig> {
     let s = &ctx.settings;
-    let (Some(host), Some(user), Some(password)) = (&s.p2l_host, &s.p2l_user, &s.p2l_password) else {
+    let (Some(host), Some(user), Some(password)) = (&s.p2l_host, &s.p2l_user, &s.p2l_password)
+    else {
         bail!(
             "shipping needs exporters.plan2learn.host, exporters.plan2learn.user and exporters.plan2learn.password"
         );
@@ -86,7 +102,10 @@ fn ftps(ctx: &Context) -> Result<FtpConfig> {
         port,
         user: user.clone(),
         password: password.expose().to_string(),
-        security: FtpSecurity::ExplicitTls { verify: s.p2l_verify_tls, ca_file: s.p2l_ca_file.clone() },
+        security: FtpSecurity::ExplicitTls {
+            verify: s.p2l_verify_tls,
+            ca_file: s.p2l_ca_file.clone(),
+        },
         timeout: Duration::from_secs(30),
         dir: s.p2l_remote_dir.clone(),
     })
@@ -98,11 +117,21 @@ fn ship(ctx: &Context, dir: &Path) -> Result<()> {
     for name in plan2learn::FILES {
         let path = dir.join(name);
         if !path.is_file() {
-            bail!("{}: missing; run `dipex plan2learn export --out {}` first", path.display(), dir.display());
+            bail!(
+                "{}: missing; run `dipex plan2learn export --out {}` first",
+                path.display(),
+                dir.display()
+            );
         }
         files.push((path, name.to_string()));
     }
-    ftp::upload_files(&cfg, &files).with_context(|| format!("shipping {} to {}:{}", dir.display(), cfg.host, cfg.port))?;
-    tracing::info!("plan2learn ship: {} files uploaded to {}:{}", files.len(), cfg.host, cfg.port);
+    ftp::upload_files(&cfg, &files)
+        .with_context(|| format!("shipping {} to {}:{}", dir.display(), cfg.host, cfg.port))?;
+    tracing::info!(
+        "plan2learn ship: {} files uploaded to {}:{}",
+        files.len(),
+        cfg.host,
+        cfg.port
+    );
     Ok(())
 }

@@ -394,3 +394,148 @@ fn opus_import_into_os2mo_then_dump_and_pull_a_mirror() {
         "{all}"
     );
 }
+
+/// The engagement type classes in the store.
+fn engagement_types(s: &Site) -> Vec<String> {
+    let facets = text(&s.run(&["mo", "dump", "--type", "facet"]).stdout);
+    let facet = facets
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|f| f["validities"][0]["user_key"] == "engagement_type")
+        .unwrap()["uuid"]
+        .clone();
+    text(&s.run(&["mo", "dump", "--type", "class"]).stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|c| c["validities"][0]["facet"] == facet)
+        .map(|c| c["uuid"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// settings.json of the site plus `extra`.
+fn with_settings(s: &Site, name: &str, extra: serde_json::Value) {
+    let mut settings: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(s.path("settings.json")).unwrap()).unwrap();
+    for (k, v) in extra.as_object().unwrap() {
+        settings[k] = v.clone();
+    }
+    std::fs::write(s.path(name), settings.to_string()).unwrap();
+}
+
+#[test]
+fn plan2learn_export_then_ship_over_ftps_and_the_failures_that_give_exit_code_two() {
+    use dipex_ftp_server::{PASSWORD, Quirks, TestServer, USER, cert_for, test_cert};
+    let s = Site::new(&[DAY1, DAY2]);
+    assert_eq!(code(&s.run(&["opus", "import"])), 0);
+    let cert = test_cert();
+    let server = TestServer::start(Some(&cert), Quirks::default());
+    let settings = |port: u16, password: &str, ca: &Path| {
+        serde_json::json!({
+            "exporters.plan2learn.root_unit": "0e9c456f-f2e6-0596-4442-1b4a66a6b168",
+            "exporters.plan2learn.allowed_engagement_types": engagement_types(&s),
+            "exporters.plan2learn.host": format!("127.0.0.1:{port}"),
+            "exporters.plan2learn.user": USER,
+            "exporters.plan2learn.password": password,
+            "exporters.plan2learn.ca_file": ca,
+        })
+    };
+    with_settings(&s, "p2l.json", settings(server.port, PASSWORD, &cert.cert));
+    let o = s.run(&[
+        "--settings",
+        "p2l.json",
+        "plan2learn",
+        "export",
+        "--out",
+        "out",
+        "--today",
+        "2020-01-03",
+    ]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("plan2learn export:"),
+        "{}",
+        text(&o.stderr)
+    );
+    let files = [
+        "bruger.csv",
+        "organisation.csv",
+        "engagement.csv",
+        "stillingskode.csv",
+        "leder.csv",
+    ];
+    let engagements = std::fs::read_to_string(s.path("out/engagement.csv")).unwrap();
+    assert!(engagements.lines().count() > 1, "{engagements}");
+    let o = s.run(&["--settings", "p2l.json", "plan2learn", "ship", "out"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    for f in files {
+        assert_eq!(
+            std::fs::read(server.path(f)).unwrap(),
+            std::fs::read(s.path("out").join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    assert_eq!(
+        server.names(),
+        files
+            .iter()
+            .map(|f| f.to_string())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+    );
+
+    // A wrong password.
+    with_settings(
+        &s,
+        "bad.json",
+        settings(server.port, "not-the-password-17", &cert.cert),
+    );
+    let o = s.run(&["--settings", "bad.json", "plan2learn", "ship", "out"]);
+    let err = text(&o.stderr);
+    assert_eq!(code(&o), 2, "{err}");
+    assert!(
+        err.contains("530") && !err.contains("not-the-password-17"),
+        "{err}"
+    );
+    // A certificate the client does not trust: the TLS handshake is refused.
+    let other = cert_for(&["localhost", "127.0.0.1"]);
+    with_settings(&s, "tls.json", settings(server.port, PASSWORD, &other.cert));
+    let o = s.run(&["--settings", "tls.json", "plan2learn", "ship", "out"]);
+    let err = text(&o.stderr);
+    assert_eq!(code(&o), 2, "{err}");
+    assert!(err.to_lowercase().contains("tls"), "{err}");
+    // A server that drops the connection in the middle of an upload.
+    let cutting = TestServer::start(
+        Some(&cert),
+        Quirks {
+            cut_after: Some(100),
+            ..Quirks::default()
+        },
+    );
+    with_settings(&s, "cut.json", settings(cutting.port, PASSWORD, &cert.cert));
+    let o = s.run(&[
+        "--settings",
+        "cut.json",
+        "plan2learn",
+        "export",
+        "--out",
+        "out2",
+        "--ship",
+    ]);
+    let err = text(&o.stderr);
+    assert_eq!(code(&o), 2, "{err}");
+    assert!(err.contains("bruger.csv"), "{err}");
+    assert!(
+        !cutting.path("bruger.csv").exists(),
+        "never a half file under the real name"
+    );
+    // Missing settings name the keys.
+    let o = s.run(&["plan2learn", "export", "--out", "out3"]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        text(&o.stderr).contains("exporters.plan2learn.root_unit"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!s.path("out3").exists());
+}
