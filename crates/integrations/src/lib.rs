@@ -4,6 +4,7 @@
 
 pub mod dar;
 pub mod opus;
+pub mod os2sync;
 pub mod plan2learn;
 pub mod settings;
 pub mod transport;

@@ -160,6 +160,65 @@ pub struct Settings {
     #[serde(rename = "exporters.plan2learn.remote_dir")]
     pub p2l_remote_dir: Option<String>,
 
+    /// The municipality's CVR number (OS2Sync's `CVR` header).
+    #[serde(rename = "municipality.cvr", deserialize_with = "opt_string_or_number")]
+    pub municipality_cvr: Option<String>,
+    /// OS2Sync's API (`…/api`).
+    #[serde(rename = "os2sync.api_url")]
+    pub os2sync_api_url: String,
+    /// OS2Sync's `ApiKey` header, when it has one configured.
+    #[serde(rename = "os2sync.api_key")]
+    pub os2sync_api_key: Option<Secret>,
+    #[serde(rename = "os2sync.ca_verify_os2sync")]
+    pub os2sync_ca_verify: bool,
+    /// Accepted for old settings files; dipex reaches MO through its own backend settings.
+    #[serde(rename = "os2sync.ca_verify_os2mo")]
+    pub os2sync_ca_verify_os2mo: bool,
+    #[serde(rename = "os2sync.top_unit_uuid")]
+    pub os2sync_top_unit_uuid: Option<String>,
+    #[serde(rename = "os2sync.hash_cache")]
+    pub os2sync_hash_cache: PathBuf,
+    #[serde(rename = "os2sync.xfer_cpr")]
+    pub os2sync_xfer_cpr: bool,
+    #[serde(rename = "os2sync.autowash")]
+    pub os2sync_autowash: bool,
+    #[serde(rename = "os2sync.phone_scope_classes", deserialize_with = "string_list")]
+    pub os2sync_phone_scope_classes: Vec<String>,
+    #[serde(rename = "os2sync.landline_scope_classes", deserialize_with = "string_list")]
+    pub os2sync_landline_scope_classes: Vec<String>,
+    #[serde(rename = "os2sync.email_scope_classes", deserialize_with = "string_list")]
+    pub os2sync_email_scope_classes: Vec<String>,
+    #[serde(rename = "os2sync.ignored.unit_levels", deserialize_with = "string_list")]
+    pub os2sync_ignored_unit_levels: Vec<String>,
+    #[serde(rename = "os2sync.ignored.unit_types", deserialize_with = "string_list")]
+    pub os2sync_ignored_unit_types: Vec<String>,
+    /// Jinja templates by field key (`person.name`, `person.user_id`).
+    #[serde(rename = "os2sync.templates")]
+    pub os2sync_templates: std::collections::BTreeMap<String, String>,
+    #[serde(rename = "os2sync.sync_managers")]
+    pub os2sync_sync_managers: bool,
+    #[serde(rename = "os2sync.use_contact_for_tasks")]
+    pub os2sync_use_contact_for_tasks: bool,
+    #[serde(rename = "os2sync.enable_kle")]
+    pub os2sync_enable_kle: bool,
+    #[serde(rename = "os2sync.employee_engagement_address", deserialize_with = "string_list")]
+    pub os2sync_employee_engagement_address: Vec<String>,
+    #[serde(rename = "os2sync.uuid_from_it_systems", deserialize_with = "string_list")]
+    pub os2sync_uuid_from_it_systems: Vec<String>,
+    #[serde(rename = "os2sync.truncate_length")]
+    pub os2sync_truncate_length: usize,
+    #[serde(rename = "os2sync.user_key_it_system_name")]
+    pub os2sync_user_key_it_system_name: String,
+    #[serde(rename = "os2sync.filter_hierarchy_names", deserialize_with = "string_list")]
+    pub os2sync_filter_hierarchy_names: Vec<String>,
+    #[serde(rename = "os2sync.filter_users_by_it_system")]
+    pub os2sync_filter_users_by_it_system: bool,
+    #[serde(rename = "os2sync.use_extension_field_as_job_function")]
+    pub os2sync_use_extension_field_as_job_function: bool,
+    /// Accepted for old settings files (the LoRa cache database); dipex reads MO or a mirror.
+    #[serde(rename = "os2sync.use_lc_db")]
+    pub os2sync_use_lc_db: bool,
+
     /// DAWA-compatible address service (the `datavask` endpoints).
     #[serde(rename = "integrations.dar.base_url")]
     pub dar_base_url: Option<String>,
@@ -204,6 +263,32 @@ impl Default for Settings {
             opus_smb_user: None,
             opus_smb_password: None,
             ad: None,
+            municipality_cvr: None,
+            os2sync_api_url: "http://localhost:8081/api".into(),
+            os2sync_api_key: None,
+            os2sync_ca_verify: true,
+            os2sync_ca_verify_os2mo: true,
+            os2sync_top_unit_uuid: None,
+            os2sync_hash_cache: PathBuf::from("os2sync_hash_cache"),
+            os2sync_xfer_cpr: false,
+            os2sync_autowash: false,
+            os2sync_phone_scope_classes: Vec::new(),
+            os2sync_landline_scope_classes: Vec::new(),
+            os2sync_email_scope_classes: Vec::new(),
+            os2sync_ignored_unit_levels: Vec::new(),
+            os2sync_ignored_unit_types: Vec::new(),
+            os2sync_templates: std::collections::BTreeMap::new(),
+            os2sync_sync_managers: false,
+            os2sync_use_contact_for_tasks: false,
+            os2sync_enable_kle: false,
+            os2sync_employee_engagement_address: Vec::new(),
+            os2sync_uuid_from_it_systems: Vec::new(),
+            os2sync_truncate_length: 200,
+            os2sync_user_key_it_system_name: "Active Directory".into(),
+            os2sync_filter_hierarchy_names: Vec::new(),
+            os2sync_filter_users_by_it_system: false,
+            os2sync_use_extension_field_as_job_function: false,
+            os2sync_use_lc_db: false,
             p2l_root_unit: None,
             p2l_allowed_engagement_types: Vec::new(),
             p2l_too_deep: Vec::new(),
@@ -226,6 +311,7 @@ impl Default for Settings {
 
 /// Keys whose values are secrets: never shown.
 pub const SECRET_KEYS: &[&str] = &[
+    "os2sync.api_key",
     "exporters.plan2learn.password",
     "integrations.opus.smb_password",
     "crontab.CLIENT_SECRET",
@@ -239,6 +325,8 @@ const PLAIN_ENV: &[(&str, &str)] = &[
     ("CLIENT_SECRET", "crontab.CLIENT_SECRET"),
     ("AUTH_SERVER", "crontab.AUTH_SERVER"),
     ("AUTH_REALM", "crontab.AUTH_REALM"),
+    // The OS2Sync exporter's name for the CVR number.
+    ("MUNICIPALITY", "municipality.cvr"),
 ];
 
 /// Keys that belong to integrations dipex implements later or to neighbouring tools; they are
@@ -287,6 +375,18 @@ fn env_key(var: &str, known: &[String]) -> Option<String> {
     known.iter().find(|k| k.to_lowercase() == dotted).cloned()
 }
 
+/// The `os2sync.*` key an environment variable `OS2SYNC_…` sets, as the upstream exporter
+/// read them: the key with dots written as underscores, any case (`OS2SYNC_IGNORED_UNIT_LEVELS`).
+fn os2sync_env_key(var: &str, known: &[String]) -> Option<String> {
+    if !var.to_uppercase().starts_with("OS2SYNC_") {
+        return None;
+    }
+    known
+        .iter()
+        .find(|k| k.starts_with("os2sync.") && k.replace('.', "_").eq_ignore_ascii_case(var))
+        .cloned()
+}
+
 impl Settings {
     /// Build settings from the JSON text of a settings file (`None`: no file) and environment
     /// variables. Returns the settings and warnings about ignored keys.
@@ -326,6 +426,16 @@ impl Settings {
             }
         }
         for (var, raw) in env {
+            if let Some(key) = os2sync_env_key(&var, &known) {
+                let lower = raw.trim().to_lowercase();
+                let v = match lower.as_str() {
+                    "yes" | "on" => Value::Bool(true),
+                    "no" | "off" => Value::Bool(false),
+                    _ => serde_json::from_str::<Value>(&raw).unwrap_or(Value::String(raw)),
+                };
+                map.insert(key, v);
+                continue;
+            }
             if let Some((_, key)) = PLAIN_ENV.iter().find(|(v, _)| *v == var) {
                 map.insert((*key).to_string(), Value::String(raw));
                 continue;
