@@ -82,6 +82,12 @@ impl Context {
         Ok(Store::open(&self.store_path())?)
     }
 
+    /// Where the address register keeps its answers for exports: the OPUS run database when
+    /// there is one, else `dar_cache.sqlite3` beside the embedded store.
+    pub fn dar_cache(&self) -> PathBuf {
+        self.settings.opus_run_db.clone().unwrap_or_else(|| self.store_path().with_file_name("dar_cache.sqlite3"))
+    }
+
     /// The embedded store itself (for counts in `dipex check`).
     pub fn store_path(&self) -> PathBuf {
         self.store_override

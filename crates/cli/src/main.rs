@@ -6,6 +6,7 @@
 mod context;
 mod mo;
 mod opus;
+mod os2sync;
 mod plan2learn;
 
 use clap::{Parser, Subcommand};
@@ -37,6 +38,9 @@ enum Command {
     /// OPUS Løn XML dumps into MO
     #[command(subcommand)]
     Opus(opus::OpusCommand),
+    /// OS2Sync: MO's units and users to FK Organisation
+    #[command(subcommand)]
+    Os2sync(os2sync::Os2syncCommand),
     /// plan2learn: five CSV files from MO, shipped over FTPS
     #[command(subcommand)]
     Plan2learn(plan2learn::Plan2learnCommand),
@@ -77,7 +81,8 @@ fn main() -> ExitCode {
         context::Context::new(cli.settings.as_deref(), cli.store.as_deref()).and_then(|ctx| {
             match cli.command {
                 Command::Opus(c) => opus::run(&ctx, c),
-                Command::Plan2learn(c) => plan2learn::run(&ctx, c),
+                Command::Os2sync(c) => os2sync::run(&ctx, c),
+        Command::Plan2learn(c) => plan2learn::run(&ctx, c),
                 Command::Mo(c) => mo::run(&ctx, c),
                 Command::CprMap(c) => mo::cpr_map(&ctx, c),
                 Command::Check => context::check(&ctx),

@@ -48,19 +48,10 @@ pub fn run(ctx: &Context, c: Plan2learnCommand) -> Result<Outcome> {
     }
 }
 
-/// Where the address register keeps its answers: the OPUS run database when there is one, else
-/// `dar_cache.sqlite3` beside the embedded store.
-fn dar_cache(ctx: &Context) -> PathBuf {
-    ctx.settings.opus_run_db.clone().unwrap_or_else(|| {
-        let store = ctx.store_path();
-        store.with_file_name("dar_cache.sqlite3")
-    })
-}
-
 fn export(ctx: &Context, out: &Path, today: Date) -> Result<()> {
     let cfg = Config::from_settings(&ctx.settings)?;
     let backend = ctx.backend()?;
-    let (register, what) = crate::opus::register_at(ctx, &dar_cache(ctx))?;
+    let (register, what) = crate::opus::register_at(ctx, &ctx.dar_cache())?;
     tracing::info!(
         "plan2learn export for {today} from {}; addresses from {what}",
         backend.describe()

@@ -50,7 +50,7 @@ impl Api {
         if !cfg.verify_tls {
             b = b.tls_config(ureq::tls::TlsConfig::builder().disable_verification(true).build());
         }
-        Api { agent: ureq::Agent::new_with_config(b.build()), base: cfg.api_url.clone(), cvr: cfg.cvr.clone(), api_key: cfg.api_key.clone() }
+        Api { agent: ureq::Agent::new_with_config(b.build()), base: cfg.api_url.clone(), cvr: cfg.cvr.clone(), api_key: cfg.api_key.as_ref().map(|k| k.expose().to_string()) }
     }
 
     fn url(&self, path: &str) -> String {

@@ -17,11 +17,12 @@ pub enum ConfigError {
     Template { key: String, reason: String },
 }
 
-/// Everything the exporter is told by the settings.
+/// Everything the exporter is told by the settings (`Debug` hides the ApiKey).
+#[derive(Debug)]
 pub struct Config {
     pub cvr: String,
     pub api_url: String,
-    pub api_key: Option<String>,
+    pub api_key: Option<crate::settings::Secret>,
     pub verify_tls: bool,
     pub top_unit: Uuid,
     pub hash_cache: PathBuf,
@@ -115,7 +116,7 @@ impl Config {
         Ok(Config {
             cvr: cvr.trim().to_string(),
             api_url,
-            api_key: s.os2sync_api_key.as_ref().map(|k| k.expose().to_string()),
+            api_key: s.os2sync_api_key.clone(),
             verify_tls: s.os2sync_ca_verify,
             top_unit,
             hash_cache: s.os2sync_hash_cache.clone(),

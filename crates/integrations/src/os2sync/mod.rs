@@ -14,3 +14,6 @@ pub mod read;
 pub mod run;
 
 pub use config::Config;
+
+#[cfg(test)]
+mod tests;
