@@ -85,7 +85,10 @@ impl Context {
     /// Where the address register keeps its answers for exports: the OPUS run database when
     /// there is one, else `dar_cache.sqlite3` beside the embedded store.
     pub fn dar_cache(&self) -> PathBuf {
-        self.settings.opus_run_db.clone().unwrap_or_else(|| self.store_path().with_file_name("dar_cache.sqlite3"))
+        self.settings
+            .opus_run_db
+            .clone()
+            .unwrap_or_else(|| self.store_path().with_file_name("dar_cache.sqlite3"))
     }
 
     /// The embedded store itself (for counts in `dipex check`).

@@ -82,7 +82,7 @@ fn main() -> ExitCode {
             match cli.command {
                 Command::Opus(c) => opus::run(&ctx, c),
                 Command::Os2sync(c) => os2sync::run(&ctx, c),
-        Command::Plan2learn(c) => plan2learn::run(&ctx, c),
+                Command::Plan2learn(c) => plan2learn::run(&ctx, c),
                 Command::Mo(c) => mo::run(&ctx, c),
                 Command::CprMap(c) => mo::cpr_map(&ctx, c),
                 Command::Check => context::check(&ctx),

@@ -45,11 +45,27 @@ pub fn run(ctx: &Context, c: Os2syncCommand) -> Result<Outcome> {
     let backend = ctx.backend()?;
     let (register, _) = crate::opus::register_at(ctx, &ctx.dar_cache())?;
     let (report, dry_run) = match c {
-        Os2syncCommand::Export { dry_run, today: day } => {
-            (run::export(&*backend, &register, &cfg, day.unwrap_or_else(today), dry_run)?, dry_run)
-        }
-        Os2syncCommand::SyncUnit { uuid, dry_run } => (run::sync_unit(&*backend, &register, &cfg, today(), uuid, dry_run)?, dry_run),
-        Os2syncCommand::SyncUser { uuid, dry_run } => (run::sync_user(&*backend, &register, &cfg, today(), uuid, dry_run)?, dry_run),
+        Os2syncCommand::Export {
+            dry_run,
+            today: day,
+        } => (
+            run::export(
+                &*backend,
+                &register,
+                &cfg,
+                day.unwrap_or_else(today),
+                dry_run,
+            )?,
+            dry_run,
+        ),
+        Os2syncCommand::SyncUnit { uuid, dry_run } => (
+            run::sync_unit(&*backend, &register, &cfg, today(), uuid, dry_run)?,
+            dry_run,
+        ),
+        Os2syncCommand::SyncUser { uuid, dry_run } => (
+            run::sync_user(&*backend, &register, &cfg, today(), uuid, dry_run)?,
+            dry_run,
+        ),
         Os2syncCommand::Check => unreachable!(),
     };
     register.flush()?;
@@ -80,7 +96,11 @@ fn report_outcome(r: &Report, dry_run: bool) -> Outcome {
         r.unchanged,
         r.failures.len()
     );
-    if r.failures.is_empty() { Outcome::Ok } else { Outcome::Rejected }
+    if r.failures.is_empty() {
+        Outcome::Ok
+    } else {
+        Outcome::Rejected
+    }
 }
 
 /// `dipex os2sync check`: one line per check.
@@ -92,7 +112,11 @@ fn check(ctx: &Context) -> Result<Outcome> {
     };
     let cfg = match Config::from_settings(&ctx.settings) {
         Ok(c) => {
-            line(true, "settings", format!("CVR {}, top unit {}, API {}", c.cvr, c.top_unit, c.api_url));
+            line(
+                true,
+                "settings",
+                format!("CVR {}, top unit {}, API {}", c.cvr, c.top_unit, c.api_url),
+            );
             Some(c)
         }
         Err(e) => {
@@ -101,7 +125,10 @@ fn check(ctx: &Context) -> Result<Outcome> {
         }
     };
     if let Some(cfg) = &cfg {
-        match ctx.backend().and_then(|b| Ok(b.read(&Query::all(Kind::OrgUnit).uuids([cfg.top_unit]).at(today()))?)) {
+        match ctx
+            .backend()
+            .and_then(|b| Ok(b.read(&Query::all(Kind::OrgUnit).uuids([cfg.top_unit]).at(today()))?))
+        {
             Ok(units) if !units.is_empty() => {
                 let name = match &units[0].last().value {
                     dipex_model::Value::OrgUnit(u) => u.name.clone(),
@@ -109,13 +136,25 @@ fn check(ctx: &Context) -> Result<Outcome> {
                 };
                 line(true, "top unit", format!("{} {name:?}", cfg.top_unit))
             }
-            Ok(_) => line(false, "top unit", format!("{} is not an org unit valid today in MO", cfg.top_unit)),
+            Ok(_) => line(
+                false,
+                "top unit",
+                format!("{} is not an org unit valid today in MO", cfg.top_unit),
+            ),
             Err(e) => line(false, "top unit", format!("{e:#}")),
         }
         match os2sync::run::ping(cfg) {
-            Ok(job) => line(true, "OS2Sync", format!("{} answers (hierarchy job {job})", cfg.api_url)),
+            Ok(job) => line(
+                true,
+                "OS2Sync",
+                format!("{} answers (hierarchy job {job})", cfg.api_url),
+            ),
             Err(e) => line(false, "OS2Sync", e.to_string()),
         }
     }
-    Ok(if failed { Outcome::Rejected } else { Outcome::Ok })
+    Ok(if failed {
+        Outcome::Rejected
+    } else {
+        Outcome::Ok
+    })
 }

@@ -539,3 +539,71 @@ fn plan2learn_export_then_ship_over_ftps_and_the_failures_that_give_exit_code_tw
     );
     assert!(!s.path("out3").exists());
 }
+
+#[test]
+fn os2sync_check_dry_run_export_and_a_refused_request_gives_exit_code_one() {
+    let s = Site::new(&[DAY1, DAY2]);
+    assert_eq!(code(&s.run(&["opus", "import"])), 0);
+    let server = dipex_os2sync_server::Os2SyncServer::start(dipex_os2sync_server::Options {
+        hierarchy_delay: 0,
+        ..Default::default()
+    });
+    with_settings(
+        &s,
+        "sync.json",
+        serde_json::json!({
+            "municipality.cvr": "29189129",
+            "os2sync.api_url": server.api_url(),
+            "os2sync.top_unit_uuid": "0e9c456f-f2e6-0596-4442-1b4a66a6b168",
+            "os2sync.hash_cache": s.path("os2sync_cache.json"),
+            "os2sync.xfer_cpr": false,
+        }),
+    );
+    let run = |args: &[&str]| {
+        let mut all = vec!["--settings", "sync.json", "os2sync"];
+        all.extend_from_slice(args);
+        s.run(&all)
+    };
+    let o = run(&["check"]);
+    let out = text(&o.stdout);
+    assert_eq!(code(&o), 0, "{out}{}", text(&o.stderr));
+    assert!(
+        out.contains("ok   top unit") && out.contains("ok   OS2Sync"),
+        "{out}"
+    );
+    let o = run(&["export", "--dry-run"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("POST orgUnit 0e9c456f-f2e6-0596-4442-1b4a66a6b168"),
+        "{}",
+        text(&o.stdout)
+    );
+    assert!(
+        server.org_units().is_empty() && server.users().is_empty(),
+        "a dry run sends nothing"
+    );
+    server.fail_next(1, 400);
+    let o = run(&["export"]);
+    assert_eq!(
+        code(&o),
+        1,
+        "one refused request: exit code 1: {}",
+        text(&o.stderr)
+    );
+    assert!(
+        text(&o.stderr).contains("OS2Sync refused"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!server.users().is_empty());
+    let o = run(&["export"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    // Missing settings name the key.
+    let o = s.run(&["os2sync", "check"]);
+    assert_ne!(code(&o), 0);
+    assert!(
+        text(&o.stdout).contains("municipality.cvr"),
+        "{}",
+        text(&o.stdout)
+    );
+}

@@ -182,15 +182,30 @@ pub struct Settings {
     pub os2sync_xfer_cpr: bool,
     #[serde(rename = "os2sync.autowash")]
     pub os2sync_autowash: bool,
-    #[serde(rename = "os2sync.phone_scope_classes", deserialize_with = "string_list")]
+    #[serde(
+        rename = "os2sync.phone_scope_classes",
+        deserialize_with = "string_list"
+    )]
     pub os2sync_phone_scope_classes: Vec<String>,
-    #[serde(rename = "os2sync.landline_scope_classes", deserialize_with = "string_list")]
+    #[serde(
+        rename = "os2sync.landline_scope_classes",
+        deserialize_with = "string_list"
+    )]
     pub os2sync_landline_scope_classes: Vec<String>,
-    #[serde(rename = "os2sync.email_scope_classes", deserialize_with = "string_list")]
+    #[serde(
+        rename = "os2sync.email_scope_classes",
+        deserialize_with = "string_list"
+    )]
     pub os2sync_email_scope_classes: Vec<String>,
-    #[serde(rename = "os2sync.ignored.unit_levels", deserialize_with = "string_list")]
+    #[serde(
+        rename = "os2sync.ignored.unit_levels",
+        deserialize_with = "string_list"
+    )]
     pub os2sync_ignored_unit_levels: Vec<String>,
-    #[serde(rename = "os2sync.ignored.unit_types", deserialize_with = "string_list")]
+    #[serde(
+        rename = "os2sync.ignored.unit_types",
+        deserialize_with = "string_list"
+    )]
     pub os2sync_ignored_unit_types: Vec<String>,
     /// Jinja templates by field key (`person.name`, `person.user_id`).
     #[serde(rename = "os2sync.templates")]
@@ -201,15 +216,24 @@ pub struct Settings {
     pub os2sync_use_contact_for_tasks: bool,
     #[serde(rename = "os2sync.enable_kle")]
     pub os2sync_enable_kle: bool,
-    #[serde(rename = "os2sync.employee_engagement_address", deserialize_with = "string_list")]
+    #[serde(
+        rename = "os2sync.employee_engagement_address",
+        deserialize_with = "string_list"
+    )]
     pub os2sync_employee_engagement_address: Vec<String>,
-    #[serde(rename = "os2sync.uuid_from_it_systems", deserialize_with = "string_list")]
+    #[serde(
+        rename = "os2sync.uuid_from_it_systems",
+        deserialize_with = "string_list"
+    )]
     pub os2sync_uuid_from_it_systems: Vec<String>,
     #[serde(rename = "os2sync.truncate_length")]
     pub os2sync_truncate_length: usize,
     #[serde(rename = "os2sync.user_key_it_system_name")]
     pub os2sync_user_key_it_system_name: String,
-    #[serde(rename = "os2sync.filter_hierarchy_names", deserialize_with = "string_list")]
+    #[serde(
+        rename = "os2sync.filter_hierarchy_names",
+        deserialize_with = "string_list"
+    )]
     pub os2sync_filter_hierarchy_names: Vec<String>,
     #[serde(rename = "os2sync.filter_users_by_it_system")]
     pub os2sync_filter_users_by_it_system: bool,

@@ -21,15 +21,25 @@ pub struct HashCache {
 impl HashCache {
     /// Load the cache; a missing file is an empty cache.
     pub fn load(path: &Path) -> Result<HashCache, CacheError> {
-        let err = |reason: String| CacheError::File { path: path.display().to_string(), reason };
+        let err = |reason: String| CacheError::File {
+            path: path.display().to_string(),
+            reason,
+        };
         let entries = match std::fs::read_to_string(path) {
             Ok(text) if text.trim().is_empty() => BTreeMap::new(),
-            Ok(text) => serde_json::from_str(&text)
-                .map_err(|e| err(format!("not a JSON object of digests ({e}); delete it to send everything again")))?,
+            Ok(text) => serde_json::from_str(&text).map_err(|e| {
+                err(format!(
+                    "not a JSON object of digests ({e}); delete it to send everything again"
+                ))
+            })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => return Err(err(e.to_string())),
         };
-        Ok(HashCache { path: path.to_path_buf(), entries, changed: false })
+        Ok(HashCache {
+            path: path.to_path_buf(),
+            entries,
+            changed: false,
+        })
     }
 
     /// Was exactly this sent last time?
@@ -58,13 +68,18 @@ impl HashCache {
         if !self.changed {
             return Ok(());
         }
-        let err = |reason: String| CacheError::File { path: self.path.display().to_string(), reason };
+        let err = |reason: String| CacheError::File {
+            path: self.path.display().to_string(),
+            reason,
+        };
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
         }
         let tmp = self.path.with_extension("tmp");
         let text = serde_json::to_string_pretty(&self.entries).expect("serialises");
-        std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, &self.path)).map_err(|e| err(e.to_string()))?;
+        std::fs::write(&tmp, text)
+            .and_then(|_| std::fs::rename(&tmp, &self.path))
+            .map_err(|e| err(e.to_string()))?;
         self.changed = false;
         Ok(())
     }

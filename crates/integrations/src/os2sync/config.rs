@@ -62,15 +62,23 @@ impl std::fmt::Debug for Templates {
 }
 
 impl Templates {
-    pub fn new(sources: &std::collections::BTreeMap<String, String>) -> Result<Templates, ConfigError> {
+    pub fn new(
+        sources: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Templates, ConfigError> {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
         for (key, source) in sources {
             env.add_template_owned(key.clone(), source.clone())
-                .map_err(|e| ConfigError::Template { key: key.clone(), reason: e.to_string() })?;
+                .map_err(|e| ConfigError::Template {
+                    key: key.clone(),
+                    reason: e.to_string(),
+                })?;
         }
-        Ok(Templates { env, keys: sources.keys().cloned().collect() })
+        Ok(Templates {
+            env,
+            keys: sources.keys().cloned().collect(),
+        })
     }
 
     /// Render template `key` with `context`; `None` when there is no such template.
@@ -79,7 +87,10 @@ impl Templates {
             return None;
         }
         let t = self.env.get_template(key).expect("added in new");
-        Some(t.render(minijinja::value::Serde(context)).map_err(|e| e.to_string()))
+        Some(
+            t.render(minijinja::value::Serde(context))
+                .map_err(|e| e.to_string()),
+        )
     }
 }
 
@@ -89,8 +100,15 @@ impl Config {
             .municipality_cvr
             .clone()
             .filter(|c| !c.trim().is_empty())
-            .ok_or(ConfigError::Missing { key: "municipality.cvr" })?;
-        let top = s.os2sync_top_unit_uuid.as_deref().ok_or(ConfigError::Missing { key: "os2sync.top_unit_uuid" })?;
+            .ok_or(ConfigError::Missing {
+                key: "municipality.cvr",
+            })?;
+        let top = s
+            .os2sync_top_unit_uuid
+            .as_deref()
+            .ok_or(ConfigError::Missing {
+                key: "os2sync.top_unit_uuid",
+            })?;
         let top_unit = Uuid::parse_str(top.trim()).map_err(|_| ConfigError::Invalid {
             key: "os2sync.top_unit_uuid".into(),
             reason: format!("{top:?} is not a uuid"),
@@ -103,14 +121,29 @@ impl Config {
             });
         }
         for (key, list) in [
-            ("os2sync.phone_scope_classes", &s.os2sync_phone_scope_classes),
-            ("os2sync.landline_scope_classes", &s.os2sync_landline_scope_classes),
-            ("os2sync.email_scope_classes", &s.os2sync_email_scope_classes),
-            ("os2sync.ignored.unit_levels", &s.os2sync_ignored_unit_levels),
+            (
+                "os2sync.phone_scope_classes",
+                &s.os2sync_phone_scope_classes,
+            ),
+            (
+                "os2sync.landline_scope_classes",
+                &s.os2sync_landline_scope_classes,
+            ),
+            (
+                "os2sync.email_scope_classes",
+                &s.os2sync_email_scope_classes,
+            ),
+            (
+                "os2sync.ignored.unit_levels",
+                &s.os2sync_ignored_unit_levels,
+            ),
             ("os2sync.ignored.unit_types", &s.os2sync_ignored_unit_types),
         ] {
             if let Some(bad) = list.iter().find(|v| v.trim().is_empty()) {
-                return Err(ConfigError::Invalid { key: key.into(), reason: format!("{bad:?} is empty") });
+                return Err(ConfigError::Invalid {
+                    key: key.into(),
+                    reason: format!("{bad:?} is empty"),
+                });
             }
         }
         Ok(Config {

@@ -7,7 +7,10 @@
 use super::config::Config;
 use super::payload::{OrgUnit, Person, Position, User};
 use super::read::Snapshot;
-use dipex_model::{Address, Class, Date, Engagement, ItUser, Kle, Manager, OrgUnit as MoUnit, Person as MoPerson, Value};
+use dipex_model::{
+    Address, Class, Date, Engagement, ItUser, Kle, Manager, OrgUnit as MoUnit, Person as MoPerson,
+    Value,
+};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use uuid::Uuid;
 
@@ -18,7 +21,11 @@ pub enum BuildError {
     #[error("os2sync.filter_hierarchy_names: no org_unit_hierarchy class is named {0:?}")]
     NoHierarchy(Vec<String>),
     #[error("os2sync.templates: template {key:?} failed for person {person}: {reason}")]
-    Template { key: String, person: Uuid, reason: String },
+    Template {
+        key: String,
+        person: Uuid,
+        reason: String,
+    },
 }
 
 /// MO, indexed for building payloads.
@@ -42,8 +49,14 @@ pub struct Ix<'a> {
     pub warnings: Vec<String>,
 }
 
-fn current<'a, T>(objs: &'a [dipex_model::Object], today: Date, f: impl Fn(&'a Value) -> Option<&'a T>) -> Vec<(Uuid, &'a T)> {
-    objs.iter().filter_map(|o| f(&o.at_or_latest(today).value).map(|v| (o.uuid, v))).collect()
+fn current<'a, T>(
+    objs: &'a [dipex_model::Object],
+    today: Date,
+    f: impl Fn(&'a Value) -> Option<&'a T>,
+) -> Vec<(Uuid, &'a T)> {
+    objs.iter()
+        .filter_map(|o| f(&o.at_or_latest(today).value).map(|v| (o.uuid, v)))
+        .collect()
 }
 
 /// Does `list` (uuids, user_keys or names) name this class?
@@ -56,15 +69,40 @@ fn names(list: &[String], uuid: Uuid, class: Option<&Class>) -> Option<usize> {
 }
 
 impl<'a> Ix<'a> {
-    pub fn new(snap: &'a Snapshot, cfg: &'a Config, today: Date, dar_texts: &'a HashMap<Uuid, String>) -> Result<Ix<'a>, BuildError> {
-        let classes: HashMap<Uuid, &Class> =
-            current(&snap.classes, today, |v| if let Value::Class(c) = v { Some(c) } else { None }).into_iter().collect();
-        let itsystem_names = current(&snap.itsystems, today, |v| if let Value::ItSystem(s) = v { Some(s) } else { None })
-            .into_iter()
-            .map(|(u, s)| (u, s.name.clone()))
-            .collect();
-        let units: HashMap<Uuid, &MoUnit> =
-            current(&snap.units, today, |v| if let Value::OrgUnit(u) = v { Some(u) } else { None }).into_iter().collect();
+    pub fn new(
+        snap: &'a Snapshot,
+        cfg: &'a Config,
+        today: Date,
+        dar_texts: &'a HashMap<Uuid, String>,
+    ) -> Result<Ix<'a>, BuildError> {
+        let classes: HashMap<Uuid, &Class> = current(&snap.classes, today, |v| {
+            if let Value::Class(c) = v {
+                Some(c)
+            } else {
+                None
+            }
+        })
+        .into_iter()
+        .collect();
+        let itsystem_names = current(&snap.itsystems, today, |v| {
+            if let Value::ItSystem(s) = v {
+                Some(s)
+            } else {
+                None
+            }
+        })
+        .into_iter()
+        .map(|(u, s)| (u, s.name.clone()))
+        .collect();
+        let units: HashMap<Uuid, &MoUnit> = current(&snap.units, today, |v| {
+            if let Value::OrgUnit(u) = v {
+                Some(u)
+            } else {
+                None
+            }
+        })
+        .into_iter()
+        .collect();
         let mut ix = Ix {
             cfg,
             classes,
@@ -83,15 +121,29 @@ impl<'a> Ix<'a> {
             synced_set: HashSet::new(),
             warnings: Vec::new(),
         };
-        for (u, a) in current(&snap.unit_addresses, today, |v| if let Value::Address(a) = v { Some(a) } else { None }) {
+        for (u, a) in current(&snap.unit_addresses, today, |v| {
+            if let Value::Address(a) = v {
+                Some(a)
+            } else {
+                None
+            }
+        }) {
             if let Some(o) = a.org_unit {
                 ix.unit_addresses.entry(o).or_default().push((u, a));
             }
         }
-        for (_, k) in current(&snap.kles, today, |v| if let Value::Kle(k) = v { Some(k) } else { None }) {
+        for (_, k) in current(&snap.kles, today, |v| {
+            if let Value::Kle(k) = v { Some(k) } else { None }
+        }) {
             ix.kles.entry(k.org_unit).or_default().push(k);
         }
-        for (u, m) in current(&snap.managers, today, |v| if let Value::Manager(m) = v { Some(m) } else { None }) {
+        for (u, m) in current(&snap.managers, today, |v| {
+            if let Value::Manager(m) = v {
+                Some(m)
+            } else {
+                None
+            }
+        }) {
             ix.managers.entry(m.org_unit).or_default().push((u, m));
         }
         let mut seen = HashSet::new();
@@ -108,17 +160,40 @@ impl<'a> Ix<'a> {
                 }
             }
         }
-        for (u, e) in current(&snap.engagements, today, |v| if let Value::Engagement(e) = v { Some(e) } else { None }) {
+        for (u, e) in current(&snap.engagements, today, |v| {
+            if let Value::Engagement(e) = v {
+                Some(e)
+            } else {
+                None
+            }
+        }) {
             ix.engagements.entry(e.person).or_default().push((u, e));
         }
-        ix.persons =
-            current(&snap.persons, today, |v| if let Value::Person(p) = v { Some(p) } else { None }).into_iter().collect();
-        for (u, a) in current(&snap.person_addresses, today, |v| if let Value::Address(a) = v { Some(a) } else { None }) {
+        ix.persons = current(&snap.persons, today, |v| {
+            if let Value::Person(p) = v {
+                Some(p)
+            } else {
+                None
+            }
+        })
+        .into_iter()
+        .collect();
+        for (u, a) in current(&snap.person_addresses, today, |v| {
+            if let Value::Address(a) = v {
+                Some(a)
+            } else {
+                None
+            }
+        }) {
             if let Some(p) = a.person {
                 ix.person_addresses.entry(p).or_default().push((u, a));
             }
         }
-        for list in ix.unit_addresses.values_mut().chain(ix.person_addresses.values_mut()) {
+        for list in ix
+            .unit_addresses
+            .values_mut()
+            .chain(ix.person_addresses.values_mut())
+        {
             list.sort_by_key(|(u, _)| *u);
         }
         ix.select_units()?;
@@ -154,7 +229,9 @@ impl<'a> Ix<'a> {
             }
         }
         let ignored = |u: &MoUnit| {
-            let hit = |c: Option<Uuid>, list: &[String]| c.is_some_and(|c| names(list, c, self.classes.get(&c).copied()).is_some());
+            let hit = |c: Option<Uuid>, list: &[String]| {
+                c.is_some_and(|c| names(list, c, self.classes.get(&c).copied()).is_some())
+            };
             hit(u.unit_level, &self.cfg.ignored_levels) || hit(u.unit_type, &self.cfg.ignored_types)
         };
         let mut queue = std::collections::VecDeque::from([top]);
@@ -169,7 +246,9 @@ impl<'a> Ix<'a> {
                 continue; // the whole subtree
             }
             let in_hierarchy = u == top
-                || hierarchies.as_ref().is_none_or(|h| unit.unit_hierarchy.is_some_and(|c| h.contains(&c)));
+                || hierarchies
+                    .as_ref()
+                    .is_none_or(|h| unit.unit_hierarchy.is_some_and(|c| h.contains(&c)));
             if in_hierarchy {
                 out.push(u);
             }
@@ -192,7 +271,11 @@ impl<'a> Ix<'a> {
     }
 
     fn scope(&self, class: Uuid) -> String {
-        self.classes.get(&class).and_then(|c| c.scope.clone()).unwrap_or_default().to_uppercase()
+        self.classes
+            .get(&class)
+            .and_then(|c| c.scope.clone())
+            .unwrap_or_default()
+            .to_uppercase()
     }
 
     fn public(&self, a: &Address) -> bool {
@@ -205,21 +288,28 @@ impl<'a> Ix<'a> {
         let list = &self.cfg.uuid_from_it_systems;
         let mut best: Option<(usize, &ItUser)> = None;
         for a in accounts.into_iter().flatten() {
-            let Some(name) = self.itsystem_names.get(&a.itsystem) else { continue };
+            let Some(name) = self.itsystem_names.get(&a.itsystem) else {
+                continue;
+            };
             if let Some(rank) = list.iter().position(|n| n == name)
                 && best.is_none_or(|(r, _)| rank < r)
             {
                 best = Some((rank, a));
             }
         }
-        best.and_then(|(_, a)| Uuid::parse_str(a.user_key.trim()).ok()).unwrap_or(mo)
+        best.and_then(|(_, a)| Uuid::parse_str(a.user_key.trim()).ok())
+            .unwrap_or(mo)
     }
 
     fn text_of(&self, a: &Address) -> String {
         if self.scope(a.address_type) == "DAR"
             && let Ok(id) = Uuid::parse_str(a.value.trim())
         {
-            return self.dar_texts.get(&id).cloned().unwrap_or_else(|| a.value.clone());
+            return self
+                .dar_texts
+                .get(&id)
+                .cloned()
+                .unwrap_or_else(|| a.value.clone());
         }
         a.value.clone()
     }
@@ -228,7 +318,9 @@ impl<'a> Ix<'a> {
         if let Some(s) = v {
             let t = s.trim();
             if t.chars().count() > limit {
-                self.warnings.push(format!("{owner}: {field} is longer than {limit} characters and was cut"));
+                self.warnings.push(format!(
+                    "{owner}: {field} is longer than {limit} characters and was cut"
+                ));
                 *s = t.chars().take(limit).collect();
             } else if t.len() != s.len() {
                 *s = t.to_string();
@@ -245,7 +337,9 @@ impl<'a> Ix<'a> {
         let mut p = OrgUnit {
             uuid: self.fk_uuid(self.unit_itusers.get(&u), u),
             name: mo.name.trim().to_string(),
-            parent: mo.parent.map(|parent| self.fk_uuid(self.unit_itusers.get(&parent), parent)),
+            parent: mo
+                .parent
+                .map(|parent| self.fk_uuid(self.unit_itusers.get(&parent), parent)),
             ..OrgUnit::default()
         };
         // IT systems in use, except those that only carry FK uuids.
@@ -254,7 +348,11 @@ impl<'a> Ix<'a> {
             .get(&u)
             .into_iter()
             .flatten()
-            .filter(|a| self.itsystem_names.get(&a.itsystem).is_none_or(|n| !self.cfg.uuid_from_it_systems.contains(n)))
+            .filter(|a| {
+                self.itsystem_names
+                    .get(&a.itsystem)
+                    .is_none_or(|n| !self.cfg.uuid_from_it_systems.contains(n))
+            })
             .map(|a| a.itsystem)
             .collect();
         systems.sort();
@@ -265,8 +363,17 @@ impl<'a> Ix<'a> {
             if !self.public(a) {
                 continue;
             }
-            let key = self.classes.get(&a.address_type).map(|c| c.user_key.clone()).unwrap_or_default();
-            let landline = names(&self.cfg.landline_classes, a.address_type, self.classes.get(&a.address_type).copied()).is_some();
+            let key = self
+                .classes
+                .get(&a.address_type)
+                .map(|c| c.user_key.clone())
+                .unwrap_or_default();
+            let landline = names(
+                &self.cfg.landline_classes,
+                a.address_type,
+                self.classes.get(&a.address_type).copied(),
+            )
+            .is_some();
             let value = Some(self.text_of(a));
             match (self.scope(a.address_type).as_str(), key.as_str()) {
                 ("EMAIL", _) => p.email = value,
@@ -288,12 +395,20 @@ impl<'a> Ix<'a> {
             let mut ms: Vec<(Uuid, &Manager)> = self.managers.get(&u).cloned().unwrap_or_default();
             ms.sort_by_key(|(id, _)| *id);
             if ms.len() > 1 {
-                self.warnings.push(format!("unit {u} has {} managers; the first (by uuid) is sent", ms.len()));
+                self.warnings.push(format!(
+                    "unit {u} has {} managers; the first (by uuid) is sent",
+                    ms.len()
+                ));
             }
             p.manager = ms.first().and_then(|(_, m)| m.person);
         }
         if self.cfg.enable_kle {
-            let aspect = |c: &Uuid| self.classes.get(c).map(|c| c.name.to_lowercase()).unwrap_or_default();
+            let aspect = |c: &Uuid| {
+                self.classes
+                    .get(c)
+                    .map(|c| c.name.to_lowercase())
+                    .unwrap_or_default()
+            };
             let mut tasks = Vec::new();
             let mut contact = Vec::new();
             for k in self.kles.get(&u).into_iter().flatten() {
@@ -320,7 +435,11 @@ impl<'a> Ix<'a> {
         let mut name = Some(std::mem::take(&mut p.name));
         self.truncate("Name", owner, &mut name, limit);
         p.name = name.unwrap_or_default();
-        let mut fields: Vec<(&'static str, Option<String>)> = p.texts_mut().into_iter().map(|(k, v)| (k, v.take())).collect();
+        let mut fields: Vec<(&'static str, Option<String>)> = p
+            .texts_mut()
+            .into_iter()
+            .map(|(k, v)| (k, v.take()))
+            .collect();
         for (k, v) in &mut fields {
             self.truncate(k, owner, v, limit);
         }
@@ -332,7 +451,11 @@ impl<'a> Ix<'a> {
 
     /// Every synced unit's payload, parents first.
     pub fn units(&mut self) -> Vec<OrgUnit> {
-        self.synced.clone().into_iter().filter_map(|u| self.unit(u)).collect()
+        self.synced
+            .clone()
+            .into_iter()
+            .filter_map(|u| self.unit(u))
+            .collect()
     }
 
     /// The persons to build users for: everyone with an engagement today, by uuid.
@@ -344,9 +467,20 @@ impl<'a> Ix<'a> {
 
     /// The FK users of one person (none when it has no position in the synced units).
     pub fn users_of(&mut self, person: Uuid) -> Result<Vec<User>, BuildError> {
-        let Some(mo) = self.persons.get(&person).copied() else { return Ok(Vec::new()) };
-        let accounts: Vec<&ItUser> = self.person_itusers.get(&person).cloned().unwrap_or_default();
-        let system = |a: &ItUser| self.itsystem_names.get(&a.itsystem).cloned().unwrap_or_default();
+        let Some(mo) = self.persons.get(&person).copied() else {
+            return Ok(Vec::new());
+        };
+        let accounts: Vec<&ItUser> = self
+            .person_itusers
+            .get(&person)
+            .cloned()
+            .unwrap_or_default();
+        let system = |a: &ItUser| {
+            self.itsystem_names
+                .get(&a.itsystem)
+                .cloned()
+                .unwrap_or_default()
+        };
         let first_engagement = |a: &ItUser| a.engagements.first().copied();
         // One group per engagement the accounts are bound to ("flere brugere pr. person").
         let mut groups: Vec<Option<Uuid>> = accounts.iter().map(|a| first_engagement(a)).collect();
@@ -355,21 +489,34 @@ impl<'a> Ix<'a> {
         let mut built: Vec<(Option<Uuid>, Option<Uuid>, Option<String>)> = Vec::new();
         let mut ambiguous = false;
         for g in &groups {
-            let bound: Vec<&&ItUser> = accounts.iter().filter(|a| first_engagement(a) == *g).collect();
-            let fk: Vec<&&ItUser> = bound.iter().copied().filter(|a| self.cfg.uuid_from_it_systems.contains(&system(a))).collect();
-            let keys: Vec<&&ItUser> = bound.iter().copied().filter(|a| system(a) == self.cfg.user_key_it_system).collect();
+            let bound: Vec<&&ItUser> = accounts
+                .iter()
+                .filter(|a| first_engagement(a) == *g)
+                .collect();
+            let fk: Vec<&&ItUser> = bound
+                .iter()
+                .copied()
+                .filter(|a| self.cfg.uuid_from_it_systems.contains(&system(a)))
+                .collect();
+            let keys: Vec<&&ItUser> = bound
+                .iter()
+                .copied()
+                .filter(|a| system(a) == self.cfg.user_key_it_system)
+                .collect();
             if fk.len() > 1 || keys.len() > 1 {
                 ambiguous = true;
                 break;
             }
             let fk_uuid = match fk.first() {
-                Some(a) => match Uuid::parse_str(a.user_key.trim()) {
-                    Ok(u) => Some(u),
-                    Err(_) => {
-                        self.warnings.push(format!("person {person}: IT account {:?} is not a uuid; the MO uuid is used", a.user_key));
-                        None
+                Some(a) => {
+                    match Uuid::parse_str(a.user_key.trim()) {
+                        Ok(u) => Some(u),
+                        Err(_) => {
+                            self.warnings.push(format!("person {person}: IT account {:?} is not a uuid; the MO uuid is used", a.user_key));
+                            None
+                        }
                     }
-                },
+                }
                 None => None,
             };
             built.push((*g, fk_uuid, keys.first().map(|a| a.user_key.clone())));
@@ -401,7 +548,9 @@ impl<'a> Ix<'a> {
             return Ok(None);
         }
         let uuid = fk_uuid.unwrap_or(person);
-        let full = format!("{} {}", mo.given_name, mo.surname).trim().to_string();
+        let full = format!("{} {}", mo.given_name, mo.surname)
+            .trim()
+            .to_string();
         let nickname = format!(
             "{} {}",
             mo.nickname_given_name.as_deref().unwrap_or(""),
@@ -425,7 +574,11 @@ impl<'a> Ix<'a> {
             match self.cfg.templates.render(key, ctx) {
                 None => Ok(None),
                 Some(Ok(s)) => Ok(Some(s)),
-                Some(Err(reason)) => Err(BuildError::Template { key: key.into(), person, reason: dipex_backend::os2mo::error::redact(&reason) }),
+                Some(Err(reason)) => Err(BuildError::Template {
+                    key: key.into(),
+                    person,
+                    reason: dipex_backend::os2mo::error::redact(&reason),
+                }),
             }
         };
         let name = render("person.name", &employee)?.unwrap_or(full);
@@ -437,7 +590,8 @@ impl<'a> Ix<'a> {
             }
         };
         // Positions: today's engagements in synced units (only the group's engagement if bound).
-        let mut engs: Vec<(Uuid, &Engagement)> = self.engagements.get(&person).cloned().unwrap_or_default();
+        let mut engs: Vec<(Uuid, &Engagement)> =
+            self.engagements.get(&person).cloned().unwrap_or_default();
         if let Some(e) = engagement {
             engs.retain(|(u, _)| *u == e);
         }
@@ -461,15 +615,24 @@ impl<'a> Ix<'a> {
         positions.sort_by(|a, b| (&a.0, a.1.to_string()).cmp(&(&b.0, b.1.to_string())));
         let primary_unit = engs
             .iter()
-            .find(|(_, e)| self.is_synced(e.org_unit) && e.primary.is_some_and(|p| self.is_primary(p)))
+            .find(|(_, e)| {
+                self.is_synced(e.org_unit) && e.primary.is_some_and(|p| self.is_primary(p))
+            })
             .map(|(_, e)| e.org_unit)
             .unwrap_or(positions[0].2);
         let positions: Vec<Position> = positions
             .into_iter()
-            .map(|(name, _, unit)| Position { org_unit: self.fk_uuid(self.unit_itusers.get(&unit), unit), name })
+            .map(|(name, _, unit)| Position {
+                org_unit: self.fk_uuid(self.unit_itusers.get(&unit), unit),
+                name,
+            })
             .collect();
         // Addresses that may be shown externally, by bucket and priority.
-        let mut addrs: Vec<(Uuid, &Address)> = self.person_addresses.get(&person).cloned().unwrap_or_default();
+        let mut addrs: Vec<(Uuid, &Address)> = self
+            .person_addresses
+            .get(&person)
+            .cloned()
+            .unwrap_or_default();
         if let Some(e) = engagement {
             addrs.retain(|(_, a)| a.engagement == Some(e));
         }
@@ -479,13 +642,25 @@ impl<'a> Ix<'a> {
             addrs
                 .iter()
                 .filter(|(_, a)| bucket(a))
-                .min_by_key(|(u, a)| (names(list, a.address_type, class(a)).unwrap_or(list.len()), *u))
+                .min_by_key(|(u, a)| {
+                    (
+                        names(list, a.address_type, class(a)).unwrap_or(list.len()),
+                        *u,
+                    )
+                })
                 .map(|(_, a)| self.text_of(a))
         };
-        let is_landline = |a: &Address| names(&self.cfg.landline_classes, a.address_type, class(a)).is_some();
+        let is_landline =
+            |a: &Address| names(&self.cfg.landline_classes, a.address_type, class(a)).is_some();
         let landline = pick(&is_landline, &self.cfg.landline_classes);
-        let email = pick(&|a: &Address| !is_landline(a) && self.scope(a.address_type) == "EMAIL", &self.cfg.email_classes);
-        let phone = pick(&|a: &Address| !is_landline(a) && self.scope(a.address_type) == "PHONE", &self.cfg.phone_classes);
+        let email = pick(
+            &|a: &Address| !is_landline(a) && self.scope(a.address_type) == "EMAIL",
+            &self.cfg.email_classes,
+        );
+        let phone = pick(
+            &|a: &Address| !is_landline(a) && self.scope(a.address_type) == "PHONE",
+            &self.cfg.phone_classes,
+        );
         let location = if self.cfg.engagement_address.is_empty() {
             None
         } else {
@@ -515,7 +690,8 @@ impl<'a> Ix<'a> {
         if self.cfg.xfer_cpr {
             user.person.cpr = mo.cpr_number.as_ref().map(|c| c.expose().to_string());
             if user.person.cpr.is_none() {
-                self.warnings.push(format!("person {person} has no CPR number to transfer"));
+                self.warnings
+                    .push(format!("person {person} has no CPR number to transfer"));
             }
         }
         let limit = self.cfg.truncate.max(36);
@@ -541,7 +717,12 @@ impl<'a> Ix<'a> {
     fn is_primary(&self, class: Uuid) -> bool {
         self.classes.get(&class).is_some_and(|c| {
             let k = c.user_key.to_lowercase();
-            k == "primary" || k == "explicitly-primary" || c.scope.as_deref().and_then(|s| s.parse::<i64>().ok()).is_some_and(|s| s >= 3000)
+            k == "primary"
+                || k == "explicitly-primary"
+                || c.scope
+                    .as_deref()
+                    .and_then(|s| s.parse::<i64>().ok())
+                    .is_some_and(|s| s >= 3000)
         })
     }
 
@@ -552,7 +733,10 @@ impl<'a> Ix<'a> {
         for p in self.persons() {
             for u in self.users_of(p)? {
                 if let Some(first) = seen.get(&u.uuid) {
-                    self.warnings.push(format!("person {p}: user {} is already sent for person {first}; left out", u.uuid));
+                    self.warnings.push(format!(
+                        "person {p}: user {} is already sent for person {first}; left out",
+                        u.uuid
+                    ));
                     continue;
                 }
                 seen.insert(u.uuid, p);
@@ -575,7 +759,9 @@ impl<'a> Ix<'a> {
             .iter()
             .chain(&snap.person_addresses)
             .filter_map(|o| match &o.at_or_latest(today).value {
-                Value::Address(a) if dar.contains(&a.address_type) => Uuid::parse_str(a.value.trim()).ok(),
+                Value::Address(a) if dar.contains(&a.address_type) => {
+                    Uuid::parse_str(a.value.trim()).ok()
+                }
                 _ => None,
             })
             .collect();

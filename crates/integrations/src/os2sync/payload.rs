@@ -13,7 +13,9 @@ fn list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Uuid>, D::Error> {
 
 fn opt_uuid<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Uuid>, D::Error> {
     match Option::<String>::deserialize(d)? {
-        Some(s) if !s.trim().is_empty() => Uuid::parse_str(s.trim()).map(Some).map_err(serde::de::Error::custom),
+        Some(s) if !s.trim().is_empty() => Uuid::parse_str(s.trim())
+            .map(Some)
+            .map_err(serde::de::Error::custom),
         _ => Ok(None),
     }
 }
@@ -137,7 +139,12 @@ impl OrgUnit {
     pub fn same_as(&self, other: &OrgUnit) -> bool {
         let norm = |u: &OrgUnit| {
             let mut u = u.clone();
-            for l in [&mut u.tasks, &mut u.it_systems, &mut u.contact_for_tasks, &mut u.contact_places] {
+            for l in [
+                &mut u.tasks,
+                &mut u.it_systems,
+                &mut u.contact_for_tasks,
+                &mut u.contact_places,
+            ] {
                 l.sort();
                 l.dedup();
             }
@@ -203,7 +210,11 @@ mod tests {
 
     #[test]
     fn org_units_are_sent_with_every_field_and_read_tolerantly() {
-        let u = OrgUnit { uuid: Uuid::nil(), name: "Borgerservice".into(), ..OrgUnit::default() };
+        let u = OrgUnit {
+            uuid: Uuid::nil(),
+            name: "Borgerservice".into(),
+            ..OrgUnit::default()
+        };
         let j = serde_json::to_value(&u).unwrap();
         assert_eq!(j.as_object().unwrap().len(), 29);
         assert_eq!(j["ParentOrgUnitUuid"], serde_json::Value::Null);
@@ -224,15 +235,25 @@ mod tests {
         let u = User {
             uuid: Uuid::nil(),
             user_id: "anna".into(),
-            person: Person { name: "Anna".into(), cpr: None },
-            positions: vec![Position { org_unit: Uuid::nil(), name: "Lærer".into() }],
+            person: Person {
+                name: "Anna".into(),
+                cpr: None,
+            },
+            positions: vec![Position {
+                org_unit: Uuid::nil(),
+                name: "Lærer".into(),
+            }],
             email: Some("a@x.dk".into()),
             phone_number: None,
             landline: None,
             location: None,
         };
         let j = serde_json::to_value(&u).unwrap();
-        assert!(j.get("PhoneNumber").is_none() && j["Email"] == "a@x.dk" && j["Person"]["Cpr"].is_null());
+        assert!(
+            j.get("PhoneNumber").is_none()
+                && j["Email"] == "a@x.dk"
+                && j["Person"]["Cpr"].is_null()
+        );
         assert_eq!(digest(&u, "upsert"), digest(&u.clone(), "upsert"));
         assert_ne!(digest(&u, "upsert"), digest(&u, "delete"));
         assert_eq!(digest(&u, "upsert").len(), 56);

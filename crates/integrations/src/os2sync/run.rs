@@ -27,7 +27,9 @@ pub enum RunError {
     Api(#[from] ApiError),
     #[error(transparent)]
     Cache(#[from] CacheError),
-    #[error("unit {0} is not exported to OS2Sync (not valid today, not under os2sync.top_unit_uuid, or left out by the hierarchy, level or type settings)")]
+    #[error(
+        "unit {0} is not exported to OS2Sync (not valid today, not under os2sync.top_unit_uuid, or left out by the hierarchy, level or type settings)"
+    )]
     NotSynced(Uuid),
 }
 
@@ -65,7 +67,9 @@ impl Ctx<'_> {
         let fk = match self.api.get_org_unit(unit.uuid) {
             Ok(fk) => fk,
             Err(e) => {
-                self.report.failures.push(format!("unit {} ({}): {e}", unit.uuid, unit.name));
+                self.report
+                    .failures
+                    .push(format!("unit {} ({}): {e}", unit.uuid, unit.name));
                 return;
             }
         };
@@ -80,7 +84,9 @@ impl Ctx<'_> {
                 return;
             }
         }
-        self.report.requests.push(format!("POST orgUnit {} {:?}", payload.uuid, payload.name));
+        self.report
+            .requests
+            .push(format!("POST orgUnit {} {:?}", payload.uuid, payload.name));
         if self.dry_run {
             return;
         }
@@ -89,7 +95,10 @@ impl Ctx<'_> {
                 self.report.units_posted += 1;
                 self.cache.record(key, d);
             }
-            Err(e) => self.report.failures.push(format!("unit {} ({}): {e}", unit.uuid, unit.name)),
+            Err(e) => self
+                .report
+                .failures
+                .push(format!("unit {} ({}): {e}", unit.uuid, unit.name)),
         }
     }
 
@@ -100,7 +109,9 @@ impl Ctx<'_> {
             self.report.unchanged += 1;
             return;
         }
-        self.report.requests.push(format!("POST user {} {:?}", user.uuid, user.user_id));
+        self.report
+            .requests
+            .push(format!("POST user {} {:?}", user.uuid, user.user_id));
         if self.dry_run {
             return;
         }
@@ -109,7 +120,10 @@ impl Ctx<'_> {
                 self.report.users_posted += 1;
                 self.cache.record(key, d);
             }
-            Err(e) => self.report.failures.push(format!("user {} ({}): {e}", user.uuid, user.user_id)),
+            Err(e) => self
+                .report
+                .failures
+                .push(format!("user {} ({}): {e}", user.uuid, user.user_id)),
         }
     }
 
@@ -129,7 +143,10 @@ impl Ctx<'_> {
                 self.report.deleted += 1;
                 self.cache.record(key, d);
             }
-            Err(e) => self.report.failures.push(format!("delete {kind} {uuid}: {e}")),
+            Err(e) => self
+                .report
+                .failures
+                .push(format!("delete {kind} {uuid}: {e}")),
         }
     }
 
@@ -143,7 +160,11 @@ impl Ctx<'_> {
     }
 }
 
-fn texts(snap: &Snapshot, register: &dyn AddressRegister, today: Date) -> Result<HashMap<Uuid, String>, DarError> {
+fn texts(
+    snap: &Snapshot,
+    register: &dyn AddressRegister,
+    today: Date,
+) -> Result<HashMap<Uuid, String>, DarError> {
     let mut t = HashMap::new();
     for id in Ix::dar_ids(snap, today) {
         if let Some(text) = register.describe(id)? {
@@ -154,7 +175,13 @@ fn texts(snap: &Snapshot, register: &dyn AddressRegister, today: Date) -> Result
 }
 
 fn ctx(cfg: &Config, dry_run: bool) -> Result<Ctx<'_>, RunError> {
-    Ok(Ctx { api: Api::new(cfg), cache: HashCache::load(&cfg.hash_cache)?, dry_run, report: Report::default(), cfg })
+    Ok(Ctx {
+        api: Api::new(cfg),
+        cache: HashCache::load(&cfg.hash_cache)?,
+        dry_run,
+        report: Report::default(),
+        cfg,
+    })
 }
 
 /// The full export.
@@ -173,7 +200,9 @@ pub fn export(
     let mut ix = Ix::new(&snap, cfg, today, &texts)?;
     let units = ix.units();
     let users = ix.users()?;
-    let fk = c.api.hierarchy(job, cfg.hierarchy_wait, cfg.hierarchy_poll)?;
+    let fk = c
+        .api
+        .hierarchy(job, cfg.hierarchy_wait, cfg.hierarchy_poll)?;
 
     for u in &units {
         c.upsert_unit(u, true);
@@ -182,11 +211,13 @@ pub fn export(
     let top_fk = units.first().map(|u| u.uuid);
     if cfg.autowash {
         if units.is_empty() {
-            ix.warnings.push("autowash: MO yields no units; nothing is deleted".into());
+            ix.warnings
+                .push("autowash: MO yields no units; nothing is deleted".into());
         } else {
             for gone in fk.units.iter().filter(|u| !mo_units.contains(u)) {
                 if *gone == cfg.top_unit || Some(*gone) == top_fk {
-                    ix.warnings.push(format!("autowash: the top unit {gone} is never deleted"));
+                    ix.warnings
+                        .push(format!("autowash: the top unit {gone} is never deleted"));
                     continue;
                 }
                 c.delete("orgUnit", *gone, true);
@@ -198,7 +229,8 @@ pub fn export(
     }
     let mo_users: HashSet<Uuid> = users.iter().map(|u| u.uuid).collect();
     if users.is_empty() {
-        ix.warnings.push("MO yields no users; no user is deleted in OS2Sync".into());
+        ix.warnings
+            .push("MO yields no users; no user is deleted in OS2Sync".into());
     } else {
         for gone in fk.users.iter().filter(|u| !mo_users.contains(u)) {
             c.delete("user", *gone, true);

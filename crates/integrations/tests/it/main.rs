@@ -4,5 +4,6 @@
 
 mod opus;
 mod os2mo;
+mod os2sync;
 mod plan2learn;
 mod transport;
