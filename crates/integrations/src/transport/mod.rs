@@ -8,3 +8,4 @@
 //! integrations that need them are ported.
 
 pub mod ftp;
+pub mod source;
