@@ -113,8 +113,25 @@ fn config(ctx: &Context) -> Result<Config> {
 }
 
 /// The address register with its cache in the run database, and a description of it.
+/// Read-only (dry runs, `check`) never creates or changes the file and caches in memory only.
 pub fn register(
     ctx: &Context,
+    read_only: bool,
+) -> Result<(CachedRegister<Box<dyn AddressRegister>>, String)> {
+    register_in(ctx, &run_db_path(ctx)?, read_only)
+}
+
+/// The address register with its cache in `cache` (a SQLite file).
+pub fn register_at(
+    ctx: &Context,
+    cache: &std::path::Path,
+) -> Result<(CachedRegister<Box<dyn AddressRegister>>, String)> {
+    register_in(ctx, cache, false)
+}
+
+fn register_in(
+    ctx: &Context,
+    cache: &std::path::Path,
     read_only: bool,
 ) -> Result<(CachedRegister<Box<dyn AddressRegister>>, String)> {
     let s = &ctx.settings;
@@ -125,26 +142,7 @@ pub fn register(
     };
     let inner = dar::register_from_settings(&settings)?;
     let what = describe_register(&settings);
-    // The cache lives in the run database. Read-only (dry runs, `check`) never creates or
-    // changes the file and caches in memory only.
-    let cache = run_db_path(ctx)?;
     Ok((CachedRegister::new(inner, cache, read_only)?, what))
-}
-
-/// The address register with its cache in `cache` (a SQLite file).
-pub fn register_at(
-    ctx: &Context,
-    cache: &std::path::Path,
-) -> Result<(CachedRegister<Box<dyn AddressRegister>>, String)> {
-    let s = &ctx.settings;
-    let settings = DarSettings {
-        base_url: s.dar_base_url.clone(),
-        address_file: s.dar_address_file.clone(),
-        timeout: Duration::from_secs(s.dar_timeout_seconds),
-    };
-    let inner = dar::register_from_settings(&settings)?;
-    let what = describe_register(&settings);
-    Ok((CachedRegister::new(inner, cache, false)?, what))
 }
 
 fn describe_register(settings: &DarSettings) -> String {
