@@ -160,6 +160,39 @@ pub struct Settings {
     #[serde(rename = "exporters.plan2learn.remote_dir")]
     pub p2l_remote_dir: Option<String>,
 
+    /// Aarhus LOS: the FTP/SFTP server's host name (not a URL).
+    #[serde(rename = "integrations.aarhus_los.ftp_url")]
+    pub los_ftp_url: Option<String>,
+    /// The SFTP port (plain FTP always uses 21).
+    #[serde(rename = "integrations.aarhus_los.ftp_port")]
+    pub los_ftp_port: u16,
+    #[serde(rename = "integrations.aarhus_los.ftp_user")]
+    pub los_ftp_user: Option<String>,
+    #[serde(rename = "integrations.aarhus_los.ftp_pass")]
+    pub los_ftp_pass: Option<Secret>,
+    /// A private key: SFTP is used when set.
+    #[serde(rename = "integrations.aarhus_los.ftp_ssh_key_path")]
+    pub los_ssh_key_path: Option<PathBuf>,
+    #[serde(rename = "integrations.aarhus_los.ftp_ssh_key_pass")]
+    pub los_ssh_key_pass: Option<Secret>,
+    /// The SFTP server's host keys (OpenSSH known_hosts); checked unless `ftp_insecure_host_key`.
+    #[serde(rename = "integrations.aarhus_los.ftp_known_hosts")]
+    pub los_known_hosts: Option<PathBuf>,
+    #[serde(rename = "integrations.aarhus_los.ftp_insecure_host_key")]
+    pub los_insecure_host_key: bool,
+    /// Explicit FTPS instead of plain FTP.
+    #[serde(rename = "integrations.aarhus_los.ftps")]
+    pub los_ftps: bool,
+    #[serde(rename = "integrations.aarhus_los.ftp_folder")]
+    pub los_ftp_folder: String,
+    #[serde(rename = "integrations.aarhus_los.state_file")]
+    pub los_state_file: Option<PathBuf>,
+    /// Read the files from this local folder instead of a server.
+    #[serde(rename = "integrations.aarhus_los.import_csv_folder")]
+    pub los_csv_folder: Option<PathBuf>,
+    #[serde(rename = "integrations.aarhus_los.azid_it_system_uuid")]
+    pub los_azid_it_system: Option<String>,
+
     /// The municipality's CVR number (OS2Sync's `CVR` header).
     #[serde(rename = "municipality.cvr", deserialize_with = "opt_string_or_number")]
     pub municipality_cvr: Option<String>,
@@ -287,6 +320,19 @@ impl Default for Settings {
             opus_smb_user: None,
             opus_smb_password: None,
             ad: None,
+            los_ftp_url: None,
+            los_ftp_port: 22,
+            los_ftp_user: None,
+            los_ftp_pass: None,
+            los_ssh_key_path: None,
+            los_ssh_key_pass: None,
+            los_known_hosts: None,
+            los_insecure_host_key: false,
+            los_ftps: false,
+            los_ftp_folder: "TEST".into(),
+            los_state_file: None,
+            los_csv_folder: None,
+            los_azid_it_system: None,
             municipality_cvr: None,
             os2sync_api_url: "http://localhost:8081/api".into(),
             os2sync_api_key: None,
@@ -335,6 +381,8 @@ impl Default for Settings {
 
 /// Keys whose values are secrets: never shown.
 pub const SECRET_KEYS: &[&str] = &[
+    "integrations.aarhus_los.ftp_pass",
+    "integrations.aarhus_los.ftp_ssh_key_pass",
     "os2sync.api_key",
     "exporters.plan2learn.password",
     "integrations.opus.smb_password",
