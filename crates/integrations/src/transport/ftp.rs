@@ -45,6 +45,8 @@ use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStor
 use suppaftp::types::{FileType, Response};
 use suppaftp::{ImplFtpStream, Status, TlsConnector, TlsStream};
 
+pub use super::RemoteFile;
+
 /// The standard FTP control port.
 pub const DEFAULT_PORT: u16 = 21;
 /// Connect, read and write timeout when none is configured (the old Python tool used 30 s).
@@ -121,16 +123,6 @@ impl fmt::Debug for FtpConfig {
             .field("dir", &self.dir)
             .finish()
     }
-}
-
-/// One entry of a remote directory listing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RemoteFile {
-    pub name: String,
-    /// Size in bytes, when the server tells.
-    pub size: Option<u64>,
-    /// Last modification time (FTP servers report UTC), when the server tells.
-    pub modified: Option<jiff::Timestamp>,
 }
 
 /// The protocol step an error happened in.

@@ -2,10 +2,28 @@
 //!
 //! Each transport is a small, synchronous module with plain functions over a config struct, and a
 //! typed error that names the server (`host:port`), the protocol step and the file, and never a
-//! password. Today there is [`ftp`]: plain FTP and explicit FTPS (`AUTH TLS`), used by the
-//! plan2learn exporter to upload its CSV files and, later, by the Aarhus LOS importer to list and
-//! download its files. SFTP, SMB and Google Cloud Storage transports belong here too when the
-//! integrations that need them are ported.
+//! password or passphrase. Today there are:
+//!
+//! * [`ftp`]: plain FTP and explicit FTPS (`AUTH TLS`), used by the plan2learn exporter to upload
+//!   its CSV files and, later, by the Aarhus LOS importer to list and download its files;
+//! * [`sftp`]: SFTP over SSH (password, key, or key then password; host keys checked against a
+//!   `known_hosts` file), for the Aarhus LOS importer to list and download its files.
+//!
+//! Both list a directory as [`RemoteFile`]s; [`source::Source`] puts them and a local folder
+//! behind one interface for importers. SMB and Google Cloud Storage transports belong here
+//! too when the integrations that need them are ported.
 
 pub mod ftp;
+pub mod sftp;
 pub mod source;
+
+/// One entry of a remote directory listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteFile {
+    pub name: String,
+    /// Size in bytes, when the server tells.
+    pub size: Option<u64>,
+    /// Last modification time in UTC (FTP servers report UTC, SFTP servers seconds since the
+    /// Unix epoch), when the server tells.
+    pub modified: Option<jiff::Timestamp>,
+}

@@ -1,9 +1,11 @@
-//! One place files come from, whatever the transport: a local folder or an FTP/FTPS server (SFTP,
-//! SMB and Google Cloud Storage join here). Importers list a source (names, sizes, modified
+//! One place files come from, whatever the transport: a local folder, an FTP/FTPS server or an
+//! SFTP server (SMB and Google Cloud Storage join here). Importers list a source (names, sizes, modified
 //! times in UTC) and read files from it; the source's description for logs never shows a
 //! password.
 
-use super::ftp::{self, FtpConfig, FtpError, RemoteFile};
+use super::RemoteFile;
+use super::ftp::{self, FtpConfig, FtpError};
+use super::sftp::{self, SftpConfig, SftpError};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -12,6 +14,8 @@ pub enum SourceError {
     Local { path: String, reason: String },
     #[error(transparent)]
     Ftp(#[from] FtpError),
+    #[error(transparent)]
+    Sftp(#[from] SftpError),
 }
 
 /// Where an importer's files are.
@@ -19,10 +23,14 @@ pub enum SourceError {
 pub enum Source {
     Local(PathBuf),
     Ftp(FtpConfig),
+    Sftp(SftpConfig),
 }
 
 fn local_err(path: &Path, e: impl std::fmt::Display) -> SourceError {
-    SourceError::Local { path: path.display().to_string(), reason: e.to_string() }
+    SourceError::Local {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    }
 }
 
 impl Source {
@@ -37,7 +45,10 @@ impl Source {
                     if !meta.is_file() {
                         continue;
                     }
-                    let modified = meta.modified().ok().and_then(|t| jiff::Timestamp::try_from(t).ok());
+                    let modified = meta
+                        .modified()
+                        .ok()
+                        .and_then(|t| jiff::Timestamp::try_from(t).ok());
                     out.push(RemoteFile {
                         name: entry.file_name().to_string_lossy().into_owned(),
                         size: Some(meta.len()),
@@ -47,6 +58,7 @@ impl Source {
                 out
             }
             Source::Ftp(cfg) => ftp::list(cfg)?,
+            Source::Sftp(cfg) => sftp::list(cfg)?,
         };
         files.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(files)
@@ -64,6 +76,11 @@ impl Source {
                 ftp::download(cfg, name, &mut buf)?;
                 Ok(buf)
             }
+            Source::Sftp(cfg) => {
+                let mut buf = Vec::new();
+                sftp::download(cfg, name, &mut buf)?;
+                Ok(buf)
+            }
         }
     }
 
@@ -76,8 +93,21 @@ impl Source {
                     ftp::FtpSecurity::Plain => "ftp",
                     ftp::FtpSecurity::ExplicitTls { .. } => "ftps",
                 };
-                format!("{scheme}://{}@{}:{}/{}", cfg.user, cfg.host, cfg.port, cfg.dir.as_deref().unwrap_or(""))
+                format!(
+                    "{scheme}://{}@{}:{}/{}",
+                    cfg.user,
+                    cfg.host,
+                    cfg.port,
+                    cfg.dir.as_deref().unwrap_or("")
+                )
             }
+            Source::Sftp(cfg) => format!(
+                "sftp://{}@{}:{}/{}",
+                cfg.user,
+                cfg.host,
+                cfg.port,
+                cfg.dir.as_deref().unwrap_or("")
+            ),
         }
     }
 }
@@ -94,10 +124,18 @@ mod tests {
         std::fs::create_dir(dir.path().join("sub")).unwrap();
         let s = Source::Local(dir.path().to_path_buf());
         let l = s.list().unwrap();
-        assert_eq!(l.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), vec!["a.csv", "b.csv"]);
+        assert_eq!(
+            l.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
+            vec!["a.csv", "b.csv"]
+        );
         assert_eq!(l[0].size, Some(2));
         assert!(l[0].modified.is_some());
         assert_eq!(s.read("b.csv").unwrap(), b"x");
-        assert!(s.read("nope.csv").unwrap_err().to_string().contains("nope.csv"));
+        assert!(
+            s.read("nope.csv")
+                .unwrap_err()
+                .to_string()
+                .contains("nope.csv")
+        );
     }
 }

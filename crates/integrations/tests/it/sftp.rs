@@ -1,0 +1,625 @@
+//! Tests of the SFTP transport (`dipex_integrations::transport::sftp`) against a real OpenSSH
+//! server on loopback.
+//!
+//! Each test starts its own `/usr/sbin/sshd -D -e` on a free port of 127.0.0.1, with a config,
+//! an ed25519 host key and an `authorized_keys` file in a temporary directory, the `sftp`
+//! subsystem served by `internal-sftp`, and `AllowUsers` limited to a dedicated local test user.
+//! Password authentication needs a real local user with a password, so the tests create
+//! `dipex-sftp-test` (no home, `nologin` shell) once with `useradd` and give it a fresh random
+//! password per test process with `chpasswd`; that needs root. Without `/usr/sbin/sshd`
+//! (Debian: `apt-get install openssh-server`) or without root, every test prints `SKIPPED` and
+//! passes; `.ci/run` installs the server and runs as root.
+//!
+//! The client under test runs synchronously on the test thread.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime};
+
+use dipex_integrations::transport::RemoteFile;
+use dipex_integrations::transport::sftp::{
+    self, HostKeyCheck, HostKeyProblem, SftpAuth, SftpConfig, SftpError, Step,
+};
+
+const SSHD: &str = "/usr/sbin/sshd";
+const USER: &str = "dipex-sftp-test";
+const PASSPHRASE: &str = "key-passphrase-æøå";
+
+// ---------------------------------------------------------------------------------------------
+// The test user, client keys and the server
+
+/// Why the tests cannot run here, if they cannot.
+fn skip_reason() -> Option<String> {
+    static REASON: OnceLock<Option<String>> = OnceLock::new();
+    REASON
+        .get_or_init(|| {
+            if !Path::new(SSHD).exists() {
+                return Some(format!("{SSHD} not found: install openssh-server"));
+            }
+            let uid = run_out(Command::new("id").arg("-u"));
+            if uid.trim() != "0" {
+                return Some("not root: sshd cannot log in a test user".to_owned());
+            }
+            None
+        })
+        .clone()
+}
+
+macro_rules! require_sshd {
+    () => {
+        if let Some(reason) = skip_reason() {
+            eprintln!("SKIPPED: {reason}");
+            return;
+        }
+    };
+}
+
+fn run_out(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The test user's password: created (once per machine) and given a new random password (once
+/// per test process).
+fn password() -> &'static str {
+    static PASSWORD: OnceLock<String> = OnceLock::new();
+    PASSWORD.get_or_init(|| {
+        let exists = Command::new("id")
+            .arg(USER)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        if !exists {
+            let nologin = ["/usr/sbin/nologin", "/sbin/nologin", "/bin/false"]
+                .into_iter()
+                .find(|p| Path::new(p).exists())
+                .unwrap();
+            let status = Command::new("useradd")
+                .args(["--no-create-home", "--home-dir", "/nonexistent", "--shell"])
+                .args([nologin, USER])
+                .status()
+                .unwrap();
+            // Another test process may have created it meanwhile.
+            assert!(
+                status.success() || Command::new("id").arg(USER).status().unwrap().success(),
+                "useradd {USER} failed"
+            );
+        }
+        let mut random = [0u8; 12];
+        fs::File::open("/dev/urandom")
+            .unwrap()
+            .read_exact(&mut random)
+            .unwrap();
+        let password: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        let mut chpasswd = Command::new("chpasswd")
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(chpasswd.stdin.take().unwrap(), "{USER}:{password}").unwrap();
+        assert!(chpasswd.wait().unwrap().success(), "chpasswd failed");
+        password
+    })
+}
+
+/// Client keys, made once per test process: ed25519 without a passphrase, and RSA encrypted
+/// with [`PASSPHRASE`] in the PEM format paramiko-era tools write.
+struct ClientKeys {
+    _dir: tempfile::TempDir,
+    ed25519: PathBuf,
+    rsa: PathBuf,
+    authorized: String,
+}
+
+fn client_keys() -> &'static ClientKeys {
+    static KEYS: OnceLock<ClientKeys> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let ed25519 = dir.path().join("id_ed25519");
+        let rsa = dir.path().join("id_rsa");
+        keygen(&ed25519, &["-t", "ed25519", "-N", ""]);
+        keygen(
+            &rsa,
+            &["-t", "rsa", "-b", "2048", "-m", "PEM", "-N", PASSPHRASE],
+        );
+        let authorized = [&ed25519, &rsa]
+            .iter()
+            .map(|k| fs::read_to_string(k.with_extension("pub")).unwrap())
+            .collect();
+        ClientKeys {
+            _dir: dir,
+            ed25519,
+            rsa,
+            authorized,
+        }
+    })
+}
+
+fn keygen(path: &Path, args: &[&str]) {
+    run_out(
+        Command::new("ssh-keygen")
+            .args(["-q", "-C", "dipex-test", "-f"])
+            .arg(path)
+            .args(args),
+    );
+}
+
+/// A running sshd with its files; killed on drop.
+struct Sshd {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+/// The files in the served directory, as the listing should show them.
+fn expected_listing() -> Vec<RemoteFile> {
+    let file = |name: &str, size: u64, at: &str| RemoteFile {
+        name: name.to_owned(),
+        size: Some(size),
+        modified: Some(at.parse().unwrap()),
+    };
+    vec![
+        file(
+            "Pers_2024-03-23.csv",
+            PERS.len() as u64,
+            "2024-03-23T15:32:41Z",
+        ),
+        file("big.bin", BIG_SIZE as u64, "2021-01-02T03:04:05Z"),
+        file("empty.csv", 0, "2023-12-31T23:59:59Z"),
+        // A symbolic link to Pers_2024-03-23.csv: listed with its target's size and time.
+        file("link.csv", PERS.len() as u64, "2024-03-23T15:32:41Z"),
+    ]
+}
+
+const BIG_SIZE: usize = 1_048_583;
+const PERS: &str = "\"Id\";\"Navn\"\n\"1\";\"Ærø\"\n";
+
+fn big_content(len: usize) -> Vec<u8> {
+    (0..len as u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect()
+}
+
+fn set_mtime(path: &Path, at: &str) {
+    let at: jiff::Timestamp = at.parse().unwrap();
+    let time = SystemTime::UNIX_EPOCH + Duration::from_secs(at.as_second() as u64);
+    fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(time)
+        .unwrap();
+}
+
+impl Sshd {
+    /// Start sshd with `extra` config lines (e.g. `AuthenticationMethods`).
+    fn start(extra: &str) -> Sshd {
+        let _ = password();
+        let keys = client_keys();
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        // sshd reads authorized_keys as the user, and internal-sftp serves files as the user.
+        fs::set_permissions(root, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::create_dir_all("/run/sshd").unwrap();
+        keygen(&root.join("host_ed25519"), &["-t", "ed25519", "-N", ""]);
+        fs::write(root.join("authorized_keys"), &keys.authorized).unwrap();
+
+        let data = root.join("data");
+        fs::create_dir(&data).unwrap();
+        fs::create_dir(data.join("archive")).unwrap();
+        fs::write(data.join("Pers_2024-03-23.csv"), PERS).unwrap();
+        fs::write(data.join("empty.csv"), "").unwrap();
+        fs::write(data.join("big.bin"), big_content(BIG_SIZE)).unwrap();
+        fs::write(data.join("huge.bin"), big_content(8 << 20)).unwrap();
+        std::os::unix::fs::symlink("Pers_2024-03-23.csv", data.join("link.csv")).unwrap();
+        std::os::unix::fs::symlink("archive", data.join("archive-link")).unwrap();
+        set_mtime(&data.join("Pers_2024-03-23.csv"), "2024-03-23T15:32:41Z");
+        set_mtime(&data.join("empty.csv"), "2023-12-31T23:59:59Z");
+        set_mtime(&data.join("big.bin"), "2021-01-02T03:04:05Z");
+        // huge.bin is only downloaded through the cutting proxy; hide it from the listing
+        // test by keeping it in its own directory.
+        fs::create_dir(root.join("huge")).unwrap();
+        fs::rename(data.join("huge.bin"), root.join("huge/huge.bin")).unwrap();
+
+        for _attempt in 0..5 {
+            let port = free_port();
+            let config = root.join("sshd_config");
+            fs::write(
+                &config,
+                format!(
+                    "Port {port}\nListenAddress 127.0.0.1\nHostKey {root}/host_ed25519\n\
+                     PidFile {root}/sshd.pid\nAuthorizedKeysFile {root}/authorized_keys\n\
+                     StrictModes no\nUsePAM no\nPasswordAuthentication yes\n\
+                     KbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
+                     AllowUsers {USER}\nSubsystem sftp internal-sftp\nLogLevel VERBOSE\n{extra}\n",
+                    root = root.display()
+                ),
+            )
+            .unwrap();
+            let log = fs::File::create(root.join("sshd.log")).unwrap();
+            let mut child = Command::new(SSHD)
+                .args(["-D", "-e", "-f"])
+                .arg(&config)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Sshd { child, port, dir };
+                }
+                if let Some(status) = child.try_wait().unwrap() {
+                    let log = fs::read_to_string(root.join("sshd.log")).unwrap_or_default();
+                    assert!(
+                        log.contains("Address already in use"),
+                        "sshd exited ({status}): {log}"
+                    );
+                    break; // Port taken meanwhile: try another.
+                }
+                assert!(Instant::now() < deadline, "sshd did not start listening");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        panic!("sshd could not find a free port");
+    }
+
+    fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(self.root().join("sshd.log")).unwrap_or_default()
+    }
+
+    /// `[127.0.0.1]:port <host key>`, as `ssh` would record it.
+    fn known_hosts_line(&self) -> String {
+        let key = fs::read_to_string(self.root().join("host_ed25519.pub")).unwrap();
+        format!("[127.0.0.1]:{} {}", self.port, key.trim())
+    }
+
+    /// The host key's fingerprint as `ssh-keygen -l` shows it.
+    fn fingerprint(&self) -> String {
+        let out = run_out(
+            Command::new("ssh-keygen")
+                .args(["-l", "-E", "sha256", "-f"])
+                .arg(self.root().join("host_ed25519.pub")),
+        );
+        out.split_whitespace().nth(1).unwrap().to_owned()
+    }
+
+    /// A `known_hosts` file with `text`.
+    fn known_hosts(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.root().join(name);
+        fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn config(&self, auth: SftpAuth) -> SftpConfig {
+        let known = self.known_hosts("known_hosts", &format!("{}\n", self.known_hosts_line()));
+        let mut cfg = SftpConfig::new("127.0.0.1", USER, auth, HostKeyCheck::KnownHosts(known));
+        cfg.port = self.port;
+        cfg.dir = Some(self.root().join("data").display().to_string());
+        cfg.timeout = Duration::from_secs(10);
+        cfg
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn ed25519() -> SftpAuth {
+    SftpAuth::Key {
+        path: client_keys().ed25519.clone(),
+        passphrase: None,
+    }
+}
+
+fn rsa(passphrase: Option<&str>) -> SftpAuth {
+    SftpAuth::Key {
+        path: client_keys().rsa.clone(),
+        passphrase: passphrase.map(str::to_owned),
+    }
+}
+
+fn download_vec(cfg: &SftpConfig, name: &str) -> Result<Vec<u8>, SftpError> {
+    let mut out = Vec::new();
+    let n = sftp::download(cfg, name, &mut out)?;
+    assert_eq!(n, out.len() as u64);
+    Ok(out)
+}
+
+fn assert_no_secrets(err: &SftpError) {
+    let shown = format!("{err} {err:?}");
+    assert!(!shown.contains(password()), "password in error: {shown}");
+    assert!(!shown.contains(PASSPHRASE), "passphrase in error: {shown}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+
+/// ed25519 key: the listing has the regular files (and the link to one) with sizes and UTC
+/// times, without directories; a 1 MB download is byte-identical; a missing file is refused at
+/// the open step, naming the file.
+#[test]
+fn ed25519_key_lists_and_downloads() {
+    require_sshd!();
+    let server = Sshd::start("");
+    let cfg = server.config(ed25519());
+
+    assert_eq!(sftp::list(&cfg).unwrap(), expected_listing());
+    assert_eq!(
+        download_vec(&cfg, "big.bin").unwrap(),
+        big_content(BIG_SIZE)
+    );
+    assert_eq!(
+        download_vec(&cfg, "Pers_2024-03-23.csv").unwrap(),
+        PERS.as_bytes()
+    );
+    assert_eq!(download_vec(&cfg, "empty.csv").unwrap(), b"");
+
+    let err = download_vec(&cfg, "missing.csv").unwrap_err();
+    assert!(matches!(err, SftpError::Refused { .. }), "{err:?}");
+    assert_eq!(err.step(), Step::Open);
+    assert_eq!(err.file(), Some("missing.csv"));
+    assert!(err.to_string().contains("No such file"), "{err}");
+
+    let mut missing_dir = cfg.clone();
+    missing_dir.dir = Some("/nonexistent-dir".to_owned());
+    let err = sftp::list(&missing_dir).unwrap_err();
+    assert_eq!(
+        (err.step(), err.file()),
+        (Step::List, Some("/nonexistent-dir"))
+    );
+}
+
+/// An encrypted RSA key (PEM, as paramiko wrote them) with its passphrase logs in; without it or
+/// with a wrong one the key file is refused before connecting, naming the file.
+#[test]
+fn encrypted_rsa_key_needs_its_passphrase() {
+    require_sshd!();
+    let server = Sshd::start("");
+    let cfg = server.config(rsa(Some(PASSPHRASE)));
+    assert_eq!(sftp::list(&cfg).unwrap(), expected_listing());
+
+    for passphrase in [None, Some("wrong passphrase")] {
+        let cfg = server.config(rsa(passphrase));
+        let err = sftp::list(&cfg).unwrap_err();
+        assert!(matches!(err, SftpError::Setup { .. }), "{err:?}");
+        assert_eq!(err.step(), Step::ReadKey, "{err}");
+        assert_eq!(err.file(), Some(client_keys().rsa.to_str().unwrap()));
+        assert_no_secrets(&err);
+    }
+    // Nothing reached the server.
+    assert_eq!(server.log().matches("Accepted publickey").count(), 1);
+}
+
+/// Password login works; a wrong password is refused at the password step, and the error names
+/// the user but not the password.
+#[test]
+fn password_login_and_wrong_password() {
+    require_sshd!();
+    let server = Sshd::start("");
+    let cfg = server.config(SftpAuth::Password(password().to_owned()));
+    assert_eq!(sftp::list(&cfg).unwrap(), expected_listing());
+
+    let cfg = server.config(SftpAuth::Password("not-the-password".to_owned()));
+    let err = sftp::list(&cfg).unwrap_err();
+    assert!(matches!(err, SftpError::Refused { .. }), "{err:?}");
+    assert_eq!(err.step(), Step::AuthPassword);
+    let text = err.to_string();
+    assert!(text.contains("password authentication refused"), "{text}");
+    assert!(text.contains(USER), "{text}");
+    assert!(!text.contains("not-the-password"), "{text}");
+    assert_no_secrets(&err);
+}
+
+/// A server that demands publickey then password (`AuthenticationMethods publickey,password`):
+/// key then password logs in; the key alone or the password alone is refused with a message
+/// saying what the server wants; a wrong password after the key is refused at the password step.
+#[test]
+fn key_then_password() {
+    require_sshd!();
+    let server = Sshd::start("AuthenticationMethods publickey,password");
+    let both = |password: &str| SftpAuth::KeyThenPassword {
+        path: client_keys().ed25519.clone(),
+        passphrase: None,
+        password: password.to_owned(),
+    };
+    let cfg = server.config(both(password()));
+    assert_eq!(sftp::list(&cfg).unwrap(), expected_listing());
+    assert_eq!(
+        download_vec(&cfg, "big.bin").unwrap(),
+        big_content(BIG_SIZE)
+    );
+
+    let err = sftp::list(&server.config(ed25519())).unwrap_err();
+    assert_eq!(err.step(), Step::AuthPublicKey, "{err}");
+    assert!(err.to_string().contains("requires more"), "{err}");
+    assert!(err.to_string().contains("password"), "{err}");
+
+    let err = sftp::list(&server.config(SftpAuth::Password(password().to_owned()))).unwrap_err();
+    assert_eq!(err.step(), Step::AuthPassword, "{err}");
+    assert!(err.to_string().contains("offers: publickey"), "{err}");
+
+    let err = sftp::list(&server.config(both("wrong-password"))).unwrap_err();
+    assert!(matches!(err, SftpError::Refused { .. }), "{err:?}");
+    assert_eq!(err.step(), Step::AuthPassword, "{err}");
+    assert_no_secrets(&err);
+}
+
+/// Host keys: an unknown host and a changed key are refused during the handshake, before any
+/// authentication, naming the host and the key's fingerprint; a hashed `known_hosts` entry
+/// (`ssh-keygen -H`) is accepted; `Insecure` accepts any key; a missing `known_hosts` file is
+/// reported before connecting.
+#[test]
+fn host_keys_are_checked_before_authentication() {
+    require_sshd!();
+    let server = Sshd::start("");
+    let with_known = |path: PathBuf| {
+        let mut cfg = server.config(SftpAuth::Password(password().to_owned()));
+        cfg.host_keys = HostKeyCheck::KnownHosts(path);
+        cfg
+    };
+    let fingerprint = server.fingerprint();
+    let host = format!("127.0.0.1:{}", server.port);
+    let recorded = format!("[127.0.0.1]:{}", server.port);
+
+    // Unknown: the file knows another port only.
+    let other_port = server
+        .known_hosts_line()
+        .replace(&format!(":{} ", server.port), ":1 ");
+    let unknown = server.known_hosts("unknown", &format!("# other servers\n{other_port}\n"));
+    let err = sftp::list(&with_known(unknown.clone())).unwrap_err();
+    match &err {
+        SftpError::HostKey {
+            server: s,
+            problem: HostKeyProblem::Unknown { known_hosts, .. },
+            key_type,
+            fingerprint: f,
+        } => {
+            assert_eq!(s, &format!("127.0.0.1:{}", server.port));
+            assert_eq!((known_hosts, key_type.as_str()), (&unknown, "ssh-ed25519"));
+            assert_eq!(f, &fingerprint);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(err.step(), Step::HostKey);
+    let text = err.to_string();
+    let start = format!("SFTP {host}: host key check failed: the host is not in");
+    assert!(
+        text.starts_with(&start[..]) && text.contains(&fingerprint),
+        "{text}"
+    );
+
+    // Changed: another ed25519 key recorded for this host and port, on line 2.
+    let other_key = server.root().join("other_ed25519");
+    keygen(&other_key, &["-t", "ed25519", "-N", ""]);
+    let other_key = fs::read_to_string(other_key.with_extension("pub")).unwrap();
+    let changed = server.known_hosts("changed", &format!("\n{recorded} {other_key}"));
+    let err = sftp::list(&with_known(changed)).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            SftpError::HostKey { problem: HostKeyProblem::Changed { line: 2, .. }, fingerprint: f, .. }
+                if f == &fingerprint
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("line 2"), "{err}");
+
+    // Neither attempt got as far as authentication.
+    let log = server.log();
+    assert!(
+        !log.contains("Accepted") && !log.contains("Failed"),
+        "{log}"
+    );
+
+    // Hashed by ssh-keygen itself.
+    let hashed = server.known_hosts("hashed", &format!("{}\n", server.known_hosts_line()));
+    run_out(Command::new("ssh-keygen").arg("-H").arg("-f").arg(&hashed));
+    assert!(fs::read_to_string(&hashed).unwrap().starts_with("|1|"));
+    assert_eq!(sftp::list(&with_known(hashed)).unwrap(), expected_listing());
+
+    let mut insecure = with_known(PathBuf::new());
+    insecure.host_keys = HostKeyCheck::Insecure;
+    assert_eq!(sftp::list(&insecure).unwrap(), expected_listing());
+
+    let missing = server.root().join("no-such-known-hosts");
+    let err = sftp::list(&with_known(missing.clone())).unwrap_err();
+    assert_eq!(err.step(), Step::ReadKnownHosts, "{err}");
+    assert_eq!(err.file(), missing.to_str());
+}
+
+/// A connection that drops in the middle of a download (a proxy that cuts it after 1 MB of an
+/// 8 MB file) is a clean error naming the file and the download step, quickly.
+#[test]
+fn connection_dropped_mid_download() {
+    require_sshd!();
+    let server = Sshd::start("");
+    let mut cfg = server.config(ed25519());
+    cfg.dir = Some(server.root().join("huge").display().to_string());
+    cfg.port = cutting_proxy(server.port, 1 << 20);
+    // The host key is looked up under the port the client connects to.
+    let line = server
+        .known_hosts_line()
+        .replace(&format!(":{} ", server.port), &format!(":{} ", cfg.port));
+    cfg.host_keys = HostKeyCheck::KnownHosts(server.known_hosts("proxy", &format!("{line}\n")));
+    let started = Instant::now();
+    let mut out = Vec::new();
+    let err = sftp::download(&cfg, "huge.bin", &mut out).unwrap_err();
+    assert!(matches!(err, SftpError::Connection { .. }), "{err:?}");
+    assert_eq!(err.step(), Step::Download, "{err}");
+    assert_eq!(err.file(), Some("huge.bin"));
+    let text = err.to_string();
+    assert!(
+        text.contains("download of huge.bin failed: the connection was lost"),
+        "{text}"
+    );
+    assert!(out.len() < 8 << 20, "{}", out.len());
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// A proxy to `port` that closes both sides after passing `limit` bytes from the server.
+fn cutting_proxy(port: u16, limit: usize) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy_port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(mut client) = client else { return };
+            let mut server = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            let (mut to_server, mut from_client) =
+                (server.try_clone().unwrap(), client.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut from_client, &mut to_server);
+            });
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16 * 1024];
+                let mut passed = 0;
+                while passed < limit {
+                    match server.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            let n = n.min(limit - passed);
+                            if client.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                            passed += n;
+                        }
+                    }
+                }
+                let _ = client.shutdown(Shutdown::Both);
+                let _ = server.shutdown(Shutdown::Both);
+            });
+        }
+    });
+    proxy_port
+}
