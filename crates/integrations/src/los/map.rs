@@ -1,0 +1,365 @@
+//! From parsed LOS rows to MO facts, pure (`specs/los.md` §9–§12, DESIGN.md rulings 8–9):
+//! STAM classes and IT systems; org units with their address columns and postal address (from
+//! the DAR answers the runner got); persons with engagements, e-mail and AZ IT user; managers;
+//! endings. `*_nye`/`Org_inital` rows describe whole lives (several rows of one unit become its
+//! history, consecutive identical rows one validity); `*_ret` rows change objects from the file
+//! date (unknown objects are created); `*_luk` rows end them after the file date.
+
+use super::files::StamKind;
+use super::parse::{ClassRow, DarFailure, ItSystemRow, ManagerEndRow, ManagerRow, OrgUnitRow, PersonEndRow, PersonRow};
+use super::seed::class_uuid;
+use super::uuids;
+use dipex_model::{
+    Address, Class, Cpr, Date, Engagement, Facet, Fact, ItSystem, ItUser, Kind, Manager, Object, OrgUnit, Person,
+    Slice, Validity, Value,
+};
+use std::collections::{BTreeMap, HashMap};
+use uuid::Uuid;
+
+/// What the mapping of one file needs besides its rows.
+pub struct Ctx<'a> {
+    /// The MO objects the file's facts concern (by uuid).
+    pub current: &'a HashMap<Uuid, Object>,
+    /// Persons in MO by CPR number.
+    pub persons: &'a HashMap<Cpr, Uuid>,
+    /// The date in the file's name.
+    pub file_date: Date,
+    /// The day of the run.
+    pub today: Date,
+    pub azid_system: Uuid,
+    /// DAR answers for postal address texts (`None`: no unambiguous match).
+    pub dar: &'a HashMap<String, Option<Uuid>>,
+}
+
+/// The facts of one file and what to report.
+#[derive(Debug, Default)]
+pub struct Mapped {
+    pub facts: Vec<Fact>,
+    /// Rows that could not be imported (file line and why; never a CPR number).
+    pub rejected: Vec<(u64, String)>,
+    pub dar_failures: Vec<DarFailure>,
+    pub warnings: Vec<String>,
+}
+
+fn next_day(d: Date) -> Date {
+    d.tomorrow().unwrap_or(Date::MAX)
+}
+
+/// `[start, end]` inclusive → half-open.
+fn life(start: Date, end: Option<Date>) -> Validity {
+    Validity::new(Some(start), end.filter(|d| *d < Date::MAX).map(next_day))
+}
+
+/// A fact whose value changes over time: `rows` of (validity, value) sorted by start; gaps
+/// between rows are closed by the earlier row.
+fn history(uuid: Uuid, mut rows: Vec<(Validity, Value)>) -> Option<Fact> {
+    rows.sort_by_key(|(v, _)| v.from);
+    let first = rows.first()?.0.from;
+    let last_to = rows.last()?.0.to;
+    let mut timeline: Vec<Slice> = Vec::new();
+    for (i, (v, value)) in rows.iter().enumerate() {
+        let to = rows.get(i + 1).map(|(n, _)| n.from).unwrap_or(last_to);
+        let to = if i + 1 < rows.len() { to } else { v.to };
+        if let Some(prev) = timeline.last_mut()
+            && prev.value == *value
+        {
+            prev.validity.to = to;
+            continue;
+        }
+        timeline.push(Slice::new(Validity::new(v.from, to), value.clone()));
+    }
+    timeline.retain(|s| !s.validity.is_empty());
+    if timeline.is_empty() {
+        return None;
+    }
+    Some(Fact::State { uuid, life: Validity::new(first, last_to), timeline })
+}
+
+/// STAM class file: the facet, its classes, and an end (from today) for classes gone from it.
+pub fn stam_classes(kind: StamKind, rows: &[ClassRow], existing: &[Object], today: Date) -> Mapped {
+    let mut m = Mapped::default();
+    let Some(facet_key) = kind.facet() else { return m };
+    let facet = uuids::facet(facet_key);
+    m.facts.push(Fact::state(facet, Value::Facet(Facet { user_key: facet_key.into() }), Validity::ALWAYS, None));
+    let mut listed = std::collections::HashSet::new();
+    for r in rows {
+        listed.insert(r.uuid);
+        let value = Value::Class(Class {
+            user_key: r.title.clone(),
+            name: r.title.clone(),
+            facet,
+            scope: Some("TEXT".into()),
+            parent: None,
+            owner: None,
+        });
+        m.facts.push(Fact::state(r.uuid, value, Validity::ALWAYS, None));
+    }
+    for o in existing {
+        let of_facet = matches!(&o.last().value, Value::Class(c) if c.facet == facet);
+        if of_facet && !listed.contains(&o.uuid) && o.active_in(&Validity::new(Some(today), None)) {
+            m.facts.push(Fact::End { uuid: o.uuid, kind: Kind::Class, at: today });
+        }
+    }
+    m
+}
+
+/// STAM IT systems: created or renamed; ones gone from the file are only reported.
+pub fn stam_itsystems(rows: &[ItSystemRow], existing: &[Object]) -> Mapped {
+    let mut m = Mapped::default();
+    let mut listed = std::collections::HashSet::new();
+    for r in rows {
+        listed.insert(r.uuid);
+        let value = Value::ItSystem(ItSystem { user_key: r.user_key.clone(), name: r.name.clone() });
+        m.facts.push(Fact::state(r.uuid, value, Validity::ALWAYS, None));
+    }
+    for o in existing.iter().filter(|o| !listed.contains(&o.uuid)) {
+        m.warnings.push(format!("IT system {} is in MO but not in STAM_UUID_ITSystem.csv; it is left as it is", o.uuid));
+    }
+    m
+}
+
+/// The address columns of a unit row: (suffix, class constant, value).
+fn address_columns(r: &OrgUnitRow) -> Vec<(&'static str, &'static str, String)> {
+    let mut out = Vec::new();
+    for (suffix, class, v) in [
+        ("los", "UNIT_LOS", &r.los_id),
+        ("cvr", "UNIT_CVR", &r.cvr),
+        ("ean", "UNIT_EAN", &r.ean),
+        ("pnr", "UNIT_PNR", &r.p_number),
+        ("senr", "UNIT_SENR", &r.se_number),
+        ("debitornr", "UNIT_DEBITORNR", &r.int_debitor),
+        ("mag_id", "UNIT_MAG_ID", &r.mag_id),
+    ] {
+        if let Some(v) = v.as_ref().filter(|v| !v.trim().is_empty()) {
+            out.push((suffix, class, v.clone()));
+        }
+    }
+    out
+}
+
+fn unit_address(unit: Uuid, class: &str, value: String) -> Value {
+    Value::Address(Address {
+        user_key: value.clone(),
+        value,
+        address_type: class_uuid(class),
+        visibility: None,
+        person: None,
+        org_unit: Some(unit),
+        engagement: None,
+        ituser: None,
+    })
+}
+
+/// Org unit files. `edit`: an `Org_ret` file (changes from the file date).
+pub fn org_units(rows: &[OrgUnitRow], edit: bool, ctx: &Ctx<'_>) -> Mapped {
+    let mut m = Mapped::default();
+    let current_unit = |u: Uuid| -> Option<OrgUnit> {
+        ctx.current.get(&u).and_then(|o| match &o.at_or_latest(ctx.file_date).value {
+            Value::OrgUnit(x) => Some(x.clone()),
+            _ => None,
+        })
+    };
+    let unit_value = |r: &OrgUnitRow| {
+        let cur = current_unit(r.uuid);
+        Value::OrgUnit(OrgUnit {
+            user_key: r.user_key.clone(),
+            name: r.name.clone().or_else(|| cur.as_ref().map(|c| c.name.clone())).unwrap_or_else(|| r.user_key.clone()),
+            parent: (r.parent != r.uuid).then_some(r.parent),
+            unit_type: r.unit_type.or(cur.as_ref().and_then(|c| c.unit_type)),
+            unit_level: cur.as_ref().and_then(|c| c.unit_level),
+            unit_hierarchy: if r.line_org {
+                Some(class_uuid("LINJE_ORG_HIERARCHY"))
+            } else {
+                cur.as_ref().and_then(|c| c.unit_hierarchy)
+            },
+            time_planning: cur.as_ref().and_then(|c| c.time_planning),
+        })
+    };
+    // (uuid) → rows of (validity, value), in file order per uuid.
+    let mut groups: BTreeMap<Uuid, Vec<(Validity, Value)>> = BTreeMap::new();
+    let mut order: Vec<Uuid> = Vec::new();
+    let mut push = |uuid: Uuid, v: Validity, value: Value, groups: &mut BTreeMap<Uuid, Vec<(Validity, Value)>>| {
+        if !groups.contains_key(&uuid) {
+            order.push(uuid);
+        }
+        groups.entry(uuid).or_default().push((v, value));
+    };
+    for r in rows {
+        let v = life(r.start, r.end);
+        push(r.uuid, v, unit_value(r), &mut groups);
+        for (suffix, class, value) in address_columns(r) {
+            push(uuids::unit_address(r.uuid, suffix), v, unit_address(r.uuid, class, value), &mut groups);
+        }
+        if let Some(text) = r.post_address.as_ref().filter(|t| !t.trim().is_empty()) {
+            match ctx.dar.get(text.trim()).copied().flatten() {
+                Some(id) => push(
+                    uuids::unit_address(r.uuid, "postaddr"),
+                    v,
+                    unit_address(r.uuid, "UNIT_POSTADDR", id.to_string()),
+                    &mut groups,
+                ),
+                None => m.dar_failures.push(DarFailure { org_unit: r.uuid, post_address: text.clone() }),
+            }
+        }
+    }
+    for uuid in order {
+        let rows = groups.remove(&uuid).unwrap_or_default();
+        if edit {
+            // Each row changes the object from the file date (the last row of an object wins).
+            if let Some((v, value)) = rows.into_iter().last() {
+                let start = ctx.current.get(&uuid).and_then(|o| o.slices.first()).map_or(v.from, |s| s.validity.from);
+                m.facts.push(Fact::state(uuid, value, Validity::new(start.min(v.from), v.to), Some(ctx.file_date)));
+            }
+        } else if let Some(f) = history(uuid, rows) {
+            m.facts.push(f);
+        }
+    }
+    m
+}
+
+/// "Fornavn Efternavn" → (given name, surname): the last word is the surname.
+fn split_name(name: &str) -> (String, String) {
+    let name = name.trim();
+    match name.rsplit_once(' ') {
+        Some((given, surname)) => (given.trim().to_string(), surname.to_string()),
+        None => (String::new(), name.to_string()),
+    }
+}
+
+/// Person files. `edit`: a `Pers_ret` file. `new_uuid` numbers persons MO does not have.
+pub fn persons(rows: &[PersonRow], edit: bool, ctx: &Ctx<'_>, new_uuid: &mut dyn FnMut() -> Uuid) -> Mapped {
+    let mut m = Mapped::default();
+    let effective = edit.then_some(ctx.file_date);
+    let mut uuids_by_cpr: HashMap<Cpr, Uuid> = HashMap::new();
+    let mut latest: BTreeMap<Uuid, Fact> = BTreeMap::new();
+    let mut order: Vec<Uuid> = Vec::new();
+    let mut keep = |f: Fact, latest: &mut BTreeMap<Uuid, Fact>| {
+        let u = f.uuid();
+        if latest.insert(u, f).is_none() {
+            order.push(u);
+        }
+    };
+    for r in rows {
+        let person = *uuids_by_cpr
+            .entry(r.cpr.clone())
+            .or_insert_with(|| ctx.persons.get(&r.cpr).copied().unwrap_or_else(&mut *new_uuid));
+        if !latest.contains_key(&person) {
+            let cur = ctx.current.get(&person).and_then(|o| match &o.last().value {
+                Value::Person(p) => Some(p.clone()),
+                _ => None,
+            });
+            let (given, surname) = split_name(&r.name);
+            let value = Value::Person(Person {
+                user_key: cur.as_ref().map_or_else(|| person.to_string(), |c| c.user_key.clone()),
+                given_name: given,
+                surname,
+                nickname_given_name: cur.as_ref().and_then(|c| c.nickname_given_name.clone()),
+                nickname_surname: cur.as_ref().and_then(|c| c.nickname_surname.clone()),
+                cpr_number: Some(r.cpr.clone()),
+                seniority: cur.as_ref().and_then(|c| c.seniority),
+            });
+            keep(Fact::state(person, value, Validity::ALWAYS, effective), &mut latest);
+        }
+        let primary = class_uuid(if r.primary { "PRIMARY" } else { "NOT_PRIMARY" });
+        let engagement = Value::Engagement(Engagement {
+            user_key: r.user_key.clone(),
+            person,
+            org_unit: r.org_unit,
+            job_function: r.job_function,
+            engagement_type: r.engagement_type,
+            primary: Some(primary),
+            fraction: None,
+            extensions: Box::default(),
+        });
+        keep(Fact::state(r.engagement, engagement, life(r.start, r.end), effective), &mut latest);
+        let detail_life = life(ctx.file_date.max(r.start), r.end);
+        if let Some(email) = r.email.as_ref().filter(|e| !e.trim().is_empty()) {
+            let value = Value::Address(Address {
+                user_key: email.clone(),
+                value: email.clone(),
+                address_type: class_uuid("PERSON_EMAIL"),
+                visibility: None,
+                person: Some(person),
+                org_unit: None,
+                engagement: None,
+                ituser: None,
+            });
+            keep(Fact::state(uuids::person_detail(person, "email"), value, detail_life, effective), &mut latest);
+        }
+        if let Some(azid) = r.azid.as_ref().filter(|a| !a.trim().is_empty()) {
+            let value = Value::ItUser(ItUser {
+                user_key: azid.clone(),
+                itsystem: ctx.azid_system,
+                person: Some(person),
+                org_unit: None,
+                external_id: None,
+                engagements: Vec::new(),
+                primary: None,
+            });
+            keep(Fact::state(uuids::person_detail(person, "azid"), value, detail_life, effective), &mut latest);
+        }
+    }
+    for u in order {
+        if let Some(f) = latest.remove(&u) {
+            m.facts.push(f);
+        }
+    }
+    m
+}
+
+/// `Pers_luk`: each engagement's last day is the file date (unknown engagements are skipped).
+pub fn person_ends(rows: &[PersonEndRow], ctx: &Ctx<'_>) -> Mapped {
+    let mut m = Mapped::default();
+    for r in rows {
+        if ctx.current.contains_key(&r.engagement) {
+            m.facts.push(Fact::End { uuid: r.engagement, kind: Kind::Engagement, at: next_day(ctx.file_date) });
+        } else {
+            m.warnings.push(format!("line {}: engagement {} is not in MO; nothing to end", r.line, r.engagement));
+        }
+    }
+    m
+}
+
+/// Manager files, from the file date; a row whose CPR is not in MO is rejected.
+pub fn managers(rows: &[ManagerRow], edit: bool, ctx: &Ctx<'_>) -> Mapped {
+    let mut m = Mapped::default();
+    for r in rows {
+        let Some(person) = ctx.persons.get(&r.cpr).copied() else {
+            m.rejected.push((r.line, format!("no person in MO has the CPR number {} (unit {})", r.cpr, r.org_unit)));
+            continue;
+        };
+        let uuid = uuids::manager(r.org_unit, person);
+        let value = Value::Manager(Manager {
+            user_key: uuid.to_string(),
+            org_unit: r.org_unit,
+            person: Some(person),
+            engagement: None,
+            manager_type: r.manager_type,
+            manager_level: r.manager_level,
+            responsibilities: vec![r.responsibility],
+        });
+        let start = if edit {
+            ctx.current.get(&uuid).and_then(|o| o.slices.first()).and_then(|s| s.validity.from).unwrap_or(ctx.file_date)
+        } else {
+            ctx.file_date
+        };
+        m.facts.push(Fact::state(uuid, value, Validity::new(Some(start), None), edit.then_some(ctx.file_date)));
+    }
+    m
+}
+
+/// `Leder_luk`: the manager's last day is the file date.
+pub fn manager_ends(rows: &[ManagerEndRow], ctx: &Ctx<'_>) -> Mapped {
+    let mut m = Mapped::default();
+    for r in rows {
+        let Some(person) = ctx.persons.get(&r.cpr).copied() else {
+            m.rejected.push((r.line, format!("no person in MO has the CPR number {} (unit {})", r.cpr, r.org_unit)));
+            continue;
+        };
+        let uuid = uuids::manager(r.org_unit, person);
+        if ctx.current.contains_key(&uuid) {
+            m.facts.push(Fact::End { uuid, kind: Kind::Manager, at: next_day(ctx.file_date) });
+        }
+    }
+    m
+}
