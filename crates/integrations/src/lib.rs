@@ -3,6 +3,7 @@
 //! and current MO state to facts; the runners around them do the I/O through the backend trait.
 
 pub mod dar;
+pub mod los;
 pub mod opus;
 pub mod os2sync;
 pub mod plan2learn;

@@ -216,12 +216,38 @@ fn units_parents_first_then_users_and_a_second_run_sends_nothing() {
     }
     // What was sent, exactly (the server itself reads members in any case).
     let sent = server.requests();
-    let unit_body = sent.iter().find(|r| r.method == "POST" && r.path.contains("orgUnit")).unwrap().body.clone().unwrap();
-    for key in ["Uuid", "Name", "ParentOrgUnitUuid", "PhoneNumber", "Post", "PNR", "Tasks", "ItSystems", "ContactPlaces"] {
+    let unit_body = sent
+        .iter()
+        .find(|r| r.method == "POST" && r.path.contains("orgUnit"))
+        .unwrap()
+        .body
+        .clone()
+        .unwrap();
+    for key in [
+        "Uuid",
+        "Name",
+        "ParentOrgUnitUuid",
+        "PhoneNumber",
+        "Post",
+        "PNR",
+        "Tasks",
+        "ItSystems",
+        "ContactPlaces",
+    ] {
         assert!(unit_body.get(key).is_some(), "{key} in {unit_body}");
     }
-    let user_body = sent.iter().find(|r| r.method == "POST" && r.path.ends_with("user")).unwrap().body.clone().unwrap();
-    assert!(user_body["Positions"][0].get("OrgUnitUuid").is_some() && user_body["Person"].get("Name").is_some(), "{user_body}");
+    let user_body = sent
+        .iter()
+        .find(|r| r.method == "POST" && r.path.ends_with("user"))
+        .unwrap()
+        .body
+        .clone()
+        .unwrap();
+    assert!(
+        user_body["Positions"][0].get("OrgUnitUuid").is_some()
+            && user_body["Person"].get("Name").is_some(),
+        "{user_body}"
+    );
     let users = server.users();
     let anna = &users[&u(1000)];
     assert_eq!(anna["Person"]["Name"], "Anna Testesen");
