@@ -406,7 +406,7 @@ pub struct ParseError {
     /// 1-based line (of the header for header errors, of the row's start otherwise).
     pub line: u64,
     /// 1-based column (field number), when the error is in one field.
-    pub column: Option<usize>,
+    pub column: Option<u32>,
     /// The column's name, when known (`StartDato`).
     pub field: Option<String>,
     pub kind: ParseErrorKind,
@@ -551,7 +551,7 @@ impl Fields<'_> {
         ParseError {
             file: self.file.to_owned(),
             line: self.line,
-            column: self.index(name).map(|i| i + 1),
+            column: self.index(name).map(|i| i as u32 + 1),
             field: Some(name.to_owned()),
             kind,
         }
@@ -654,9 +654,9 @@ impl Fields<'_> {
 /// Where a quoted field that is never closed opens: (line, field number), both 1-based. The
 /// rules are those of the CSV reader: a quote opens a quoted field only as the first character
 /// of a field, and `""` inside it is a quote.
-fn unterminated_quote(text: &str) -> Option<(u64, usize)> {
+fn unterminated_quote(text: &str) -> Option<(u64, u32)> {
     let b = text.as_bytes();
-    let (mut line, mut field) = (1u64, 1usize);
+    let (mut line, mut field) = (1u64, 1u32);
     let mut field_start = true;
     let mut open = None;
     let mut i = 0;
@@ -714,7 +714,7 @@ fn read_table<T>(
     }
     if let Some((line, column)) = unterminated_quote(text) {
         let field = (line > 1)
-            .then(|| text.lines().next()?.split(';').nth(column - 1))
+            .then(|| text.lines().next()?.split(';').nth(column as usize - 1))
             .flatten()
             .map(str::trim);
         return Err(error(
@@ -761,7 +761,7 @@ fn read_table<T>(
         if let Some(second) = at.next() {
             return Err(error(
                 1,
-                Some(second + 1),
+                Some(second as u32 + 1),
                 Some(column.name),
                 ParseErrorKind::DuplicateColumn,
             ));
@@ -816,7 +816,7 @@ fn read_table<T>(
                     .count();
             return Err(error(
                 line,
-                Some(header.len() + extra + 1),
+                Some((header.len() + extra) as u32 + 1),
                 None,
                 ParseErrorKind::TooManyFields {
                     expected: header.len(),
@@ -1090,10 +1090,6 @@ mod tests {
 
     const UNIT: &str = "a1000000-0000-4000-8000-000000000001";
     const TYPE: &str = "b1000000-0000-4000-8000-000000000001";
-
-    fn err_text(e: ParseError) -> String {
-        e.to_string()
-    }
 
     #[test]
     fn decodes_utf8_bom_and_latin1() {

@@ -2,6 +2,7 @@
 //! real state database, address registers on real files or loopback servers, and the FTP/FTPS
 //! transport against in-process servers.
 
+mod los;
 mod opus;
 mod os2mo;
 mod os2sync;
