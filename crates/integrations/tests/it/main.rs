@@ -2,6 +2,7 @@
 //! real state database, address registers on real files or loopback servers, the FTP/FTPS
 //! transport against in-process servers, and the SFTP transport against OpenSSH on loopback.
 
+mod los;
 mod opus;
 mod os2mo;
 mod os2sync;
