@@ -4,6 +4,7 @@
 //! and nothing was written.
 
 mod context;
+mod los;
 mod mo;
 mod opus;
 mod os2sync;
@@ -38,6 +39,9 @@ enum Command {
     /// OPUS Løn XML dumps into MO
     #[command(subcommand)]
     Opus(opus::OpusCommand),
+    /// Aarhus LOS CSV files into MO
+    #[command(subcommand)]
+    Los(los::LosCommand),
     /// OS2Sync: MO's units and users to FK Organisation
     #[command(subcommand)]
     Os2sync(os2sync::Os2syncCommand),
@@ -81,6 +85,7 @@ fn main() -> ExitCode {
         context::Context::new(cli.settings.as_deref(), cli.store.as_deref()).and_then(|ctx| {
             match cli.command {
                 Command::Opus(c) => opus::run(&ctx, c),
+                Command::Los(c) => los::run(&ctx, c),
                 Command::Os2sync(c) => os2sync::run(&ctx, c),
                 Command::Plan2learn(c) => plan2learn::run(&ctx, c),
                 Command::Mo(c) => mo::run(&ctx, c),

@@ -118,7 +118,7 @@ pub fn register(
     ctx: &Context,
     read_only: bool,
 ) -> Result<(CachedRegister<Box<dyn AddressRegister>>, String)> {
-    register_in(ctx, &run_db_path(ctx)?, read_only)
+    register_in(ctx, run_db_path(ctx)?, read_only)
 }
 
 /// The address register with its cache in `cache` (a SQLite file).

@@ -607,3 +607,47 @@ fn os2sync_check_dry_run_export_and_a_refused_request_gives_exit_code_one() {
         text(&o.stdout)
     );
 }
+
+#[test]
+fn los_import_from_a_local_folder_then_nothing_new() {
+    let s = Site::new(&[]);
+    let los = repo().join("crates/integrations/tests/fixtures/los");
+    with_settings(
+        &s,
+        "los.json",
+        serde_json::json!({
+            "integrations.aarhus_los.import_csv_folder": los.join("ok"),
+            "integrations.aarhus_los.state_file": s.path("los/state"),
+            "integrations.dar.address_file": los.join("adresser.csv"),
+        }),
+    );
+    // A dry run writes nothing, so the managers of persons the run would create are rejected
+    // there (exit code 1), never a failure.
+    let o = s.run(&["--settings", "los.json", "los", "import", "--dry-run"]);
+    assert_ne!(code(&o), 2, "{}", text(&o.stderr));
+    assert!(!s.path("los/state").exists(), "a dry run writes no state");
+    let o = s.run(&["--settings", "los.json", "los", "import"]);
+    let err = text(&o.stderr);
+    assert_eq!(code(&o), 0, "{err}");
+    assert!(err.contains("los import: 19 files"), "{err}");
+    assert!(s.path("los/state").exists());
+    let o = s.run(&["--settings", "los.json", "los", "import"]);
+    assert!(
+        text(&o.stderr).contains("los import: 0 files"),
+        "{}",
+        text(&o.stderr)
+    );
+    // Without the server settings, the missing key is named.
+    with_settings(
+        &s,
+        "bad.json",
+        serde_json::json!({"integrations.aarhus_los.state_file": "x"}),
+    );
+    let o = s.run(&["--settings", "bad.json", "los", "import"]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        text(&o.stderr).contains("integrations.aarhus_los.ftp_url"),
+        "{}",
+        text(&o.stderr)
+    );
+}

@@ -6,12 +6,15 @@
 //! date (unknown objects are created); `*_luk` rows end them after the file date.
 
 use super::files::StamKind;
-use super::parse::{ClassRow, DarFailure, ItSystemRow, ManagerEndRow, ManagerRow, OrgUnitRow, PersonEndRow, PersonRow};
+use super::parse::{
+    ClassRow, DarFailure, ItSystemRow, ManagerEndRow, ManagerRow, OrgUnitRow, PersonEndRow,
+    PersonRow,
+};
 use super::seed::class_uuid;
 use super::uuids;
 use dipex_model::{
-    Address, Class, Cpr, Date, Engagement, Facet, Fact, ItSystem, ItUser, Kind, Manager, Object, OrgUnit, Person,
-    Slice, Validity, Value,
+    Address, Class, Cpr, Date, Engagement, Facet, Fact, ItSystem, ItUser, Kind, Manager, Object,
+    OrgUnit, Person, Slice, Validity, Value,
 };
 use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
@@ -72,15 +75,28 @@ fn history(uuid: Uuid, mut rows: Vec<(Validity, Value)>) -> Option<Fact> {
     if timeline.is_empty() {
         return None;
     }
-    Some(Fact::State { uuid, life: Validity::new(first, last_to), timeline })
+    Some(Fact::State {
+        uuid,
+        life: Validity::new(first, last_to),
+        timeline,
+    })
 }
 
 /// STAM class file: the facet, its classes, and an end (from today) for classes gone from it.
 pub fn stam_classes(kind: StamKind, rows: &[ClassRow], existing: &[Object], today: Date) -> Mapped {
     let mut m = Mapped::default();
-    let Some(facet_key) = kind.facet() else { return m };
+    let Some(facet_key) = kind.facet() else {
+        return m;
+    };
     let facet = uuids::facet(facet_key);
-    m.facts.push(Fact::state(facet, Value::Facet(Facet { user_key: facet_key.into() }), Validity::ALWAYS, None));
+    m.facts.push(Fact::state(
+        facet,
+        Value::Facet(Facet {
+            user_key: facet_key.into(),
+        }),
+        Validity::ALWAYS,
+        None,
+    ));
     let mut listed = std::collections::HashSet::new();
     for r in rows {
         listed.insert(r.uuid);
@@ -92,12 +108,17 @@ pub fn stam_classes(kind: StamKind, rows: &[ClassRow], existing: &[Object], toda
             parent: None,
             owner: None,
         });
-        m.facts.push(Fact::state(r.uuid, value, Validity::ALWAYS, None));
+        m.facts
+            .push(Fact::state(r.uuid, value, Validity::ALWAYS, None));
     }
     for o in existing {
         let of_facet = matches!(&o.last().value, Value::Class(c) if c.facet == facet);
         if of_facet && !listed.contains(&o.uuid) && o.active_in(&Validity::new(Some(today), None)) {
-            m.facts.push(Fact::End { uuid: o.uuid, kind: Kind::Class, at: today });
+            m.facts.push(Fact::End {
+                uuid: o.uuid,
+                kind: Kind::Class,
+                at: today,
+            });
         }
     }
     m
@@ -109,11 +130,18 @@ pub fn stam_itsystems(rows: &[ItSystemRow], existing: &[Object]) -> Mapped {
     let mut listed = std::collections::HashSet::new();
     for r in rows {
         listed.insert(r.uuid);
-        let value = Value::ItSystem(ItSystem { user_key: r.user_key.clone(), name: r.name.clone() });
-        m.facts.push(Fact::state(r.uuid, value, Validity::ALWAYS, None));
+        let value = Value::ItSystem(ItSystem {
+            user_key: r.user_key.clone(),
+            name: r.name.clone(),
+        });
+        m.facts
+            .push(Fact::state(r.uuid, value, Validity::ALWAYS, None));
     }
     for o in existing.iter().filter(|o| !listed.contains(&o.uuid)) {
-        m.warnings.push(format!("IT system {} is in MO but not in STAM_UUID_ITSystem.csv; it is left as it is", o.uuid));
+        m.warnings.push(format!(
+            "IT system {} is in MO but not in STAM_UUID_ITSystem.csv; it is left as it is",
+            o.uuid
+        ));
     }
     m
 }
@@ -154,16 +182,22 @@ fn unit_address(unit: Uuid, class: &str, value: String) -> Value {
 pub fn org_units(rows: &[OrgUnitRow], edit: bool, ctx: &Ctx<'_>) -> Mapped {
     let mut m = Mapped::default();
     let current_unit = |u: Uuid| -> Option<OrgUnit> {
-        ctx.current.get(&u).and_then(|o| match &o.at_or_latest(ctx.file_date).value {
-            Value::OrgUnit(x) => Some(x.clone()),
-            _ => None,
-        })
+        ctx.current
+            .get(&u)
+            .and_then(|o| match &o.at_or_latest(ctx.file_date).value {
+                Value::OrgUnit(x) => Some(x.clone()),
+                _ => None,
+            })
     };
     let unit_value = |r: &OrgUnitRow| {
         let cur = current_unit(r.uuid);
         Value::OrgUnit(OrgUnit {
             user_key: r.user_key.clone(),
-            name: r.name.clone().or_else(|| cur.as_ref().map(|c| c.name.clone())).unwrap_or_else(|| r.user_key.clone()),
+            name: r
+                .name
+                .clone()
+                .or_else(|| cur.as_ref().map(|c| c.name.clone()))
+                .unwrap_or_else(|| r.user_key.clone()),
             parent: (r.parent != r.uuid).then_some(r.parent),
             unit_type: r.unit_type.or(cur.as_ref().and_then(|c| c.unit_type)),
             unit_level: cur.as_ref().and_then(|c| c.unit_level),
@@ -178,7 +212,10 @@ pub fn org_units(rows: &[OrgUnitRow], edit: bool, ctx: &Ctx<'_>) -> Mapped {
     // (uuid) → rows of (validity, value), in file order per uuid.
     let mut groups: BTreeMap<Uuid, Vec<(Validity, Value)>> = BTreeMap::new();
     let mut order: Vec<Uuid> = Vec::new();
-    let mut push = |uuid: Uuid, v: Validity, value: Value, groups: &mut BTreeMap<Uuid, Vec<(Validity, Value)>>| {
+    let mut push = |uuid: Uuid,
+                    v: Validity,
+                    value: Value,
+                    groups: &mut BTreeMap<Uuid, Vec<(Validity, Value)>>| {
         if !groups.contains_key(&uuid) {
             order.push(uuid);
         }
@@ -188,7 +225,12 @@ pub fn org_units(rows: &[OrgUnitRow], edit: bool, ctx: &Ctx<'_>) -> Mapped {
         let v = life(r.start, r.end);
         push(r.uuid, v, unit_value(r), &mut groups);
         for (suffix, class, value) in address_columns(r) {
-            push(uuids::unit_address(r.uuid, suffix), v, unit_address(r.uuid, class, value), &mut groups);
+            push(
+                uuids::unit_address(r.uuid, suffix),
+                v,
+                unit_address(r.uuid, class, value),
+                &mut groups,
+            );
         }
         if let Some(text) = r.post_address.as_ref().filter(|t| !t.trim().is_empty()) {
             match ctx.dar.get(text.trim()).copied().flatten() {
@@ -198,7 +240,10 @@ pub fn org_units(rows: &[OrgUnitRow], edit: bool, ctx: &Ctx<'_>) -> Mapped {
                     unit_address(r.uuid, "UNIT_POSTADDR", id.to_string()),
                     &mut groups,
                 ),
-                None => m.dar_failures.push(DarFailure { org_unit: r.uuid, post_address: text.clone() }),
+                None => m.dar_failures.push(DarFailure {
+                    org_unit: r.uuid,
+                    post_address: text.clone(),
+                }),
             }
         }
     }
@@ -207,8 +252,17 @@ pub fn org_units(rows: &[OrgUnitRow], edit: bool, ctx: &Ctx<'_>) -> Mapped {
         if edit {
             // Each row changes the object from the file date (the last row of an object wins).
             if let Some((v, value)) = rows.into_iter().last() {
-                let start = ctx.current.get(&uuid).and_then(|o| o.slices.first()).map_or(v.from, |s| s.validity.from);
-                m.facts.push(Fact::state(uuid, value, Validity::new(start.min(v.from), v.to), Some(ctx.file_date)));
+                let start = ctx
+                    .current
+                    .get(&uuid)
+                    .and_then(|o| o.slices.first())
+                    .map_or(v.from, |s| s.validity.from);
+                m.facts.push(Fact::state(
+                    uuid,
+                    value,
+                    Validity::new(start.min(v.from), v.to),
+                    Some(ctx.file_date),
+                ));
             }
         } else if let Some(f) = history(uuid, rows) {
             m.facts.push(f);
@@ -227,7 +281,12 @@ fn split_name(name: &str) -> (String, String) {
 }
 
 /// Person files. `edit`: a `Pers_ret` file. `new_uuid` numbers persons MO does not have.
-pub fn persons(rows: &[PersonRow], edit: bool, ctx: &Ctx<'_>, new_uuid: &mut dyn FnMut() -> Uuid) -> Mapped {
+pub fn persons(
+    rows: &[PersonRow],
+    edit: bool,
+    ctx: &Ctx<'_>,
+    new_uuid: &mut dyn FnMut() -> Uuid,
+) -> Mapped {
     let mut m = Mapped::default();
     let effective = edit.then_some(ctx.file_date);
     let mut uuids_by_cpr: HashMap<Cpr, Uuid> = HashMap::new();
@@ -240,17 +299,25 @@ pub fn persons(rows: &[PersonRow], edit: bool, ctx: &Ctx<'_>, new_uuid: &mut dyn
         }
     };
     for r in rows {
-        let person = *uuids_by_cpr
-            .entry(r.cpr.clone())
-            .or_insert_with(|| ctx.persons.get(&r.cpr).copied().unwrap_or_else(&mut *new_uuid));
+        let person = *uuids_by_cpr.entry(r.cpr.clone()).or_insert_with(|| {
+            ctx.persons
+                .get(&r.cpr)
+                .copied()
+                .unwrap_or_else(&mut *new_uuid)
+        });
         if !latest.contains_key(&person) {
-            let cur = ctx.current.get(&person).and_then(|o| match &o.last().value {
-                Value::Person(p) => Some(p.clone()),
-                _ => None,
-            });
+            let cur = ctx
+                .current
+                .get(&person)
+                .and_then(|o| match &o.last().value {
+                    Value::Person(p) => Some(p.clone()),
+                    _ => None,
+                });
             let (given, surname) = split_name(&r.name);
             let value = Value::Person(Person {
-                user_key: cur.as_ref().map_or_else(|| person.to_string(), |c| c.user_key.clone()),
+                user_key: cur
+                    .as_ref()
+                    .map_or_else(|| person.to_string(), |c| c.user_key.clone()),
                 given_name: given,
                 surname,
                 nickname_given_name: cur.as_ref().and_then(|c| c.nickname_given_name.clone()),
@@ -258,7 +325,10 @@ pub fn persons(rows: &[PersonRow], edit: bool, ctx: &Ctx<'_>, new_uuid: &mut dyn
                 cpr_number: Some(r.cpr.clone()),
                 seniority: cur.as_ref().and_then(|c| c.seniority),
             });
-            keep(Fact::state(person, value, Validity::ALWAYS, effective), &mut latest);
+            keep(
+                Fact::state(person, value, Validity::ALWAYS, effective),
+                &mut latest,
+            );
         }
         let primary = class_uuid(if r.primary { "PRIMARY" } else { "NOT_PRIMARY" });
         let engagement = Value::Engagement(Engagement {
@@ -271,7 +341,10 @@ pub fn persons(rows: &[PersonRow], edit: bool, ctx: &Ctx<'_>, new_uuid: &mut dyn
             fraction: None,
             extensions: Box::default(),
         });
-        keep(Fact::state(r.engagement, engagement, life(r.start, r.end), effective), &mut latest);
+        keep(
+            Fact::state(r.engagement, engagement, life(r.start, r.end), effective),
+            &mut latest,
+        );
         let detail_life = life(ctx.file_date.max(r.start), r.end);
         if let Some(email) = r.email.as_ref().filter(|e| !e.trim().is_empty()) {
             let value = Value::Address(Address {
@@ -284,7 +357,15 @@ pub fn persons(rows: &[PersonRow], edit: bool, ctx: &Ctx<'_>, new_uuid: &mut dyn
                 engagement: None,
                 ituser: None,
             });
-            keep(Fact::state(uuids::person_detail(person, "email"), value, detail_life, effective), &mut latest);
+            keep(
+                Fact::state(
+                    uuids::person_detail(person, "email"),
+                    value,
+                    detail_life,
+                    effective,
+                ),
+                &mut latest,
+            );
         }
         if let Some(azid) = r.azid.as_ref().filter(|a| !a.trim().is_empty()) {
             let value = Value::ItUser(ItUser {
@@ -296,7 +377,15 @@ pub fn persons(rows: &[PersonRow], edit: bool, ctx: &Ctx<'_>, new_uuid: &mut dyn
                 engagements: Vec::new(),
                 primary: None,
             });
-            keep(Fact::state(uuids::person_detail(person, "azid"), value, detail_life, effective), &mut latest);
+            keep(
+                Fact::state(
+                    uuids::person_detail(person, "azid"),
+                    value,
+                    detail_life,
+                    effective,
+                ),
+                &mut latest,
+            );
         }
     }
     for u in order {
@@ -312,9 +401,16 @@ pub fn person_ends(rows: &[PersonEndRow], ctx: &Ctx<'_>) -> Mapped {
     let mut m = Mapped::default();
     for r in rows {
         if ctx.current.contains_key(&r.engagement) {
-            m.facts.push(Fact::End { uuid: r.engagement, kind: Kind::Engagement, at: next_day(ctx.file_date) });
+            m.facts.push(Fact::End {
+                uuid: r.engagement,
+                kind: Kind::Engagement,
+                at: next_day(ctx.file_date),
+            });
         } else {
-            m.warnings.push(format!("line {}: engagement {} is not in MO; nothing to end", r.line, r.engagement));
+            m.warnings.push(format!(
+                "line {}: engagement {} is not in MO; nothing to end",
+                r.line, r.engagement
+            ));
         }
     }
     m
@@ -325,7 +421,13 @@ pub fn managers(rows: &[ManagerRow], edit: bool, ctx: &Ctx<'_>) -> Mapped {
     let mut m = Mapped::default();
     for r in rows {
         let Some(person) = ctx.persons.get(&r.cpr).copied() else {
-            m.rejected.push((r.line, format!("no person in MO has the CPR number {} (unit {})", r.cpr, r.org_unit)));
+            m.rejected.push((
+                r.line,
+                format!(
+                    "no person in MO has the CPR number {} (unit {})",
+                    r.cpr, r.org_unit
+                ),
+            ));
             continue;
         };
         let uuid = uuids::manager(r.org_unit, person);
@@ -339,11 +441,20 @@ pub fn managers(rows: &[ManagerRow], edit: bool, ctx: &Ctx<'_>) -> Mapped {
             responsibilities: vec![r.responsibility],
         });
         let start = if edit {
-            ctx.current.get(&uuid).and_then(|o| o.slices.first()).and_then(|s| s.validity.from).unwrap_or(ctx.file_date)
+            ctx.current
+                .get(&uuid)
+                .and_then(|o| o.slices.first())
+                .and_then(|s| s.validity.from)
+                .unwrap_or(ctx.file_date)
         } else {
             ctx.file_date
         };
-        m.facts.push(Fact::state(uuid, value, Validity::new(Some(start), None), edit.then_some(ctx.file_date)));
+        m.facts.push(Fact::state(
+            uuid,
+            value,
+            Validity::new(Some(start), None),
+            edit.then_some(ctx.file_date),
+        ));
     }
     m
 }
@@ -353,12 +464,22 @@ pub fn manager_ends(rows: &[ManagerEndRow], ctx: &Ctx<'_>) -> Mapped {
     let mut m = Mapped::default();
     for r in rows {
         let Some(person) = ctx.persons.get(&r.cpr).copied() else {
-            m.rejected.push((r.line, format!("no person in MO has the CPR number {} (unit {})", r.cpr, r.org_unit)));
+            m.rejected.push((
+                r.line,
+                format!(
+                    "no person in MO has the CPR number {} (unit {})",
+                    r.cpr, r.org_unit
+                ),
+            ));
             continue;
         };
         let uuid = uuids::manager(r.org_unit, person);
         if ctx.current.contains_key(&uuid) {
-            m.facts.push(Fact::End { uuid, kind: Kind::Manager, at: next_day(ctx.file_date) });
+            m.facts.push(Fact::End {
+                uuid,
+                kind: Kind::Manager,
+                at: next_day(ctx.file_date),
+            });
         }
     }
     m

@@ -26,6 +26,7 @@
 pub mod files;
 pub mod map;
 pub mod parse;
+pub mod run;
 pub mod seed;
 pub mod state;
 pub mod uuids;

@@ -3,6 +3,7 @@
 //! transport against in-process servers, and the SFTP transport against OpenSSH on loopback.
 
 mod los;
+mod los_import;
 mod opus;
 mod os2mo;
 mod os2sync;

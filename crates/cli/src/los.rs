@@ -1,0 +1,173 @@
+//! `dipex los import`: the Aarhus LOS CSV files from a folder, FTP/FTPS or SFTP into MO.
+
+use crate::Outcome;
+use crate::context::{Context, SystemEnv};
+use anyhow::{Context as _, Result, bail};
+use clap::Subcommand;
+use dipex_integrations::los::{run, uuids};
+use dipex_integrations::settings::Settings;
+use dipex_integrations::transport::ftp::{FtpConfig, FtpSecurity};
+use dipex_integrations::transport::sftp::{HostKeyCheck, SftpAuth, SftpConfig};
+use dipex_integrations::transport::source::Source;
+use dipex_model::Date;
+use std::time::Duration;
+use uuid::Uuid;
+
+#[derive(Subcommand)]
+pub enum LosCommand {
+    /// Import the files that arrived since the last successful run
+    Import {
+        /// Show what would change; write nothing (not even the state file)
+        #[arg(long)]
+        dry_run: bool,
+        /// Import files modified since this day (the state file is not read)
+        #[arg(long, value_name = "DATE")]
+        from_date: Option<Date>,
+    },
+}
+
+fn require<'a>(v: Option<&'a str>, key: &str) -> Result<&'a str> {
+    v.filter(|s| !s.trim().is_empty())
+        .with_context(|| format!("setting integrations.aarhus_los.{key} is required"))
+}
+
+/// Where the files are: a local folder, SFTP (with a key) or FTP/FTPS.
+fn source(s: &Settings) -> Result<Source> {
+    if let Some(dir) = &s.los_csv_folder {
+        return Ok(Source::Local(dir.clone()));
+    }
+    let host = require(s.los_ftp_url.as_deref(), "ftp_url")?.to_string();
+    let user = require(s.los_ftp_user.as_deref(), "ftp_user")?.to_string();
+    let password = s.los_ftp_pass.as_ref().map(|p| p.expose().to_string());
+    let dir = Some(s.los_ftp_folder.clone()).filter(|d| !d.is_empty());
+    if let Some(key) = &s.los_ssh_key_path {
+        let passphrase = s.los_ssh_key_pass.as_ref().map(|p| p.expose().to_string());
+        let auth = match password {
+            Some(password) => SftpAuth::KeyThenPassword {
+                path: key.clone(),
+                passphrase,
+                password,
+            },
+            None => SftpAuth::Key {
+                path: key.clone(),
+                passphrase,
+            },
+        };
+        let host_keys = match (&s.los_known_hosts, s.los_insecure_host_key) {
+            (Some(k), _) => HostKeyCheck::KnownHosts(k.clone()),
+            (None, true) => HostKeyCheck::Insecure,
+            (None, false) => bail!(
+                "SFTP needs the server's host key: set integrations.aarhus_los.ftp_known_hosts to a known_hosts file \
+                 (or integrations.aarhus_los.ftp_insecure_host_key to true to skip the check)"
+            ),
+        };
+        let mut cfg = SftpConfig::new(&host, &user, auth, host_keys);
+        cfg.port = s.los_ftp_port;
+        cfg.dir = dir;
+        return Ok(Source::Sftp(cfg));
+    }
+    let password = password.context("setting integrations.aarhus_los.ftp_pass is required")?;
+    let security = if s.los_ftps {
+        FtpSecurity::ExplicitTls {
+            verify: true,
+            ca_file: None,
+        }
+    } else {
+        FtpSecurity::Plain
+    };
+    let mut cfg = FtpConfig::new(&host, &user, &password, security);
+    cfg.dir = dir;
+    cfg.timeout = Duration::from_secs(60);
+    Ok(Source::Ftp(cfg))
+}
+
+pub fn run(ctx: &Context, c: LosCommand) -> Result<Outcome> {
+    let LosCommand::Import { dry_run, from_date } = c;
+    let s = &ctx.settings;
+    let state_file = s
+        .los_state_file
+        .clone()
+        .context("setting integrations.aarhus_los.state_file is required")?;
+    let source = source(s)?;
+    let azid_system = match &s.los_azid_it_system {
+        Some(u) => Uuid::parse_str(u.trim()).with_context(|| {
+            format!("setting integrations.aarhus_los.azid_it_system_uuid: {u:?} is not a uuid")
+        })?,
+        None => Uuid::parse_str(uuids::AZID_SYSTEM).expect("a uuid"),
+    };
+    let mut backend = ctx.backend()?;
+    let (register, what) = crate::opus::register_at(ctx, &ctx.dar_cache())?;
+    tracing::info!(
+        "los import from {} into {}; addresses from {what}",
+        source.describe(),
+        backend.describe()
+    );
+    let job = run::Job {
+        source: &source,
+        register: &register,
+        state_file: &state_file,
+        azid_system,
+        from_date,
+        dry_run,
+    };
+    let report = run::import(&mut *backend, &job, &mut SystemEnv)?;
+    register.flush()?;
+    for name in &report.unrecognised {
+        tracing::warn!("{name}: not a LOS file name; skipped");
+    }
+    let mut counts = dipex_model::plan::Counts::default();
+    for op in &report.seed.ops {
+        if dry_run {
+            println!("{op}");
+        }
+    }
+    for f in &report.files {
+        for w in &f.warnings {
+            tracing::warn!("{}: {w}", f.name);
+        }
+        for (line, why) in &f.rejected {
+            tracing::warn!("rejected: {}:{line}: {why}", f.name);
+        }
+        if dry_run {
+            for op in &f.plan.ops {
+                println!("{op}");
+            }
+        }
+        let c = f.plan.counts();
+        counts.created += c.created;
+        counts.updated += c.updated;
+        counts.terminated += c.terminated;
+        counts.deleted += c.deleted;
+        tracing::info!(
+            "{}: {} rows, {} changes, {} DAR misses",
+            f.name,
+            f.rows,
+            f.plan.len(),
+            f.dar_failures
+        );
+    }
+    for p in &report.dar_lists {
+        tracing::warn!(
+            "addresses DAR could not match are listed in {}",
+            p.display()
+        );
+    }
+    tracing::info!(
+        "los import: {} files, {} created, {} updated, {} terminated, {} rejected{}",
+        report.files.len(),
+        counts.created,
+        counts.updated,
+        counts.terminated,
+        report.rejected(),
+        if dry_run {
+            " (dry run: nothing written)"
+        } else {
+            ""
+        }
+    );
+    Ok(if report.rejected() > 0 {
+        Outcome::Rejected
+    } else {
+        Outcome::Ok
+    })
+}

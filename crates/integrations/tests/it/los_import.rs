@@ -1,0 +1,207 @@
+//! The LOS import end to end: the fixture files from a local folder and from a real FTP server
+//! on loopback, into a real embedded store, with the state file and the DAR failure list.
+
+use dipex_backend::{Backend, Query, Store};
+use dipex_ftp_server::{PASSWORD, Quirks, TestServer, USER};
+use dipex_integrations::dar::OfflineRegister;
+use dipex_integrations::los::run::{self, Job};
+use dipex_integrations::los::uuids;
+use dipex_integrations::opus::run::Env;
+use dipex_integrations::transport::ftp::{FtpConfig, FtpSecurity};
+use dipex_integrations::transport::source::Source;
+use dipex_model::{Kind, Value};
+use jiff::civil::date;
+use std::path::{Path, PathBuf};
+use uuid::Uuid;
+
+struct Clock(u128);
+
+impl Env for Clock {
+    fn now(&self) -> jiff::civil::DateTime {
+        date(2021, 3, 10).at(12, 0, 0, 0)
+    }
+    fn timestamp(&self) -> jiff::Timestamp {
+        jiff::Timestamp::now()
+    }
+    fn new_uuid(&mut self) -> Uuid {
+        self.0 += 1;
+        Uuid::from_u128(0x1e55_0000_0000_4000_8000_0000_0000_0000 + self.0)
+    }
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/los")
+}
+
+fn register() -> OfflineRegister {
+    OfflineRegister::load(fixtures().join("adresser.csv")).unwrap()
+}
+
+fn dump(store: &Store) -> Vec<String> {
+    Kind::ALL
+        .iter()
+        .flat_map(|k| store.read(&Query::all(*k)).unwrap())
+        .map(|o| o.to_dump_json().to_string())
+        .collect()
+}
+
+fn run(store: &mut Store, source: &Source, state: &Path, dry_run: bool) -> run::Report {
+    let register = register();
+    let job = Job {
+        source,
+        register: &register,
+        state_file: state,
+        azid_system: Uuid::parse_str(uuids::AZID_SYSTEM).unwrap(),
+        from_date: None,
+        dry_run,
+    };
+    run::import(store, &job, &mut Clock(0)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn a_first_run_imports_everything_and_a_second_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state/los_state");
+    let source = Source::Local(fixtures().join("ok"));
+    let mut store = Store::open(&dir.path().join("store.sqlite3")).unwrap();
+    // A dry run writes nothing: no objects, no state file.
+    let dry = run(&mut store, &source, &state, true);
+    assert!(!dry.files.is_empty() && dump(&store).is_empty() && !state.exists());
+    let r = run(&mut store, &source, &state, false);
+    assert_eq!(
+        r.files.len(),
+        19,
+        "{:?}",
+        r.files.iter().map(|f| &f.name).collect::<Vec<_>>()
+    );
+    assert!(state.exists());
+    assert_eq!(
+        r.rejected(),
+        0,
+        "{:?}",
+        r.files.iter().flat_map(|f| &f.rejected).collect::<Vec<_>>()
+    );
+    // Seed: the organisation, the hierarchy classes, the AZ IT system, with the spec's uuids.
+    let org = store.read(&Query::all(Kind::Organisation)).unwrap();
+    assert_eq!(org[0].uuid.to_string(), uuids::ORG_UUID);
+    let linje = store
+        .read(&Query::all(Kind::Class).uuids([uuids::constant("LINJE_ORG_HIERARCHY")]))
+        .unwrap();
+    assert!(matches!(&linje[0].last().value, Value::Class(c) if c.name == "Linjeorganisation"));
+    assert_eq!(
+        store
+            .read(&Query::all(Kind::ItSystem).uuids([Uuid::parse_str(uuids::AZID_SYSTEM).unwrap()]))
+            .unwrap()
+            .len(),
+        1
+    );
+    // Units, persons found by CPR with random (not CPR-derived) uuids, engagements, managers.
+    let units = store.read(&Query::all(Kind::OrgUnit)).unwrap();
+    assert!(units.len() >= 5, "{}", units.len());
+    let persons = store.read(&Query::all(Kind::Person)).unwrap();
+    assert!(!persons.is_empty());
+    assert!(
+        persons
+            .iter()
+            .all(|p| p.uuid.to_string().starts_with("1e550000")),
+        "new persons get fresh uuids"
+    );
+    assert!(
+        !store
+            .read(&Query::all(Kind::Engagement))
+            .unwrap()
+            .is_empty()
+    );
+    assert!(!store.read(&Query::all(Kind::Manager)).unwrap().is_empty());
+    // The postal address that the register does not know is listed next to the state file.
+    assert!(!r.dar_lists.is_empty());
+    let list = std::fs::read_to_string(&r.dar_lists[0]).unwrap();
+    assert!(list.contains("Hack Kampmanns Plads 2"), "{list}");
+    let before = dump(&store);
+    // Nothing new since the last run: nothing is read, nothing changes.
+    let again = run(&mut store, &source, &state, false);
+    assert!(
+        again.files.is_empty(),
+        "{:?}",
+        again.files.iter().map(|f| &f.name).collect::<Vec<_>>()
+    );
+    assert!(
+        again.seed.is_empty(),
+        "the seed is asserted again without changes"
+    );
+    assert_eq!(dump(&store), before);
+    // Processing every file again (an old state file) replays them in order and ends in the same
+    // MO: a failed run can simply be run again.
+    std::fs::write(&state, "0001-01-01T00:00:00").unwrap();
+    let forced = run(&mut store, &source, &state, false);
+    assert_eq!(forced.files.len(), 19);
+    assert_eq!(dump(&store), before);
+}
+
+#[test]
+fn the_same_import_over_plain_ftp_gives_the_same_mo() {
+    let server = TestServer::start(None, Quirks::default());
+    for e in std::fs::read_dir(fixtures().join("ok")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), server.path(&e.file_name().to_string_lossy())).unwrap();
+    }
+    let mut cfg = FtpConfig::new("127.0.0.1", USER, PASSWORD, FtpSecurity::Plain);
+    cfg.port = server.port;
+    let dir = tempfile::tempdir().unwrap();
+    let mut over_ftp = Store::open_in_memory().unwrap();
+    let r = run(
+        &mut over_ftp,
+        &Source::Ftp(cfg),
+        &dir.path().join("a/state"),
+        false,
+    );
+    assert_eq!(r.files.len(), 19);
+    let mut local = Store::open_in_memory().unwrap();
+    run(
+        &mut local,
+        &Source::Local(fixtures().join("ok")),
+        &dir.path().join("b/state"),
+        false,
+    );
+    assert_eq!(dump(&over_ftp), dump(&local));
+}
+
+#[test]
+fn a_failing_file_stops_the_run_without_advancing_the_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path().join("files");
+    std::fs::create_dir(&files).unwrap();
+    for name in ["STAM_UUID_Enhedstype.csv", "Org_inital_20210101_010000.csv"] {
+        std::fs::copy(fixtures().join("ok").join(name), files.join(name)).unwrap();
+    }
+    std::fs::copy(
+        fixtures().join("err/bad_date.csv"),
+        files.join("Org_nye_20210301_020000.csv"),
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let mut store = Store::open_in_memory().unwrap();
+    let register = register();
+    let source = Source::Local(files.clone());
+    let job = Job {
+        source: &source,
+        register: &register,
+        state_file: &state,
+        azid_system: Uuid::parse_str(uuids::AZID_SYSTEM).unwrap(),
+        from_date: None,
+        dry_run: false,
+    };
+    let err = run::import(&mut store, &job, &mut Clock(0))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("Org_nye_20210301_020000.csv"), "{err}");
+    assert!(!state.exists(), "a failed run does not advance the state");
+    // Fixed, the run goes through and writes the state.
+    std::fs::copy(
+        fixtures().join("ok/Org_nye_20210301_020000.csv"),
+        files.join("Org_nye_20210301_020000.csv"),
+    )
+    .unwrap();
+    run::import(&mut store, &job, &mut Clock(0)).unwrap();
+    assert!(state.exists());
+}
