@@ -205,3 +205,52 @@ fn a_failing_file_stops_the_run_without_advancing_the_state() {
     run::import(&mut store, &job, &mut Clock(0)).unwrap();
     assert!(state.exists());
 }
+
+#[test]
+fn files_arriving_after_a_run_are_exactly_the_ones_the_next_run_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path().join("files");
+    std::fs::create_dir(&files).unwrap();
+    let copy =
+        |name: &str| std::fs::copy(fixtures().join("ok").join(name), files.join(name)).unwrap();
+    for name in [
+        "STAM_UUID_Enhedstype.csv",
+        "STAM_UUID_Engagementstype.csv",
+        "STAM_UUID_Stillingsbetegnelse.csv",
+        "Org_inital_20210101_010000.csv",
+    ] {
+        copy(name);
+    }
+    let state = dir.path().join("state");
+    let mut store = Store::open_in_memory().unwrap();
+    let source = Source::Local(files.clone());
+    let first = run(&mut store, &source, &state, false);
+    assert_eq!(first.files.len(), 4);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    for name in [
+        "Org_nye_20210301_020000.csv",
+        "Pers_nye_20210303_020000.csv",
+        "Pers_luk_20210305_020000.csv",
+    ] {
+        copy(name);
+    }
+    let second = run(&mut store, &source, &state, false);
+    let names: Vec<&str> = second.files.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(
+        names,
+        vec![
+            "Org_nye_20210301_020000.csv",
+            "Pers_nye_20210303_020000.csv",
+            "Pers_luk_20210305_020000.csv"
+        ]
+    );
+    assert!(
+        second.files.iter().all(|f| !f.plan.is_empty()),
+        "each new file changed something"
+    );
+    let ended = store
+        .read(&Query::all(Kind::Engagement).at(date(2021, 3, 6)))
+        .unwrap();
+    let all = store.read(&Query::all(Kind::Engagement)).unwrap();
+    assert!(ended.len() < all.len(), "Pers_luk ended an engagement");
+}
