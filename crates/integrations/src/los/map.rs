@@ -72,6 +72,8 @@ fn history(uuid: Uuid, mut rows: Vec<(Validity, Value)>) -> Option<Fact> {
         timeline.push(Slice::new(Validity::new(v.from, to), value.clone()));
     }
     timeline.retain(|s| !s.validity.is_empty());
+    // Rows with the same start leave empty slices behind; merge what became neighbours.
+    let timeline = dipex_model::plan::normalise(timeline);
     if timeline.is_empty() {
         return None;
     }
@@ -483,4 +485,64 @@ pub fn manager_ends(rows: &[ManagerEndRow], ctx: &Ctx<'_>) -> Mapped {
         }
     }
     m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn day(n: i32) -> Date {
+        jiff::civil::date(2020, 1, 1).checked_add(jiff::Span::new().days(n)).unwrap()
+    }
+
+    fn unit(name: u8) -> Value {
+        Value::OrgUnit(OrgUnit {
+            user_key: "u".into(),
+            name: format!("U{name}"),
+            parent: None,
+            unit_type: None,
+            unit_level: None,
+            unit_hierarchy: None,
+            time_planning: None,
+        })
+    }
+
+    proptest! {
+        /// Any rows of one unit (in any order, overlapping or with gaps) become a valid history:
+        /// sorted, non-overlapping, non-empty slices, with no two neighbours equal, covering from
+        /// the earliest start to the last row's end.
+        #[test]
+        fn unit_histories_merge_into_valid_slices(
+            rows in proptest::collection::vec((0i32..400, proptest::option::of(1i32..200), 0u8..3), 1..12)
+        ) {
+            let rows: Vec<(Validity, Value)> = rows
+                .into_iter()
+                .map(|(start, len, name)| (Validity::new(Some(day(start)), len.map(|l| day(start + l))), unit(name)))
+                .collect();
+            let earliest = rows.iter().map(|(v, _)| v.from).min().unwrap();
+            let Some(Fact::State { uuid, life, timeline }) = history(Uuid::nil(), rows) else {
+                return Err(TestCaseError::fail("no fact"));
+            };
+            prop_assert_eq!(life.from, earliest);
+            prop_assert_eq!(timeline.first().unwrap().validity.from, earliest);
+            let obj = Object::new(uuid, timeline.clone());
+            prop_assert!(obj.is_ok(), "{:?}", obj);
+            for w in timeline.windows(2) {
+                prop_assert!(w[0].value != w[1].value || w[0].validity.to != w[1].validity.from, "{timeline:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn consecutive_identical_rows_are_one_validity() {
+        let rows = vec![
+            (Validity::new(Some(day(0)), Some(day(10))), unit(1)),
+            (Validity::new(Some(day(10)), Some(day(20))), unit(1)),
+            (Validity::new(Some(day(20)), None), unit(2)),
+        ];
+        let Some(Fact::State { timeline, .. }) = history(Uuid::nil(), rows) else { panic!() };
+        assert_eq!(timeline.len(), 2);
+        assert_eq!(timeline[0].validity, Validity::new(Some(day(0)), Some(day(20))));
+    }
 }
