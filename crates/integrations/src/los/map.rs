@@ -493,7 +493,9 @@ mod tests {
     use proptest::prelude::*;
 
     fn day(n: i32) -> Date {
-        jiff::civil::date(2020, 1, 1).checked_add(jiff::Span::new().days(n)).unwrap()
+        jiff::civil::date(2020, 1, 1)
+            .checked_add(jiff::Span::new().days(n))
+            .unwrap()
     }
 
     fn unit(name: u8) -> Value {
@@ -541,8 +543,13 @@ mod tests {
             (Validity::new(Some(day(10)), Some(day(20))), unit(1)),
             (Validity::new(Some(day(20)), None), unit(2)),
         ];
-        let Some(Fact::State { timeline, .. }) = history(Uuid::nil(), rows) else { panic!() };
+        let Some(Fact::State { timeline, .. }) = history(Uuid::nil(), rows) else {
+            panic!()
+        };
         assert_eq!(timeline.len(), 2);
-        assert_eq!(timeline[0].validity, Validity::new(Some(day(0)), Some(day(20))));
+        assert_eq!(
+            timeline[0].validity,
+            Validity::new(Some(day(0)), Some(day(20)))
+        );
     }
 }

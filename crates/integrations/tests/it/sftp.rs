@@ -623,3 +623,96 @@ fn cutting_proxy(port: u16, limit: usize) -> u16 {
     });
     proxy_port
 }
+
+/// The LOS import over SFTP gives the same MO as from a local folder; a connection that drops in
+/// the middle of a file fails the run and leaves the state file alone.
+#[test]
+fn los_import_over_sftp() {
+    use dipex_backend::{Backend, Query, Store};
+    use dipex_integrations::los::{run as los, uuids};
+    use dipex_integrations::transport::source::Source;
+    use dipex_model::Kind;
+    require_sshd!();
+    struct Clock(u128);
+    impl dipex_integrations::opus::run::Env for Clock {
+        fn now(&self) -> jiff::civil::DateTime {
+            jiff::civil::date(2021, 3, 10).at(12, 0, 0, 0)
+        }
+        fn timestamp(&self) -> jiff::Timestamp {
+            jiff::Timestamp::now()
+        }
+        fn new_uuid(&mut self) -> uuid::Uuid {
+            self.0 += 1;
+            uuid::Uuid::from_u128(0x1e55_0000_0000_4000_8000_0000_0000_0000 + self.0)
+        }
+    }
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/los");
+    let server = Sshd::start("");
+    let served = server.root().join("los");
+    fs::create_dir(&served).unwrap();
+    fs::set_permissions(&served, fs::Permissions::from_mode(0o755)).unwrap();
+    for e in fs::read_dir(fixtures.join("ok")).unwrap() {
+        let e = e.unwrap();
+        fs::copy(e.path(), served.join(e.file_name())).unwrap();
+    }
+    let register =
+        dipex_integrations::dar::OfflineRegister::load(fixtures.join("adresser.csv")).unwrap();
+    let azid = uuid::Uuid::parse_str(uuids::AZID_SYSTEM).unwrap();
+    let import = |store: &mut Store, source: &Source, state: &Path| {
+        let job = los::Job {
+            source,
+            register: &register,
+            state_file: state,
+            azid_system: azid,
+            from_date: None,
+            dry_run: false,
+        };
+        los::import(store, &job, &mut Clock(0))
+    };
+    let dump = |s: &Store| -> Vec<String> {
+        Kind::ALL
+            .iter()
+            .flat_map(|k| s.read(&Query::all(*k)).unwrap())
+            .map(|o| o.to_dump_json().to_string())
+            .collect()
+    };
+    let mut cfg = server.config(ed25519());
+    cfg.dir = Some(served.display().to_string());
+    let tmp = tempfile::tempdir().unwrap();
+    let mut over_sftp = Store::open_in_memory().unwrap();
+    let report = import(
+        &mut over_sftp,
+        &Source::Sftp(cfg.clone()),
+        &tmp.path().join("a"),
+    )
+    .unwrap();
+    assert_eq!(report.files.len(), 19);
+    let mut local = Store::open_in_memory().unwrap();
+    import(
+        &mut local,
+        &Source::Local(fixtures.join("ok")),
+        &tmp.path().join("b"),
+    )
+    .unwrap();
+    assert_eq!(dump(&over_sftp), dump(&local));
+
+    // A big file whose download is cut: the run fails cleanly and the state is not written.
+    fs::write(
+        served.join("Pers_nye_20210309_020000.csv"),
+        big_content(8 << 20),
+    )
+    .unwrap();
+    let mut cut = cfg.clone();
+    cut.port = cutting_proxy(server.port, 1 << 20);
+    let line = server
+        .known_hosts_line()
+        .replace(&format!(":{} ", server.port), &format!(":{} ", cut.port));
+    cut.host_keys = HostKeyCheck::KnownHosts(server.known_hosts("proxy", &format!("{line}\n")));
+    let state = tmp.path().join("c");
+    let mut store = Store::open_in_memory().unwrap();
+    let err = import(&mut store, &Source::Sftp(cut), &state)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("Pers_nye_20210309_020000.csv"), "{err}");
+    assert!(!state.exists(), "the state is not advanced");
+}
