@@ -667,7 +667,7 @@ fn los_import_over_sftp() {
             from_date: None,
             dry_run: false,
         };
-        los::import(store, &job, &mut Clock(0))
+        los::import(store, &job, &mut Clock(0)).map_err(|e| e.to_string())
     };
     let dump = |s: &Store| -> Vec<String> {
         Kind::ALL
