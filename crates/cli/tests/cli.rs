@@ -612,11 +612,17 @@ fn os2sync_check_dry_run_export_and_a_refused_request_gives_exit_code_one() {
 fn los_import_from_a_local_folder_then_nothing_new() {
     let s = Site::new(&[]);
     let los = repo().join("crates/integrations/tests/fixtures/los");
+    // A copy: the import writes its DAR failure list into the source folder.
+    std::fs::create_dir(s.path("losfiles")).unwrap();
+    for e in std::fs::read_dir(los.join("ok")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), s.path("losfiles").join(e.file_name())).unwrap();
+    }
     with_settings(
         &s,
         "los.json",
         serde_json::json!({
-            "integrations.aarhus_los.import_csv_folder": los.join("ok"),
+            "integrations.aarhus_los.import_csv_folder": s.path("losfiles"),
             "integrations.aarhus_los.state_file": s.path("los/state"),
             "integrations.dar.address_file": los.join("adresser.csv"),
         }),

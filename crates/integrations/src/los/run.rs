@@ -365,13 +365,22 @@ fn import_file(
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         let path = dir.join(files::dar_failure_file_name(&file.name));
+        let list = parse::write_dar_failures(&mapped.dar_failures);
         std::fs::create_dir_all(dir)
-            .and_then(|_| std::fs::write(&path, parse::write_dar_failures(&mapped.dar_failures)))
+            .and_then(|_| std::fs::write(&path, &list))
             .map_err(|source| RunError::Write {
                 file: path.display().to_string(),
                 source,
             })?;
         dar_lists.push(path);
+        // Also onto the server, for LOS's people; a server that refuses is only a warning.
+        let name = files::dar_failure_file_name(&file.name);
+        if let Err(e) = job.source.put("DARfejlliste", &name, list.as_bytes()) {
+            fr.warnings.push(format!(
+                "the DAR failure list could not be put into DARfejlliste on {}: {e}",
+                job.source.describe()
+            ));
+        }
     }
     fr.plan = write(backend, mapped.facts, job.dry_run, &reg(env, &file.name))?;
     Ok(fr)

@@ -16,6 +16,8 @@ pub enum SourceError {
     Ftp(#[from] FtpError),
     #[error(transparent)]
     Sftp(#[from] SftpError),
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// Where an importer's files are.
@@ -81,6 +83,33 @@ impl Source {
                 sftp::download(cfg, name, &mut buf)?;
                 Ok(buf)
             }
+        }
+    }
+
+    /// Put a file into `subdir` of the source (created on a local folder; on an FTP server it
+    /// must exist). SFTP uploads are not implemented yet.
+    pub fn put(&self, subdir: &str, name: &str, bytes: &[u8]) -> Result<(), SourceError> {
+        match self {
+            Source::Local(dir) => {
+                let d = dir.join(subdir);
+                std::fs::create_dir_all(&d).map_err(|e| local_err(&d, e))?;
+                std::fs::write(d.join(name), bytes).map_err(|e| local_err(&d.join(name), e))
+            }
+            Source::Ftp(cfg) => {
+                let tmp = std::env::temp_dir().join(format!("dipex-{}-{name}", std::process::id()));
+                std::fs::write(&tmp, bytes).map_err(|e| local_err(&tmp, e))?;
+                let mut cfg = cfg.clone();
+                cfg.dir = Some(match &cfg.dir {
+                    Some(d) if !d.is_empty() => format!("{}/{subdir}", d.trim_end_matches('/')),
+                    _ => subdir.to_string(),
+                });
+                let result = ftp::upload_files(&cfg, &[(tmp.clone(), name.to_string())]);
+                let _ = std::fs::remove_file(&tmp);
+                Ok(result?)
+            }
+            Source::Sftp(_) => Err(SourceError::Unsupported(
+                "uploading over SFTP is not implemented yet".into(),
+            )),
         }
     }
 

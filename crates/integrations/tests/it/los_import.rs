@@ -33,6 +33,17 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/los")
 }
 
+/// A copy of the fixture files (the import writes its DAR failure list into the source).
+fn copy_of_fixtures(dir: &Path) -> PathBuf {
+    let to = dir.join("files");
+    std::fs::create_dir_all(&to).unwrap();
+    for e in std::fs::read_dir(fixtures().join("ok")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+    to
+}
+
 fn register() -> OfflineRegister {
     OfflineRegister::load(fixtures().join("adresser.csv")).unwrap()
 }
@@ -62,7 +73,7 @@ fn run(store: &mut Store, source: &Source, state: &Path, dry_run: bool) -> run::
 fn a_first_run_imports_everything_and_a_second_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state/los_state");
-    let source = Source::Local(fixtures().join("ok"));
+    let source = Source::Local(copy_of_fixtures(dir.path()));
     let mut store = Store::open(&dir.path().join("store.sqlite3")).unwrap();
     // A dry run writes nothing: no objects, no state file.
     let dry = run(&mut store, &source, &state, true);
@@ -117,6 +128,12 @@ fn a_first_run_imports_everything_and_a_second_changes_nothing() {
     assert!(!r.dar_lists.is_empty());
     let list = std::fs::read_to_string(&r.dar_lists[0]).unwrap();
     assert!(list.contains("Hack Kampmanns Plads 2"), "{list}");
+    let name = r.dar_lists[0].file_name().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("files/DARfejlliste").join(name)).unwrap(),
+        list,
+        "and in the source"
+    );
     let before = dump(&store);
     // Nothing new since the last run: nothing is read, nothing changes.
     let again = run(&mut store, &source, &state, false);
@@ -145,6 +162,7 @@ fn the_same_import_over_plain_ftp_gives_the_same_mo() {
         let e = e.unwrap();
         std::fs::copy(e.path(), server.path(&e.file_name().to_string_lossy())).unwrap();
     }
+    std::fs::create_dir(server.path("DARfejlliste")).unwrap();
     let mut cfg = FtpConfig::new("127.0.0.1", USER, PASSWORD, FtpSecurity::Plain);
     cfg.port = server.port;
     let dir = tempfile::tempdir().unwrap();
@@ -159,7 +177,7 @@ fn the_same_import_over_plain_ftp_gives_the_same_mo() {
     let mut local = Store::open_in_memory().unwrap();
     run(
         &mut local,
-        &Source::Local(fixtures().join("ok")),
+        &Source::Local(copy_of_fixtures(dir.path())),
         &dir.path().join("b/state"),
         false,
     );

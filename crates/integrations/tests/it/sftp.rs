@@ -690,7 +690,7 @@ fn los_import_over_sftp() {
     let mut local = Store::open_in_memory().unwrap();
     import(
         &mut local,
-        &Source::Local(fixtures.join("ok")),
+        &Source::Local(served.clone()),
         &tmp.path().join("b"),
     )
     .unwrap();
