@@ -552,4 +552,248 @@ mod tests {
             Validity::new(Some(day(0)), Some(day(20)))
         );
     }
+
+    // ----- §14.2 checklist items, one by one -----
+
+    fn consolidated(rows: Vec<(i32, i32, u8)>) -> Vec<(Validity, String)> {
+        let rows = rows
+            .into_iter()
+            .map(|(from, to, name)| (Validity::new(Some(day(from)), Some(day(to))), unit(name)))
+            .collect();
+        let Some(Fact::State { timeline, .. }) = history(Uuid::nil(), rows) else {
+            panic!()
+        };
+        timeline
+            .into_iter()
+            .map(|s| match s.value {
+                Value::OrgUnit(u) => (s.validity, u.name),
+                _ => unreachable!(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn checklist_32_to_37_consolidation() {
+        // 32: five identical consecutive years → one validity.
+        let years: Vec<(i32, i32, u8)> = (0..5).map(|y| (y * 365, (y + 1) * 365, 1)).collect();
+        assert_eq!(
+            consolidated(years),
+            vec![(Validity::new(Some(day(0)), Some(day(5 * 365))), "U1".into())]
+        );
+        // 33: consecutive but different → unchanged.
+        assert_eq!(consolidated(vec![(0, 10, 1), (10, 20, 2)]).len(), 2);
+        // 35: a mix.
+        let mixed = consolidated(vec![
+            (0, 10, 1),
+            (10, 20, 1),
+            (20, 30, 2),
+            (30, 40, 3),
+            (40, 50, 3),
+        ]);
+        let names: Vec<&str> = mixed.iter().map(|(_, n)| n.as_str()).collect();
+        assert_eq!(names, vec!["U1", "U2", "U3"]);
+        assert_eq!(mixed[0].0, Validity::new(Some(day(0)), Some(day(20))));
+        // 37: a single row is unchanged; no rows, no fact.
+        assert_eq!(consolidated(vec![(0, 10, 1)]).len(), 1);
+        assert!(history(Uuid::nil(), vec![]).is_none());
+    }
+
+    fn ctx<'a>(
+        current: &'a HashMap<Uuid, Object>,
+        persons: &'a HashMap<Cpr, Uuid>,
+        dar: &'a HashMap<String, Option<Uuid>>,
+    ) -> Ctx<'a> {
+        Ctx {
+            current,
+            persons,
+            file_date: jiff::civil::date(2021, 3, 1),
+            today: jiff::civil::date(2021, 3, 10),
+            azid_system: Uuid::from_u128(0xa21d),
+            dar,
+        }
+    }
+
+    fn person_row(azid: Option<&str>) -> PersonRow {
+        PersonRow {
+            line: 2,
+            engagement: Uuid::from_u128(0xe),
+            user_key: "100001".into(),
+            cpr: Cpr::parse("0101700000").unwrap(),
+            name: "Anna Marie Testesen".into(),
+            start: jiff::civil::date(2021, 1, 1),
+            end: None,
+            email: Some("anna@aarhus.dk".into()),
+            primary: true,
+            org_unit: Uuid::from_u128(0x0),
+            engagement_type: Uuid::from_u128(0x7),
+            job_function: Uuid::from_u128(0x8),
+            azid: azid.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn checklist_45_to_49_persons() {
+        let (current, dar) = (HashMap::new(), HashMap::new());
+        let mut persons = HashMap::new();
+        // 47: a CPR MO knows gives that person; an unknown one a fresh (random) uuid.
+        let known = Uuid::from_u128(0x9e50);
+        persons.insert(Cpr::parse("0101700000").unwrap(), known);
+        let m = persons_facts(&[person_row(Some("az1"))], &ctx(&current, &persons, &dar));
+        assert_eq!(m.facts[0].uuid(), known);
+        let m = persons_facts(
+            &[person_row(Some("az1"))],
+            &ctx(&current, &HashMap::new(), &dar),
+        );
+        assert_eq!(
+            m.facts[0].uuid(),
+            Uuid::from_u128(0xf00d),
+            "the new uuid, not one from the CPR"
+        );
+        // 45/46: one AZ IT user in the configured system with the AZID as user_key; none without.
+        let its: Vec<ItUser> = m
+            .facts
+            .iter()
+            .filter_map(|f| match f {
+                Fact::State { timeline, .. } => match &timeline[0].value {
+                    Value::ItUser(i) => Some(i.clone()),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect();
+        assert_eq!(its.len(), 1);
+        assert_eq!(
+            (its[0].user_key.as_str(), its[0].itsystem),
+            ("az1", Uuid::from_u128(0xa21d))
+        );
+        let m = persons_facts(&[person_row(None)], &ctx(&current, &persons, &dar));
+        assert_eq!(m.facts.len(), 3, "person, engagement, e-mail; no IT user");
+        // 48: every detail points at the person.
+        for f in &m.facts {
+            if let Fact::State { timeline, .. } = f {
+                match &timeline[0].value {
+                    Value::Engagement(e) => assert_eq!(e.person, known),
+                    Value::Address(a) => assert_eq!(a.person, Some(known)),
+                    Value::Person(p) => assert_eq!(
+                        (p.given_name.as_str(), p.surname.as_str()),
+                        ("Anna Marie", "Testesen")
+                    ),
+                    v => panic!("{v:?}"),
+                }
+            }
+        }
+    }
+
+    fn persons_facts(rows: &[PersonRow], ctx: &Ctx<'_>) -> Mapped {
+        persons(rows, false, ctx, &mut || Uuid::from_u128(0xf00d))
+    }
+
+    #[test]
+    fn checklist_51_to_55_managers() {
+        let (dar, mut persons) = (HashMap::new(), HashMap::new());
+        let e = Uuid::from_u128(0xe1);
+        let unit = Uuid::from_u128(0x11);
+        persons.insert(Cpr::parse("0101700000").unwrap(), e);
+        let row = ManagerRow {
+            line: 2,
+            org_unit: unit,
+            cpr: Cpr::parse("0101700000").unwrap(),
+            manager_type: Uuid::from_u128(1),
+            manager_level: Uuid::from_u128(2),
+            responsibility: Uuid::from_u128(3),
+        };
+        // 51: a new manager of person E, from the file date (ruling 8), open-ended.
+        let current = HashMap::new();
+        let m = managers(
+            std::slice::from_ref(&row),
+            false,
+            &ctx(&current, &persons, &dar),
+        );
+        let Fact::State {
+            uuid,
+            life,
+            timeline,
+        } = &m.facts[0]
+        else {
+            panic!()
+        };
+        assert_eq!(*uuid, uuids::manager(unit, e));
+        assert_eq!(
+            *life,
+            Validity::new(Some(jiff::civil::date(2021, 3, 1)), None)
+        );
+        assert!(
+            matches!(&timeline[0].value, Value::Manager(x) if x.person == Some(e) && x.responsibilities == vec![Uuid::from_u128(3)])
+        );
+        // 54: Leder_luk ends the existing manager: last day = the file date.
+        let mut current = HashMap::new();
+        current.insert(*uuid, Object::new(*uuid, timeline.clone()).unwrap());
+        let end = ManagerEndRow {
+            line: 2,
+            org_unit: unit,
+            cpr: row.cpr.clone(),
+        };
+        let m = manager_ends(&[end], &ctx(&current, &persons, &dar));
+        assert!(matches!(m.facts[0], Fact::End { at, .. } if at == jiff::civil::date(2021, 3, 2)));
+        // 55: an unknown CPR rejects the row (masked), nothing is sent for it.
+        let m = managers(&[row], false, &ctx(&current, &HashMap::new(), &dar));
+        assert!(m.facts.is_empty());
+        assert!(
+            m.rejected[0].1.contains("010170-xxxx") && !m.rejected[0].1.contains("0101700000"),
+            "{:?}",
+            m.rejected
+        );
+    }
+
+    #[test]
+    fn checklist_39_and_42_org_rows_and_dar_misses() {
+        let (current, persons) = (HashMap::new(), HashMap::new());
+        let u = Uuid::from_u128(0x123);
+        let row = OrgUnitRow {
+            line: 2,
+            uuid: u,
+            user_key: "BVN".into(),
+            name: None,
+            unit_type: None,
+            parent: Uuid::from_u128(0x1),
+            line_org: false,
+            los_id: None,
+            cvr: None,
+            ean: None,
+            p_number: None,
+            se_number: None,
+            int_debitor: None,
+            mag_id: None,
+            post_address: Some("Ukendt Vej 1, 8000 Aarhus C".into()),
+            start: jiff::civil::date(2020, 1, 1),
+            end: Some(jiff::civil::date(2020, 12, 31)),
+        };
+        let mut dar = HashMap::new();
+        dar.insert("Ukendt Vej 1, 8000 Aarhus C".to_string(), None);
+        let m = org_units(&[row], false, &ctx(&current, &persons, &dar));
+        // 39: only the unit (no address facts), with parent and validity [start, end + 1 day).
+        assert_eq!(m.facts.len(), 1);
+        let Fact::State { life, timeline, .. } = &m.facts[0] else {
+            panic!()
+        };
+        assert_eq!(
+            *life,
+            Validity::new(
+                Some(jiff::civil::date(2020, 1, 1)),
+                Some(jiff::civil::date(2021, 1, 1))
+            )
+        );
+        assert!(
+            matches!(&timeline[0].value, Value::OrgUnit(x) if x.parent == Some(Uuid::from_u128(1)) && x.unit_hierarchy.is_none())
+        );
+        // 42: the DAR miss is listed with the unit and the text.
+        assert_eq!(m.dar_failures.len(), 1);
+        assert_eq!(
+            (
+                m.dar_failures[0].org_unit,
+                m.dar_failures[0].post_address.as_str()
+            ),
+            (u, "Ukendt Vej 1, 8000 Aarhus C")
+        );
+    }
 }

@@ -270,6 +270,12 @@ mod tests {
         );
         let f = facts(false, class_uuid("AZID_SYSTEM"));
         assert_eq!(f.len(), 1 + 18 + 25 + 1);
+        // Checklist 9: the non-primary class has the user_key `non-primary`.
+        assert!(
+            CLASSES
+                .iter()
+                .any(|c| c.3 == "non-primary" && c.1 == "primary_type")
+        );
         let custom = facts(true, Uuid::nil());
         assert_eq!(
             custom.len(),
