@@ -243,117 +243,67 @@ fn import_file(
     if let Some(w) = warning {
         fr.warnings.push(w.message);
     }
-    let no_dar = HashMap::new();
-    let no_persons = HashMap::new();
-    let mapped: Mapped = match &rows {
-        Rows::Classes(kind, r) => {
-            let existing = backend.read(&Query::all(Kind::Class))?;
-            map::stam_classes(*kind, r, &existing, today)
-        }
-        Rows::ItSystems(r) => map::stam_itsystems(r, &backend.read(&Query::all(Kind::ItSystem))?),
+    // What MO holds for the rows of this file, and the persons of its CPR numbers.
+    let kind = |k: Kind, ids: Vec<Uuid>| -> Result<HashMap<Uuid, Object>, BackendError> {
+        Ok(backend
+            .read(&Query::all(k).uuids(ids))?
+            .into_iter()
+            .map(|o| (o.uuid, o))
+            .collect())
+    };
+    let manager_ids =
+        |persons: &HashMap<Cpr, Uuid>, rows: &mut dyn Iterator<Item = (Uuid, &Cpr)>| -> Vec<Uuid> {
+            rows.filter_map(|(unit, cpr)| persons.get(cpr).map(|p| super::uuids::manager(unit, *p)))
+                .collect()
+        };
+    let mut dar = HashMap::new();
+    let mut persons = HashMap::new();
+    let current = match &rows {
+        Rows::Classes(..) | Rows::ItSystems(_) => HashMap::new(),
         Rows::OrgUnits(r) => {
-            let dar = dar_answers(job.register, r)?;
-            let uuids: Vec<Uuid> = r.iter().map(|x| x.uuid).collect();
-            let current: HashMap<Uuid, Object> = backend
-                .read(&Query::all(Kind::OrgUnit).uuids(uuids))?
-                .into_iter()
-                .map(|o| (o.uuid, o))
-                .collect();
-            let ctx = Ctx {
-                current: &current,
-                persons: &no_persons,
-                file_date,
-                today,
-                azid_system: job.azid_system,
-                dar: &dar,
-            };
-            map::org_units(r, file.kind == FileKind::OrgEdit, &ctx)
+            dar = dar_answers(job.register, r)?;
+            kind(Kind::OrgUnit, r.iter().map(|x| x.uuid).collect())?
         }
         Rows::Persons(r) => {
-            let persons = persons_by_cpr(backend, r.iter().map(|x| x.cpr.clone()))?;
-            let current: HashMap<Uuid, Object> = backend
-                .read(&Query::all(Kind::Person).uuids(persons.values().copied()))?
-                .into_iter()
-                .map(|o| (o.uuid, o))
-                .collect();
-            let ctx = Ctx {
-                current: &current,
-                persons: &persons,
-                file_date,
-                today,
-                azid_system: job.azid_system,
-                dar: &no_dar,
-            };
-            map::persons(r, file.kind == FileKind::PersonEdit, &ctx, &mut || {
-                env.new_uuid()
-            })
+            persons = persons_by_cpr(backend, r.iter().map(|x| x.cpr.clone()))?;
+            kind(Kind::Person, persons.values().copied().collect())?
         }
-        Rows::PersonEnds(r) => {
-            let current: HashMap<Uuid, Object> = backend
-                .read(&Query::all(Kind::Engagement).uuids(r.iter().map(|x| x.engagement)))?
-                .into_iter()
-                .map(|o| (o.uuid, o))
-                .collect();
-            let ctx = Ctx {
-                current: &current,
-                persons: &no_persons,
-                file_date,
-                today,
-                azid_system: job.azid_system,
-                dar: &no_dar,
-            };
-            map::person_ends(r, &ctx)
-        }
+        Rows::PersonEnds(r) => kind(Kind::Engagement, r.iter().map(|x| x.engagement).collect())?,
         Rows::Managers(r) => {
-            let persons = persons_by_cpr(backend, r.iter().map(|x| x.cpr.clone()))?;
-            let ids: Vec<Uuid> = r
-                .iter()
-                .filter_map(|x| {
-                    persons
-                        .get(&x.cpr)
-                        .map(|p| super::uuids::manager(x.org_unit, *p))
-                })
-                .collect();
-            let current: HashMap<Uuid, Object> = backend
-                .read(&Query::all(Kind::Manager).uuids(ids))?
-                .into_iter()
-                .map(|o| (o.uuid, o))
-                .collect();
-            let ctx = Ctx {
-                current: &current,
-                persons: &persons,
-                file_date,
-                today,
-                azid_system: job.azid_system,
-                dar: &no_dar,
-            };
-            map::managers(r, file.kind == FileKind::ManagerEdit, &ctx)
+            persons = persons_by_cpr(backend, r.iter().map(|x| x.cpr.clone()))?;
+            kind(
+                Kind::Manager,
+                manager_ids(&persons, &mut r.iter().map(|x| (x.org_unit, &x.cpr))),
+            )?
         }
         Rows::ManagerEnds(r) => {
-            let persons = persons_by_cpr(backend, r.iter().map(|x| x.cpr.clone()))?;
-            let ids: Vec<Uuid> = r
-                .iter()
-                .filter_map(|x| {
-                    persons
-                        .get(&x.cpr)
-                        .map(|p| super::uuids::manager(x.org_unit, *p))
-                })
-                .collect();
-            let current: HashMap<Uuid, Object> = backend
-                .read(&Query::all(Kind::Manager).uuids(ids))?
-                .into_iter()
-                .map(|o| (o.uuid, o))
-                .collect();
-            let ctx = Ctx {
-                current: &current,
-                persons: &persons,
-                file_date,
-                today,
-                azid_system: job.azid_system,
-                dar: &no_dar,
-            };
-            map::manager_ends(r, &ctx)
+            persons = persons_by_cpr(backend, r.iter().map(|x| x.cpr.clone()))?;
+            kind(
+                Kind::Manager,
+                manager_ids(&persons, &mut r.iter().map(|x| (x.org_unit, &x.cpr))),
+            )?
         }
+    };
+    let ctx = Ctx {
+        current: &current,
+        persons: &persons,
+        file_date,
+        today,
+        azid_system: job.azid_system,
+        dar: &dar,
+    };
+    let mapped: Mapped = match &rows {
+        Rows::Classes(kind, r) => {
+            map::stam_classes(*kind, r, &backend.read(&Query::all(Kind::Class))?, today)
+        }
+        Rows::ItSystems(r) => map::stam_itsystems(r, &backend.read(&Query::all(Kind::ItSystem))?),
+        Rows::OrgUnits(r) => map::org_units(r, file.kind == FileKind::OrgEdit, &ctx),
+        Rows::Persons(r) => map::persons(r, file.kind == FileKind::PersonEdit, &ctx, &mut || {
+            env.new_uuid()
+        }),
+        Rows::PersonEnds(r) => map::person_ends(r, &ctx),
+        Rows::Managers(r) => map::managers(r, file.kind == FileKind::ManagerEdit, &ctx),
+        Rows::ManagerEnds(r) => map::manager_ends(r, &ctx),
     };
     fr.rejected = mapped.rejected;
     fr.warnings.extend(mapped.warnings);
