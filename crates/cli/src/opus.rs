@@ -83,12 +83,11 @@ fn dump_source(ctx: &Context) -> Result<DumpSource> {
     let s = &ctx.settings;
     if let Some(bucket) = nonempty(&s.opus_gcloud_bucket_name) {
         // The only place dipex reads Google's variable: the key file of a service account.
-        let credentials = match std::env::var_os("GOOGLE_APPLICATION_CREDENTIALS")
-            .filter(|v| !v.is_empty())
-        {
-            Some(path) => GcsCredentials::KeyFile(PathBuf::from(path)),
-            None => GcsCredentials::Metadata(s.opus_gcloud_metadata_url.clone()),
-        };
+        let credentials =
+            match std::env::var_os("GOOGLE_APPLICATION_CREDENTIALS").filter(|v| !v.is_empty()) {
+                Some(path) => GcsCredentials::KeyFile(PathBuf::from(path)),
+                None => GcsCredentials::Metadata(s.opus_gcloud_metadata_url.clone()),
+            };
         let mut cfg = GcsConfig::new(bucket, credentials);
         cfg.endpoint = s.opus_gcloud_endpoint.clone();
         return Ok(DumpSource::Remote {
@@ -97,8 +96,9 @@ fn dump_source(ctx: &Context) -> Result<DumpSource> {
         });
     }
     if let Some(host) = nonempty(&s.opus_smb_host) {
-        let user = nonempty(&s.opus_smb_user)
-            .context("setting integrations.opus.smb_user is required with integrations.opus.smb_host")?;
+        let user = nonempty(&s.opus_smb_user).context(
+            "setting integrations.opus.smb_user is required with integrations.opus.smb_host",
+        )?;
         let password = s.opus_smb_password.as_ref().map(|p| p.expose()).context(
             "setting integrations.opus.smb_password is required with integrations.opus.smb_host",
         )?;

@@ -97,7 +97,10 @@ fn the_example_from_a_folder_a_bucket_and_a_share_gives_the_same_mo() {
     }));
     let expected = import_and_dump(local.path(), &[]);
     assert!(expected.lines().count() > 20);
-    assert!(spooled(local.path()).is_empty(), "a folder is read in place");
+    assert!(
+        spooled(local.path()).is_empty(),
+        "a folder is read in place"
+    );
     // New persons get random uuids: the other runs use this run's cpr map to get the same.
     let map = local.path().join("persons.csv");
     ok(run(
@@ -176,9 +179,14 @@ fn samba_skip() -> Option<String> {
     if let Some(r) = samba::skip_reason() {
         return Some(r);
     }
-    let lib = ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib", "/lib"]
-        .iter()
-        .any(|d| Path::new(d).join("libsmbclient.so.0").exists());
+    let lib = [
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/lib",
+        "/lib",
+    ]
+    .iter()
+    .any(|d| Path::new(d).join("libsmbclient.so.0").exists());
     if !lib {
         return Some("libsmbclient.so.0 not found: install libsmbclient".into());
     }
@@ -225,7 +233,12 @@ fn remote_runs_download_only_what_they_need_and_dry_runs_write_nothing() {
         .iter()
         .filter(|r| r.contains("alt=media"))
         .count();
-    assert_eq!(downloads, 3, "each dump downloaded once: {:?}", server.requests());
+    assert_eq!(
+        downloads,
+        3,
+        "each dump downloaded once: {:?}",
+        server.requests()
+    );
 
     // A bucket that does not exist: exit code 2, the bucket named.
     let bad = site(serde_json::json!({
@@ -236,6 +249,9 @@ fn remote_runs_download_only_what_they_need_and_dry_runs_write_nothing() {
     let o = run(bad.path(), &["opus", "import"], &[]);
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
     assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("nope") && err.contains("does not exist"), "{err}");
+    assert!(
+        err.contains("nope") && err.contains("does not exist"),
+        "{err}"
+    );
     assert!(!err.contains("ya29."), "{err}");
 }

@@ -178,9 +178,11 @@ fn json(v: serde_json::Value) -> Vec<u8> {
 fn gcs_error(code: u16, message: &str) -> (u16, Vec<u8>) {
     (
         code,
-        json(serde_json::json!({"error": {"code": code, "message": message,
+        json(
+            serde_json::json!({"error": {"code": code, "message": message,
             "errors": [{"message": message, "domain": "global",
-                "reason": match code { 401 => "required", 403 => "forbidden", _ => "notFound" }}]}})),
+                "reason": match code { 401 => "required", 403 => "forbidden", _ => "notFound" }}]}}),
+        ),
     )
 }
 
@@ -238,7 +240,9 @@ fn new_token(state: &Mutex<State>) -> (u16, Vec<u8>) {
     st.tokens.insert(token.clone());
     (
         200,
-        json(serde_json::json!({"access_token": token, "expires_in": 3599, "token_type": "Bearer"})),
+        json(
+            serde_json::json!({"access_token": token, "expires_in": 3599, "token_type": "Bearer"}),
+        ),
     )
 }
 
@@ -309,7 +313,12 @@ fn handle(
     let headers: Vec<(String, String)> = req
         .headers()
         .iter()
-        .map(|h| (h.field.as_str().as_str().to_string(), h.value.as_str().to_string()))
+        .map(|h| {
+            (
+                h.field.as_str().as_str().to_string(),
+                h.value.as_str().to_string(),
+            )
+        })
         .collect();
     let header = |name: &str| {
         headers
@@ -382,7 +391,10 @@ fn handle(
     }
     if tail == "o" {
         let start = match params.get("pageToken") {
-            Some(t) => match B64.decode(t.as_bytes()).ok().and_then(|b| String::from_utf8(b).ok())
+            Some(t) => match B64
+                .decode(t.as_bytes())
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
             {
                 Some(after) => Some(after),
                 None => return gcs_error(400, "Invalid argument: pageToken"),
@@ -439,8 +451,10 @@ fn handle(
     } else {
         (
             200,
-            json(serde_json::json!({"kind": "storage#object", "name": name, "bucket": bucket,
-                "size": bytes.len().to_string()})),
+            json(
+                serde_json::json!({"kind": "storage#object", "name": name, "bucket": bucket,
+                "size": bytes.len().to_string()}),
+            ),
         )
     }
 }

@@ -55,7 +55,16 @@ impl Samba {
     pub fn start() -> Samba {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path().to_path_buf();
-        for d in ["share", "share/sub", "state", "lock", "cache", "private", "pid", "ncalrpc"] {
+        for d in [
+            "share",
+            "share/sub",
+            "state",
+            "lock",
+            "cache",
+            "private",
+            "pid",
+            "ncalrpc",
+        ] {
             fs::create_dir_all(root.join(d)).unwrap();
         }
         for _attempt in 0..5 {

@@ -45,13 +45,13 @@ pub enum FilesError {
     #[error("cannot list OPUS dumps in {source_name}: {source}")]
     Remote {
         source_name: String,
-        source: SourceError,
+        source: Box<SourceError>,
     },
     #[error("cannot download OPUS dump {name} from {source_name}: {source}")]
     Fetch {
         name: String,
         source_name: String,
-        source: SourceError,
+        source: Box<SourceError>,
     },
     #[error("spool folder {path}: {source}")]
     Spool {
@@ -62,11 +62,12 @@ pub enum FilesError {
     Duplicate { first: String, second: String },
 }
 
+/// Dumps as (timestamp, name, item), oldest first, and the names skipped.
+type Picked<T> = (Vec<(DateTime, String, T)>, Vec<String>);
+
 /// Sort `(name, item)` pairs into dumps (oldest first) and skipped names; two dumps with the
 /// same timestamp are an error. The one place the dump-name rules are applied.
-fn pick<T>(
-    entries: Vec<(String, T)>,
-) -> Result<(Vec<(DateTime, String, T)>, Vec<String>), FilesError> {
+fn pick<T>(entries: Vec<(String, T)>) -> Result<Picked<T>, FilesError> {
     let mut dumps = Vec::new();
     let mut skipped = Vec::new();
     for (name, item) in entries {
@@ -100,7 +101,10 @@ pub fn list_dumps(dir: &Path) -> Result<(Vec<DumpFile>, Vec<String>), FilesError
         if !entry.file_type().map_err(err)?.is_file() {
             continue;
         }
-        entries.push((entry.file_name().to_string_lossy().into_owned(), entry.path()));
+        entries.push((
+            entry.file_name().to_string_lossy().into_owned(),
+            entry.path(),
+        ));
     }
     let (dumps, skipped) = pick(entries)?;
     let dumps = dumps
@@ -134,7 +138,7 @@ pub fn list_source_dumps(
 ) -> Result<(Vec<RemoteDump>, Vec<String>), FilesError> {
     let files = source.list().map_err(|source_err| FilesError::Remote {
         source_name: source.describe(),
-        source: source_err,
+        source: Box::new(source_err),
     })?;
     let (dumps, skipped) = pick(files.into_iter().map(|f| (f.name, f.size)).collect())?;
     let dumps = dumps
@@ -178,7 +182,7 @@ pub fn fetch_dumps(source: &Source, dumps: &[&RemoteDump]) -> Result<usize, File
             .map_err(|e| FilesError::Fetch {
                 name: d.remote.clone(),
                 source_name: source.describe(),
-                source: e,
+                source: Box::new(e),
             })?;
         fetched += 1;
     }
@@ -280,9 +284,16 @@ mod tests {
         assert_eq!(skipped, ["readme"]);
         assert_eq!(dumps[0].dump.name, "ZLPE20200101220000_delta.xml");
         assert_eq!(dumps[0].size, Some(4));
-        assert_eq!(dumps[1].dump.path, spool.join("ZLPE20200102220000_delta.xml"));
+        assert_eq!(
+            dumps[1].dump.path,
+            spool.join("ZLPE20200102220000_delta.xml")
+        );
         assert_eq!(fetch_dumps(&src, &[&dumps[0], &dumps[1]]).unwrap(), 2);
-        assert_eq!(fetch_dumps(&src, &[&dumps[0], &dumps[1]]).unwrap(), 0, "same sizes");
+        assert_eq!(
+            fetch_dumps(&src, &[&dumps[0], &dumps[1]]).unwrap(),
+            0,
+            "same sizes"
+        );
         std::fs::write(&dumps[1].dump.path, "changed").unwrap();
         assert_eq!(fetch_dumps(&src, &[&dumps[1]]).unwrap(), 1);
         assert_eq!(std::fs::read(&dumps[1].dump.path).unwrap(), b"new");
@@ -291,11 +302,17 @@ mod tests {
         let removed = prune_spool(&spool, dumps[1].dump.timestamp).unwrap();
         assert_eq!(
             removed,
-            ["ZLPE20190101220000_delta.xml.part", "ZLPE20200101220000_delta.xml"]
+            [
+                "ZLPE20190101220000_delta.xml.part",
+                "ZLPE20200101220000_delta.xml"
+            ]
         );
         assert!(spool.join("keep.txt").exists());
 
-        assert_eq!(dump_name("production/ZLPE20200101220000_delta.xml"), "ZLPE20200101220000_delta.xml");
+        assert_eq!(
+            dump_name("production/ZLPE20200101220000_delta.xml"),
+            "ZLPE20200101220000_delta.xml"
+        );
         let (dumps, _) = pick(vec![
             ("production/ZLPE20200101220000_delta.xml".to_string(), ()),
             ("test/ZLPE20200102220000_delta.xml".to_string(), ()),

@@ -359,11 +359,13 @@ fn previous_digests(
 /// The dumps `mode` imports after the one imported last (`last`), oldest first. (A dry run
 /// looks at the first of them only.)
 pub fn select(dumps: &[DumpFile], last: Option<DateTime>, mode: Mode) -> Vec<&DumpFile> {
-    let pending = dumps.iter().filter(|d| last.is_none_or(|l| d.timestamp > l));
+    let mut pending = dumps
+        .iter()
+        .filter(|d| last.is_none_or(|l| d.timestamp > l));
     match mode {
         Mode::All => pending.collect(),
         Mode::Next => pending.take(1).collect(),
-        Mode::Last => pending.last().into_iter().collect(),
+        Mode::Last => pending.next_back().into_iter().collect(),
     }
 }
 

@@ -115,7 +115,10 @@ impl fmt::Display for Step {
 #[derive(Debug, thiserror::Error)]
 pub enum GcsError {
     /// The server answered with an error status (GCS's JSON error message included).
-    #[error("Google Cloud Storage bucket {bucket}: {step}{}: HTTP {status}: {message}", of(object))]
+    #[error(
+        "Google Cloud Storage bucket {bucket}: {step}{}: HTTP {status}: {message}",
+        of(object)
+    )]
     Status {
         bucket: String,
         step: Step,
@@ -124,7 +127,10 @@ pub enum GcsError {
         message: String,
     },
     /// The request failed (network, timeout, TLS) or the answer made no sense.
-    #[error("Google Cloud Storage bucket {bucket}: {step}{} failed: {message}", of(object))]
+    #[error(
+        "Google Cloud Storage bucket {bucket}: {step}{} failed: {message}",
+        of(object)
+    )]
     Failed {
         bucket: String,
         step: Step,
@@ -519,7 +525,9 @@ mod tests {
     #[test]
     fn gcs_error_messages_are_extracted() {
         assert_eq!(
-            error_message(r#"{"error":{"code":404,"message":"The specified bucket does not exist."}}"#),
+            error_message(
+                r#"{"error":{"code":404,"message":"The specified bucket does not exist."}}"#
+            ),
             "The specified bucket does not exist."
         );
         assert_eq!(error_message("plain\ntext"), "plain text");

@@ -569,7 +569,12 @@ impl<'a> Session<'a> {
         unsafe {
             let ctx = (lib.new_context)();
             if ctx.is_null() {
-                return Err(errno_err(cfg, Step::Setup, None, io::Error::last_os_error()));
+                return Err(errno_err(
+                    cfg,
+                    Step::Setup,
+                    None,
+                    io::Error::last_os_error(),
+                ));
             }
             (lib.set_debug)(ctx, 0);
             (lib.set_user_data)(ctx, (&*creds as *const Creds).cast_mut().cast::<c_void>());

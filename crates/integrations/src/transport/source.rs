@@ -196,7 +196,11 @@ impl Source {
                 cfg.port,
                 cfg.dir.as_deref().unwrap_or("")
             ),
-            Source::Smb(cfg) => format!("smb://{}@{}", cfg.user, cfg.location().trim_start_matches('/')),
+            Source::Smb(cfg) => format!(
+                "smb://{}@{}",
+                cfg.user,
+                cfg.location().trim_start_matches('/')
+            ),
             Source::Gcs(cfg) => {
                 if cfg.endpoint == gcs::DEFAULT_ENDPOINT {
                     format!("gs://{}", cfg.bucket)

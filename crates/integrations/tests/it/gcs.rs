@@ -27,7 +27,11 @@ fn gcs_lists_all_pages_and_fetches_with_a_service_account_key() {
     let dir = tempfile::tempdir().unwrap();
     server.set_page_size(2);
     server.put("opus-dumps", "ZLPE20240101220000_delta.xml", "<a/>");
-    server.put("opus-dumps", "production/ZLPE20240102220000_delta.xml", "<b>æ</b>");
+    server.put(
+        "opus-dumps",
+        "production/ZLPE20240102220000_delta.xml",
+        "<b>æ</b>",
+    );
     server.put("opus-dumps", "notes/readme.txt", "x");
     server.put("opus-dumps", "production/", "");
     server.put("opus-dumps", "with space & plus+.xml", "<c/>");
@@ -98,9 +102,16 @@ fn gcs_errors_name_the_bucket_and_never_a_secret() {
     assert_eq!(e.status(), Some(404));
     assert_eq!(e.step(), Step::List);
     let text = e.to_string();
-    assert!(text.contains("bucket nope") && text.contains("does not exist"), "{text}");
+    assert!(
+        text.contains("bucket nope") && text.contains("does not exist"),
+        "{text}"
+    );
 
-    let e = gcs_err(key_source(&server, dir.path(), "locked").list().unwrap_err());
+    let e = gcs_err(
+        key_source(&server, dir.path(), "locked")
+            .list()
+            .unwrap_err(),
+    );
     assert_eq!(e.status(), Some(403));
     assert!(e.to_string().contains("locked"), "{e}");
 
@@ -114,16 +125,23 @@ fn gcs_errors_name_the_bucket_and_never_a_secret() {
 
     // A key the token endpoint does not accept (another RSA key signs the JWT).
     let other = std::process::Command::new("openssl")
-        .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"])
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+        ])
         .output();
     if let Ok(out) = other
         && out.status.success()
     {
         let pem = String::from_utf8(out.stdout).unwrap();
         let key = server.key_file(dir.path());
-        let text = std::fs::read_to_string(&key)
-            .unwrap()
-            .replace(&TEST_KEY_PEM.replace('\n', "\\n"), &pem.replace('\n', "\\n"));
+        let text = std::fs::read_to_string(&key).unwrap().replace(
+            &TEST_KEY_PEM.replace('\n', "\\n"),
+            &pem.replace('\n', "\\n"),
+        );
         let bad = dir.path().join("bad.json");
         std::fs::write(&bad, text).unwrap();
         let mut cfg = GcsConfig::new("opus", GcsCredentials::KeyFile(bad));
@@ -132,12 +150,19 @@ fn gcs_errors_name_the_bucket_and_never_a_secret() {
         assert_eq!(e.step(), Step::Token);
         let text = e.to_string();
         assert!(text.contains("invalid_grant"), "{text}");
-        assert!(!text.contains("PRIVATE KEY") && !text.contains("eyJ"), "{text}");
+        assert!(
+            !text.contains("PRIVATE KEY") && !text.contains("eyJ"),
+            "{text}"
+        );
     }
 
     // Not a key file.
     let junk = dir.path().join("junk.json");
-    std::fs::write(&junk, r#"{"private_key": "-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n"}"#).unwrap();
+    std::fs::write(
+        &junk,
+        r#"{"private_key": "-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n"}"#,
+    )
+    .unwrap();
     let mut cfg = GcsConfig::new("opus", GcsCredentials::KeyFile(junk));
     cfg.endpoint = server.endpoint();
     let e = gcs_err(Source::Gcs(cfg).list().unwrap_err());
@@ -153,7 +178,10 @@ fn gcs_errors_name_the_bucket_and_never_a_secret() {
     cfg.endpoint = server.endpoint();
     let e = gcs_err(Source::Gcs(cfg).list().unwrap_err());
     assert_eq!(e.step(), Step::Token);
-    assert!(e.to_string().contains("GOOGLE_APPLICATION_CREDENTIALS"), "{e}");
+    assert!(
+        e.to_string().contains("GOOGLE_APPLICATION_CREDENTIALS"),
+        "{e}"
+    );
 
     // No token in any request line the server saw, and no error quoted one.
     for r in server.requests() {
@@ -165,10 +193,8 @@ fn gcs_errors_name_the_bucket_and_never_a_secret() {
 fn gcs_metadata_server_requires_its_header() {
     let server = GcsServer::start();
     // The server refuses a metadata request without `Metadata-Flavor: Google`.
-    let mut stream = std::net::TcpStream::connect(
-        server.endpoint().trim_start_matches("http://"),
-    )
-    .unwrap();
+    let mut stream =
+        std::net::TcpStream::connect(server.endpoint().trim_start_matches("http://")).unwrap();
     use std::io::{Read, Write};
     write!(
         stream,

@@ -56,7 +56,9 @@ fn smb_lists_picks_and_fetches_dumps() {
     std::fs::write(share.join("notes.txt"), "x").unwrap();
     std::fs::write(share.join("sub/ZLPE20240103220000_delta.xml"), "<c/>").unwrap();
     let src = Source::Smb(config(&server, &server.host(), PASSWORD));
-    let listing = src.list().unwrap_or_else(|e| panic!("{e}\n{}", server.log()));
+    let listing = src
+        .list()
+        .unwrap_or_else(|e| panic!("{e}\n{}", server.log()));
     let names: Vec<&str> = listing.iter().map(|f| f.name.as_str()).collect();
     assert_eq!(
         names,
@@ -122,7 +124,10 @@ fn smb_wrong_password_fails_at_once_without_showing_it() {
     assert!(matches!(e, SmbError::Denied { .. }), "{e:?}");
     let text = e.to_string();
     assert!(text.contains("wrong user name or password"), "{text}");
-    assert!(text.contains(&server.host().replace('/', "")[..9]), "{text}");
+    assert!(
+        text.contains(&server.host().replace('/', "")[..9]),
+        "{text}"
+    );
     assert!(!text.contains(wrong) && !text.contains(PASSWORD), "{text}");
     assert!(!format!("{e:?}").contains(wrong));
 }
