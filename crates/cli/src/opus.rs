@@ -190,6 +190,21 @@ fn list(ctx: &Context) -> Result<Listing> {
     })
 }
 
+/// For `dipex check`: where the dumps are and how many (lists, downloads nothing).
+pub fn describe_dumps(ctx: &Context) -> Result<String> {
+    let (dumps, skipped, place) = match dump_source(ctx)? {
+        DumpSource::Local(dir) => {
+            let (d, s) = files::list_dumps(&dir)?;
+            (d.len(), s.len(), dir.display().to_string())
+        }
+        DumpSource::Remote { source, spool } => {
+            let (d, s) = files::list_source_dumps(&source, &spool)?;
+            (d.len(), s.len(), source.describe())
+        }
+    };
+    Ok(format!("{place}: {dumps} dumps, {skipped} other files"))
+}
+
 /// The last imported dump's time, from the run database if it exists.
 fn last_imported(ctx: &Context) -> Result<Option<jiff::civil::DateTime>> {
     Ok(match RunDb::open_existing(run_db_path(ctx)?)? {

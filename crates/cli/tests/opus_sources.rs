@@ -206,6 +206,12 @@ fn remote_runs_download_only_what_they_need_and_dry_runs_write_nothing() {
         "integrations.opus.gcloud_metadata_url": server.metadata_url(),
     }));
     // Metadata-server credentials (no GOOGLE_APPLICATION_CREDENTIALS).
+    let o = run(s.path(), &["check"], &[]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        out.contains("ok   opus dumps") && out.contains("gs://b at ") && out.contains(": 3 dumps"),
+        "{out}"
+    );
     let (out, _) = ok(run(s.path(), &["opus", "files"], &[]));
     assert_eq!(out.matches("pending").count(), 3, "{out}");
     assert!(spooled(s.path()).is_empty(), "listing downloads nothing");
