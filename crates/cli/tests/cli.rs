@@ -656,4 +656,90 @@ fn los_import_from_a_local_folder_then_nothing_new() {
         "{}",
         text(&o.stderr)
     );
+    // Checklist 1: no state file setting, the key is named and nothing runs.
+    with_settings(&s, "nostate.json", serde_json::json!({}));
+    let o = s.run(&["--settings", "nostate.json", "los", "import"]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        text(&o.stderr).contains("integrations.aarhus_los.state_file is required"),
+        "{}",
+        text(&o.stderr)
+    );
+    // Checklist 4: a uuid that is not one is named with its key.
+    with_settings(
+        &s,
+        "badaz.json",
+        serde_json::json!({
+            "integrations.aarhus_los.import_csv_folder": s.path("losfiles"),
+            "integrations.aarhus_los.state_file": s.path("los/state2"),
+            "integrations.aarhus_los.azid_it_system_uuid": "AZ",
+        }),
+    );
+    let o = s.run(&["--settings", "badaz.json", "los", "import"]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        text(&o.stderr)
+            .contains("integrations.aarhus_los.azid_it_system_uuid: \"AZ\" is not a uuid"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+/// Checklist 3–8 of specs/los.md §14.2: the AZ IT system is the default one (seeded) unless the
+/// setting or `--azid-it-system-uuid` names another (then it is not seeded, and the AZ users are
+/// put in that system).
+#[test]
+fn los_import_az_it_system_default_setting_and_option() {
+    let los = repo().join("crates/integrations/tests/fixtures/los");
+    let default_az = "c750b872-3760-6f4a-f599-7b3b8ef5255c";
+    let custom = "b9000000-0000-4000-8000-000000000001"; // "Active Directory" in STAM_UUID_ITSystem
+    for (name, setting, option) in [
+        ("default", None, None),
+        ("setting", Some(custom), None),
+        ("option", Some(default_az), Some(custom)),
+    ] {
+        let s = Site::new(&[]);
+        std::fs::create_dir(s.path("losfiles")).unwrap();
+        for e in std::fs::read_dir(los.join("ok")).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), s.path("losfiles").join(e.file_name())).unwrap();
+        }
+        let mut settings = serde_json::json!({
+            "integrations.aarhus_los.import_csv_folder": s.path("losfiles"),
+            "integrations.aarhus_los.state_file": s.path("los/state"),
+            "integrations.dar.address_file": los.join("adresser.csv"),
+        });
+        if let Some(u) = setting {
+            settings["integrations.aarhus_los.azid_it_system_uuid"] = u.into();
+        }
+        with_settings(&s, "los.json", settings);
+        let mut args = vec!["--settings", "los.json", "los", "import"];
+        if let Some(u) = option {
+            args.extend(["--azid-it-system-uuid", u]);
+        }
+        let o = s.run(&args);
+        assert_eq!(code(&o), 0, "{name}: {}", text(&o.stderr));
+        let o = s.run(&["--settings", "los.json", "mo", "dump"]);
+        assert_eq!(code(&o), 0, "{name}: {}", text(&o.stderr));
+        let dump = text(&o.stdout);
+        let it_users: Vec<serde_json::Value> = dump
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|o| o["type"] == "it_user")
+            .collect();
+        assert!(!it_users.is_empty(), "{name}");
+        let system = if name == "default" {
+            default_az
+        } else {
+            custom
+        };
+        for u in &it_users {
+            assert_eq!(u["validities"][0]["itsystem"], system, "{name}: {u}");
+        }
+        assert_eq!(
+            dump.contains(&format!("\"uuid\":\"{default_az}\"")),
+            name == "default",
+            "{name}: the default AZ IT system is seeded only when it is used"
+        );
+    }
 }
