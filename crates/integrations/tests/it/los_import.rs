@@ -248,6 +248,7 @@ fn files_arriving_after_a_run_are_exactly_the_ones_the_next_run_reads() {
     for name in [
         "Org_nye_20210301_020000.csv",
         "Pers_nye_20210303_020000.csv",
+        "Pers_ret_20210304_020000.csv",
         "Pers_luk_20210305_020000.csv",
     ] {
         copy(name);
@@ -259,6 +260,7 @@ fn files_arriving_after_a_run_are_exactly_the_ones_the_next_run_reads() {
         vec![
             "Org_nye_20210301_020000.csv",
             "Pers_nye_20210303_020000.csv",
+            "Pers_ret_20210304_020000.csv",
             "Pers_luk_20210305_020000.csv"
         ]
     );
