@@ -56,15 +56,23 @@ fn dump(store: &Store) -> Vec<String> {
         .collect()
 }
 
-fn run(store: &mut Store, source: &Source, state: &Path, dry_run: bool) -> run::Report {
-    let register = register();
-    let job = Job {
+/// A run of `source` with the default AZ IT system, since the state file's time.
+fn job<'a>(source: &'a Source, register: &'a OfflineRegister, state: &'a Path) -> Job<'a> {
+    Job {
         source,
-        register: &register,
+        register,
         state_file: state,
         azid_system: Uuid::parse_str(uuids::AZID_SYSTEM).unwrap(),
         from_date: None,
+        dry_run: false,
+    }
+}
+
+fn run(store: &mut Store, source: &Source, state: &Path, dry_run: bool) -> run::Report {
+    let register = register();
+    let job = Job {
         dry_run,
+        ..job(source, &register, state)
     };
     run::import(store, &job, &mut Clock(0)).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -201,14 +209,7 @@ fn a_failing_file_stops_the_run_without_advancing_the_state() {
     let mut store = Store::open_in_memory().unwrap();
     let register = register();
     let source = Source::Local(files.clone());
-    let job = Job {
-        source: &source,
-        register: &register,
-        state_file: &state,
-        azid_system: Uuid::parse_str(uuids::AZID_SYSTEM).unwrap(),
-        from_date: None,
-        dry_run: false,
-    };
+    let job = job(&source, &register, &state);
     let err = run::import(&mut store, &job, &mut Clock(0))
         .unwrap_err()
         .to_string();
@@ -300,14 +301,7 @@ fn a_connection_dropped_mid_download_fails_the_run_without_advancing_the_state()
     let state = dir.path().join("state");
     let register = register();
     let source = Source::Ftp(cfg);
-    let job = Job {
-        source: &source,
-        register: &register,
-        state_file: &state,
-        azid_system: Uuid::parse_str(uuids::AZID_SYSTEM).unwrap(),
-        from_date: None,
-        dry_run: false,
-    };
+    let job = job(&source, &register, &state);
     let mut store = Store::open_in_memory().unwrap();
     let err = run::import(&mut store, &job, &mut Clock(0))
         .unwrap_err()
