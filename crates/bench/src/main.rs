@@ -155,6 +155,7 @@ fn import_next(dir: &Path) -> Result<()> {
         cfg: &cfg,
         register: &register,
         cpr_map: &cpr_map,
+        ad: None,
         dry_run: false,
         only: None,
     };
@@ -374,6 +375,7 @@ fn os2mo(s: &Size, batch: usize) -> Result<()> {
         cfg: &cfg,
         register: &register,
         cpr_map: &cpr_map,
+        ad: None,
         dry_run: false,
         only: None,
     };

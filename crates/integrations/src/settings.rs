@@ -113,9 +113,13 @@ pub struct Settings {
     pub opus_smb_user: Option<String>,
     #[serde(rename = "integrations.opus.smb_password")]
     pub opus_smb_password: Option<Secret>,
-    /// The Active Directory integration's settings (any JSON); truthy asks for AD enrichment.
-    #[serde(rename = "integrations.ad")]
-    pub ad: Option<serde_json::Value>,
+    /// Active Directory (the OPUS import's enrichment): a list of AD configurations, of which
+    /// dipex uses the first (one object is accepted too). Absent, `false`, `[]` or `{}`: no AD.
+    #[serde(
+        rename = "integrations.ad",
+        deserialize_with = "crate::ad::deserialize_settings"
+    )]
+    pub ad: Option<crate::ad::AdSettings>,
 
     /// plan2learn: the unit whose tree is exported.
     #[serde(rename = "exporters.plan2learn.root_unit")]

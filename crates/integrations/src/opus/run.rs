@@ -8,6 +8,7 @@ use super::files::DumpFile;
 use super::map::{self, Config, DarAnswers, MapError, Mapper, Notice, Rejection};
 use super::parse::{self, Dump, ParseError};
 use super::state::{Digests, RunDb, RunRow, StateError};
+use crate::ad::Directory;
 use crate::dar::{AddressRegister, Lookup};
 use dipex_backend::{Backend, BackendError, Query, Registration};
 use dipex_model::plan::Counts;
@@ -110,6 +111,8 @@ pub struct Job<'a> {
     pub cfg: &'a Config,
     pub register: &'a dyn AddressRegister,
     pub cpr_map: &'a HashMap<Cpr, Uuid>,
+    /// The Active Directory accounts (read once before the run), when AD enrichment is on.
+    pub ad: Option<&'a Directory>,
     pub dry_run: bool,
     pub only: Option<&'a str>,
 }
@@ -291,6 +294,7 @@ fn import_dump(
         &current,
         &answers,
         job.cpr_map,
+        job.ad,
     );
     let mut new_uuid = || env.new_uuid();
     let mapped = mapper
