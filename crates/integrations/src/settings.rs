@@ -680,6 +680,47 @@ mod tests {
     }
 
     #[test]
+    fn active_directory_settings_are_typed_and_hide_the_password() {
+        let json = r#"{"integrations.ad": [{"servers": ["dc1"], "system_user": "svc@kommune.local",
+            "password": "ad-secret", "search_base": "DC=kommune,DC=local", "cpr_field": "employeeID",
+            "properties": ["Name"]}], "integrations.ad.winrm_host": "x", "integrations.ad.write.uuid_field": "y"}"#;
+        let (s, w) = Settings::load(Some(("s.json", json)), []).unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        let ad = s.ad.as_ref().unwrap();
+        assert_eq!(ad.search_base, "DC=kommune,DC=local");
+        assert_eq!(ad.password.expose(), "ad-secret");
+        assert!(!format!("{s:?}").contains("ad-secret"));
+        for off in ["false", "[]", "null"] {
+            let (s, _) = Settings::load(
+                Some(("s.json", &format!(r#"{{"integrations.ad": {off}}}"#))),
+                [],
+            )
+            .unwrap();
+            assert_eq!(s.ad, None, "{off}");
+        }
+        // The environment can give the whole setting as JSON.
+        let env = [(
+            "DIPEX_INTEGRATIONS__AD".to_string(),
+            r#"{"servers": "dc1", "system_user": "u", "password": "p", "search_base": "b", "cpr_field": "employeeID"}"#.to_string(),
+        )];
+        let (s, _) = Settings::load(None, env).unwrap();
+        assert_eq!(s.ad.unwrap().servers, ["dc1"]);
+        let e = Settings::load(
+            Some((
+                "s.json",
+                r#"{"integrations.ad": [{"servers": ["dc1"], "password": "ad-secret", "search_base": "b", "cpr_field": "employeeID"}]}"#,
+            )),
+            [],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("integrations.ad") && e.contains("system_user") && !e.contains("ad-secret"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn every_field_is_a_known_key() {
         assert!(known_keys().iter().all(|k| k.contains('.')));
     }

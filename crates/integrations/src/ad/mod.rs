@@ -574,6 +574,15 @@ mod tests {
             "(&(objectClass=user)(employeeID=*)(sAMAccountName=a\\2a\\28b\\29\\5c*))"
         );
         assert!(::ldap3::parse_filter(&f).is_ok());
+        // The filters the documentation suggests are accepted.
+        for extra in [
+            "(objectClass=user)",
+            "(!(userAccountControl:1.2.840.113556.1.4.803:=2))",
+        ] {
+            let mut v = minimal()[0].clone();
+            v["filter"] = json!(extra);
+            assert!(AdSettings::from_json(&v).is_ok(), "{extra}");
+        }
     }
 
     #[test]
