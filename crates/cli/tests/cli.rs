@@ -348,6 +348,13 @@ fn opus_import_with_active_directory_down_or_misconfigured_writes_nothing() {
         assert_eq!(text(&s.run(&["mo", "dump"]).stdout), before);
         assert_eq!(text(&s.run(&["opus", "status"]).stdout), status);
     }
+    let o = s.run(&["--settings", "ad.json", "check"]);
+    assert_eq!(code(&o), 2);
+    let out = text(&o.stdout);
+    assert!(
+        out.contains("FAIL active directory: Active Directory: no server answered"),
+        "{out}"
+    );
     // A misconfigured AD names the key, never the password.
     ad[0]["search_base"] = serde_json::Value::Null;
     with_settings(&s, "bad.json", serde_json::json!({ "integrations.ad": ad }));
