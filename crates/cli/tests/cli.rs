@@ -352,7 +352,7 @@ fn opus_import_with_active_directory_down_or_misconfigured_writes_nothing() {
     assert_eq!(code(&o), 2);
     let out = text(&o.stdout);
     assert!(
-        out.contains("FAIL active directory: Active Directory: no server answered"),
+        out.contains("FAIL active directory: Active Directory: could not connect to any server"),
         "{out}"
     );
     // A misconfigured AD names the key, never the password.

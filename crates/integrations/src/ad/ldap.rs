@@ -20,18 +20,18 @@ pub enum AdError {
     CaFile { file: String, message: String },
     #[error("Active Directory: TLS setup: {0}")]
     Tls(String),
-    #[error("Active Directory: no server answered (connect{}): {}", if *.starttls { " and StartTLS" } else { "" }, .failures.iter().map(|(s, m)| format!("{s}: {m}")).collect::<Vec<_>>().join("; "))]
+    #[error("Active Directory: could not connect to any server (step: connect{}): {}", if *.starttls { ", StartTLS" } else { "" }, .failures.iter().map(|(s, m)| format!("{s}: {m}")).collect::<Vec<_>>().join("; "))]
     Connect {
         starttls: bool,
         failures: Vec<(String, String)>,
     },
-    #[error("Active Directory {server}: bind as {user:?} failed: {message}")]
+    #[error("Active Directory {server} (step: bind): bind as {user:?} failed: {message}")]
     Bind {
         server: String,
         user: String,
         message: String,
     },
-    #[error("Active Directory {server}: search under {base:?} failed: {message}")]
+    #[error("Active Directory {server} (step: search): search under {base:?} failed: {message}")]
     Search {
         server: String,
         base: String,
