@@ -393,6 +393,8 @@ pub struct Mapper<'a> {
     cpr_map: &'a HashMap<Cpr, Uuid>,
     /// The Active Directory accounts, when AD enrichment is on.
     ad: Option<&'a Directory>,
+    /// Uuids an AD guid must not take: those the cpr map hands out (only with AD).
+    reserved: HashSet<Uuid>,
     out: Mapped,
     /// Facts per stage, concatenated at the end in dependency order.
     units: Vec<Fact>,
@@ -427,6 +429,10 @@ impl<'a> Mapper<'a> {
             dar,
             cpr_map,
             ad,
+            reserved: match ad {
+                Some(_) => cpr_map.values().copied().collect(),
+                None => HashSet::new(),
+            },
             out: Mapped::default(),
             units: Vec::new(),
             persons: Vec::new(),
@@ -872,14 +878,15 @@ impl<'a> Mapper<'a> {
         let existing = self.ix.person_by_cpr.get(cpr).copied();
         let ad = self.ad.map(|d| d.lookup(cpr));
         // A new person's uuid: the cpr map, else the AD account's objectGUID, else random. An
-        // AD guid that MO already uses for another object is not taken.
+        // AD guid that MO already uses for another object, or that the cpr map gives someone
+        // else, is not taken.
         let ad_guid = match ad {
             Some(AdLookup::Found(u)) if existing.is_none() && !self.cpr_map.contains_key(cpr) => {
-                if self.ix.get(&u.guid).is_some() {
+                if self.ix.get(&u.guid).is_some() || self.reserved.contains(&u.guid) {
                     self.out.warnings.push(Notice::at(
                         employments[0].rec.line,
                         format!(
-                            "{}: the objectGUID of AD account {:?} ({}) is already the uuid of another MO object; the new person gets a random uuid",
+                            "{}: the objectGUID of AD account {:?} ({}) is already the uuid of another MO object (or the cpr map gives it to another person); the new person gets a random uuid",
                             element(employments[0].rec),
                             u.sam,
                             u.guid

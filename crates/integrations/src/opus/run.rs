@@ -8,7 +8,7 @@ use super::files::DumpFile;
 use super::map::{self, Config, DarAnswers, MapError, Mapper, Notice, Rejection};
 use super::parse::{self, Dump, ParseError};
 use super::state::{Digests, RunDb, RunRow, StateError};
-use crate::ad::Directory;
+use crate::ad::{AdLookup, Directory};
 use crate::dar::{AddressRegister, Lookup};
 use dipex_backend::{Backend, BackendError, Query, Registration};
 use dipex_model::plan::Counts;
@@ -138,6 +138,7 @@ fn read_current(
     dump: &Dump,
     changes: &Changes,
     cfg: &Config,
+    ad: Option<&Directory>,
 ) -> Result<HashMap<Uuid, Object>, BackendError> {
     let mut current: HashMap<Uuid, Object> = HashMap::new();
     let add = |objs: Vec<Object>, current: &mut HashMap<Uuid, Object>| {
@@ -198,9 +199,30 @@ fn read_current(
         }
         current.insert(o.uuid, o);
     }
+    let mut in_mo: HashSet<Cpr> = HashSet::new();
     for o in backend.read(&Query::all(Kind::Person).cpr_numbers(cprs.iter().cloned()))? {
+        if let Some(c) = o.last().value.cpr() {
+            in_mo.insert(c.clone());
+        }
         persons.insert(o.uuid);
         current.insert(o.uuid, o);
+    }
+    // The AD guids new persons may get: the mapping must see a person that already has one.
+    if let Some(ad) = ad {
+        let guids: Vec<Uuid> = cprs
+            .iter()
+            .filter(|c| !in_mo.contains(*c))
+            .filter_map(|c| match ad.lookup(c) {
+                AdLookup::Found(u) => Some(u.guid),
+                _ => None,
+            })
+            .collect();
+        if !guids.is_empty() {
+            add(
+                backend.read(&Query::all(Kind::Person).uuids(guids))?,
+                &mut current,
+            );
+        }
     }
     // The other employments of the same persons take part in the primary calculation.
     let siblings: Vec<&str> = dump
@@ -274,7 +296,7 @@ fn import_dump(
     let tree = Tree::check(&dump, &file.name)?;
     let changes = diff::changes(&dump, &tree, previous, &job.cfg.filter_ids, job.only);
     events(Event::Stage("read MO"));
-    let current = read_current(&*backend, &dump, &changes, job.cfg)?;
+    let current = read_current(&*backend, &dump, &changes, job.cfg, job.ad)?;
     events(Event::Stage("address lookups"));
     let mut warnings = Vec::new();
     let queries = map::dar_queries(

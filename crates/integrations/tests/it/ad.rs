@@ -594,3 +594,58 @@ fn reimport(w: &mut World, ids: &[&str]) {
         .unwrap();
     }
 }
+
+#[test]
+fn an_ad_guid_that_mo_already_uses_is_not_taken() {
+    // A person without a CPR number (made by another tool) already has the uuid of person 1's
+    // AD account; the dump does not mention it.
+    let mut w = World::new(&[DAY1]);
+    let other = Value::Person(dipex_model::Person {
+        user_key: "made elsewhere".into(),
+        given_name: "Anden".into(),
+        surname: "Person".into(),
+        nickname_given_name: None,
+        nickname_surname: None,
+        cpr_number: None,
+        seniority: None,
+    });
+    let plan = dipex_model::Plan {
+        ops: vec![dipex_model::plan::Op::Create {
+            uuid: Uuid::from_u128(G1),
+            validity: dipex_model::Validity::new(None, None),
+            value: other,
+        }],
+    };
+    let reg = dipex_backend::Registration {
+        at: jiff::Timestamp::UNIX_EPOCH,
+        actor: "test".into(),
+        note: "test".into(),
+    };
+    w.store.apply(plan, &reg).unwrap();
+    w.ad = Some(Directory::from_users([(
+        cpr(P1),
+        AdUser {
+            guid: Uuid::from_u128(G1),
+            sam: "aoe1000".into(),
+        },
+    )]));
+    let r = w.import();
+    let warnings: Vec<String> = r.dumps[0].warnings.iter().map(|n| n.text.clone()).collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|t| t.contains("aoe1000") && t.contains("random uuid")),
+        "{warnings:#?}"
+    );
+    let p1 = person(&w, P1);
+    assert_ne!(p1.uuid, Uuid::from_u128(G1));
+    let kept = w
+        .store
+        .read(&Query::all(Kind::Person).uuids([Uuid::from_u128(G1)]))
+        .unwrap();
+    assert_eq!(kept[0].last().value.user_key(), "made elsewhere");
+    assert_eq!(
+        it_users(&w, p1.uuid, IT_SYSTEM),
+        [("aoe1000".to_string(), None)]
+    );
+}
