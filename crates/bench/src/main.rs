@@ -167,6 +167,7 @@ fn import_next(dir: &Path) -> Result<()> {
         cfg: &cfg,
         register: &register,
         cpr_map: &cpr_map,
+        ad: None,
         dry_run: false,
         only: None,
     };
@@ -386,6 +387,7 @@ fn os2mo(s: &Size, batch: usize) -> Result<()> {
         cfg: &cfg,
         register: &register,
         cpr_map: &cpr_map,
+        ad: None,
         dry_run: false,
         only: None,
     };

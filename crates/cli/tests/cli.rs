@@ -308,6 +308,76 @@ fn cpr_map_export_and_use() {
 }
 
 #[test]
+fn opus_import_with_active_directory_down_or_misconfigured_writes_nothing() {
+    let s = Site::new(&[DAY1]);
+    assert_eq!(code(&s.run(&["opus", "import"])), 0);
+    let before = text(&s.run(&["mo", "dump"]).stdout);
+    let status = text(&s.run(&["opus", "status"]).stdout);
+    std::fs::copy(fixture(&format!("ok/{DAY2}")), s.path("dumps").join(DAY2)).unwrap();
+    // A port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut ad = serde_json::json!([{
+        "servers": [format!("127.0.0.1:{port}")],
+        "tls": "none",
+        "system_user": "cn=dipex,dc=andeby,dc=test",
+        "password": "ad-Password-0042",
+        "search_base": "dc=andeby,dc=test",
+        "cpr_field": "employeeID",
+        "cpr_separator": "-",
+        "timeout_seconds": 2,
+    }]);
+    with_settings(&s, "ad.json", serde_json::json!({ "integrations.ad": ad }));
+    for args in [
+        &["--settings", "ad.json", "opus", "import"][..],
+        &["--settings", "ad.json", "opus", "import", "--dry-run"],
+    ] {
+        let o = s.run(args);
+        assert_eq!(code(&o), 2, "{args:?}");
+        let err = text(&o.stderr);
+        assert!(
+            err.contains("Active Directory")
+                && err.contains(&format!("ldap://127.0.0.1:{port}"))
+                && err.contains("nothing was imported"),
+            "{err}"
+        );
+        assert!(!err.contains("ad-Password-0042"), "{err}");
+        assert_eq!(text(&s.run(&["mo", "dump"]).stdout), before);
+        assert_eq!(text(&s.run(&["opus", "status"]).stdout), status);
+    }
+    let o = s.run(&["--settings", "ad.json", "check"]);
+    assert_eq!(code(&o), 2);
+    let out = text(&o.stdout);
+    assert!(
+        out.contains("FAIL active directory: Active Directory: could not connect to any server"),
+        "{out}"
+    );
+    // A misconfigured AD names the key, never the password.
+    ad[0]["search_base"] = serde_json::Value::Null;
+    with_settings(&s, "bad.json", serde_json::json!({ "integrations.ad": ad }));
+    let o = s.run(&["--settings", "bad.json", "opus", "import"]);
+    assert_eq!(code(&o), 2);
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("integrations.ad") && err.contains("search_base"),
+        "{err}"
+    );
+    assert!(!err.contains("ad-Password-0042"), "{err}");
+    // `false` (or an empty list) switches the enrichment off.
+    with_settings(
+        &s,
+        "off.json",
+        serde_json::json!({ "integrations.ad": false }),
+    );
+    let o = s.run(&["--settings", "off.json", "opus", "import"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert_ne!(text(&s.run(&["mo", "dump"]).stdout), before);
+}
+
+#[test]
 fn check_tree_show_and_check_dar() {
     let s = Site::new(&[DAY1]);
     let o = s.run(&["check"]);

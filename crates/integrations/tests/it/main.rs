@@ -2,6 +2,7 @@
 //! real state database, address registers on real files or loopback servers, the FTP/FTPS
 //! transport against in-process servers, and the SFTP transport against OpenSSH on loopback.
 
+mod ad;
 mod los;
 mod los_import;
 mod opus;
