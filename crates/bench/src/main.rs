@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! cargo run --release -p dipex-bench -- opus --units 3000 --employees 50000 --days 2
+//! cargo run --release -p dipex-bench -- los --units 3000 --engagements 30000
 //! cargo run --release -p dipex-bench -- generate --units 12 --employees 40 --days 3 --out examples/opus
 //! ```
 
@@ -20,6 +21,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 use std::time::Instant;
+
+mod los;
 
 #[derive(Parser)]
 #[command(name = "dipex-bench")]
@@ -79,6 +82,15 @@ enum Cmd {
         #[command(flatten)]
         size: Size,
     },
+    /// Benchmark the Aarhus LOS import: the first import of a synthetic data set into a fresh
+    /// embedded store, measured in a child process
+    Los {
+        #[command(flatten)]
+        size: los::LosSize,
+    },
+    /// (internal) import the LOS files of DIR, in this process
+    #[command(hide = true)]
+    ImportLos { dir: PathBuf },
     /// (internal) run the plan2learn export of DIR, in this process
     #[command(hide = true)]
     ExportP2l { dir: PathBuf },
@@ -155,6 +167,7 @@ fn import_next(dir: &Path) -> Result<()> {
         cfg: &cfg,
         register: &register,
         cpr_map: &cpr_map,
+        ad: None,
         dry_run: false,
         only: None,
     };
@@ -374,6 +387,7 @@ fn os2mo(s: &Size, batch: usize) -> Result<()> {
         cfg: &cfg,
         register: &register,
         cpr_map: &cpr_map,
+        ad: None,
         dry_run: false,
         only: None,
     };
@@ -475,5 +489,7 @@ fn main() -> Result<()> {
         Cmd::Plan2learn { size } => plan2learn(&size),
         Cmd::ExportP2l { dir } => export_p2l(&dir),
         Cmd::ImportNext { dir } => import_next(&dir),
+        Cmd::Los { size } => los::bench(&size),
+        Cmd::ImportLos { dir } => los::import(&dir),
     }
 }

@@ -235,6 +235,23 @@ pub fn check(ctx: &Context) -> Result<Outcome> {
             Ok(r) => line(true, "address register", r.1),
             Err(e) => line(false, "address register", format!("{e:#}")),
         }
+        if let Some(ad) = &s.ad {
+            // The same one search an import makes: connect, bind, read every account.
+            match dipex_integrations::ad::ldap::read_directory(ad) {
+                Ok(d) => line(
+                    true,
+                    "active directory",
+                    format!(
+                        "{} accounts by CPR ({} entries in {} pages, {} CPRs with several accounts)",
+                        d.len(),
+                        d.stats.entries,
+                        d.stats.pages,
+                        d.ambiguous()
+                    ),
+                ),
+                Err(e) => line(false, "active directory", e.to_string()),
+            }
+        }
     }
     if s.opus_smb_host.is_some() || s.opus_gcloud_bucket_name.is_some() {
         line(

@@ -23,6 +23,10 @@ pub enum LosCommand {
         /// Import files modified since this day (the state file is not read)
         #[arg(long, value_name = "DATE")]
         from_date: Option<Date>,
+        /// The IT system of the `AZID` column (overrides
+        /// integrations.aarhus_los.azid_it_system_uuid; not the default: then it is not seeded)
+        #[arg(long, value_name = "UUID")]
+        azid_it_system_uuid: Option<Uuid>,
     },
 }
 
@@ -82,18 +86,23 @@ fn source(s: &Settings) -> Result<Source> {
 }
 
 pub fn run(ctx: &Context, c: LosCommand) -> Result<Outcome> {
-    let LosCommand::Import { dry_run, from_date } = c;
+    let LosCommand::Import {
+        dry_run,
+        from_date,
+        azid_it_system_uuid,
+    } = c;
     let s = &ctx.settings;
     let state_file = s
         .los_state_file
         .clone()
         .context("setting integrations.aarhus_los.state_file is required")?;
     let source = source(s)?;
-    let azid_system = match &s.los_azid_it_system {
-        Some(u) => Uuid::parse_str(u.trim()).with_context(|| {
+    let azid_system = match (azid_it_system_uuid, &s.los_azid_it_system) {
+        (Some(u), _) => u,
+        (None, Some(u)) => Uuid::parse_str(u.trim()).with_context(|| {
             format!("setting integrations.aarhus_los.azid_it_system_uuid: {u:?} is not a uuid")
         })?,
-        None => Uuid::parse_str(uuids::AZID_SYSTEM).expect("a uuid"),
+        (None, None) => Uuid::parse_str(uuids::AZID_SYSTEM).expect("a uuid"),
     };
     let mut backend = ctx.backend()?;
     let (register, what) = crate::opus::register_at(ctx, &ctx.dar_cache())?;

@@ -4,6 +4,7 @@ use crate::Outcome;
 use crate::context::{Context, SystemEnv};
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Subcommand};
+use dipex_integrations::ad;
 use dipex_integrations::dar::{self, AddressRegister, CachedRegister, DarSettings};
 use dipex_integrations::opus::map::Config;
 use dipex_integrations::opus::run::{self, Event, ImportReport, Job, Mode};
@@ -284,6 +285,35 @@ fn cpr_map(ctx: &Context) -> Result<HashMap<dipex_model::Cpr, uuid::Uuid>> {
     Ok(map)
 }
 
+/// The Active Directory accounts (`integrations.ad`), read with one search before anything is
+/// written, so an unreachable directory stops the run with nothing changed.
+fn ad_directory(ctx: &Context, cfg: &Config) -> Result<Option<ad::Directory>> {
+    let Some(s) = &ctx.settings.ad else {
+        return Ok(None);
+    };
+    if cfg.skip_employees {
+        return Ok(None);
+    }
+    if s.ignored_configs > 0 {
+        tracing::warn!(
+            "integrations.ad lists {} AD configurations; dipex reads the first only",
+            s.ignored_configs + 1
+        );
+    }
+    let d = ad::ldap::read_directory(s)
+        .context("reading Active Directory (integrations.ad) failed; nothing was imported")?;
+    for w in d.warnings() {
+        tracing::warn!("{w}");
+    }
+    tracing::info!(
+        "Active Directory: {} accounts by CPR ({} entries in {} pages)",
+        d.len(),
+        d.stats.entries,
+        d.stats.pages
+    );
+    Ok(Some(d))
+}
+
 fn progress() -> ProgressBar {
     let pb = ProgressBar::new(0);
     pb.set_style(
@@ -347,15 +377,6 @@ fn report(r: &ImportReport, dry_run: bool) -> Outcome {
 
 fn import(ctx: &Context, a: ImportArgs) -> Result<Outcome> {
     let cfg = config(ctx)?;
-    let ad =
-        ctx.settings.ad.as_ref().is_some_and(|v| {
-            !matches!(v, serde_json::Value::Null | serde_json::Value::Bool(false))
-        });
-    if ad {
-        tracing::warn!(
-            "integrations.ad is set, but the Active Directory enrichment is not implemented yet (issue 7): importing without it"
-        );
-    }
     let listing = list(ctx)?;
     let dumps = &listing.dumps;
     if dumps.is_empty() {
@@ -382,6 +403,7 @@ fn import(ctx: &Context, a: ImportArgs) -> Result<Outcome> {
         }
         listing.fetch(&needed)?;
     }
+    let directory = ad_directory(ctx, &cfg)?;
     let mut backend = ctx.backend()?;
     let (register, what) = register(ctx, a.dry_run)?;
     tracing::info!("{}; addresses from {what}", backend.describe());
@@ -391,6 +413,7 @@ fn import(ctx: &Context, a: ImportArgs) -> Result<Outcome> {
         cfg: &cfg,
         register: &register,
         cpr_map: &cpr_map,
+        ad: directory.as_ref(),
         dry_run: a.dry_run,
         only: a.only.as_deref(),
     };
@@ -471,6 +494,7 @@ fn reimport(ctx: &Context, a: ReimportArgs) -> Result<Outcome> {
     let cfg = config(ctx)?;
     let listing = list(ctx)?;
     let dumps = &listing.dumps;
+    let directory = ad_directory(ctx, &cfg)?;
     let mut backend = ctx.backend()?;
     let (register, _) = register(ctx, a.dry_run)?;
     let cpr_map = cpr_map(ctx)?;
@@ -478,6 +502,7 @@ fn reimport(ctx: &Context, a: ReimportArgs) -> Result<Outcome> {
         cfg: &cfg,
         register: &register,
         cpr_map: &cpr_map,
+        ad: directory.as_ref(),
         dry_run: a.dry_run,
         only: None,
     };

@@ -308,6 +308,76 @@ fn cpr_map_export_and_use() {
 }
 
 #[test]
+fn opus_import_with_active_directory_down_or_misconfigured_writes_nothing() {
+    let s = Site::new(&[DAY1]);
+    assert_eq!(code(&s.run(&["opus", "import"])), 0);
+    let before = text(&s.run(&["mo", "dump"]).stdout);
+    let status = text(&s.run(&["opus", "status"]).stdout);
+    std::fs::copy(fixture(&format!("ok/{DAY2}")), s.path("dumps").join(DAY2)).unwrap();
+    // A port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut ad = serde_json::json!([{
+        "servers": [format!("127.0.0.1:{port}")],
+        "tls": "none",
+        "system_user": "cn=dipex,dc=andeby,dc=test",
+        "password": "ad-Password-0042",
+        "search_base": "dc=andeby,dc=test",
+        "cpr_field": "employeeID",
+        "cpr_separator": "-",
+        "timeout_seconds": 2,
+    }]);
+    with_settings(&s, "ad.json", serde_json::json!({ "integrations.ad": ad }));
+    for args in [
+        &["--settings", "ad.json", "opus", "import"][..],
+        &["--settings", "ad.json", "opus", "import", "--dry-run"],
+    ] {
+        let o = s.run(args);
+        assert_eq!(code(&o), 2, "{args:?}");
+        let err = text(&o.stderr);
+        assert!(
+            err.contains("Active Directory")
+                && err.contains(&format!("ldap://127.0.0.1:{port}"))
+                && err.contains("nothing was imported"),
+            "{err}"
+        );
+        assert!(!err.contains("ad-Password-0042"), "{err}");
+        assert_eq!(text(&s.run(&["mo", "dump"]).stdout), before);
+        assert_eq!(text(&s.run(&["opus", "status"]).stdout), status);
+    }
+    let o = s.run(&["--settings", "ad.json", "check"]);
+    assert_eq!(code(&o), 2);
+    let out = text(&o.stdout);
+    assert!(
+        out.contains("FAIL active directory: Active Directory: could not connect to any server"),
+        "{out}"
+    );
+    // A misconfigured AD names the key, never the password.
+    ad[0]["search_base"] = serde_json::Value::Null;
+    with_settings(&s, "bad.json", serde_json::json!({ "integrations.ad": ad }));
+    let o = s.run(&["--settings", "bad.json", "opus", "import"]);
+    assert_eq!(code(&o), 2);
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("integrations.ad") && err.contains("search_base"),
+        "{err}"
+    );
+    assert!(!err.contains("ad-Password-0042"), "{err}");
+    // `false` (or an empty list) switches the enrichment off.
+    with_settings(
+        &s,
+        "off.json",
+        serde_json::json!({ "integrations.ad": false }),
+    );
+    let o = s.run(&["--settings", "off.json", "opus", "import"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert_ne!(text(&s.run(&["mo", "dump"]).stdout), before);
+}
+
+#[test]
 fn check_tree_show_and_check_dar() {
     let s = Site::new(&[DAY1]);
     let o = s.run(&["check"]);
@@ -656,4 +726,90 @@ fn los_import_from_a_local_folder_then_nothing_new() {
         "{}",
         text(&o.stderr)
     );
+    // Checklist 1: no state file setting, the key is named and nothing runs.
+    with_settings(&s, "nostate.json", serde_json::json!({}));
+    let o = s.run(&["--settings", "nostate.json", "los", "import"]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        text(&o.stderr).contains("integrations.aarhus_los.state_file is required"),
+        "{}",
+        text(&o.stderr)
+    );
+    // Checklist 4: a uuid that is not one is named with its key.
+    with_settings(
+        &s,
+        "badaz.json",
+        serde_json::json!({
+            "integrations.aarhus_los.import_csv_folder": s.path("losfiles"),
+            "integrations.aarhus_los.state_file": s.path("los/state2"),
+            "integrations.aarhus_los.azid_it_system_uuid": "AZ",
+        }),
+    );
+    let o = s.run(&["--settings", "badaz.json", "los", "import"]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        text(&o.stderr)
+            .contains("integrations.aarhus_los.azid_it_system_uuid: \"AZ\" is not a uuid"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+/// Checklist 3–8 of specs/los.md §14.2: the AZ IT system is the default one (seeded) unless the
+/// setting or `--azid-it-system-uuid` names another (then it is not seeded, and the AZ users are
+/// put in that system).
+#[test]
+fn los_import_az_it_system_default_setting_and_option() {
+    let los = repo().join("crates/integrations/tests/fixtures/los");
+    let default_az = "c750b872-3760-6f4a-f599-7b3b8ef5255c";
+    let custom = "b9000000-0000-4000-8000-000000000001"; // "Active Directory" in STAM_UUID_ITSystem
+    for (name, setting, option) in [
+        ("default", None, None),
+        ("setting", Some(custom), None),
+        ("option", Some(default_az), Some(custom)),
+    ] {
+        let s = Site::new(&[]);
+        std::fs::create_dir(s.path("losfiles")).unwrap();
+        for e in std::fs::read_dir(los.join("ok")).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), s.path("losfiles").join(e.file_name())).unwrap();
+        }
+        let mut settings = serde_json::json!({
+            "integrations.aarhus_los.import_csv_folder": s.path("losfiles"),
+            "integrations.aarhus_los.state_file": s.path("los/state"),
+            "integrations.dar.address_file": los.join("adresser.csv"),
+        });
+        if let Some(u) = setting {
+            settings["integrations.aarhus_los.azid_it_system_uuid"] = u.into();
+        }
+        with_settings(&s, "los.json", settings);
+        let mut args = vec!["--settings", "los.json", "los", "import"];
+        if let Some(u) = option {
+            args.extend(["--azid-it-system-uuid", u]);
+        }
+        let o = s.run(&args);
+        assert_eq!(code(&o), 0, "{name}: {}", text(&o.stderr));
+        let o = s.run(&["--settings", "los.json", "mo", "dump"]);
+        assert_eq!(code(&o), 0, "{name}: {}", text(&o.stderr));
+        let dump = text(&o.stdout);
+        let it_users: Vec<serde_json::Value> = dump
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|o| o["type"] == "it_user")
+            .collect();
+        assert!(!it_users.is_empty(), "{name}");
+        let system = if name == "default" {
+            default_az
+        } else {
+            custom
+        };
+        for u in &it_users {
+            assert_eq!(u["validities"][0]["itsystem"], system, "{name}: {u}");
+        }
+        assert_eq!(
+            dump.contains(&format!("\"uuid\":\"{default_az}\"")),
+            name == "default",
+            "{name}: the default AZ IT system is seeded only when it is used"
+        );
+    }
 }

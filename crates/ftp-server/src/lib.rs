@@ -65,6 +65,8 @@ pub struct Quirks {
     pub fail_after: Option<u64>,
     /// After this many bytes of an upload, drop the control connection and the data connection.
     pub cut_after: Option<u64>,
+    /// After this many bytes of a download, drop the control connection and the data connection.
+    pub cut_download_after: Option<u64>,
 }
 
 pub struct TestServer {
@@ -291,7 +293,15 @@ impl StorageBackend<DefaultUser> for Quirky {
         path: P,
         start_pos: u64,
     ) -> storage::Result<Box<dyn AsyncRead + Send + Sync + Unpin>> {
-        self.inner.get(user, path, start_pos).await
+        let reader = self.inner.get(user, path, start_pos).await?;
+        Ok(match self.quirks.cut_download_after {
+            Some(left) => Box::new(Limited {
+                inner: reader,
+                left,
+                cut: Some(Arc::clone(&self.control)),
+            }),
+            None => reader,
+        })
     }
 
     async fn put<P: AsRef<Path> + Send + Debug, R: AsyncRead + Send + Sync + Unpin + 'static>(
@@ -393,7 +403,7 @@ impl<R: AsyncRead + Unpin> AsyncRead for Limited<R> {
             let err = match &self.cut {
                 Some(control) => {
                     let _ = control.shutdown(Shutdown::Both);
-                    std::io::Error::new(std::io::ErrorKind::ConnectionReset, "cut mid-upload")
+                    std::io::Error::new(std::io::ErrorKind::ConnectionReset, "cut mid-transfer")
                 }
                 None => std::io::Error::other("test server fails mid-upload"),
             };

@@ -2,6 +2,7 @@
 //! tests), the DAR address register, and settings. Importers are pure functions from parsed input
 //! and current MO state to facts; the runners around them do the I/O through the backend trait.
 
+pub mod ad;
 pub mod dar;
 pub mod los;
 pub mod opus;

@@ -119,9 +119,13 @@ pub struct Settings {
     pub opus_smb_user: Option<String>,
     #[serde(rename = "integrations.opus.smb_password")]
     pub opus_smb_password: Option<Secret>,
-    /// The Active Directory integration's settings (any JSON); truthy asks for AD enrichment.
-    #[serde(rename = "integrations.ad")]
-    pub ad: Option<serde_json::Value>,
+    /// Active Directory (the OPUS import's enrichment): a list of AD configurations, of which
+    /// dipex uses the first (one object is accepted too). Absent, `false`, `[]` or `{}`: no AD.
+    #[serde(
+        rename = "integrations.ad",
+        deserialize_with = "crate::ad::deserialize_settings"
+    )]
+    pub ad: Option<crate::ad::AdSettings>,
 
     /// plan2learn: the unit whose tree is exported.
     #[serde(rename = "exporters.plan2learn.root_unit")]
@@ -679,6 +683,47 @@ mod tests {
             Settings::load(Some(("s.json", r#"{"crontab.CLIENT_SECRET": 42}"#)), []).unwrap_err();
         assert!(
             e.to_string().contains("crontab.CLIENT_SECRET") && !e.to_string().contains("42"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn active_directory_settings_are_typed_and_hide_the_password() {
+        let json = r#"{"integrations.ad": [{"servers": ["dc1"], "system_user": "svc@kommune.local",
+            "password": "ad-secret", "search_base": "DC=kommune,DC=local", "cpr_field": "employeeID",
+            "properties": ["Name"]}], "integrations.ad.winrm_host": "x", "integrations.ad.write.uuid_field": "y"}"#;
+        let (s, w) = Settings::load(Some(("s.json", json)), []).unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        let ad = s.ad.as_ref().unwrap();
+        assert_eq!(ad.search_base, "DC=kommune,DC=local");
+        assert_eq!(ad.password.expose(), "ad-secret");
+        assert!(!format!("{s:?}").contains("ad-secret"));
+        for off in ["false", "[]", "null"] {
+            let (s, _) = Settings::load(
+                Some(("s.json", &format!(r#"{{"integrations.ad": {off}}}"#))),
+                [],
+            )
+            .unwrap();
+            assert_eq!(s.ad, None, "{off}");
+        }
+        // The environment can give the whole setting as JSON.
+        let env = [(
+            "DIPEX_INTEGRATIONS__AD".to_string(),
+            r#"{"servers": "dc1", "system_user": "u", "password": "p", "search_base": "b", "cpr_field": "employeeID"}"#.to_string(),
+        )];
+        let (s, _) = Settings::load(None, env).unwrap();
+        assert_eq!(s.ad.unwrap().servers, ["dc1"]);
+        let e = Settings::load(
+            Some((
+                "s.json",
+                r#"{"integrations.ad": [{"servers": ["dc1"], "password": "ad-secret", "search_base": "b", "cpr_field": "employeeID"}]}"#,
+            )),
+            [],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("integrations.ad") && e.contains("system_user") && !e.contains("ad-secret"),
             "{e}"
         );
     }

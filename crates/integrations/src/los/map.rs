@@ -598,6 +598,107 @@ mod tests {
         assert!(history(Uuid::nil(), vec![]).is_none());
     }
 
+    fn class_row(uuid: u128, title: &str) -> ClassRow {
+        ClassRow {
+            line: 2,
+            uuid: Uuid::from_u128(uuid),
+            title: title.into(),
+            loaded: None,
+        }
+    }
+
+    fn stored_class(uuid: u128, title: &str, facet: Uuid, to: Option<Date>) -> (Uuid, Object) {
+        let value = Value::Class(Class {
+            user_key: title.into(),
+            name: title.into(),
+            facet,
+            scope: Some("TEXT".into()),
+            parent: None,
+            owner: None,
+        });
+        let slice = Slice::new(Validity::new(None, to), value);
+        let uuid = Uuid::from_u128(uuid);
+        (uuid, Object::new(uuid, vec![slice]).unwrap())
+    }
+
+    #[test]
+    fn checklist_26_to_30_stam_classes() {
+        use dipex_model::{Op, reconcile};
+        let today = day(100);
+        let facet = uuids::facet("association_type");
+        let plan = |rows: &[ClassRow], current: &HashMap<Uuid, Object>| {
+            let existing: Vec<Object> = current.values().cloned().collect();
+            let m = stam_classes(StamKind::Tilknytningsrolle, rows, &existing, today);
+            reconcile(m.facts, current)
+        };
+        // 28/29: the facet has the deterministic uuid of its user key: created when missing,
+        // left alone when it is there.
+        assert_eq!(facet, uuids::ns_los("association_type"));
+        let empty = HashMap::new();
+        // 26: no classes in MO, one row: the facet and exactly one class in it.
+        let first = plan(&[class_row(0xc1, "Test-assoc-type-1")], &empty);
+        let created: Vec<(Uuid, &Value)> = first
+            .ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Create { uuid, value, .. } => Some((*uuid, value)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(created.len(), 2, "{first:?}");
+        assert!(
+            created
+                .iter()
+                .any(|(u, v)| *u == facet && matches!(v, Value::Facet(_)))
+        );
+        assert!(created.iter().any(|(u, v)| *u == Uuid::from_u128(0xc1)
+            && matches!(v, Value::Class(c) if c.facet == facet && c.name == "Test-assoc-type-1")));
+
+        let mut current: HashMap<Uuid, Object> = HashMap::new();
+        let f = Object::new(
+            facet,
+            vec![Slice::new(
+                Validity::ALWAYS,
+                Value::Facet(Facet {
+                    user_key: "association_type".into(),
+                }),
+            )],
+        )
+        .unwrap();
+        current.insert(facet, f);
+        current.extend([stored_class(0xc1, "Test-assoc-type-1", facet, None)]);
+        // 30: a new title for a class MO has: one update of that class, nothing else.
+        let renamed = plan(&[class_row(0xc1, "Test-assoc-type-1 UPDATED")], &current);
+        assert_eq!(renamed.ops.len(), 1, "{renamed:?}");
+        assert!(matches!(&renamed.ops[0],
+            Op::Update { uuid, value: Value::Class(c), .. }
+                if *uuid == Uuid::from_u128(0xc1) && c.name == "Test-assoc-type-1 UPDATED"));
+        // The same title again: nothing.
+        assert!(plan(&[class_row(0xc1, "Test-assoc-type-1")], &current).is_empty());
+        // 27: MO has the class, the file is empty: it ends today (LoRa's "unpublish"). A class
+        // that has already ended is left alone, without an error.
+        let removed = plan(&[], &current);
+        assert_eq!(removed.ops.len(), 1, "{removed:?}");
+        assert!(matches!(&removed.ops[0],
+            Op::Terminate { uuid, kind: Kind::Class, range }
+                if *uuid == Uuid::from_u128(0xc1) && range.from == Some(today)));
+        current.extend([stored_class(
+            0xc1,
+            "Test-assoc-type-1",
+            facet,
+            Some(day(50)),
+        )]);
+        assert!(plan(&[], &current).is_empty());
+        // A class of another facet is never touched.
+        current.extend([stored_class(
+            0xc2,
+            "Formand",
+            uuids::facet("manager_type"),
+            None,
+        )]);
+        assert!(plan(&[], &current).is_empty());
+    }
+
     fn ctx<'a>(
         current: &'a HashMap<Uuid, Object>,
         persons: &'a HashMap<Cpr, Uuid>,

@@ -12,6 +12,7 @@ use super::diff::{Changes, Tree};
 use super::parse::{AddressField, Dump, Employee, EmployeeData, Unit};
 use super::primary::{self, PrimaryClasses};
 use super::uuids::OpusUuids;
+use crate::ad::{self, AdLookup, Directory};
 use dipex_model::{
     Address, Class, Cpr, Date, Engagement, Facet, Fact, ItSystem, ItUser, Kind, Manager, Object,
     OrgUnit, Organisation, Person, Role, Validity, Value,
@@ -390,6 +391,10 @@ pub struct Mapper<'a> {
     classes: Classes,
     dar: &'a DarAnswers,
     cpr_map: &'a HashMap<Cpr, Uuid>,
+    /// The Active Directory accounts, when AD enrichment is on.
+    ad: Option<&'a Directory>,
+    /// Uuids an AD guid must not take: those the cpr map hands out (only with AD).
+    reserved: HashSet<Uuid>,
     out: Mapped,
     /// Facts per stage, concatenated at the end in dependency order.
     units: Vec<Fact>,
@@ -410,6 +415,7 @@ impl<'a> Mapper<'a> {
         current: &'a HashMap<Uuid, Object>,
         dar: &'a DarAnswers,
         cpr_map: &'a HashMap<Cpr, Uuid>,
+        ad: Option<&'a Directory>,
     ) -> Mapper<'a> {
         let ix = Index::new(current);
         let classes = Classes::new(&ix, cfg.uuids);
@@ -422,6 +428,11 @@ impl<'a> Mapper<'a> {
             classes,
             dar,
             cpr_map,
+            ad,
+            reserved: match ad {
+                Some(_) => cpr_map.values().copied().collect(),
+                None => HashSet::new(),
+            },
             out: Mapped::default(),
             units: Vec::new(),
             persons: Vec::new(),
@@ -865,8 +876,32 @@ impl<'a> Mapper<'a> {
         new_uuid: &mut dyn FnMut() -> Uuid,
     ) {
         let existing = self.ix.person_by_cpr.get(cpr).copied();
+        let ad = self.ad.map(|d| d.lookup(cpr));
+        // A new person's uuid: the cpr map, else the AD account's objectGUID, else random. An
+        // AD guid that MO already uses for another object, or that the cpr map gives someone
+        // else, is not taken.
+        let ad_guid = match ad {
+            Some(AdLookup::Found(u)) if existing.is_none() && !self.cpr_map.contains_key(cpr) => {
+                if self.ix.get(&u.guid).is_some() || self.reserved.contains(&u.guid) {
+                    self.out.warnings.push(Notice::at(
+                        employments[0].rec.line,
+                        format!(
+                            "{}: the objectGUID of AD account {:?} ({}) is already the uuid of another MO object (or the cpr map gives it to another person); the new person gets a random uuid",
+                            element(employments[0].rec),
+                            u.sam,
+                            u.guid
+                        ),
+                    ));
+                    None
+                } else {
+                    Some(u.guid)
+                }
+            }
+            _ => None,
+        };
         let person_uuid = existing
             .or_else(|| self.cpr_map.get(cpr).copied())
+            .or(ad_guid)
             .unwrap_or_else(new_uuid);
         // The person's name and contact data come from the lowest employment number, so a person
         // with several employments does not flip between them.
@@ -962,6 +997,9 @@ impl<'a> Mapper<'a> {
             self.roles(e, person_uuid);
         }
         self.it_users(employments, person_uuid, rep.effective);
+        if let Some(lookup) = ad {
+            self.ad_it_user(lookup, person_uuid, rep.effective, rep.rec.line);
+        }
         self.person_addresses(rep, person_uuid);
     }
 
@@ -1148,6 +1186,82 @@ impl<'a> Mapper<'a> {
                     kind: Kind::ItUser,
                     at: eff,
                 });
+            }
+        }
+    }
+
+    /// The person's IT user in `Active Directory` (`specs/opus.md` §8.7): none in AD and none in
+    /// MO → nothing; none current → create; the account name differs → edit from `eff`; the
+    /// person no longer has an AD account → end it at `eff`; several current → warning, no
+    /// change. An ambiguous CPR (several accounts) leaves the IT user as it is.
+    fn ad_it_user(&mut self, lookup: AdLookup<'_>, person: Uuid, eff: Date, line: u64) {
+        let wanted = match lookup {
+            AdLookup::Found(u) => Some(u.sam.as_str()),
+            AdLookup::Absent => None,
+            AdLookup::Ambiguous => return,
+        };
+        let system = self
+            .classes
+            .itsystems
+            .iter()
+            .find(|(_, k, n)| n == ad::IT_SYSTEM || k == ad::IT_SYSTEM)
+            .map(|s| s.0);
+        let current: Vec<(Uuid, String, Option<Date>)> = self
+            .ix
+            .owned(Kind::ItUser, person)
+            .filter_map(|o| match &o.last().value {
+                Value::ItUser(i)
+                    if Some(i.itsystem) == system
+                        && o.last().validity.to.is_none_or(|t| t > eff) =>
+                {
+                    Some((o.uuid, i.user_key.clone(), o.slices[0].validity.from))
+                }
+                _ => None,
+            })
+            .collect();
+        if current.len() > 1 {
+            self.out.warnings.push(Notice::at(
+                line,
+                format!(
+                    "person {person}: more than one current {} IT user; left as they are",
+                    ad::IT_SYSTEM
+                ),
+            ));
+            return;
+        }
+        match (wanted, current.first()) {
+            (None, None) => {}
+            (None, Some((uuid, _, _))) => self.details.push(Fact::End {
+                uuid: *uuid,
+                kind: Kind::ItUser,
+                at: eff,
+            }),
+            (Some(sam), found) => {
+                let itsystem = self.classes.itsystem(ad::IT_SYSTEM);
+                let (uuid, from) = match found {
+                    Some((uuid, _, from)) => (*uuid, from.unwrap_or(eff).min(eff)),
+                    None => (
+                        self.cfg
+                            .uuids
+                            .derived("ituser", &[&person.to_string(), ad::IT_SYSTEM, sam]),
+                        eff,
+                    ),
+                };
+                let value = Value::ItUser(ItUser {
+                    user_key: sam.to_string(),
+                    itsystem,
+                    person: Some(person),
+                    org_unit: None,
+                    external_id: None,
+                    engagements: Vec::new(),
+                    primary: None,
+                });
+                self.details.push(Fact::state(
+                    uuid,
+                    value,
+                    Validity::from_day(from),
+                    Some(eff),
+                ));
             }
         }
     }

@@ -8,6 +8,7 @@ use super::files::DumpFile;
 use super::map::{self, Config, DarAnswers, MapError, Mapper, Notice, Rejection};
 use super::parse::{self, Dump, ParseError};
 use super::state::{Digests, RunDb, RunRow, StateError};
+use crate::ad::{AdLookup, Directory};
 use crate::dar::{AddressRegister, Lookup};
 use dipex_backend::{Backend, BackendError, Query, Registration};
 use dipex_model::plan::Counts;
@@ -110,6 +111,8 @@ pub struct Job<'a> {
     pub cfg: &'a Config,
     pub register: &'a dyn AddressRegister,
     pub cpr_map: &'a HashMap<Cpr, Uuid>,
+    /// The Active Directory accounts (read once before the run), when AD enrichment is on.
+    pub ad: Option<&'a Directory>,
     pub dry_run: bool,
     pub only: Option<&'a str>,
 }
@@ -135,6 +138,7 @@ fn read_current(
     dump: &Dump,
     changes: &Changes,
     cfg: &Config,
+    ad: Option<&Directory>,
 ) -> Result<HashMap<Uuid, Object>, BackendError> {
     let mut current: HashMap<Uuid, Object> = HashMap::new();
     let add = |objs: Vec<Object>, current: &mut HashMap<Uuid, Object>| {
@@ -195,9 +199,30 @@ fn read_current(
         }
         current.insert(o.uuid, o);
     }
+    let mut in_mo: HashSet<Cpr> = HashSet::new();
     for o in backend.read(&Query::all(Kind::Person).cpr_numbers(cprs.iter().cloned()))? {
+        if let Some(c) = o.last().value.cpr() {
+            in_mo.insert(c.clone());
+        }
         persons.insert(o.uuid);
         current.insert(o.uuid, o);
+    }
+    // The AD guids new persons may get: the mapping must see a person that already has one.
+    if let Some(ad) = ad {
+        let guids: Vec<Uuid> = cprs
+            .iter()
+            .filter(|c| !in_mo.contains(*c))
+            .filter_map(|c| match ad.lookup(c) {
+                AdLookup::Found(u) => Some(u.guid),
+                _ => None,
+            })
+            .collect();
+        if !guids.is_empty() {
+            add(
+                backend.read(&Query::all(Kind::Person).uuids(guids))?,
+                &mut current,
+            );
+        }
     }
     // The other employments of the same persons take part in the primary calculation.
     let siblings: Vec<&str> = dump
@@ -271,7 +296,7 @@ fn import_dump(
     let tree = Tree::check(&dump, &file.name)?;
     let changes = diff::changes(&dump, &tree, previous, &job.cfg.filter_ids, job.only);
     events(Event::Stage("read MO"));
-    let current = read_current(&*backend, &dump, &changes, job.cfg)?;
+    let current = read_current(&*backend, &dump, &changes, job.cfg, job.ad)?;
     events(Event::Stage("address lookups"));
     let mut warnings = Vec::new();
     let queries = map::dar_queries(
@@ -291,6 +316,7 @@ fn import_dump(
         &current,
         &answers,
         job.cpr_map,
+        job.ad,
     );
     let mut new_uuid = || env.new_uuid();
     let mapped = mapper

@@ -210,6 +210,8 @@ pub enum Step {
     Download,
     /// Writing a downloaded file to the caller's writer.
     WriteLocal,
+    /// Creating and writing a file on the server.
+    Upload,
 }
 
 impl fmt::Display for Step {
@@ -227,6 +229,7 @@ impl fmt::Display for Step {
             Step::Open => "opening",
             Step::Download => "download",
             Step::WriteLocal => "writing the downloaded data",
+            Step::Upload => "upload",
         })
     }
 }
@@ -420,6 +423,70 @@ pub fn download(cfg: &SftpConfig, name: &str, to: &mut dyn Write) -> Result<u64,
         }
         result
     })
+}
+
+/// Write `bytes` as the file `name` in the folder `subdir` of [`SftpConfig::dir`] (or of the
+/// login directory), replacing a file of that name. The folder must exist.
+///
+/// The data goes to `name.part` first and is then renamed, so a reader never sees half a file;
+/// `subdir` and `name` must be plain names.
+pub fn upload(cfg: &SftpConfig, subdir: &str, name: &str, bytes: &[u8]) -> Result<(), SftpError> {
+    let ctx = Ctx::new(cfg);
+    check_remote_name(&ctx, subdir)?;
+    check_remote_name(&ctx, name)?;
+    let prepared = prepare(&ctx, cfg)?;
+    let folder = cfg.path_of(subdir);
+    run(&ctx, async {
+        let session = connect(&ctx, cfg, prepared).await?;
+        let result = put(&ctx, &session, &folder, name, bytes).await;
+        session.close().await;
+        result
+    })
+}
+
+async fn put(
+    ctx: &Ctx,
+    session: &Session,
+    folder: &str,
+    name: &str,
+    bytes: &[u8],
+) -> Result<(), SftpError> {
+    use tokio::io::AsyncWriteExt;
+    let file = Some(name);
+    let step = Step::Upload;
+    let target = format!("{folder}/{name}");
+    let part = format!("{target}.part");
+    let mut remote = timed(ctx, step, file, session.sftp.create(part.clone()), |e| {
+        ctx.sftp_err(step, file, e)
+    })
+    .await?;
+    let written = tokio::time::timeout(ctx.timeout, async {
+        remote.write_all(bytes).await?;
+        remote.shutdown().await
+    })
+    .await;
+    match written {
+        Err(_) => return Err(ctx.timed_out(step, file)),
+        Ok(Err(e)) => return Err(ctx.io_err(step, file, &e)),
+        Ok(Ok(())) => {}
+    }
+    // SFTP version 3 renames refuse an existing target, so the old file goes first.
+    if let Ok(Ok(_)) =
+        tokio::time::timeout(ctx.timeout, session.sftp.metadata(target.clone())).await
+    {
+        timed(
+            ctx,
+            step,
+            file,
+            session.sftp.remove_file(target.clone()),
+            |e| ctx.sftp_err(step, file, e),
+        )
+        .await?;
+    }
+    timed(ctx, step, file, session.sftp.rename(part, target), |e| {
+        ctx.sftp_err(step, file, e)
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -140,8 +140,8 @@ impl Source {
         })
     }
 
-    /// Put a file into `subdir` of the source (created on a local folder; on an FTP server it
-    /// must exist). SFTP uploads are not implemented yet.
+    /// Put a file into `subdir` of the source, replacing one of the same name (the folder is
+    /// created in a local folder; on an FTP or SFTP server it must exist).
     pub fn put(&self, subdir: &str, name: &str, bytes: &[u8]) -> Result<(), SourceError> {
         match self {
             Source::Local(dir) => {
@@ -161,9 +161,7 @@ impl Source {
                 let _ = std::fs::remove_file(&tmp);
                 Ok(result?)
             }
-            Source::Sftp(_) => Err(SourceError::Unsupported(
-                "uploading over SFTP is not implemented yet".into(),
-            )),
+            Source::Sftp(cfg) => Ok(sftp::upload(cfg, subdir, name, bytes)?),
             Source::Smb(_) | Source::Gcs(_) => Err(SourceError::Unsupported(format!(
                 "{} is read-only for dipex",
                 self.describe()

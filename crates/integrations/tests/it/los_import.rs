@@ -56,15 +56,23 @@ fn dump(store: &Store) -> Vec<String> {
         .collect()
 }
 
-fn run(store: &mut Store, source: &Source, state: &Path, dry_run: bool) -> run::Report {
-    let register = register();
-    let job = Job {
+/// A run of `source` with the default AZ IT system, since the state file's time.
+fn job<'a>(source: &'a Source, register: &'a OfflineRegister, state: &'a Path) -> Job<'a> {
+    Job {
         source,
-        register: &register,
+        register,
         state_file: state,
         azid_system: Uuid::parse_str(uuids::AZID_SYSTEM).unwrap(),
         from_date: None,
+        dry_run: false,
+    }
+}
+
+fn run(store: &mut Store, source: &Source, state: &Path, dry_run: bool) -> run::Report {
+    let register = register();
+    let job = Job {
         dry_run,
+        ..job(source, &register, state)
     };
     run::import(store, &job, &mut Clock(0)).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -201,14 +209,7 @@ fn a_failing_file_stops_the_run_without_advancing_the_state() {
     let mut store = Store::open_in_memory().unwrap();
     let register = register();
     let source = Source::Local(files.clone());
-    let job = Job {
-        source: &source,
-        register: &register,
-        state_file: &state,
-        azid_system: Uuid::parse_str(uuids::AZID_SYSTEM).unwrap(),
-        from_date: None,
-        dry_run: false,
-    };
+    let job = job(&source, &register, &state);
     let err = run::import(&mut store, &job, &mut Clock(0))
         .unwrap_err()
         .to_string();
@@ -248,6 +249,7 @@ fn files_arriving_after_a_run_are_exactly_the_ones_the_next_run_reads() {
     for name in [
         "Org_nye_20210301_020000.csv",
         "Pers_nye_20210303_020000.csv",
+        "Pers_ret_20210304_020000.csv",
         "Pers_luk_20210305_020000.csv",
     ] {
         copy(name);
@@ -259,6 +261,7 @@ fn files_arriving_after_a_run_are_exactly_the_ones_the_next_run_reads() {
         vec![
             "Org_nye_20210301_020000.csv",
             "Pers_nye_20210303_020000.csv",
+            "Pers_ret_20210304_020000.csv",
             "Pers_luk_20210305_020000.csv"
         ]
     );
@@ -271,4 +274,122 @@ fn files_arriving_after_a_run_are_exactly_the_ones_the_next_run_reads() {
         .unwrap();
     let all = store.read(&Query::all(Kind::Engagement)).unwrap();
     assert!(ended.len() < all.len(), "Pers_luk ended an engagement");
+}
+
+/// A plain FTP server that drops the connection in the middle of a download: the run fails
+/// naming the file, the state file is not written, and the next run (connection fine again)
+/// reads every file.
+#[test]
+fn a_connection_dropped_mid_download_fails_the_run_without_advancing_the_state() {
+    let server = TestServer::start(
+        None,
+        Quirks {
+            cut_download_after: Some(64 * 1024),
+            ..Quirks::default()
+        },
+    );
+    for e in std::fs::read_dir(fixtures().join("ok")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), server.path(&e.file_name().to_string_lossy())).unwrap();
+    }
+    // One file bigger than what the server sends before it hangs up.
+    let big = "x".repeat(256 * 1024);
+    std::fs::write(server.path("Pers_nye_20210309_020000.csv"), &big).unwrap();
+    let mut cfg = FtpConfig::new("127.0.0.1", USER, PASSWORD, FtpSecurity::Plain);
+    cfg.port = server.port;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let register = register();
+    let source = Source::Ftp(cfg);
+    let job = job(&source, &register, &state);
+    let mut store = Store::open_in_memory().unwrap();
+    let err = run::import(&mut store, &job, &mut Clock(0))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("Pers_nye_20210309_020000.csv"), "{err}");
+    assert!(
+        err.contains("RETR of Pers_nye_20210309_020000.csv failed: the server closed"),
+        "{err}"
+    );
+    assert!(!err.contains(PASSWORD), "{err}");
+    assert!(!state.exists(), "a failed run does not advance the state");
+
+    // The same files from a server that keeps the connection: the rerun reads every file
+    // again, from the first, and ends where a clean first run ends (persons the failed run
+    // created keep their uuids, so the rerun's new persons get fresh ones).
+    let files = copy_of_fixtures(dir.path());
+    let source = Source::Local(files.clone());
+    let again = run::import(
+        &mut store,
+        &Job {
+            source: &source,
+            ..job
+        },
+        &mut Clock(100),
+    )
+    .unwrap();
+    assert_eq!(again.files.len(), 19);
+    assert!(state.exists());
+    let mut fine = Store::open_in_memory().unwrap();
+    run(
+        &mut fine,
+        &Source::Local(files),
+        &dir.path().join("fine"),
+        false,
+    );
+    assert_eq!(
+        same_up_to_person_uuids(&store),
+        same_up_to_person_uuids(&fine)
+    );
+}
+
+/// The store's dump with every person uuid replaced by the person's first CPR number, and the
+/// uuids derived from person uuids (addresses, IT users, managers) left out, sorted: two runs
+/// that created the same persons under different random uuids give the same text.
+fn same_up_to_person_uuids(store: &Store) -> Vec<String> {
+    let dumped: Vec<serde_json::Value> = dump(store)
+        .iter()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let mut names = std::collections::HashMap::new();
+    for o in dumped.iter().filter(|o| o["type"] == "person") {
+        let cpr = o["validities"][0]["cpr_number"].as_str().unwrap();
+        names.insert(
+            o["uuid"].as_str().unwrap().to_owned(),
+            format!("person {cpr}"),
+        );
+    }
+    fn rename(v: &mut serde_json::Value, names: &std::collections::HashMap<String, String>) {
+        match v {
+            serde_json::Value::String(s) => {
+                if let Some(n) = names.get(s.as_str()) {
+                    *s = n.clone();
+                }
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(|x| rename(x, names)),
+            serde_json::Value::Object(m) => m.values_mut().for_each(|x| rename(x, names)),
+            _ => {}
+        }
+    }
+    let mut out: Vec<String> = dumped
+        .into_iter()
+        .map(|mut o| {
+            let uuid = o["uuid"].clone();
+            if let Some(m) = o.as_object_mut()
+                && m["type"] != "person"
+                && m["validities"].to_string().contains("\"person\"")
+            {
+                m.remove("uuid");
+                for v in m["validities"].as_array_mut().unwrap() {
+                    if v["user_key"] == uuid {
+                        v.as_object_mut().unwrap().remove("user_key");
+                    }
+                }
+            }
+            rename(&mut o, &names);
+            o.to_string()
+        })
+        .collect();
+    out.sort();
+    out
 }

@@ -3,6 +3,7 @@
 //! transport against in-process servers, the SFTP transport against OpenSSH on loopback, the SMB
 //! transport against Samba on loopback, and the GCS transport against a loopback GCS JSON API.
 
+mod ad;
 mod gcs;
 mod los;
 mod los_import;

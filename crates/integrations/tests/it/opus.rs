@@ -2,6 +2,7 @@
 //! SQLite file, the run database, and the offline address register on a real CSV file.
 
 use dipex_backend::{Backend, Query, Store};
+use dipex_integrations::ad::Directory;
 use dipex_integrations::dar::OfflineRegister;
 use dipex_integrations::opus::diff::{self, Tree};
 use dipex_integrations::opus::files::{DumpFile, list_dumps};
@@ -17,15 +18,15 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use uuid::Uuid;
 
-const DAY1: &str = "ZLPE20200101220000_delta.xml";
-const DAY2: &str = "ZLPE20200102220000_delta.xml";
+pub(crate) const DAY1: &str = "ZLPE20200101220000_delta.xml";
+pub(crate) const DAY2: &str = "ZLPE20200102220000_delta.xml";
 
-fn fixtures() -> PathBuf {
+pub(crate) fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/opus")
 }
 
 /// A fixed clock and numbered uuids for new persons.
-struct Fixed {
+pub(crate) struct Fixed {
     n: u128,
 }
 
@@ -42,15 +43,17 @@ impl Env for Fixed {
     }
 }
 
-struct World {
+pub(crate) struct World {
     _dir: tempfile::TempDir,
-    dumps: PathBuf,
-    run_db: PathBuf,
-    store: Store,
-    cfg: Config,
-    register: OfflineRegister,
-    cpr_map: HashMap<Cpr, Uuid>,
-    env: Fixed,
+    pub(crate) dumps: PathBuf,
+    pub(crate) run_db: PathBuf,
+    pub(crate) store: Store,
+    pub(crate) cfg: Config,
+    pub(crate) register: OfflineRegister,
+    pub(crate) cpr_map: HashMap<Cpr, Uuid>,
+    /// The Active Directory accounts (AD enrichment on when set).
+    pub(crate) ad: Option<Directory>,
+    pub(crate) env: Fixed,
 }
 
 fn config() -> Config {
@@ -58,7 +61,7 @@ fn config() -> Config {
 }
 
 impl World {
-    fn new(files: &[&str]) -> World {
+    pub(crate) fn new(files: &[&str]) -> World {
         let dir = tempfile::tempdir().unwrap();
         let dumps = dir.path().join("dumps");
         std::fs::create_dir(&dumps).unwrap();
@@ -72,25 +75,27 @@ impl World {
             cfg: config(),
             register: OfflineRegister::load(fixtures().join("adresser.csv")).unwrap(),
             cpr_map: HashMap::new(),
+            ad: None,
             env: Fixed { n: 0 },
             _dir: dir,
         }
     }
 
-    fn add(&self, name: &str, content: &str) {
+    pub(crate) fn add(&self, name: &str, content: &str) {
         std::fs::write(self.dumps.join(name), content).unwrap();
     }
 
-    fn list(&self) -> Vec<DumpFile> {
+    pub(crate) fn list(&self) -> Vec<DumpFile> {
         list_dumps(&self.dumps).unwrap().0
     }
 
-    fn run(&mut self, mode: Mode, dry_run: bool) -> Result<ImportReport, RunError> {
+    pub(crate) fn run(&mut self, mode: Mode, dry_run: bool) -> Result<ImportReport, RunError> {
         let dumps = self.list();
         let job = Job {
             cfg: &self.cfg,
             register: &self.register,
             cpr_map: &self.cpr_map,
+            ad: self.ad.as_ref(),
             dry_run,
             only: None,
         };
@@ -106,11 +111,11 @@ impl World {
         )
     }
 
-    fn import(&mut self) -> ImportReport {
+    pub(crate) fn import(&mut self) -> ImportReport {
         self.run(Mode::All, false).unwrap()
     }
 
-    fn dump(&self) -> String {
+    pub(crate) fn dump(&self) -> String {
         let mut kinds = Kind::ALL.to_vec();
         kinds.sort_by_key(|k| k.as_str());
         let mut out = String::new();
@@ -123,11 +128,11 @@ impl World {
         out
     }
 
-    fn all(&self, kind: Kind) -> Vec<Object> {
+    pub(crate) fn all(&self, kind: Kind) -> Vec<Object> {
         self.store.read(&Query::all(kind)).unwrap()
     }
 
-    fn one(&self, kind: Kind, user_key: &str) -> Object {
+    pub(crate) fn one(&self, kind: Kind, user_key: &str) -> Object {
         let mut v = self
             .store
             .read(&Query::all(kind).user_keys([user_key]))
@@ -149,7 +154,7 @@ impl World {
         }
     }
 
-    fn rows(&self) -> Vec<String> {
+    pub(crate) fn rows(&self) -> Vec<String> {
         RunDb::open(&self.run_db)
             .unwrap()
             .rows()
@@ -692,6 +697,7 @@ fn dry_run_writes_nothing_anywhere() {
         cfg: &w.cfg,
         register: &w.register,
         cpr_map: &w.cpr_map,
+        ad: None,
         dry_run: true,
         only: None,
     };
@@ -891,6 +897,7 @@ fn reimport_replays_one_employment() {
         cfg: &w.cfg,
         register: &w.register,
         cpr_map: &w.cpr_map,
+        ad: None,
         dry_run: false,
         only: None,
     };

@@ -52,6 +52,7 @@ fn import(
         cfg,
         register: &register,
         cpr_map: &cpr_map,
+        ad: None,
         dry_run: false,
         only: None,
     };

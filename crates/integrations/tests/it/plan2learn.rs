@@ -44,6 +44,7 @@ fn imported(dir: &Path) -> (Store, OfflineRegister) {
         cfg: &cfg,
         register: &register,
         cpr_map: &cpr_map,
+        ad: None,
         dry_run: false,
         only: None,
     };

@@ -397,6 +397,34 @@ fn ed25519_key_lists_and_downloads() {
     );
 }
 
+/// An upload lands whole under its name in the folder, replaces an older file of that name and
+/// leaves no `.part` file; a missing folder is refused at the upload step, naming the file.
+#[test]
+fn upload_replaces_and_needs_the_folder() {
+    require_sshd!();
+    let server = Sshd::start("");
+    let cfg = server.config(ed25519());
+    let folder = server.root().join("data/out");
+    fs::create_dir(&folder).unwrap();
+    fs::set_permissions(&folder, fs::Permissions::from_mode(0o777)).unwrap();
+
+    sftp::upload(&cfg, "out", "list.txt", b"first version, longer").unwrap();
+    sftp::upload(&cfg, "out", "list.txt", b"second").unwrap();
+    assert_eq!(fs::read(folder.join("list.txt")).unwrap(), b"second");
+    let names: Vec<_> = fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, ["list.txt"]);
+
+    let err = sftp::upload(&cfg, "missing", "list.txt", b"x").unwrap_err();
+    assert_eq!((err.step(), err.file()), (Step::Upload, Some("list.txt")));
+    assert!(matches!(err, SftpError::Refused { .. }), "{err:?}");
+    assert_no_secrets(&err);
+    let err = sftp::upload(&cfg, "..", "list.txt", b"x").unwrap_err();
+    assert_eq!(err.step(), Step::Name);
+}
+
 /// An encrypted RSA key (PEM, as paramiko wrote them) with its passphrase logs in; without it or
 /// with a wrong one the key file is refused before connecting, naming the file.
 #[test]
@@ -676,6 +704,10 @@ fn los_import_over_sftp() {
             .map(|o| o.to_dump_json().to_string())
             .collect()
     };
+    // The SFTP user puts the DAR failure lists into this folder.
+    let dar_folder = served.join("DARfejlliste");
+    fs::create_dir(&dar_folder).unwrap();
+    fs::set_permissions(&dar_folder, fs::Permissions::from_mode(0o777)).unwrap();
     let mut cfg = server.config(ed25519());
     cfg.dir = Some(served.display().to_string());
     let tmp = tempfile::tempdir().unwrap();
@@ -687,6 +719,17 @@ fn los_import_over_sftp() {
     )
     .unwrap();
     assert_eq!(report.files.len(), 19);
+    assert!(!report.dar_lists.is_empty());
+    for list in &report.dar_lists {
+        let uploaded = dar_folder.join(list.file_name().unwrap());
+        assert_eq!(
+            fs::read_to_string(&uploaded).unwrap(),
+            fs::read_to_string(list).unwrap(),
+            "{} is put into DARfejlliste over SFTP",
+            list.display()
+        );
+    }
+    fs::remove_dir_all(&dar_folder).unwrap();
     let mut local = Store::open_in_memory().unwrap();
     import(
         &mut local,
