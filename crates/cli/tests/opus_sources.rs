@@ -230,6 +230,13 @@ fn remote_runs_download_only_what_they_need_and_dry_runs_write_nothing() {
     let (out, _) = ok(run(s.path(), &["opus", "tree"], &[]));
     assert!(!out.is_empty());
     assert_eq!(spooled(s.path()).len(), 3);
+    // check-dar reads the newest dump from the spool folder (misses give exit code 1).
+    let o = run(s.path(), &["opus", "check-dar"], &[]);
+    assert!(
+        matches!(o.status.code(), Some(0 | 1)),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 
     // The rest; the spool keeps only the last imported dump.
     ok(run(s.path(), &["opus", "import"], &[]));

@@ -809,4 +809,16 @@ mod tests {
         let e = SmbConfig::new("nohost", "u", "hunter2xyz").unwrap_err();
         assert!(e.to_string().contains("smb_host"));
     }
+
+    #[test]
+    fn a_missing_library_says_what_to_install() {
+        let e = SmbError::Library {
+            reason: "libsmbclient.so.0: cannot open shared object file".into(),
+        };
+        assert!(
+            e.to_string()
+                .starts_with("SMB source needs libsmbclient (Debian: apt install libsmbclient)"),
+            "{e}"
+        );
+    }
 }
