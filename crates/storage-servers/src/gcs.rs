@@ -15,7 +15,7 @@
 //!   be percent-encoded (a raw `/` in it finds no route: 404), as GCS requires.
 //!
 //! Storage requests need `Authorization: Bearer <token>` with a token this server issued (401
-//! otherwise). A missing bucket or object is a 404, a bucket marked with [`GcsServer::forbid`] a
+//! otherwise). [`GcsServer::fail_next`] makes storage requests fail with a given status. A missing bucket or object is a 404, a bucket marked with [`GcsServer::forbid`] a
 //! 403, both with GCS's JSON error body. Every request line is recorded
 //! ([`GcsServer::requests`]), the `Authorization` header never.
 
@@ -44,6 +44,8 @@ struct State {
     issued: usize,
     page_size: usize,
     requests: Vec<String>,
+    /// Storage requests to answer with this status before serving normally.
+    fail: Vec<u16>,
 }
 
 /// The running server; stops on drop.
@@ -140,6 +142,12 @@ impl GcsServer {
     /// Listing and reading `bucket` answer 403 from now on.
     pub fn forbid(&self, bucket: &str) {
         self.lock().forbidden.insert(bucket.into());
+    }
+
+    /// Answer the next storage requests (listing or download, after the token check) with these
+    /// statuses, one each, e.g. `[503, 503]`.
+    pub fn fail_next(&self, statuses: &[u16]) {
+        self.lock().fail.extend_from_slice(statuses);
     }
 
     /// Objects per listing page (1,000 like GCS unless set).
@@ -374,7 +382,11 @@ fn handle(
     let Some(bucket) = percent_decode(bucket_enc) else {
         return gcs_error(400, "Invalid bucket name");
     };
-    let st = state.lock().unwrap();
+    let mut st = state.lock().unwrap();
+    if !st.fail.is_empty() {
+        let status = st.fail.remove(0);
+        return gcs_error(status, "Backend Error (injected)");
+    }
     if st.forbidden.contains(&bucket) {
         return gcs_error(
             403,

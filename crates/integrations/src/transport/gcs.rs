@@ -18,7 +18,9 @@
 //! * the metadata server of the Google Cloud VM the program runs on
 //!   (`Metadata-Flavor: Google` header), the "service account set up on the server".
 //!
-//! Tokens are cached per process until a minute before they expire. The JWT's `iat`/`exp` need
+//! A listing page or the start of a download is tried again after a network error, 429 or 5xx
+//! ([`GcsConfig::attempts`], waits doubling from [`GcsConfig::wait`]); bytes already written are
+//! never repeated. Tokens are cached per process until a minute before they expire. The JWT's `iat`/`exp` need
 //! the wall clock, read here with `SystemTime::now()` (a token's lifetime is no business
 //! decision). Errors name the bucket, the step and the object, never a token or the key.
 
@@ -45,6 +47,10 @@ pub const DEFAULT_METADATA_URL: &str =
 pub const SCOPE: &str = "https://www.googleapis.com/auth/devstorage.read_only";
 /// Timeout of every request when none is configured.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Attempts of a request on transient failures when none are configured.
+pub const DEFAULT_ATTEMPTS: u32 = 4;
+/// First wait between attempts when none is configured (then 2 s, 4 s).
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(1);
 /// Google's token endpoint, when a key file does not name one.
 const DEFAULT_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
 /// Pages are followed at most this often (a million objects at 1,000 per page).
@@ -69,6 +75,11 @@ pub struct GcsConfig {
     /// Timeout of each request (a download's whole transfer included), normally
     /// [`DEFAULT_TIMEOUT`] per request and 30 minutes per download.
     pub timeout: Duration,
+    /// Attempts of a listing page or the start of a download when the request fails or GCS
+    /// answers 429 or 5xx (Google asks clients to retry those), normally [`DEFAULT_ATTEMPTS`].
+    pub attempts: u32,
+    /// Wait before the second attempt, doubled for each further one; normally [`DEFAULT_WAIT`].
+    pub wait: Duration,
 }
 
 impl GcsConfig {
@@ -79,6 +90,8 @@ impl GcsConfig {
             endpoint: DEFAULT_ENDPOINT.into(),
             credentials,
             timeout: DEFAULT_TIMEOUT,
+            attempts: DEFAULT_ATTEMPTS,
+            wait: DEFAULT_WAIT,
         }
     }
 }
@@ -198,6 +211,37 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// GET `url` with the token, again after a wait on a network error, 429 or 5xx.
+    fn get(&self, url: &str, token: &str) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
+        let attempts = self.cfg.attempts.max(1);
+        let mut wait = self.cfg.wait;
+        let mut attempt = 1;
+        loop {
+            let result = self
+                .agent
+                .get(url)
+                .header("Authorization", &format!("Bearer {token}"))
+                .call();
+            let transient = match &result {
+                Ok(r) => {
+                    let s = r.status().as_u16();
+                    s == 429 || s >= 500
+                }
+                Err(_) => true,
+            };
+            if !transient || attempt >= attempts {
+                return result;
+            }
+            tracing::debug!(
+                bucket = %self.cfg.bucket,
+                "Google Cloud Storage request failed (attempt {attempt} of {attempts}); trying again"
+            );
+            std::thread::sleep(wait);
+            wait *= 2;
+            attempt += 1;
+        }
+    }
+
     fn base(&self) -> String {
         format!(
             "{}/storage/v1/b/{}/o",
@@ -256,10 +300,7 @@ pub fn list(cfg: &GcsConfig) -> Result<Vec<RemoteFile>, GcsError> {
             url.push_str(&format!("?pageToken={}", percent_encode(t)));
         }
         let resp = ctx
-            .agent
-            .get(&url)
-            .header("Authorization", &format!("Bearer {token}"))
-            .call()
+            .get(&url, &token)
             .map_err(|e| ctx.failed(Step::List, None, e))?;
         let status = resp.status().as_u16();
         let body = resp
@@ -306,10 +347,7 @@ pub fn download(cfg: &GcsConfig, name: &str, to: &mut dyn Write) -> Result<u64, 
     let object = Some(name);
     let url = format!("{}/{}?alt=media", ctx.base(), percent_encode(name));
     let resp = ctx
-        .agent
-        .get(&url)
-        .header("Authorization", &format!("Bearer {token}"))
-        .call()
+        .get(&url, &token)
         .map_err(|e| ctx.failed(Step::Download, object, e))?;
     let status = resp.status().as_u16();
     let mut body = resp.into_body().into_reader();

@@ -79,6 +79,29 @@ fn gcs_lists_all_pages_and_fetches_with_a_service_account_key() {
 }
 
 #[test]
+fn gcs_retries_transient_errors_but_not_forever() {
+    let server = GcsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    server.put("b", "ZLPE20240101220000_delta.xml", "<a/>");
+    let mut cfg = GcsConfig::new("b", GcsCredentials::KeyFile(server.key_file(dir.path())));
+    cfg.endpoint = server.endpoint();
+    cfg.attempts = 3;
+    cfg.wait = std::time::Duration::from_millis(10);
+    let src = Source::Gcs(cfg);
+    server.fail_next(&[503, 429]);
+    assert_eq!(src.list().unwrap().len(), 1);
+    server.fail_next(&[500]);
+    assert_eq!(src.read("ZLPE20240101220000_delta.xml").unwrap(), b"<a/>");
+    server.fail_next(&[503, 503, 503]);
+    let e = gcs_err(src.list().unwrap_err());
+    assert_eq!(e.status(), Some(503));
+    // Not retried: a 404.
+    let before = server.requests().len();
+    assert!(src.read("missing.xml").is_err());
+    assert_eq!(server.requests().len(), before + 1);
+}
+
+#[test]
 fn gcs_metadata_server_credentials() {
     let server = GcsServer::start();
     server.put("b", "ZLPE20240101220000_delta.xml", "<a/>");
