@@ -253,6 +253,27 @@ fn remote_runs_download_only_what_they_need_and_dry_runs_write_nothing() {
         server.requests()
     );
 
+    // reimport reads the dumps of its days (all three here): the two pruned ones come back.
+    let o = run(
+        s.path(),
+        &[
+            "opus",
+            "reimport",
+            "--employee",
+            "10000",
+            "--days",
+            "100000",
+            "--dry-run",
+        ],
+        &[],
+    );
+    assert!(
+        matches!(o.status.code(), Some(0 | 1)),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(spooled(s.path()).len(), 3);
+
     // A bucket that does not exist: exit code 2, the bucket named.
     let bad = site(serde_json::json!({
         "integrations.opus.gcloud_bucket_name": "nope",
