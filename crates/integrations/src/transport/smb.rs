@@ -607,7 +607,8 @@ impl<'a> Session<'a> {
         let url = self.url(Step::List, None)?;
         let mut names = Vec::new();
         // SAFETY: the function pointers come from this initialised context; the directory
-        // handle is checked for null, only used with this context, and closed once; each
+        // handle is checked for null, only used with this context, and closed once on every
+        // path; `__errno_location` is the calling thread's errno; each
         // dirent is read before the next readdir call (which may reuse its memory), and its
         // `name` is the NUL-terminated string libsmbclient documents.
         unsafe {
@@ -619,8 +620,15 @@ impl<'a> Session<'a> {
                 return Err(self.err(Step::List, None, io::Error::last_os_error()));
             }
             loop {
+                // errno tells the end of the folder (unchanged) from an error (set).
+                *libc::__errno_location() = 0;
                 let entry = readdir(self.ctx, dir);
                 if entry.is_null() {
+                    let e = io::Error::last_os_error();
+                    if e.raw_os_error().is_some_and(|n| n != 0) {
+                        closedir(self.ctx, dir);
+                        return Err(self.err(Step::List, None, e));
+                    }
                     break;
                 }
                 if (*entry).smbc_type == SMBC_FILE {
