@@ -193,19 +193,13 @@ pub fn check(ctx: &Context) -> Result<Outcome> {
         Err(e) => line(false, "backend", format!("{e:#}")),
     }
     let s = &ctx.settings;
-    if let Some(dir) = &s.opus_xml_path {
-        match dipex_integrations::opus::files::list_dumps(dir) {
-            Ok((dumps, skipped)) => line(
-                true,
-                "opus dumps",
-                format!(
-                    "{}: {} dumps, {} other files",
-                    dir.display(),
-                    dumps.len(),
-                    skipped.len()
-                ),
-            ),
-            Err(e) => line(false, "opus dumps", e.to_string()),
+    let remote_dumps = [&s.opus_smb_host, &s.opus_gcloud_bucket_name]
+        .iter()
+        .any(|v| v.as_deref().is_some_and(|v| !v.trim().is_empty()));
+    if s.opus_xml_path.is_some() || remote_dumps {
+        match crate::opus::describe_dumps(ctx) {
+            Ok(what) => line(true, "opus dumps", what),
+            Err(e) => line(false, "opus dumps", format!("{e:#}")),
         }
         match &s.municipality_name {
             Some(n) => line(true, "municipality.name", n.clone()),

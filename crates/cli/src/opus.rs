@@ -10,6 +10,9 @@ use dipex_integrations::opus::map::Config;
 use dipex_integrations::opus::run::{self, Event, ImportReport, Job, Mode};
 use dipex_integrations::opus::state::RunDb;
 use dipex_integrations::opus::{cprmap, diff, files, parse};
+use dipex_integrations::transport::gcs::{GcsConfig, GcsCredentials};
+use dipex_integrations::transport::smb::SmbConfig;
+use dipex_integrations::transport::source::Source;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -65,16 +68,60 @@ pub struct ReimportArgs {
     dry_run: bool,
 }
 
-fn xml_path(ctx: &Context) -> Result<&Path> {
+/// Where the dumps are (spec §2.2, in this priority): a Google Cloud Storage bucket
+/// (`gcloud_bucket_name`), else an SMB share (`smb_host`), else a local folder
+/// (`import.xml_path`). Remote dumps are downloaded into the spool folder as needed.
+enum DumpSource {
+    Local(PathBuf),
+    Remote { source: Source, spool: PathBuf },
+}
+
+fn nonempty(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+fn dump_source(ctx: &Context) -> Result<DumpSource> {
     let s = &ctx.settings;
-    if s.opus_smb_host.is_some() || s.opus_gcloud_bucket_name.is_some() {
-        bail!(
-            "integrations.opus.smb_host / gcloud_bucket_name: SMB and Google Cloud Storage sources are not implemented yet (issue 7); use integrations.opus.import.xml_path"
-        );
+    if let Some(bucket) = nonempty(&s.opus_gcloud_bucket_name) {
+        // The only place dipex reads Google's variable: the key file of a service account.
+        let credentials =
+            match std::env::var_os("GOOGLE_APPLICATION_CREDENTIALS").filter(|v| !v.is_empty()) {
+                Some(path) => GcsCredentials::KeyFile(PathBuf::from(path)),
+                None => GcsCredentials::Metadata(s.opus_gcloud_metadata_url.clone()),
+            };
+        let mut cfg = GcsConfig::new(bucket, credentials);
+        cfg.endpoint = s.opus_gcloud_endpoint.clone();
+        return Ok(DumpSource::Remote {
+            source: Source::Gcs(cfg),
+            spool: spool_dir(ctx)?,
+        });
     }
-    s.opus_xml_path
-        .as_deref()
-        .context("setting integrations.opus.import.xml_path is required: the folder with the ZLPE…_delta.xml dumps")
+    if let Some(host) = nonempty(&s.opus_smb_host) {
+        let user = nonempty(&s.opus_smb_user).context(
+            "setting integrations.opus.smb_user is required with integrations.opus.smb_host",
+        )?;
+        let password = s.opus_smb_password.as_ref().map(|p| p.expose()).context(
+            "setting integrations.opus.smb_password is required with integrations.opus.smb_host",
+        )?;
+        let cfg = SmbConfig::new(host, user, password)?;
+        return Ok(DumpSource::Remote {
+            source: Source::Smb(cfg),
+            spool: spool_dir(ctx)?,
+        });
+    }
+    Ok(DumpSource::Local(
+        s.opus_xml_path.clone().context(
+            "setting integrations.opus.import.xml_path is required: the folder with the ZLPE…_delta.xml dumps \
+             (or integrations.opus.smb_host / gcloud_bucket_name for a share or a bucket)",
+        )?,
+    ))
+}
+
+/// The spool folder for remote dumps: `opus-dumps` next to the run database.
+fn spool_dir(ctx: &Context) -> Result<PathBuf> {
+    let db = run_db_path(ctx)?;
+    let dir = db.parent().filter(|p| !p.as_os_str().is_empty());
+    Ok(dir.unwrap_or(Path::new(".")).join("opus-dumps"))
 }
 
 fn run_db_path(ctx: &Context) -> Result<&Path> {
@@ -83,16 +130,88 @@ fn run_db_path(ctx: &Context) -> Result<&Path> {
     )
 }
 
-fn list(ctx: &Context) -> Result<Vec<files::DumpFile>> {
-    let dir = xml_path(ctx)?;
-    let (dumps, skipped) = files::list_dumps(dir)?;
-    for name in skipped {
-        tracing::warn!(
-            "{}: skipping {name:?}: not named ZLPE<YYYYMMDDhhmmss>_delta.xml",
-            dir.display()
-        );
+/// The dumps, oldest first, wherever they are.
+struct Listing {
+    dumps: Vec<files::DumpFile>,
+    /// For a remote source: the source and its dumps (same order as `dumps`).
+    remote: Option<(Source, Vec<files::RemoteDump>)>,
+    /// The folder, share or bucket, for messages.
+    place: String,
+}
+
+impl Listing {
+    /// Make sure these dumps are on local disk (downloads remote ones into the spool folder).
+    fn fetch(&self, which: &[&files::DumpFile]) -> Result<()> {
+        if let Some((source, remote)) = &self.remote {
+            let wanted: Vec<&files::RemoteDump> = remote
+                .iter()
+                .filter(|r| which.iter().any(|d| d.name == r.dump.name))
+                .collect();
+            let n = files::fetch_dumps(source, &wanted)?;
+            if n > 0 {
+                tracing::info!("downloaded {n} dumps from {}", source.describe());
+            }
+        }
+        Ok(())
     }
-    Ok(dumps)
+
+    /// After a successful run: remove spooled dumps older than the last imported one.
+    fn prune(&self, last: Option<jiff::civil::DateTime>) -> Result<()> {
+        if let (Some(_), Some(last), Some(first)) = (&self.remote, last, self.dumps.first())
+            && let Some(spool) = first.path.parent()
+        {
+            for name in files::prune_spool(spool, last)? {
+                tracing::debug!("removed {name} from the spool folder {}", spool.display());
+            }
+        }
+        Ok(())
+    }
+}
+
+fn list(ctx: &Context) -> Result<Listing> {
+    let (dumps, skipped, remote, place) = match dump_source(ctx)? {
+        DumpSource::Local(dir) => {
+            let (dumps, skipped) = files::list_dumps(&dir)?;
+            (dumps, skipped, None, dir.display().to_string())
+        }
+        DumpSource::Remote { source, spool } => {
+            let (remote, skipped) = files::list_source_dumps(&source, &spool)?;
+            let dumps = remote.iter().map(|r| r.dump.clone()).collect();
+            let place = source.describe();
+            (dumps, skipped, Some((source, remote)), place)
+        }
+    };
+    for name in skipped {
+        tracing::warn!("{place}: skipping {name:?}: not named ZLPE<YYYYMMDDhhmmss>_delta.xml");
+    }
+    Ok(Listing {
+        dumps,
+        remote,
+        place,
+    })
+}
+
+/// For `dipex check`: where the dumps are and how many (lists, downloads nothing).
+pub fn describe_dumps(ctx: &Context) -> Result<String> {
+    let (dumps, skipped, place) = match dump_source(ctx)? {
+        DumpSource::Local(dir) => {
+            let (d, s) = files::list_dumps(&dir)?;
+            (d.len(), s.len(), dir.display().to_string())
+        }
+        DumpSource::Remote { source, spool } => {
+            let (d, s) = files::list_source_dumps(&source, &spool)?;
+            (d.len(), s.len(), source.describe())
+        }
+    };
+    Ok(format!("{place}: {dumps} dumps, {skipped} other files"))
+}
+
+/// The last imported dump's time, from the run database if it exists.
+fn last_imported(ctx: &Context) -> Result<Option<jiff::civil::DateTime>> {
+    Ok(match RunDb::open_existing(run_db_path(ctx)?)? {
+        Some(db) => db.last_imported()?,
+        None => None,
+    })
 }
 
 fn config(ctx: &Context) -> Result<Config> {
@@ -258,23 +377,38 @@ fn report(r: &ImportReport, dry_run: bool) -> Outcome {
 
 fn import(ctx: &Context, a: ImportArgs) -> Result<Outcome> {
     let cfg = config(ctx)?;
-    let dumps = list(ctx)?;
+    let listing = list(ctx)?;
+    let dumps = &listing.dumps;
     if dumps.is_empty() {
-        bail!("no OPUS dumps in {}", xml_path(ctx)?.display());
+        bail!("no OPUS dumps in {}", listing.place);
+    }
+    let run_db = run_db_path(ctx)?;
+    if listing.remote.is_some() {
+        // Download only what this run reads: the dumps it imports and the last imported one
+        // (the diff compares against it when the run database holds no digests of it).
+        let last = last_imported(ctx)?;
+        let mut needed: Vec<&files::DumpFile> = if a.only.is_some() {
+            dumps.last().into_iter().collect()
+        } else {
+            let mut sel = run::select(dumps, last, mode_of(&a));
+            if a.dry_run {
+                sel.truncate(1);
+            }
+            sel
+        };
+        if a.only.is_none()
+            && let Some(prev) = last.and_then(|l| dumps.iter().find(|d| d.timestamp == l))
+        {
+            needed.push(prev);
+        }
+        listing.fetch(&needed)?;
     }
     let directory = ad_directory(ctx, &cfg)?;
     let mut backend = ctx.backend()?;
-    let run_db = run_db_path(ctx)?;
     let (register, what) = register(ctx, a.dry_run)?;
     tracing::info!("{}; addresses from {what}", backend.describe());
     let cpr_map = cpr_map(ctx)?;
-    let mode = if a.next {
-        Mode::Next
-    } else if a.last {
-        Mode::Last
-    } else {
-        Mode::All
-    };
+    let mode = mode_of(&a);
     let job = Job {
         cfg: &cfg,
         register: &register,
@@ -304,7 +438,7 @@ fn import(ctx: &Context, a: ImportArgs) -> Result<Outcome> {
             &mut *backend,
             &job,
             &mut env,
-            &dumps,
+            dumps,
             only,
             since,
             &mut events,
@@ -316,7 +450,7 @@ fn import(ctx: &Context, a: ImportArgs) -> Result<Outcome> {
             db.as_mut(),
             &job,
             &mut env,
-            &dumps,
+            dumps,
             mode,
             &mut events,
         )
@@ -327,7 +461,7 @@ fn import(ctx: &Context, a: ImportArgs) -> Result<Outcome> {
             Some(&mut db),
             &job,
             &mut env,
-            &dumps,
+            dumps,
             mode,
             &mut events,
         )
@@ -340,12 +474,26 @@ fn import(ctx: &Context, a: ImportArgs) -> Result<Outcome> {
     if r.dumps.is_empty() {
         tracing::info!("opus import: nothing to do, every dump is imported");
     }
+    if !a.dry_run && a.only.is_none() {
+        listing.prune(last_imported(ctx)?)?;
+    }
     Ok(report(&r, a.dry_run))
+}
+
+fn mode_of(a: &ImportArgs) -> Mode {
+    if a.next {
+        Mode::Next
+    } else if a.last {
+        Mode::Last
+    } else {
+        Mode::All
+    }
 }
 
 fn reimport(ctx: &Context, a: ReimportArgs) -> Result<Outcome> {
     let cfg = config(ctx)?;
-    let dumps = list(ctx)?;
+    let listing = list(ctx)?;
+    let dumps = &listing.dumps;
     let directory = ad_directory(ctx, &cfg)?;
     let mut backend = ctx.backend()?;
     let (register, _) = register(ctx, a.dry_run)?;
@@ -361,6 +509,8 @@ fn reimport(ctx: &Context, a: ReimportArgs) -> Result<Outcome> {
     let since = jiff::Zoned::now()
         .datetime()
         .checked_sub(jiff::Span::new().days(a.days))?;
+    let replayed: Vec<&files::DumpFile> = dumps.iter().filter(|d| d.timestamp >= since).collect();
+    listing.fetch(&replayed)?;
     let pb = progress();
     let mut events = |e: Event<'_>| {
         if let Event::Dump { index, total, name } = e {
@@ -373,7 +523,7 @@ fn reimport(ctx: &Context, a: ReimportArgs) -> Result<Outcome> {
         &mut *backend,
         &job,
         &mut SystemEnv,
-        &dumps,
+        dumps,
         &a.employee,
         since,
         &mut events,
@@ -416,7 +566,8 @@ fn unblock(ctx: &Context) -> Result<Outcome> {
 }
 
 fn files_cmd(ctx: &Context) -> Result<Outcome> {
-    let dumps = list(ctx)?;
+    let listing = list(ctx)?;
+    let dumps = &listing.dumps;
     let last = match &ctx.settings.opus_run_db {
         Some(p) => RunDb::open_existing(p)?
             .map(|db| db.last_imported())
@@ -424,7 +575,7 @@ fn files_cmd(ctx: &Context) -> Result<Outcome> {
             .flatten(),
         None => None,
     };
-    for d in &dumps {
+    for d in dumps {
         let state = if last.is_some_and(|l| d.timestamp <= l) {
             "imported"
         } else {
@@ -436,15 +587,25 @@ fn files_cmd(ctx: &Context) -> Result<Outcome> {
             d.name
         );
     }
-    tracing::info!("opus files: {} dumps", dumps.len());
+    tracing::info!("opus files: {} dumps in {}", dumps.len(), listing.place);
     Ok(Outcome::Ok)
 }
 
 fn tree(ctx: &Context, dump: Option<PathBuf>) -> Result<Outcome> {
     let path = match dump {
         Some(p) if p.exists() => p,
-        Some(p) => xml_path(ctx)?.join(&p),
-        None => list(ctx)?.pop().context("no OPUS dumps")?.path,
+        Some(p) => {
+            let listing = list(ctx)?;
+            let name = p.to_string_lossy();
+            let d = listing
+                .dumps
+                .iter()
+                .find(|d| d.name == name || files::dump_name(&name) == d.name)
+                .with_context(|| format!("no dump {name} in {}", listing.place))?;
+            listing.fetch(&[d])?;
+            d.path.clone()
+        }
+        None => newest(ctx)?.path,
     };
     let d = parse::parse_file(&path)?;
     diff::Tree::check(&d, &path.display().to_string())?;
@@ -455,8 +616,19 @@ fn tree(ctx: &Context, dump: Option<PathBuf>) -> Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
+/// The newest dump, on local disk.
+fn newest(ctx: &Context) -> Result<files::DumpFile> {
+    let listing = list(ctx)?;
+    let newest = listing
+        .dumps
+        .last()
+        .with_context(|| format!("no OPUS dumps in {}", listing.place))?;
+    listing.fetch(&[newest])?;
+    Ok(newest.clone())
+}
+
 fn check_dar(ctx: &Context) -> Result<Outcome> {
-    let newest = list(ctx)?.pop().context("no OPUS dumps")?;
+    let newest = newest(ctx)?;
     let d = parse::parse_file(&newest.path)?;
     let tree = diff::Tree::check(&d, &newest.name)?;
     let (register, what) = register(ctx, false)?;

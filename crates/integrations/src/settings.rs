@@ -107,6 +107,12 @@ pub struct Settings {
     pub opus_cpr_uuid_map: PathBuf,
     #[serde(rename = "integrations.opus.gcloud_bucket_name")]
     pub opus_gcloud_bucket_name: Option<String>,
+    /// The Google Cloud Storage JSON API endpoint (tests point it at loopback).
+    #[serde(rename = "integrations.opus.gcloud_endpoint")]
+    pub opus_gcloud_endpoint: String,
+    /// The metadata server's token URL, used without `GOOGLE_APPLICATION_CREDENTIALS`.
+    #[serde(rename = "integrations.opus.gcloud_metadata_url")]
+    pub opus_gcloud_metadata_url: String,
     #[serde(rename = "integrations.opus.smb_host")]
     pub opus_smb_host: Option<String>,
     #[serde(rename = "integrations.opus.smb_user")]
@@ -320,6 +326,8 @@ impl Default for Settings {
             opus_eng_types_primary_order: Vec::new(),
             opus_cpr_uuid_map: PathBuf::from("settings/cpr_uuid_map.csv"),
             opus_gcloud_bucket_name: None,
+            opus_gcloud_endpoint: crate::transport::gcs::DEFAULT_ENDPOINT.into(),
+            opus_gcloud_metadata_url: crate::transport::gcs::DEFAULT_METADATA_URL.into(),
             opus_smb_host: None,
             opus_smb_user: None,
             opus_smb_password: None,

@@ -382,6 +382,19 @@ fn previous_digests(
     }
 }
 
+/// The dumps `mode` imports after the one imported last (`last`), oldest first. (A dry run
+/// looks at the first of them only.)
+pub fn select(dumps: &[DumpFile], last: Option<DateTime>, mode: Mode) -> Vec<&DumpFile> {
+    let mut pending = dumps
+        .iter()
+        .filter(|d| last.is_none_or(|l| d.timestamp > l));
+    match mode {
+        Mode::All => pending.collect(),
+        Mode::Next => pending.take(1).collect(),
+        Mode::Last => pending.next_back().into_iter().collect(),
+    }
+}
+
 /// Import the pending dumps. With `rundb = None` (a dry run without history) everything is
 /// compared against nothing.
 pub fn import(
@@ -405,15 +418,7 @@ pub fn import(
         Some(db) => db.last_imported()?,
         None => None,
     };
-    let pending: Vec<&DumpFile> = dumps
-        .iter()
-        .filter(|d| last.is_none_or(|l| d.timestamp > l))
-        .collect();
-    let mut selected: Vec<&DumpFile> = match mode {
-        Mode::All => pending,
-        Mode::Next => pending.into_iter().take(1).collect(),
-        Mode::Last => pending.into_iter().last().into_iter().collect(),
-    };
+    let mut selected = select(dumps, last, mode);
     let mut report = ImportReport::default();
     if job.dry_run && selected.len() > 1 {
         report.not_processed = selected

@@ -1,11 +1,16 @@
-//! One place files come from, whatever the transport: a local folder, an FTP/FTPS server or an
-//! SFTP server (SMB and Google Cloud Storage join here). Importers list a source (names, sizes, modified
-//! times in UTC) and read files from it; the source's description for logs never shows a
-//! password.
+//! One place files come from, whatever the transport: a local folder, an FTP/FTPS server, an
+//! SFTP server, an SMB share or a Google Cloud Storage bucket. Importers list a source (names,
+//! sizes, modified times in UTC), read small files from it whole ([`Source::read`]) or stream
+//! large ones to a local file ([`Source::fetch`]: written under `<dest>.part`, synced, then
+//! renamed, so `dest` never holds a partial file). The source's description for logs never shows
+//! a password.
 
 use super::RemoteFile;
 use super::ftp::{self, FtpConfig, FtpError};
+use super::gcs::{self, GcsConfig, GcsError};
 use super::sftp::{self, SftpConfig, SftpError};
+use super::smb::{self, SmbConfig, SmbError};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -16,6 +21,10 @@ pub enum SourceError {
     Ftp(#[from] FtpError),
     #[error(transparent)]
     Sftp(#[from] SftpError),
+    #[error(transparent)]
+    Smb(#[from] SmbError),
+    #[error(transparent)]
+    Gcs(#[from] GcsError),
     #[error("{0}")]
     Unsupported(String),
 }
@@ -26,6 +35,8 @@ pub enum Source {
     Local(PathBuf),
     Ftp(FtpConfig),
     Sftp(SftpConfig),
+    Smb(SmbConfig),
+    Gcs(GcsConfig),
 }
 
 fn local_err(path: &Path, e: impl std::fmt::Display) -> SourceError {
@@ -61,29 +72,72 @@ impl Source {
             }
             Source::Ftp(cfg) => ftp::list(cfg)?,
             Source::Sftp(cfg) => sftp::list(cfg)?,
+            Source::Smb(cfg) => smb::list(cfg)?,
+            Source::Gcs(cfg) => gcs::list(cfg)?,
         };
         files.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(files)
     }
 
-    /// A whole file.
+    /// A whole file, in memory (for small files; large ones go through [`Source::fetch`]).
     pub fn read(&self, name: &str) -> Result<Vec<u8>, SourceError> {
         match self {
             Source::Local(dir) => {
                 let p = dir.join(name);
                 std::fs::read(&p).map_err(|e| local_err(&p, e))
             }
-            Source::Ftp(cfg) => {
+            _ => {
                 let mut buf = Vec::new();
-                ftp::download(cfg, name, &mut buf)?;
-                Ok(buf)
-            }
-            Source::Sftp(cfg) => {
-                let mut buf = Vec::new();
-                sftp::download(cfg, name, &mut buf)?;
+                self.download(name, &mut buf)?;
                 Ok(buf)
             }
         }
+    }
+
+    /// Stream the file `name` to `dest`: written to `<dest>.part`, synced to disk, then renamed
+    /// to `dest` (replacing it). On an error the `.part` file is removed and `dest` is left as
+    /// it was. Returns the number of bytes.
+    pub fn fetch(&self, name: &str, dest: &Path) -> Result<u64, SourceError> {
+        let mut part = dest.as_os_str().to_owned();
+        part.push(".part");
+        let part = PathBuf::from(part);
+        let result = (|| {
+            let file = std::fs::File::create(&part).map_err(|e| local_err(&part, e))?;
+            let mut out = std::io::BufWriter::with_capacity(256 * 1024, file);
+            let n = match self {
+                Source::Local(dir) => {
+                    let p = dir.join(name);
+                    let mut f = std::fs::File::open(&p).map_err(|e| local_err(&p, e))?;
+                    std::io::copy(&mut f, &mut out).map_err(|e| local_err(&p, e))?
+                }
+                _ => self.download(name, &mut out)?,
+            };
+            let file = out
+                .into_inner()
+                .map_err(|e| local_err(&part, e.into_error()))?;
+            file.sync_all().map_err(|e| local_err(&part, e))?;
+            std::fs::rename(&part, dest).map_err(|e| local_err(dest, e))?;
+            Ok(n)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&part);
+        }
+        result
+    }
+
+    /// Stream a file from a server into `to`.
+    fn download(&self, name: &str, to: &mut dyn Write) -> Result<u64, SourceError> {
+        Ok(match self {
+            Source::Local(dir) => {
+                let p = dir.join(name);
+                let mut f = std::fs::File::open(&p).map_err(|e| local_err(&p, e))?;
+                std::io::copy(&mut f, to).map_err(|e| local_err(&p, e))?
+            }
+            Source::Ftp(cfg) => ftp::download(cfg, name, to)?,
+            Source::Sftp(cfg) => sftp::download(cfg, name, to)?,
+            Source::Smb(cfg) => smb::download(cfg, name, to)?,
+            Source::Gcs(cfg) => gcs::download(cfg, name, to)?,
+        })
     }
 
     /// Put a file into `subdir` of the source, replacing one of the same name (the folder is
@@ -108,10 +162,15 @@ impl Source {
                 Ok(result?)
             }
             Source::Sftp(cfg) => Ok(sftp::upload(cfg, subdir, name, bytes)?),
+            Source::Smb(_) | Source::Gcs(_) => Err(SourceError::Unsupported(format!(
+                "{} is read-only for dipex",
+                self.describe()
+            ))),
         }
     }
 
-    /// For logs: the folder, or `ftp://user@host:port/dir` (no password).
+    /// For logs: the folder, `ftp://user@host:port/dir`, `smb://user@server/share/dir` or
+    /// `gs://bucket` (no password).
     pub fn describe(&self) -> String {
         match self {
             Source::Local(dir) => format!("folder {}", dir.display()),
@@ -135,6 +194,18 @@ impl Source {
                 cfg.port,
                 cfg.dir.as_deref().unwrap_or("")
             ),
+            Source::Smb(cfg) => format!(
+                "smb://{}@{}",
+                cfg.user,
+                cfg.location().trim_start_matches('/')
+            ),
+            Source::Gcs(cfg) => {
+                if cfg.endpoint == gcs::DEFAULT_ENDPOINT {
+                    format!("gs://{}", cfg.bucket)
+                } else {
+                    format!("gs://{} at {}", cfg.bucket, cfg.endpoint)
+                }
+            }
         }
     }
 }
@@ -164,5 +235,20 @@ mod tests {
                 .to_string()
                 .contains("nope.csv")
         );
+    }
+
+    #[test]
+    fn fetch_writes_through_a_part_file_and_leaves_nothing_on_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.xml"), "<a/>").unwrap();
+        let s = Source::Local(dir.path().to_path_buf());
+        let dest = out.path().join("a.xml");
+        assert_eq!(s.fetch("a.xml", &dest).unwrap(), 4);
+        assert_eq!(std::fs::read(&dest).unwrap(), b"<a/>");
+        std::fs::write(&dest, "old").unwrap();
+        assert!(s.fetch("missing.xml", &dest).is_err());
+        assert_eq!(std::fs::read(&dest).unwrap(), b"old");
+        assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 1);
     }
 }

@@ -1,8 +1,10 @@
 //! End-to-end tests of dipex's integrations: real files, the real embedded store (SQLite), the
 //! real state database, address registers on real files or loopback servers, the FTP/FTPS
-//! transport against in-process servers, and the SFTP transport against OpenSSH on loopback.
+//! transport against in-process servers, the SFTP transport against OpenSSH on loopback, the SMB
+//! transport against Samba on loopback, and the GCS transport against a loopback GCS JSON API.
 
 mod ad;
+mod gcs;
 mod los;
 mod los_import;
 mod opus;
@@ -10,4 +12,5 @@ mod os2mo;
 mod os2sync;
 mod plan2learn;
 mod sftp;
+mod smb;
 mod transport;
