@@ -1163,15 +1163,7 @@ impl<'a> Mapper<'a> {
                 |f| f.0,
             );
             let from = found.and_then(|f| f.2).unwrap_or(eff);
-            let value = Value::ItUser(ItUser {
-                user_key: user.to_string(),
-                itsystem,
-                person: Some(person),
-                org_unit: None,
-                external_id: None,
-                engagements: Vec::new(),
-                primary: None,
-            });
+            let value = person_it_user(user, itsystem, person);
             self.details.push(Fact::state(
                 uuid,
                 value,
@@ -1247,15 +1239,7 @@ impl<'a> Mapper<'a> {
                         eff,
                     ),
                 };
-                let value = Value::ItUser(ItUser {
-                    user_key: sam.to_string(),
-                    itsystem,
-                    person: Some(person),
-                    org_unit: None,
-                    external_id: None,
-                    engagements: Vec::new(),
-                    primary: None,
-                });
+                let value = person_it_user(sam, itsystem, person);
                 self.details.push(Fact::state(
                     uuid,
                     value,
@@ -1410,6 +1394,19 @@ pub fn dar_queries(
         }
     }
     out
+}
+
+/// A person's account `user_key` in the IT system `itsystem`.
+fn person_it_user(user_key: &str, itsystem: Uuid, person: Uuid) -> Value {
+    Value::ItUser(ItUser {
+        user_key: user_key.to_string(),
+        itsystem,
+        person: Some(person),
+        org_unit: None,
+        external_id: None,
+        engagements: Vec::new(),
+        primary: None,
+    })
 }
 
 #[cfg(test)]

@@ -18,7 +18,6 @@ use dipex_integrations::ad::ldap::{AdError, read_directory};
 use dipex_integrations::ad::{AdLookup, AdSettings, AdUser, Directory, IT_SYSTEM, RawEntry};
 use dipex_integrations::opus::run::{self, Mode};
 use dipex_model::{Cpr, Kind, Object, Value};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -98,14 +97,6 @@ fn ldif(accounts: &[Account]) -> String {
     out
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A running slapd; stopped when dropped.
 struct Slapd {
     child: Child,
@@ -175,8 +166,8 @@ impl Slapd {
             "slapadd: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let port = free_port();
-        let tls_port = tls.then(free_port);
+        let port = crate::free_port();
+        let tls_port = tls.then(crate::free_port);
         let mut urls = format!("ldap://127.0.0.1:{port}/");
         if let Some(t) = tls_port {
             urls.push_str(&format!(" ldaps://127.0.0.1:{t}/"));
@@ -374,7 +365,7 @@ fn a_wrong_password_is_a_bind_error_without_the_password() {
 
 #[test]
 fn a_directory_that_is_down_names_every_server_tried() {
-    let (a, b) = (free_port(), free_port());
+    let (a, b) = (crate::free_port(), crate::free_port());
     let mut s = settings(&format!("127.0.0.1:{a}"), "none");
     s.servers.push(format!("localhost:{b}"));
     s.timeout_seconds = 2;

@@ -14,3 +14,12 @@ mod plan2learn;
 mod sftp;
 mod smb;
 mod transport;
+
+/// A loopback port nobody listens on right now, for the daemons the tests start.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -233,7 +233,7 @@ impl Sshd {
         fs::rename(data.join("huge.bin"), root.join("huge/huge.bin")).unwrap();
 
         for _attempt in 0..5 {
-            let port = free_port();
+            let port = crate::free_port();
             let config = root.join("sshd_config");
             fs::write(
                 &config,
@@ -322,14 +322,6 @@ impl Drop for Sshd {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn ed25519() -> SftpAuth {
