@@ -15,8 +15,8 @@
 //! `unsafe` code of dipex's SMB support is in this module.
 //!
 //! Like the old Python tool, operations are retried on connection errors (refused, timed out,
-//! unreachable, reset) up to [`SmbConfig::attempts`] times with a fixed [`SmbConfig::wait`]
-//! (7 and 2 s). A refused login is reported at once. A download is only retried while nothing
+//! unreachable, reset) up to [`SmbConfig::attempts`] times (7), waiting [`SmbConfig::wait`]
+//! (2 s) and then twice as long after each further failure, at most [`MAX_WAIT`]. A refused login is reported at once. A download is only retried while nothing
 //! has been written yet.
 //!
 //! Errors and `Debug` output never contain the password: it is handed to libsmbclient only in
@@ -33,7 +33,10 @@ use crate::dar::http::percent_encode;
 
 /// Attempts of an operation on connection errors, as the old tool made.
 pub const DEFAULT_ATTEMPTS: u32 = 7;
-/// Wait between attempts, as the old tool waited.
+/// The longest wait between two attempts.
+pub const MAX_WAIT: Duration = Duration::from_secs(30);
+/// Wait after the first failed attempt (the old tool waited this long every time; dipex
+/// doubles it after each further failure, up to [`MAX_WAIT`]).
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(2);
 /// Timeout of each SMB request when none is configured.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -309,6 +312,13 @@ pub fn download(cfg: &SmbConfig, name: &str, to: &mut dyn Write) -> Result<u64, 
     })
 }
 
+/// The wait after failed attempt `attempt` (1-based): `first`, doubled after each further
+/// failure, at most [`MAX_WAIT`] (2, 4, 8, 16, 30, 30 s with the defaults).
+fn backoff(first: Duration, attempt: u32) -> Duration {
+    let factor = 1u32 << attempt.saturating_sub(1).min(16);
+    first.saturating_mul(factor).min(MAX_WAIT.max(first))
+}
+
 /// Run `op` up to `cfg.attempts` times while it fails with a connection error.
 fn retry<T>(
     cfg: &SmbConfig,
@@ -320,8 +330,9 @@ fn retry<T>(
         match op(attempt) {
             Ok(v) => return Ok(v),
             Err(e) if e.retryable() && attempt < attempts => {
-                tracing::debug!("{e}; attempt {attempt} of {attempts}, trying again");
-                std::thread::sleep(cfg.wait);
+                let wait = backoff(cfg.wait, attempt);
+                tracing::debug!("{e}; attempt {attempt} of {attempts}, trying again in {wait:?}");
+                std::thread::sleep(wait);
                 attempt += 1;
             }
             Err(SmbError::Failed {
@@ -777,6 +788,19 @@ fn errno_err(cfg: &SmbConfig, step: Step, file: Option<&str>, e: io::Error) -> S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_wait_doubles_up_to_the_maximum() {
+        let waits: Vec<u64> = (1..=7)
+            .map(|a| backoff(DEFAULT_WAIT, a).as_secs())
+            .collect();
+        assert_eq!(waits, [2, 4, 8, 16, 30, 30, 30]);
+        assert_eq!(
+            backoff(Duration::from_millis(10), 3),
+            Duration::from_millis(40)
+        );
+        assert_eq!(backoff(DEFAULT_WAIT, u32::MAX), MAX_WAIT);
+    }
 
     #[test]
     fn smb_host_forms() {
