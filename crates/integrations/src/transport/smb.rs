@@ -445,13 +445,22 @@ fn library() -> Result<&'static Lib, SmbError> {
 }
 
 fn load() -> Result<Lib, String> {
+    load_from(&["libsmbclient.so.0", "libsmbclient.so"])
+}
+
+/// The first of `names` that loads and has every function dipex uses.
+fn load_from(names: &[&str]) -> Result<Lib, String> {
     let mut last = String::new();
-    for name in ["libsmbclient.so.0", "libsmbclient.so"] {
+    for &name in names {
         // SAFETY: loading libsmbclient runs its (and Samba's) library constructors, which only
         // initialise their own state; the library is never unloaded (it lives in a static).
         match unsafe { libloading::Library::new(name) } {
             Ok(lib) => return bind(lib),
-            Err(e) => last = e.to_string(),
+            Err(e) => {
+                // libloading says "dlopen failed"; the loader's own words are its source.
+                let why = std::error::Error::source(&e).map_or(e.to_string(), |s| s.to_string());
+                last = format!("{name}: {why}");
+            }
         }
     }
     Err(last)
@@ -844,13 +853,22 @@ mod tests {
 
     #[test]
     fn a_missing_library_says_what_to_install() {
-        let e = SmbError::Library {
-            reason: "libsmbclient.so.0: cannot open shared object file".into(),
-        };
+        // No such library: the loader's reason names the file.
+        let reason = load_from(&["libdipex-no-such-smbclient.so.0"])
+            .err()
+            .expect("cannot load");
+        assert!(
+            reason.contains("libdipex-no-such-smbclient.so.0"),
+            "{reason}"
+        );
+        let e = SmbError::Library { reason };
         assert!(
             e.to_string()
                 .starts_with("SMB source needs libsmbclient (Debian: apt install libsmbclient)"),
             "{e}"
         );
+        // A library that loads but is not libsmbclient: the first missing function is named.
+        let reason = load_from(&["libc.so.6"]).err().expect("not libsmbclient");
+        assert!(reason.starts_with("smbc_new_context: "), "{reason}");
     }
 }
