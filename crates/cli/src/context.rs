@@ -253,13 +253,6 @@ pub fn check(ctx: &Context) -> Result<Outcome> {
             }
         }
     }
-    if s.opus_smb_host.is_some() || s.opus_gcloud_bucket_name.is_some() {
-        line(
-            false,
-            "opus source",
-            "SMB and Google Cloud Storage sources are not implemented yet (issue 7)".into(),
-        );
-    }
     if failed > 0 {
         bail!("{failed} check(s) failed");
     }

@@ -208,6 +208,7 @@ fn remote_runs_download_only_what_they_need_and_dry_runs_write_nothing() {
     // Metadata-server credentials (no GOOGLE_APPLICATION_CREDENTIALS).
     let o = run(s.path(), &["check"], &[]);
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{out}");
     assert!(
         out.contains("ok   opus dumps") && out.contains("gs://b at ") && out.contains(": 3 dumps"),
         "{out}"
