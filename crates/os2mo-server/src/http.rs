@@ -1,12 +1,12 @@
-//! A small HTTP/1.1 server on std::net (a thread per connection, keep-alive, chunked bodies):
-//! the routes of MO and its Keycloak token endpoint, authentication, failure injection and stats.
+//! The OS2mo server's HTTP side, on the small HTTP/1.1 server of `dipex-test-http`: the routes
+//! of MO and its Keycloak token endpoint, authentication, failure injection and stats.
 
 use std::collections::HashMap;
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use dipex_test_http::{Request, Response};
 
 use serde_json::{Value, json};
 
@@ -29,253 +29,35 @@ pub(crate) struct Shared {
     pub stop: AtomicBool,
 }
 
-struct HttpRequest {
-    method: String,
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-    close: bool,
-}
+impl dipex_test_http::Handler for Shared {
+    fn handle(&self, req: &Request) -> Option<Response> {
+        handle(self, req)
+    }
 
-impl HttpRequest {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
     }
-}
-
-struct HttpResponse {
-    status: u16,
-    content_type: &'static str,
-    headers: Vec<(&'static str, String)>,
-    body: Vec<u8>,
-}
-
-fn json_response(status: u16, v: &Value) -> HttpResponse {
-    HttpResponse {
-        status,
-        content_type: "application/json",
-        headers: Vec::new(),
-        body: serde_json::to_vec(v).expect("json"),
-    }
-}
-
-fn text_response(status: u16, body: &str) -> HttpResponse {
-    HttpResponse {
-        status,
-        content_type: "text/plain; charset=utf-8",
-        headers: Vec::new(),
-        body: body.as_bytes().to_vec(),
-    }
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        204 => "No Content",
-        307 => "Temporary Redirect",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        500 => "Internal Server Error",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        _ => "Status",
-    }
-}
-
-/// Accept connections until `stop` is set; each connection gets its own thread.
-pub(crate) fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    for stream in listener.incoming() {
-        if shared.stop.load(Ordering::SeqCst) {
-            break;
-        }
-        let Ok(stream) = stream else { continue };
-        let shared = shared.clone();
-        std::thread::spawn(move || {
-            let _ = serve_connection(stream, &shared);
-        });
-    }
-}
-
-fn serve_connection(stream: TcpStream, shared: &Shared) -> io::Result<()> {
-    stream.set_nodelay(true)?;
-    let mut writer = stream.try_clone()?;
-    let mut reader = BufReader::new(stream);
-    loop {
-        // Wait for the next request, checking the stop flag now and then.
-        reader
-            .get_ref()
-            .set_read_timeout(Some(Duration::from_millis(100)))?;
-        loop {
-            if shared.stop.load(Ordering::SeqCst) {
-                return Ok(());
-            }
-            match reader.fill_buf() {
-                Ok([]) => return Ok(()),
-                Ok(_) => break,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    continue;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        reader
-            .get_ref()
-            .set_read_timeout(Some(Duration::from_secs(30)))?;
-        let req = read_request(&mut reader)?;
-        let close = req.close;
-        match handle(shared, &req) {
-            Some(resp) => {
-                write_response(&mut writer, &resp, close)?;
-                if close {
-                    return Ok(());
-                }
-            }
-            None => {
-                // Injected transport failure: close without answering.
-                let _ = writer.shutdown(Shutdown::Both);
-                return Ok(());
-            }
-        }
-    }
-}
-
-fn read_line(reader: &mut BufReader<TcpStream>) -> io::Result<String> {
-    let mut buf = Vec::new();
-    reader
-        .by_ref()
-        .take(64 * 1024)
-        .read_until(b'\n', &mut buf)?;
-    if buf.is_empty() {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "connection closed",
-        ));
-    }
-    while buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-        buf.pop();
-    }
-    String::from_utf8(buf)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "header is not UTF-8"))
-}
-
-fn read_request(reader: &mut BufReader<TcpStream>) -> io::Result<HttpRequest> {
-    let line = read_line(reader)?;
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or_default().to_string();
-    let target = parts.next().unwrap_or_default().to_string();
-    let version = parts.next().unwrap_or("HTTP/1.1").to_string();
-    let mut headers = Vec::new();
-    loop {
-        let h = read_line(reader)?;
-        if h.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-        }
-    }
-    let get = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
-    let mut body = Vec::new();
-    if get("transfer-encoding").is_some_and(|t| t.to_ascii_lowercase().contains("chunked")) {
-        loop {
-            let size_line = read_line(reader)?;
-            let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("0").trim(), 16)
-                .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad chunk size"))?;
-            if size == 0 {
-                while !read_line(reader)?.is_empty() {}
-                break;
-            }
-            let start = body.len();
-            body.resize(start + size, 0);
-            reader.read_exact(&mut body[start..])?;
-            read_line(reader).or_else(|e| {
-                if e.kind() == io::ErrorKind::UnexpectedEof {
-                    Ok(String::new())
-                } else {
-                    Err(e)
-                }
-            })?;
-        }
-    } else if let Some(n) = get("content-length").and_then(|v| v.parse::<usize>().ok()) {
-        body.resize(n, 0);
-        reader.read_exact(&mut body)?;
-    }
-    let conn = get("connection").unwrap_or_default().to_ascii_lowercase();
-    let close = conn.contains("close") || (version == "HTTP/1.0" && !conn.contains("keep-alive"));
-    let path = target.split('?').next().unwrap_or_default().to_string();
-    Ok(HttpRequest {
-        method,
-        path,
-        headers,
-        body,
-        close,
-    })
-}
-
-fn write_response(w: &mut TcpStream, r: &HttpResponse, close: bool) -> io::Result<()> {
-    let mut head = format!("HTTP/1.1 {} {}\r\n", r.status, reason(r.status));
-    if r.status != 204 {
-        head.push_str(&format!(
-            "content-type: {}\r\ncontent-length: {}\r\n",
-            r.content_type,
-            r.body.len()
-        ));
-    }
-    for (k, v) in &r.headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str(if close {
-        "connection: close\r\n\r\n"
-    } else {
-        "connection: keep-alive\r\n\r\n"
-    });
-    w.write_all(head.as_bytes())?;
-    if r.status != 204 {
-        w.write_all(&r.body)?;
-    }
-    w.flush()
 }
 
 const TOKEN_PATH: &str = "/auth/realms/mo/protocol/openid-connect/token";
 
 /// Route one request; `None` = drop the connection.
-fn handle(shared: &Shared, req: &HttpRequest) -> Option<HttpResponse> {
+fn handle(shared: &Shared, req: &Request) -> Option<Response> {
     shared.stats.lock().expect("stats").http_requests += 1;
-    let not_found = || json_response(404, &json!({"detail": "Not Found"}));
+    let not_found = || Response::json(404, &json!({"detail": "Not Found"}));
     let resp = match (req.method.as_str(), req.path.as_str()) {
         ("POST", "/graphql/v30") => return graphql(shared, req),
-        ("POST", "/graphql/v30/") => {
-            let mut r = json_response(307, &json!(null));
-            r.body.clear();
-            r.headers.push(("location", "/graphql/v30".into()));
-            r
-        }
+        ("POST", "/graphql/v30/") => Response::empty(307).with_header("location", "/graphql/v30"),
         ("GET", "/graphql/v30/schema.graphql") => match &shared.schema {
-            Some(s) => text_response(200, s.text()),
+            Some(s) => Response::text(200, s.text()),
             None => not_found(),
         },
         ("GET", "/graphql/v30") => {
-            text_response(405, "GraphiQL is not served by the dipex OS2mo test server")
+            Response::text(405, "GraphiQL is not served by the dipex OS2mo test server")
         }
-        ("GET", "/health/live") | ("GET", "/health/ready") => HttpResponse {
-            status: 204,
-            content_type: "text/plain",
-            headers: Vec::new(),
-            body: Vec::new(),
-        },
+        ("GET", "/health/live") | ("GET", "/health/ready") => Response::empty(204),
         ("POST", TOKEN_PATH) => token(shared, req),
-        (_, TOKEN_PATH) => json_response(405, &json!({"error": "HTTP 405 Method Not Allowed"})),
+        (_, TOKEN_PATH) => Response::json(405, &json!({"error": "HTTP 405 Method Not Allowed"})),
         _ => not_found(),
     };
     Some(resp)
@@ -307,7 +89,7 @@ fn form_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn token(shared: &Shared, req: &HttpRequest) -> HttpResponse {
+fn token(shared: &Shared, req: &Request) -> Response {
     shared.stats.lock().expect("stats").token_requests += 1;
     let body = String::from_utf8_lossy(&req.body);
     let form: HashMap<String, String> = body
@@ -336,7 +118,7 @@ fn token(shared: &Shared, req: &HttpRequest) -> HttpResponse {
         .map(String::as_str)
         .unwrap_or_default();
     if grant != "client_credentials" {
-        return json_response(
+        return Response::json(
             400,
             &json!({"error": "unsupported_grant_type", "error_description": "Unsupported grant_type"}),
         );
@@ -348,7 +130,7 @@ fn token(shared: &Shared, req: &HttpRequest) -> HttpResponse {
         _ => (String::new(), String::new()),
     };
     if id != shared.client_id || secret != shared.client_secret {
-        return json_response(
+        return Response::json(
             401,
             &json!({"error": "unauthorized_client", "error_description": "Invalid client or Invalid client credentials"}),
         );
@@ -364,7 +146,7 @@ fn token(shared: &Shared, req: &HttpRequest) -> HttpResponse {
         tokens.retain(|_, exp| *exp > now);
         tokens.insert(token.clone(), now + shared.token_lifetime);
     }
-    json_response(
+    Response::json(
         200,
         &json!({
             "access_token": token,
@@ -377,7 +159,7 @@ fn token(shared: &Shared, req: &HttpRequest) -> HttpResponse {
     )
 }
 
-fn authenticated(shared: &Shared, req: &HttpRequest) -> bool {
+fn authenticated(shared: &Shared, req: &Request) -> bool {
     if let Some(s) = shared.legacy_session
         && let Some(h) = req.header("session")
         && uuid::Uuid::parse_str(h.trim()).is_ok_and(|u| u == s)
@@ -401,7 +183,7 @@ fn authenticated(shared: &Shared, req: &HttpRequest) -> bool {
         .is_some_and(|exp| *exp > Instant::now())
 }
 
-fn graphql(shared: &Shared, req: &HttpRequest) -> Option<HttpResponse> {
+fn graphql(shared: &Shared, req: &Request) -> Option<Response> {
     shared.stats.lock().expect("stats").graphql_requests += 1;
     let injected = {
         let mut f = shared.failures.lock().expect("failures");
@@ -415,22 +197,26 @@ fn graphql(shared: &Shared, req: &HttpRequest) -> Option<HttpResponse> {
             None
         }
     };
-    let fail = |resp: Option<HttpResponse>| {
+    let fail = |resp: Option<Response>| {
         shared.stats.lock().expect("stats").failed_requests += 1;
         resp
     };
     match injected {
         Some(Failure::Drop) => return fail(None),
         Some(Failure::Status(code)) => {
-            return fail(Some(text_response(
+            return fail(Some(Response::text(
                 code,
-                &format!("{} {} (injected by the test server)", code, reason(code)),
+                &format!(
+                    "{} {} (injected by the test server)",
+                    code,
+                    dipex_test_http::reason(code)
+                ),
             )));
         }
         None => {}
     }
     if !authenticated(shared, req) {
-        return fail(Some(json_response(
+        return fail(Some(Response::json(
             200,
             &json!({"data": null, "errors": [{"message": "User is not authenticated"}]}),
         )));
@@ -438,14 +224,14 @@ fn graphql(shared: &Shared, req: &HttpRequest) -> Option<HttpResponse> {
     let body: Value = match serde_json::from_slice(&req.body) {
         Ok(v) => v,
         Err(e) => {
-            return fail(Some(json_response(
+            return fail(Some(Response::json(
                 400,
                 &json!({"detail": format!("Unable to parse request body as JSON: {e}")}),
             )));
         }
     };
     let Some(query) = body.get("query").and_then(Value::as_str) else {
-        return fail(Some(json_response(
+        return fail(Some(Response::json(
             400,
             &json!({"detail": "No GraphQL query found in the request"}),
         )));
@@ -455,7 +241,7 @@ fn graphql(shared: &Shared, req: &HttpRequest) -> Option<HttpResponse> {
     if let Some(schema) = &shared.schema
         && let Err(errors) = check_request(schema, query, &variables, op_name)
     {
-        return fail(Some(json_response(
+        return fail(Some(Response::json(
             200,
             &crate::gql::error_response(&errors),
         )));
@@ -475,5 +261,5 @@ fn graphql(shared: &Shared, req: &HttpRequest) -> Option<HttpResponse> {
             st.rolled_back += 1;
         }
     }
-    Some(json_response(200, &outcome.response))
+    Some(Response::json(200, &outcome.response))
 }

@@ -128,7 +128,7 @@ impl MoServer {
         let s = shared.clone();
         let accept = std::thread::Builder::new()
             .name("mo-server-accept".into())
-            .spawn(move || http::accept_loop(listener, s))
+            .spawn(move || dipex_test_http::accept_loop(listener, s, "os2mo-server-conn"))
             .expect("spawn accept thread");
         MoServer {
             addr,

@@ -107,7 +107,7 @@ impl Os2SyncServer {
         let s = shared.clone();
         let accept = std::thread::Builder::new()
             .name("os2sync-server-accept".into())
-            .spawn(move || http::accept_loop(listener, s))
+            .spawn(move || dipex_test_http::accept_loop(listener, s, "os2sync-server-conn"))
             .expect("spawn accept thread");
         Os2SyncServer {
             addr,
