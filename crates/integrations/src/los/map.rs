@@ -418,18 +418,24 @@ pub fn person_ends(rows: &[PersonEndRow], ctx: &Ctx<'_>) -> Mapped {
     m
 }
 
+/// The person of a manager row, or `None` with the row rejected (masked CPR) when no person in
+/// MO has its CPR number.
+fn manager_person(ctx: &Ctx<'_>, m: &mut Mapped, line: u64, cpr: &Cpr, unit: Uuid) -> Option<Uuid> {
+    let person = ctx.persons.get(cpr).copied();
+    if person.is_none() {
+        m.rejected.push((
+            line,
+            format!("no person in MO has the CPR number {cpr} (unit {unit})"),
+        ));
+    }
+    person
+}
+
 /// Manager files, from the file date; a row whose CPR is not in MO is rejected.
 pub fn managers(rows: &[ManagerRow], edit: bool, ctx: &Ctx<'_>) -> Mapped {
     let mut m = Mapped::default();
     for r in rows {
-        let Some(person) = ctx.persons.get(&r.cpr).copied() else {
-            m.rejected.push((
-                r.line,
-                format!(
-                    "no person in MO has the CPR number {} (unit {})",
-                    r.cpr, r.org_unit
-                ),
-            ));
+        let Some(person) = manager_person(ctx, &mut m, r.line, &r.cpr, r.org_unit) else {
             continue;
         };
         let uuid = uuids::manager(r.org_unit, person);
@@ -465,14 +471,7 @@ pub fn managers(rows: &[ManagerRow], edit: bool, ctx: &Ctx<'_>) -> Mapped {
 pub fn manager_ends(rows: &[ManagerEndRow], ctx: &Ctx<'_>) -> Mapped {
     let mut m = Mapped::default();
     for r in rows {
-        let Some(person) = ctx.persons.get(&r.cpr).copied() else {
-            m.rejected.push((
-                r.line,
-                format!(
-                    "no person in MO has the CPR number {} (unit {})",
-                    r.cpr, r.org_unit
-                ),
-            ));
+        let Some(person) = manager_person(ctx, &mut m, r.line, &r.cpr, r.org_unit) else {
             continue;
         };
         let uuid = uuids::manager(r.org_unit, person);
