@@ -81,17 +81,9 @@ impl Source {
 
     /// A whole file, in memory (for small files; large ones go through [`Source::fetch`]).
     pub fn read(&self, name: &str) -> Result<Vec<u8>, SourceError> {
-        match self {
-            Source::Local(dir) => {
-                let p = dir.join(name);
-                std::fs::read(&p).map_err(|e| local_err(&p, e))
-            }
-            _ => {
-                let mut buf = Vec::new();
-                self.download(name, &mut buf)?;
-                Ok(buf)
-            }
-        }
+        let mut buf = Vec::new();
+        self.download(name, &mut buf)?;
+        Ok(buf)
     }
 
     /// Stream the file `name` to `dest`: written to `<dest>.part`, synced to disk, then renamed
@@ -104,14 +96,7 @@ impl Source {
         let result = (|| {
             let file = std::fs::File::create(&part).map_err(|e| local_err(&part, e))?;
             let mut out = std::io::BufWriter::with_capacity(256 * 1024, file);
-            let n = match self {
-                Source::Local(dir) => {
-                    let p = dir.join(name);
-                    let mut f = std::fs::File::open(&p).map_err(|e| local_err(&p, e))?;
-                    std::io::copy(&mut f, &mut out).map_err(|e| local_err(&p, e))?
-                }
-                _ => self.download(name, &mut out)?,
-            };
+            let n = self.download(name, &mut out)?;
             let file = out
                 .into_inner()
                 .map_err(|e| local_err(&part, e.into_error()))?;
@@ -125,7 +110,7 @@ impl Source {
         result
     }
 
-    /// Stream a file from a server into `to`.
+    /// Stream a file into `to`.
     fn download(&self, name: &str, to: &mut dyn Write) -> Result<u64, SourceError> {
         Ok(match self {
             Source::Local(dir) => {
