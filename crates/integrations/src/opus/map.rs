@@ -1131,23 +1131,7 @@ impl<'a> Mapper<'a> {
             .iter()
             .filter_map(|e| e.data.user_id.as_deref())
             .collect();
-        let existing: Vec<(Uuid, String, Option<Date>)> = {
-            let system = self
-                .classes
-                .itsystems
-                .iter()
-                .find(|(_, k, n)| n == "Opus" || k == "Opus")
-                .map(|s| s.0);
-            self.ix
-                .owned(Kind::ItUser, person)
-                .filter_map(|o| match &o.last().value {
-                    Value::ItUser(i) if Some(i.itsystem) == system => {
-                        Some((o.uuid, i.user_key.clone(), o.slices[0].validity.from))
-                    }
-                    _ => None,
-                })
-                .collect()
-        };
+        let existing = self.person_it_users(person, "Opus", None);
         if wanted.is_empty() && existing.is_empty() {
             return;
         }
@@ -1182,6 +1166,35 @@ impl<'a> Mapper<'a> {
         }
     }
 
+    /// The person's IT users in the IT system named (or keyed) `system` that MO holds, as
+    /// (uuid, user name, first day); with `active_after`, only those still active after that day.
+    fn person_it_users(
+        &self,
+        person: Uuid,
+        system: &str,
+        active_after: Option<Date>,
+    ) -> Vec<(Uuid, String, Option<Date>)> {
+        let system = self
+            .classes
+            .itsystems
+            .iter()
+            .find(|(_, k, n)| n == system || k == system)
+            .map(|s| s.0);
+        self.ix
+            .owned(Kind::ItUser, person)
+            .filter_map(|o| match &o.last().value {
+                Value::ItUser(i)
+                    if Some(i.itsystem) == system
+                        && active_after
+                            .is_none_or(|d| o.last().validity.to.is_none_or(|t| t > d)) =>
+                {
+                    Some((o.uuid, i.user_key.clone(), o.slices[0].validity.from))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The person's IT user in `Active Directory` (`specs/opus.md` §8.7): none in AD and none in
     /// MO → nothing; none current → create; the account name differs → edit from `eff`; the
     /// person no longer has an AD account → end it at `eff`; several current → warning, no
@@ -1192,25 +1205,7 @@ impl<'a> Mapper<'a> {
             AdLookup::Absent => None,
             AdLookup::Ambiguous => return,
         };
-        let system = self
-            .classes
-            .itsystems
-            .iter()
-            .find(|(_, k, n)| n == ad::IT_SYSTEM || k == ad::IT_SYSTEM)
-            .map(|s| s.0);
-        let current: Vec<(Uuid, String, Option<Date>)> = self
-            .ix
-            .owned(Kind::ItUser, person)
-            .filter_map(|o| match &o.last().value {
-                Value::ItUser(i)
-                    if Some(i.itsystem) == system
-                        && o.last().validity.to.is_none_or(|t| t > eff) =>
-                {
-                    Some((o.uuid, i.user_key.clone(), o.slices[0].validity.from))
-                }
-                _ => None,
-            })
-            .collect();
+        let current = self.person_it_users(person, ad::IT_SYSTEM, Some(eff));
         if current.len() > 1 {
             self.out.warnings.push(Notice::at(
                 line,
