@@ -6,10 +6,9 @@
 //! The data is synthetic: CPR numbers are `ddmmyy` of a made-up birthday followed by a running
 //! number, names come from short fixed lists.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::Command as Process;
 use std::time::Instant;
 use uuid::Uuid;
 
@@ -253,17 +252,7 @@ pub fn bench(s: &LosSize) -> Result<()> {
         bytes as f64 / 1e6,
         t.elapsed().as_secs_f64()
     );
-    let exe = std::env::current_exe()?;
-    let start = Instant::now();
-    let out = Process::new(exe).arg("import-los").arg(&dir).output()?;
-    let wall = start.elapsed().as_secs_f64();
-    if !out.status.success() {
-        bail!(
-            "LOS import failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (wall, stdout, _) = crate::measured_child("import-los", &dir)?;
     let f: Vec<&str> = stdout.split_whitespace().collect();
     let kb: u64 = f[1].parse()?;
     println!(

@@ -211,15 +211,15 @@ fn import_next(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Run `import-next` as a child; wall time, its output (counts and its own peak RSS), and
-/// its stage timings.
-fn measured_child(dir: &Path) -> Result<(f64, String, String)> {
+/// Run the hidden subcommand `step` on `dir` as a child process; its wall time, its stdout
+/// (counts and its own peak RSS) and its stderr (stage timings).
+fn measured_child(step: &str, dir: &Path) -> Result<(f64, String, String)> {
     let exe = std::env::current_exe()?;
     let start = Instant::now();
-    let out = Process::new(exe).arg("import-next").arg(dir).output()?;
+    let out = Process::new(exe).arg(step).arg(dir).output()?;
     let secs = start.elapsed().as_secs_f64();
     if !out.status.success() {
-        bail!("import failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!("{step} failed: {}", String::from_utf8_lossy(&out.stderr));
     }
     let stages = String::from_utf8_lossy(&out.stderr).trim().to_string();
     Ok((
@@ -258,7 +258,7 @@ fn opus(s: &Size, dir: Option<PathBuf>, verbose: bool) -> Result<()> {
         "step", "wall (s)", "peak RSS MB", "created", "updated", "terminated", "deleted"
     );
     for day in 0..s.days {
-        let (secs, out, stages) = measured_child(&dir)?;
+        let (secs, out, stages) = measured_child("import-next", &dir)?;
         let f: Vec<&str> = out.split_whitespace().collect();
         let kb: u64 = f[5].parse()?;
         let step = if day == 0 {
@@ -327,25 +327,18 @@ fn plan2learn(s: &Size) -> Result<()> {
         },
         &dir,
     )?;
-    measured_child(&dir)?;
-    let exe = std::env::current_exe()?;
+    measured_child("import-next", &dir)?;
     println!(
         "plan2learn export of {} units / {} employments from the embedded store",
         s.units, s.employees
     );
     for run in 1..=3 {
-        let start = Instant::now();
-        let out = Process::new(&exe).arg("export-p2l").arg(&dir).output()?;
-        if !out.status.success() {
-            bail!("export failed: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let f: Vec<&str> = stdout.trim().splitn(3, ' ').collect();
+        let (secs, stdout, _) = measured_child("export-p2l", &dir)?;
+        let f: Vec<&str> = stdout.splitn(3, ' ').collect();
         let kb: u64 = f[1].parse()?;
         println!(
-            "run {run}: export {} s (process {:.2} s), peak RSS {:.0} MB: {}",
+            "run {run}: export {} s (process {secs:.2} s), peak RSS {:.0} MB: {}",
             f[0],
-            start.elapsed().as_secs_f64(),
             kb as f64 / 1024.0,
             f[2]
         );
