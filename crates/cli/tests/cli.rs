@@ -596,7 +596,8 @@ fn plan2learn_export_then_ship_over_ftps_and_the_failures_that_give_exit_code_tw
     assert_eq!(code(&o), 2, "{err}");
     assert!(err.contains("bruger.csv"), "{err}");
     assert_eq!(
-        err.matches(&format!("FTPS 127.0.0.1:{}", cutting.port)).count(),
+        err.matches(&format!("FTPS 127.0.0.1:{}", cutting.port))
+            .count(),
         1,
         "the error is printed once: {err}"
     );

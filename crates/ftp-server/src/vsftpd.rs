@@ -37,7 +37,9 @@ pub const PAM_SERVICE: &str = "dipex-ftp-test";
 /// Why vsftpd cannot run here, if it cannot.
 pub fn skip_reason() -> Option<String> {
     if !Path::new(VSFTPD).exists() {
-        return Some(format!("{VSFTPD} not found: install Debian's vsftpd package"));
+        return Some(format!(
+            "{VSFTPD} not found: install Debian's vsftpd package"
+        ));
     }
     let uid = Command::new("id")
         .arg("-u")
@@ -247,7 +249,9 @@ impl Vsftpd {
             let mut cmd = match opts.file_size_limit {
                 Some(limit) => {
                     let mut c = Command::new("prlimit");
-                    c.arg(format!("--fsize={limit}:{limit}")).arg("--").arg(VSFTPD);
+                    c.arg(format!("--fsize={limit}:{limit}"))
+                        .arg("--")
+                        .arg(VSFTPD);
                     c
                 }
                 None => Command::new(VSFTPD),

@@ -261,7 +261,9 @@ fn of(step: Step, file: &Option<String>) -> String {
 fn detail(e: &FtpError) -> String {
     let text = e.to_string();
     let prefix = format!("{} {}: ", e.protocol(), e.server());
-    text.strip_prefix(&prefix).map(str::to_owned).unwrap_or(text)
+    text.strip_prefix(&prefix)
+        .map(str::to_owned)
+        .unwrap_or(text)
 }
 
 impl FtpError {
@@ -320,7 +322,6 @@ impl FtpError {
             _ => None,
         }
     }
-
 }
 
 /// Put `files` (local path, remote name) into the login (or [`FtpConfig::dir`]) directory, all
@@ -344,19 +345,27 @@ pub fn put_all(cfg: &FtpConfig, files: &[(PathBuf, String)]) -> Result<(), PutEr
         step: put::PutStep::Prepare,
         file: Some(file),
         temp: None,
-        failure: Failure {
+        failure: Box::new(Failure {
             code: None,
             message: format!("{step}: {message}"),
             refused: false,
-        },
-        left: put::Left::Unchanged,
+        }),
+        left: Box::new(put::Left::Unchanged),
     };
     for (local, name) in files {
         if let Err(e) = check_remote_name(&ctx, name) {
-            return Err(early(Step::Stor, name.escape_debug().to_string(), detail(&e)));
+            return Err(early(
+                Step::Stor,
+                name.escape_debug().to_string(),
+                detail(&e),
+            ));
         }
         if let Err(e) = File::open(local) {
-            return Err(early(Step::ReadLocal, local.display().to_string(), e.to_string()));
+            return Err(early(
+                Step::ReadLocal,
+                local.display().to_string(),
+                e.to_string(),
+            ));
         }
     }
     let result = put::put_all(&mut remote, files);
@@ -376,7 +385,10 @@ struct FtpRemote<'a> {
 impl FtpRemote<'_> {
     /// Run `f` on the connection (opening one if needed); a broken connection is dropped so
     /// that the next operation opens a new one.
-    fn with<T>(&mut self, f: impl FnOnce(&Ctx, &mut Ftp) -> Result<T, FtpError>) -> Result<T, Failure> {
+    fn with<T>(
+        &mut self,
+        f: impl FnOnce(&Ctx, &mut Ftp) -> Result<T, FtpError>,
+    ) -> Result<T, Failure> {
         if self.conn.is_none() {
             self.conn = Some(connect(self.cfg).map_err(|e| failure(&e))?);
         }
@@ -410,7 +422,7 @@ impl put::Remote for FtpRemote<'_> {
     }
 
     fn names(&mut self) -> Result<BTreeSet<String>, Failure> {
-        self.with(|ctx, ftp| list_on(ctx, ftp))
+        self.with(list_on)
             .map(|files| files.into_iter().map(|f| f.name).collect())
     }
 
@@ -440,7 +452,10 @@ impl put::Remote for FtpRemote<'_> {
     }
 
     fn delete(&mut self, name: &str) -> Result<(), Failure> {
-        self.with(|ctx, ftp| ftp.rm(name).map_err(|e| ctx.err(Step::Delete, Some(name), e)))
+        self.with(|ctx, ftp| {
+            ftp.rm(name)
+                .map_err(|e| ctx.err(Step::Delete, Some(name), e))
+        })
     }
 }
 

@@ -98,9 +98,17 @@ pub enum Left {
 impl fmt::Display for Left {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Left::Unchanged => f.write_str("nothing was replaced; the previous files are as they were"),
-            Left::Restored => f.write_str("the files already replaced were put back; the previous files are as they were"),
-            Left::Mixed(lines) => write!(f, "the previous files could NOT all be put back: {}", lines.join("; ")),
+            Left::Unchanged => {
+                f.write_str("nothing was replaced; the previous files are as they were")
+            }
+            Left::Restored => f.write_str(
+                "the files already replaced were put back; the previous files are as they were",
+            ),
+            Left::Mixed(lines) => write!(
+                f,
+                "the previous files could NOT all be put back: {}",
+                lines.join("; ")
+            ),
         }
     }
 }
@@ -117,8 +125,9 @@ pub struct PutError {
     pub file: Option<String>,
     /// The temporary or backup name the step used, if any.
     pub temp: Option<String>,
-    pub failure: Failure,
-    pub left: Left,
+    /// Boxed to keep `Result<_, PutError>` small.
+    pub failure: Box<Failure>,
+    pub left: Box<Left>,
 }
 
 fn file_part(file: &Option<String>, temp: &Option<String>) -> String {
@@ -174,8 +183,8 @@ pub fn put_all(remote: &mut dyn Remote, files: &[(PathBuf, String)]) -> Result<(
             step,
             file: file.map(str::to_owned),
             temp: temp.map(str::to_owned),
-            failure,
-            left,
+            failure: Box::new(failure),
+            left: Box::new(left),
         }
     };
     let present = remote
@@ -200,7 +209,14 @@ pub fn put_all(remote: &mut dyn Remote, files: &[(PathBuf, String)]) -> Result<(
                 }
                 Err(f) if f.refused => {} // no such backup
                 Err(f) => {
-                    return Err(err(remote, PutStep::Recover, Some(name), Some(&backup), f, Left::Unchanged));
+                    return Err(err(
+                        remote,
+                        PutStep::Recover,
+                        Some(name),
+                        Some(&backup),
+                        f,
+                        Left::Unchanged,
+                    ));
                 }
             }
         }
@@ -234,7 +250,14 @@ pub fn put_all(remote: &mut dyn Remote, files: &[(PathBuf, String)]) -> Result<(
         if let Err(f) = result {
             let _ = remote.delete(&temp);
             clean_temps(remote, &entries);
-            return Err(err(remote, PutStep::Stage, Some(name), Some(&temp), f, Left::Unchanged));
+            return Err(err(
+                remote,
+                PutStep::Stage,
+                Some(name),
+                Some(&temp),
+                f,
+                Left::Unchanged,
+            ));
         }
         entries.push(Entry {
             name,
@@ -259,14 +282,28 @@ pub fn put_all(remote: &mut dyn Remote, files: &[(PathBuf, String)]) -> Result<(
             }
             if let Err(f) = result {
                 let left = roll_back(remote, &mut entries);
-                return Err(err(remote, PutStep::Backup, Some(name), Some(&backup), f, left));
+                return Err(err(
+                    remote,
+                    PutStep::Backup,
+                    Some(name),
+                    Some(&backup),
+                    f,
+                    left,
+                ));
             }
             entries[i].backup = Some(backup);
         }
         let temp = entries[i].temp.clone();
         if let Err(f) = remote.rename(&temp, name) {
             let left = roll_back(remote, &mut entries);
-            return Err(err(remote, PutStep::Commit, Some(name), Some(&temp), f, left));
+            return Err(err(
+                remote,
+                PutStep::Commit,
+                Some(name),
+                Some(&temp),
+                f,
+                left,
+            ));
         }
         entries[i].committed = true;
     }
@@ -276,8 +313,12 @@ pub fn put_all(remote: &mut dyn Remote, files: &[(PathBuf, String)]) -> Result<(
         if let Some(backup) = &e.backup
             && let Err(f) = remote.delete(backup)
         {
-            tracing::warn!(file = e.name, backup, error = f.message,
-                "could not delete the previous file's backup; the next upload removes it");
+            tracing::warn!(
+                file = e.name,
+                backup,
+                error = f.message,
+                "could not delete the previous file's backup; the next upload removes it"
+            );
         }
     }
     Ok(())
@@ -288,7 +329,12 @@ fn clean_temps(remote: &mut dyn Remote, entries: &[Entry]) {
     for e in entries.iter().filter(|e| !e.committed) {
         if let Err(f) = remote.delete(&e.temp) {
             let temp = &e.temp;
-            tracing::warn!(file = e.name, temp, error = f.message, "could not delete a temporary file");
+            tracing::warn!(
+                file = e.name,
+                temp,
+                error = f.message,
+                "could not delete a temporary file"
+            );
         }
     }
 }
@@ -317,14 +363,14 @@ fn roll_back(remote: &mut dyn Remote, entries: &mut [Entry]) -> Left {
                 }
             }
         }
-        if let Some(backup) = e.backup.take() {
-            if let Err(f) = remote.rename(&backup, e.name) {
-                problems.push(format!(
-                    "{} is missing; its previous version is {backup} (putting it back failed: {})",
-                    e.name, f.message
-                ));
-                e.backup = Some(backup);
-            }
+        if let Some(backup) = e.backup.take()
+            && let Err(f) = remote.rename(&backup, e.name)
+        {
+            problems.push(format!(
+                "{} is missing; its previous version is {backup} (putting it back failed: {})",
+                e.name, f.message
+            ));
+            e.backup = Some(backup);
         }
     }
     clean_temps(remote, entries);
@@ -517,8 +563,15 @@ mod tests {
                 }
                 Err(e) => {
                     assert_eq!(fake.files, old(), "op {n}: {e}");
-                    let expect = if n <= 5 { Left::Unchanged } else { Left::Restored };
-                    assert!(e.left == expect || (n == 6 && e.left == Left::Unchanged), "op {n}: {e}");
+                    let expect = if n <= 5 {
+                        Left::Unchanged
+                    } else {
+                        Left::Restored
+                    };
+                    assert!(
+                        *e.left == expect || (n == 6 && *e.left == Left::Unchanged),
+                        "op {n}: {e}"
+                    );
                 }
             }
         }
@@ -591,7 +644,7 @@ mod tests {
         std::fs::remove_file(src.path().join("d.csv")).unwrap();
         let e = put_all(&mut Folder(dir.path().into()), &list).unwrap_err();
         assert_eq!((e.step, e.file.as_deref()), (PutStep::Stage, Some("d.csv")));
-        assert_eq!(e.left, Left::Unchanged);
+        assert_eq!(*e.left, Left::Unchanged);
         let mut names: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -599,12 +652,18 @@ mod tests {
         names.sort();
         assert_eq!(names, NAMES);
         for n in NAMES {
-            assert_eq!(std::fs::read_to_string(dir.path().join(n)).unwrap(), format!("old {n}"));
+            assert_eq!(
+                std::fs::read_to_string(dir.path().join(n)).unwrap(),
+                format!("old {n}")
+            );
         }
         std::fs::write(src.path().join("d.csv"), "new d.csv").unwrap();
         put_all(&mut Folder(dir.path().into()), &list).unwrap();
         for n in NAMES {
-            assert_eq!(std::fs::read_to_string(dir.path().join(n)).unwrap(), format!("new {n}"));
+            assert_eq!(
+                std::fs::read_to_string(dir.path().join(n)).unwrap(),
+                format!("new {n}")
+            );
         }
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 5);
     }

@@ -441,14 +441,18 @@ pub fn upload(cfg: &SftpConfig, subdir: &str, name: &str, bytes: &[u8]) -> Resul
         step: put::PutStep::Prepare,
         file: Some(name.to_owned()),
         temp: None,
-        failure: failure(&e),
-        left: put::Left::Unchanged,
+        failure: Box::new(failure(&e)),
+        left: Box::new(put::Left::Unchanged),
     };
     check_remote_name(&ctx, subdir).map_err(early)?;
     check_remote_name(&ctx, name).map_err(early)?;
     let local = std::env::temp_dir().join(format!("dipex-sftp-{}-{name}", std::process::id()));
     std::fs::write(&local, bytes).map_err(|e| {
-        early(ctx.failed(Step::Upload, Some(name), format!("a local temporary file: {e}")))
+        early(ctx.failed(
+            Step::Upload,
+            Some(name),
+            format!("a local temporary file: {e}"),
+        ))
     })?;
     let mut cfg = cfg.clone();
     cfg.dir = Some(cfg.path_of(subdir));
@@ -468,8 +472,8 @@ pub fn put_all(cfg: &SftpConfig, files: &[(std::path::PathBuf, String)]) -> Resu
         step: put::PutStep::Prepare,
         file: Some(file.to_owned()),
         temp: None,
-        failure: failure(&e),
-        left: put::Left::Unchanged,
+        failure: Box::new(failure(&e)),
+        left: Box::new(put::Left::Unchanged),
     };
     for (local, name) in files {
         check_remote_name(&ctx, name).map_err(|e| early(name, e))?;
@@ -486,7 +490,11 @@ pub fn put_all(cfg: &SftpConfig, files: &[(std::path::PathBuf, String)]) -> Resu
         .map_err(|e| {
             early(
                 "",
-                ctx.failed(Step::Connect, None, format!("cannot start the I/O runtime: {e}")),
+                ctx.failed(
+                    Step::Connect,
+                    None,
+                    format!("cannot start the I/O runtime: {e}"),
+                ),
             )
         })?;
     let mut remote = SftpRemote {
@@ -509,7 +517,10 @@ fn failure(e: &SftpError) -> Failure {
     let prefix = format!("SFTP {}: ", e.server());
     Failure {
         code: None,
-        message: text.strip_prefix(&prefix).map(str::to_owned).unwrap_or(text),
+        message: text
+            .strip_prefix(&prefix)
+            .map(str::to_owned)
+            .unwrap_or(text),
         refused: matches!(e, SftpError::Refused { .. }),
     }
 }
@@ -601,13 +612,11 @@ impl put::Remote for SftpRemote<'_> {
         let (ctx, session) = (&self.ctx, self.session.as_ref().expect("connected"));
         let (a, b) = (self.cfg.path_of(from), self.cfg.path_of(to));
         let (step, file) = (Step::Upload, Some(from));
-        let result = self.runtime.block_on(timed(
-            ctx,
-            step,
-            file,
-            session.sftp.rename(a, b),
-            |e| ctx.sftp_err(step, file, e),
-        ));
+        let result =
+            self.runtime
+                .block_on(timed(ctx, step, file, session.sftp.rename(a, b), |e| {
+                    ctx.sftp_err(step, file, e)
+                }));
         self.done(result)
     }
 

@@ -416,7 +416,10 @@ fn upload_replaces_and_needs_the_folder() {
     assert!(err.to_string().starts_with("SFTP "), "{err}");
     assert_eq!(fs::read(folder.join("list.txt")).unwrap(), b"second");
     let err = sftp::upload(&cfg, "..", "list.txt", b"x").unwrap_err();
-    assert!(err.to_string().contains("checking the remote name"), "{err}");
+    assert!(
+        err.to_string().contains("checking the remote name"),
+        "{err}"
+    );
 }
 
 /// `put_all` over SFTP: all files or none; a refused upload of the second file leaves the
@@ -442,7 +445,10 @@ fn put_all_replaces_every_file_or_none() {
     assert!(sftp::put_all(&cfg, &list).is_err());
     fs::write(local.path().join("b.csv"), "new b.csv").unwrap();
     for n in ["a.csv", "b.csv"] {
-        assert_eq!(fs::read_to_string(folder.join(n)).unwrap(), format!("old {n}"));
+        assert_eq!(
+            fs::read_to_string(folder.join(n)).unwrap(),
+            format!("old {n}")
+        );
     }
     sftp::put_all(&cfg, &list).unwrap();
     let mut names: Vec<_> = fs::read_dir(&folder)
@@ -452,7 +458,10 @@ fn put_all_replaces_every_file_or_none() {
     names.sort();
     assert_eq!(names, ["a.csv", "b.csv"]);
     for n in ["a.csv", "b.csv"] {
-        assert_eq!(fs::read_to_string(folder.join(n)).unwrap(), format!("new {n}"));
+        assert_eq!(
+            fs::read_to_string(folder.join(n)).unwrap(),
+            format!("new {n}")
+        );
     }
 }
 

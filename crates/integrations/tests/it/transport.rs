@@ -300,8 +300,7 @@ fn bad_upload_list_is_refused_before_connecting() {
     assert_eq!(err.file, Some(missing.display().to_string()));
     assert!(err.to_string().contains("reading the local file"), "{err}");
 
-    let err =
-        ftp::put_all(&cfg, &[(files[0].0.clone(), "sub/bruger.csv".to_owned())]).unwrap_err();
+    let err = ftp::put_all(&cfg, &[(files[0].0.clone(), "sub/bruger.csv".to_owned())]).unwrap_err();
     assert_eq!(err.step, PutStep::Prepare, "{err}");
     assert_eq!(err.file.as_deref(), Some("sub/bruger.csv"));
     assert!(err.to_string().contains("plain file name"), "{err}");
@@ -352,8 +351,11 @@ fn refused_upload_reports_the_reply_and_cleans_up() {
     assert_eq!(err.step, PutStep::Stage, "{err}");
     assert_eq!(err.file.as_deref(), Some("engagement.csv"), "{err}");
     assert_eq!(err.code(), Some(451), "{err}");
-    assert!(err.failure.message.contains("refused by the server: 451"), "{err}");
-    assert_eq!(err.left, Left::Unchanged);
+    assert!(
+        err.failure.message.contains("refused by the server: 451"),
+        "{err}"
+    );
+    assert_eq!(*err.left, Left::Unchanged);
     assert_eq!(server.names(), Vec::<String>::new());
 }
 
@@ -414,7 +416,7 @@ fn a_refused_rename_never_loses_a_previous_file() {
     let err = ftp::put_all(&cfg, &uploads(&files)).unwrap_err();
     assert_eq!(err.step, PutStep::Commit, "{err}");
     assert_eq!(err.file.as_deref(), Some("engagement.csv"));
-    assert_eq!(err.left, Left::Restored, "{err}");
+    assert_eq!(*err.left, Left::Restored, "{err}");
     assert_eq!(
         server.names(),
         ["bruger.csv", "engagement.csv", "leder.csv"]

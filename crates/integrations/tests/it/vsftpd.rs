@@ -89,7 +89,11 @@ fn all_five_files_replace_the_previous_ones() {
     ftp::put_all(&config(&server), &list).unwrap();
     let mut expected: Vec<String> = FILES.iter().map(|s| s.to_string()).collect();
     expected.sort();
-    assert_eq!(server.names(), expected, "no temporary or backup names left");
+    assert_eq!(
+        server.names(),
+        expected,
+        "no temporary or backup names left"
+    );
     for (path, name) in &list {
         assert_eq!(
             std::fs::read(server.dir().join(name)).unwrap(),
@@ -121,7 +125,7 @@ fn a_refused_upload_of_the_fourth_file_leaves_the_previous_five() {
             server.port
         )
     );
-    assert_eq!(std::error::Error::source(&err).is_none(), true, "printed once");
+    assert!(std::error::Error::source(&err).is_none(), "printed once");
     assert_previous_five(&server);
 }
 
@@ -144,7 +148,7 @@ fn a_refused_rename_of_the_fourth_file_puts_the_first_three_back() {
     assert_eq!(err.step, PutStep::Backup, "{err}");
     assert_eq!(err.file.as_deref(), Some("stillingskode.csv"));
     assert_eq!(err.code(), Some(550), "{err}");
-    assert_eq!(err.left, Left::Restored, "{err}");
+    assert_eq!(*err.left, Left::Restored, "{err}");
     assert_eq!(
         err.to_string(),
         format!(
@@ -175,7 +179,7 @@ fn a_connection_killed_mid_transfer_leaves_the_previous_five() {
     assert_eq!(err.step, PutStep::Stage, "{err}");
     assert_eq!(err.file.as_deref(), Some("stillingskode.csv"));
     assert_eq!(err.code(), None, "a dead connection, not a reply: {err}");
-    assert_eq!(err.left, Left::Unchanged, "{err}");
+    assert_eq!(*err.left, Left::Unchanged, "{err}");
     assert_previous_five(&server);
 }
 
@@ -274,13 +278,17 @@ fn los_imports_a_file_modified_in_the_second_the_last_run_started() {
     let started: jiff::Timestamp = "2021-03-10T11:00:00.400Z".parse().unwrap();
     std::fs::write(&state, started.to_string()).unwrap();
     let name = "STAM_UUID_Enhedstype.csv";
-    server.put(name, &std::fs::read(fixtures().join("ok").join(name)).unwrap());
+    server.put(
+        name,
+        &std::fs::read(fixtures().join("ok").join(name)).unwrap(),
+    );
     let file = std::fs::File::options()
         .write(true)
         .open(server.dir().join(name))
         .unwrap();
     let arrived: jiff::Timestamp = "2021-03-10T11:00:00.700Z".parse().unwrap();
-    file.set_modified(std::time::SystemTime::from(arrived)).unwrap();
+    file.set_modified(std::time::SystemTime::from(arrived))
+        .unwrap();
     let source = Source::Ftp(config(&server));
     let mut store = Store::open_in_memory().unwrap();
     let r = run::import(&mut store, &los_job(&source, &register, &state), &mut Clock).unwrap();
@@ -291,5 +299,9 @@ fn los_imports_a_file_modified_in_the_second_the_last_run_started() {
     std::fs::write(&state, started.to_string()).unwrap();
     let again = run::import(&mut store, &los_job(&source, &register, &state), &mut Clock).unwrap();
     assert_eq!(again.files.len(), 1);
-    assert!(again.files[0].plan.ops.is_empty(), "{:?}", again.files[0].plan);
+    assert!(
+        again.files[0].plan.ops.is_empty(),
+        "{:?}",
+        again.files[0].plan
+    );
 }
