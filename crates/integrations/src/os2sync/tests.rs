@@ -689,7 +689,8 @@ fn an_ignored_level_of_the_top_unit_leaves_nothing_to_sync_and_says_so() {
         )]
     );
     // The hierarchy filter alone still spares the top.
-    let cfg = config(serde_json::json!({"os2sync.filter_hierarchy_names": ["Sikkerhedsorganisation"]}));
+    let cfg =
+        config(serde_json::json!({"os2sync.filter_hierarchy_names": ["Sikkerhedsorganisation"]}));
     let (units, _, _) = build(&cfg);
     let names: Vec<&str> = units.iter().map(|u| u.name.as_str()).collect();
     assert_eq!(names, vec!["Kommune", "Sikkerhed"]);

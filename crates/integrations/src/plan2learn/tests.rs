@@ -644,10 +644,7 @@ fn job_title_comes_from_the_primary_engagement_even_of_a_type_not_exported() {
         }
     }
     let y2020 = from(date(2020, 1, 1));
-    snap.engagements = vec![
-        obj(u(2010), y2020, e10001),
-        obj(u(2011), y2020, e10002),
-    ];
+    snap.engagements = vec![obj(u(2010), y2020, e10001), obj(u(2011), y2020, e10002)];
     snap.person_addresses.clear();
     snap.managers.clear();
     let e = export(&snap, &config(), TODAY, &texts()).unwrap();

@@ -33,15 +33,25 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/los")
 }
 
-/// A copy of the fixture files (the import writes its DAR failure list into the source).
+/// A copy of the fixture files (the import writes its DAR failure list into the source),
+/// delivered an hour ago.
 fn copy_of_fixtures(dir: &Path) -> PathBuf {
     let to = dir.join("files");
     std::fs::create_dir_all(&to).unwrap();
     for e in std::fs::read_dir(fixtures().join("ok")).unwrap() {
         let e = e.unwrap();
         std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        delivered_an_hour_ago(&to.join(e.file_name()));
     }
     to
+}
+
+/// Files are new when modified in the second a run starts or later (`docs/los.md`), so files a
+/// test means to be old get a modified time well before the run.
+fn delivered_an_hour_ago(path: &Path) {
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    file.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3600))
+        .unwrap();
 }
 
 fn register() -> OfflineRegister {
@@ -239,6 +249,7 @@ fn files_arriving_after_a_run_are_exactly_the_ones_the_next_run_reads() {
         "Org_inital_20210101_010000.csv",
     ] {
         copy(name);
+        delivered_an_hour_ago(&files.join(name));
     }
     let state = dir.path().join("state");
     let mut store = Store::open_in_memory().unwrap();
@@ -392,4 +403,31 @@ fn same_up_to_person_uuids(store: &Store) -> Vec<String> {
         .collect();
     out.sort();
     out
+}
+
+/// An FTP error of a LOS run is printed once: the run's message shows the transport's message
+/// (protocol, server, step) and is not chained to it again as a `source()` (the CLI prints the
+/// chain with `{:#}`, which used to repeat it after ": ").
+#[test]
+fn an_ftp_error_is_printed_once() {
+    // Nothing listens on the discard port.
+    let mut cfg = FtpConfig::new("127.0.0.1", USER, PASSWORD, FtpSecurity::Plain);
+    cfg.port = 9;
+    let source = Source::Ftp(cfg);
+    let register = register();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let err = run::import(
+        &mut Store::open_in_memory().unwrap(),
+        &job(&source, &register, &state),
+        &mut Clock(0),
+    )
+    .unwrap_err();
+    assert!(std::error::Error::source(&err).is_none(), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.starts_with("reading the files: FTP 127.0.0.1:9: connect failed: "),
+        "{text}"
+    );
+    assert_eq!(text.matches("127.0.0.1:9").count(), 1, "{text}");
 }

@@ -14,6 +14,7 @@ mod plan2learn;
 mod sftp;
 mod smb;
 mod transport;
+mod vsftpd;
 
 /// A loopback port nobody listens on right now, for the daemons the tests start.
 fn free_port() -> u16 {

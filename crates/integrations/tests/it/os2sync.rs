@@ -466,12 +466,9 @@ fn an_ignored_type_of_the_top_unit_syncs_nothing_and_autowash_deletes_nothing() 
     );
     assert!(server.deleted_org_units().is_empty());
     assert!(server.deleted_users().is_empty());
-    assert_eq!(
-        server.org_units().keys().copied().collect::<Vec<_>>(),
-        {
-            let mut v = vec![u(A), stray];
-            v.sort();
-            v
-        }
-    );
+    assert_eq!(server.org_units().keys().copied().collect::<Vec<_>>(), {
+        let mut v = vec![u(A), stray];
+        v.sort();
+        v
+    });
 }
