@@ -160,12 +160,12 @@ pub fn pull(
                     let listed = listed.get(model).unwrap_or(&empty);
                     let changed = listed
                         .iter()
-                        .filter(|u| prev.get(u) != versions.get(u))
+                        .filter(|u| prev.get(*u) != versions.get(*u))
                         .copied()
                         .collect();
                     let gone = local_uuids
                         .iter()
-                        .filter(|u| !listed.contains(u))
+                        .filter(|u| !listed.contains(*u))
                         .copied()
                         .collect();
                     (Some(changed), gone)
@@ -212,7 +212,7 @@ pub fn pull(
         // Read but not returned (deleted in MO, or no longer of this kind), or not listed at all.
         let mut gone: Vec<Uuid> = local
             .keys()
-            .filter(|u| !remote_set.contains(u))
+            .filter(|u| !remote_set.contains(*u))
             .copied()
             .chain(unlisted)
             .collect();

@@ -1576,12 +1576,12 @@ fn probe(t: &Target) -> Vec<(&'static str, Value)> {
     ));
     out.push((
         "a no-op, then a change",
-        two((&b, key(&b, 1)), (&a, key(&a, 2))),
+        two((b.as_str(), key(&b, 1)), (a.as_str(), key(&a, 2))),
     ));
     out.push(("… the change", user_key(&a)));
     out.push((
         "a change, then a no-op",
-        two((&a, key(&a, 3)), (&b, key(&b, 1))),
+        two((a.as_str(), key(&a, 3)), (b.as_str(), key(&b, 1))),
     ));
     out.push(("… the change", user_key(&a)));
     let regs = |f: Value| {
@@ -1610,7 +1610,7 @@ fn probe(t: &Target) -> Vec<(&'static str, Value)> {
         "registrations until 2000: none",
         regs(json!({"uuids": [a, b], "end": "2000-01-01T00:00:00+00:00"})),
     ));
-    let filtered = |r: Value| {
+    let filtered = |r: Value| -> Value {
         let d = t.data(
             "query Q($f: FacetFilter) { facets(filter: $f) { objects { uuid } } }",
             json!({"f": {"uuids": [a, b], "registration": r}}),

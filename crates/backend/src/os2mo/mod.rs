@@ -14,7 +14,7 @@ pub use http::{Auth, Config};
 
 use crate::{Backend, BackendError, Query, Registration};
 use dipex_model::plan::Counts;
-use dipex_model::{Kind, Object, Plan};
+use dipex_model::{Object, Plan};
 use serde_json::json;
 use uuid::Uuid;
 

@@ -418,13 +418,25 @@ fn fixtures_of_this_run(dir: &Path, run: Uuid) -> PathBuf {
     let mut cprs: std::collections::HashMap<String, String> = Default::default();
     for e in std::fs::read_dir(fixtures().join("ok")).unwrap() {
         let e = e.unwrap();
-        let text = std::fs::read_to_string(e.path()).unwrap();
-        let mut lines = text.lines();
+        // Byte for byte as chars (some files are Latin-1; uuids and digits are ASCII).
+        let text: String = std::fs::read(e.path())
+            .unwrap()
+            .into_iter()
+            .map(char::from)
+            .collect();
+        let mut lines = text.split('\n');
         let header = lines.next().unwrap();
-        let cpr_col = header.split(';').position(|h| h == "CPR");
+        let cpr_col = header
+            .trim_end_matches('\r')
+            .split(';')
+            .position(|h| h == "CPR");
         let mut out = vec![header.to_string()];
         for line in lines {
-            let fields: Vec<String> = line
+            let (body, cr) = match line.strip_suffix('\r') {
+                Some(b) => (b, "\r"),
+                None => (line, ""),
+            };
+            let fields: Vec<String> = body
                 .split(';')
                 .enumerate()
                 .map(|(i, f)| {
@@ -449,9 +461,10 @@ fn fixtures_of_this_run(dir: &Path, run: Uuid) -> PathBuf {
                     }
                 })
                 .collect();
-            out.push(fields.join(";"));
+            out.push(fields.join(";") + cr);
         }
-        std::fs::write(to.join(e.file_name()), out.join("\n") + "\n").unwrap();
+        let bytes: Vec<u8> = out.join("\n").chars().map(|c| c as u8).collect();
+        std::fs::write(to.join(e.file_name()), bytes).unwrap();
     }
     to
 }
