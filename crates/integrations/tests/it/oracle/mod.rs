@@ -106,10 +106,6 @@ impl<V: Clone + PartialEq> Timeline<V> {
         }
     }
 
-    pub(crate) fn get(&self, d: Date) -> Option<&V> {
-        self.days[index(d)].as_ref()
-    }
-
     /// The value of the `i`-th day of the window.
     pub(crate) fn at(&self, i: usize) -> Option<&V> {
         self.days[i].as_ref()
@@ -122,12 +118,6 @@ impl<V: Clone + PartialEq> Timeline<V> {
     /// The value from the end of the window on ("now and forever").
     pub(crate) fn last(&self) -> Option<&V> {
         self.days.last().and_then(Option::as_ref)
-    }
-
-    pub(crate) fn clear(&mut self) {
-        for d in &mut self.days {
-            *d = None;
-        }
     }
 
     /// Per day, a projection of the value (by day index).

@@ -360,7 +360,11 @@ fn opus_generator_is_reproducible_parses_and_covers_every_event_kind() {
         .iter()
         .filter(|k| !seen.contains(**k))
         .collect();
-    assert!(missing.is_empty(), "never generated: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "never generated: {missing:?} (deliberately avoided: {:?})",
+        opus_gen::AVOIDED
+    );
 }
 
 fn person(first: &str) -> PersonData {
@@ -455,7 +459,7 @@ fn opus_oracle_follows_the_rules_examples() {
     let cpr = "0101701234";
     assert_eq!(
         spans(&c, &format!("it_user {cpr} u")),
-        [(Some(date(2019, 1, 1)), Some(d(2))), (Some(d(3)), Some(d(7)))]
+        [(Some(d(1)), Some(d(2))), (Some(d(3)), Some(d(7)))]
     );
     assert_eq!(spans(&c, &format!("it_user {cpr} x")), [(Some(d(2)), Some(d(3)))]);
     assert_eq!(spans(&c, "engagement 1001"), [(Some(date(2019, 1, 1)), Some(d(7)))]);
@@ -465,7 +469,7 @@ fn opus_oracle_follows_the_rules_examples() {
     // change date (day 2, in the past), which overwrites from there.
     assert_eq!(
         spans(&c, &format!("address person {cpr} Adresse")),
-        [(Some(date(2019, 1, 1)), Some(d(2))), (Some(d(2)), None)]
+        [(Some(d(1)), Some(d(2))), (Some(d(2)), None)]
     );
     assert_eq!(
         spans(&c, &format!("person {cpr}")),

@@ -15,15 +15,15 @@
 //! * The primary engagement is computed per day from the engagements the person has that day:
 //!   the first type of the priority list, then the lowest employment number.
 //! * Person data (name, phone, e-mail, home address) is what the person's records say; it is
-//!   written from the date of the record change that brought it (a new person: from the start of
-//!   its employment; the name holds since always). A protected address (structured `<address>`)
+//!   written from the date of the record change that brought it (a new record is a change too:
+//!   from its `lastChanged`, or the dump date; the name holds since always). A protected address (structured `<address>`)
 //!   is never imported, so it ends the earlier one. With no record left, it stays as it was.
 //! * One Opus IT user per distinct `userId` of the person's active records: a new one from the
-//!   date of the record that brought it (a new employment: its start), one that disappears ends
+//!   date of the record that brought it (a new record too), one that disappears ends
 //!   at the date of that change (a leave marker: after the dump date).
 
-use super::opus_gen::{Day, Emp, Home, PersonData, Rec, Unit, dar_uuid};
-use super::{Canon, Fields, Timeline, add_days};
+use super::opus_gen::{Day, Emp, Home, Rec, Unit, dar_uuid};
+use super::{Canon, Fields, Timeline, W0, add_days};
 use jiff::civil::Date;
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
@@ -39,13 +39,34 @@ struct Employment {
     record: Timeline<Rc<Emp>>,
 }
 
+/// The person data facts: name (`first\0last`), phone, e-mail, home address (DAR uuid).
+struct Person {
+    seen: bool,
+    name: Timeline<String>,
+    phone: Timeline<String>,
+    email: Timeline<String>,
+    home: Timeline<String>,
+}
+
+impl Default for Person {
+    fn default() -> Person {
+        Person {
+            seen: false,
+            name: Timeline::new(),
+            phone: Timeline::new(),
+            email: Timeline::new(),
+            home: Timeline::new(),
+        }
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct Oracle {
     prev_units: BTreeMap<u32, Unit>,
     prev_emps: BTreeMap<u32, Rec>,
     units: BTreeMap<u32, Timeline<Rc<Unit>>>,
     emps: BTreeMap<u32, Employment>,
-    persons: BTreeMap<String, Timeline<Rc<PersonData>>>,
+    persons: BTreeMap<String, Person>,
     it_users: BTreeMap<(String, String), Timeline<()>>,
 }
 
@@ -113,7 +134,9 @@ impl Oracle {
                             record: tl,
                         },
                     );
-                    dates.insert(*id, start);
+                    // Facts of the person it brings (data, IT user) take effect like any
+                    // change of a record; only the engagement's life starts at entryDate.
+                    dates.insert(*id, effective(e.last_changed, t));
                 }
                 (Some(Rec::Active(p)), Rec::Active(e)) if p.content() != e.content() => {
                     let d = effective(e.last_changed, t);
@@ -164,15 +187,33 @@ impl Oracle {
             let (old, new) = (active_of(&self.prev_emps, &cpr), active_of(&emps, &cpr));
             let changed: Vec<&Emp> = new.iter().copied().filter(|e| dates.contains_key(&e.id)).collect();
             if let Some(first) = new.first() {
+                // Each piece of person data is its own fact: only what changed is written.
                 let data = &first.person;
-                let known = self.persons.get(&cpr).and_then(|tl| tl.last().cloned());
-                if known.as_deref() != Some(data) {
-                    let d = one_date(&changed, &dates, &cpr, "person data");
-                    self.persons
-                        .entry(cpr.clone())
-                        .or_insert_with(Timeline::new)
-                        .set(d, None, Some(Rc::new(data.clone())));
+                let p = self.persons.entry(cpr.clone()).or_default();
+                let fields: [(&mut Timeline<String>, Option<String>); 4] = [
+                    (&mut p.name, Some(format!("{}\u{0}{}", data.first, data.last))),
+                    (&mut p.phone, data.phone.clone()),
+                    (&mut p.email, data.email.clone()),
+                    (
+                        &mut p.home,
+                        match data.home {
+                            Home::Plain(n) => Some(dar_uuid(n).to_string()),
+                            Home::Protected | Home::None => None,
+                        },
+                    ),
+                ];
+                for (i, (tl, value)) in fields.into_iter().enumerate() {
+                    let known = tl.last().cloned();
+                    if known != value || !p.seen {
+                        let d = if i == 0 && !p.seen {
+                            W0 // a new person's name holds since always
+                        } else {
+                            one_date(&changed, &dates, &cpr, "person data")
+                        };
+                        tl.set(d, None, value);
+                    }
                 }
+                p.seen = true;
             }
             let ids = |v: &[&Emp]| -> BTreeSet<String> { v.iter().filter_map(|e| e.user_id.clone()).collect() };
             let (was, is) = (ids(&old), ids(&new));
@@ -232,28 +273,25 @@ impl Oracle {
                 c.insert_days(format!("address org_unit {id} {typ}"), &days, false);
             }
         }
-        for (cpr, tl) in &self.persons {
-            let names = tl.project(|_, p| {
+        for (cpr, p) in &self.persons {
+            let names = p.name.project(|_, n| {
+                let (first, last) = n.split_once('\0').unwrap();
                 Some(Fields::from([
-                    ("given_name", p.first.clone()),
-                    ("surname", p.last.clone()),
+                    ("given_name", first.to_string()),
+                    ("surname", last.to_string()),
                 ]))
             });
             c.insert_days(format!("person {cpr}"), &names, true);
-            for typ in ["Adresse", "Email", "Telefon"] {
-                let days = tl.project(|_, p| match typ {
-                    "Adresse" => match p.home {
-                        Home::Plain(n) => Some(Fields::from([
-                            ("value", dar_uuid(n).to_string()),
-                            ("visibility", "Intern".to_string()),
-                        ])),
-                        Home::Protected | Home::None => None,
-                    },
-                    "Email" => p.email.clone().map(|v| Fields::from([("value", v)])),
-                    _ => p.phone.clone().map(|v| Fields::from([("value", v)])),
-                });
-                c.insert_days(format!("address person {cpr} {typ}"), &days, false);
-            }
+            let value = |v: &String| Some(Fields::from([("value", v.clone())]));
+            let home = p.home.project(|_, v| {
+                Some(Fields::from([
+                    ("value", v.clone()),
+                    ("visibility", "Intern".to_string()),
+                ]))
+            });
+            c.insert_days(format!("address person {cpr} Adresse"), &home, false);
+            c.insert_days(format!("address person {cpr} Email"), &p.email.project(|_, v| value(v)), false);
+            c.insert_days(format!("address person {cpr} Telefon"), &p.phone.project(|_, v| value(v)), false);
         }
         for ((cpr, user), tl) in &self.it_users {
             let days = tl.project(|_, _| Some(Fields::from([("itsystem", "Opus".to_string())])));
