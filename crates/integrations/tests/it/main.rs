@@ -8,6 +8,7 @@ mod gcs;
 mod los;
 mod los_import;
 mod opus;
+mod oracle;
 mod os2mo;
 mod os2sync;
 mod plan2learn;
