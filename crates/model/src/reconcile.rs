@@ -169,6 +169,9 @@ fn ops_for(fact: Fact, current: Option<&Object>) -> Vec<Op> {
                 return ops;
             };
             let kind = cur.kind;
+            // Terminations go last: a termination before the updates could leave no active
+            // day, and the object would be gone for them.
+            let mut ends = Vec::new();
             let cur_from = cur.slices.first().map(|s| lo(s.validity.from));
             if lo(life.from) < lo(since) {
                 // The input dates the start before `since`: before it, only activity changes.
@@ -185,7 +188,7 @@ fn ops_for(fact: Fact, current: Option<&Object>) -> Vec<Op> {
                 if let (Some(start), Some(f)) = (life.from, cur_from)
                     && f < start
                 {
-                    ops.push(Op::Terminate {
+                    ends.push(Op::Terminate {
                         uuid,
                         kind,
                         range: Validity::new(lo_opt(f), Some(start)),
@@ -196,7 +199,7 @@ fn ops_for(fact: Fact, current: Option<&Object>) -> Vec<Op> {
                 let from = lo(since).max(cur_from.unwrap_or(Date::MAX));
                 let range = Validity::new(lo_opt(from), Some(start));
                 if !range.is_empty() && cur.active_in(&range) {
-                    ops.push(Op::Terminate { uuid, kind, range });
+                    ends.push(Op::Terminate { uuid, kind, range });
                 }
             }
             for s in timeline {
@@ -212,12 +215,13 @@ fn ops_for(fact: Fact, current: Option<&Object>) -> Vec<Op> {
             if let Some(end) = life.to
                 && cur.active_in(&Validity::from_day(end))
             {
-                ops.push(Op::Terminate {
+                ends.push(Op::Terminate {
                     uuid,
                     kind,
                     range: Validity::from_day(end),
                 });
             }
+            ops.append(&mut ends);
         }
         Fact::End { uuid, kind, at } => {
             if let Some(cur) = current

@@ -818,6 +818,7 @@ mod tests {
             uuid,
             life,
             timeline,
+            ..
         } = &m.facts[0]
         else {
             panic!()

@@ -344,8 +344,8 @@ fn opus_new_it_user_starts_with_its_employment_change() {
         &[("2024-01-01", day1), ("2024-01-02", day2)],
         &[Kind::ItUser],
         &[
-            "ituser: u1 [2023-01-01, inf)",
-            "ituser: u2 [2024-01-02, inf)",
+            "it_user: u1 [2023-01-01, inf)",
+            "it_user: u2 [2024-01-02, inf)",
         ],
     );
 }
@@ -370,8 +370,8 @@ fn opus_it_user_of_a_leaving_employment_keeps_its_history() {
         &[
             "engagement: 3001 primary [2020-01-01, inf)",
             "engagement: 3002 non-primary [2021-01-01, 2024-01-03)",
-            "ituser: u3a [2023-01-01, inf)",
-            "ituser: u3b [2023-01-01, 2024-01-03)",
+            "it_user: u3a [2023-01-01, inf)",
+            "it_user: u3b [2023-01-01, 2024-01-03)",
         ],
     );
 }
@@ -393,8 +393,8 @@ fn opus_it_user_that_comes_back_keeps_the_gap() {
         ],
         &[Kind::ItUser],
         &[
-            "ituser: u [2024-01-01, 2024-01-02), u [2024-01-03, inf)",
-            "ituser: x [2024-01-02, 2024-01-03)",
+            "it_user: u [2024-01-01, 2024-01-02), u [2024-01-03, inf)",
+            "it_user: x [2024-01-02, 2024-01-03)",
         ],
     );
 }
@@ -428,8 +428,8 @@ fn opus_address_after_protection_starts_at_its_change() {
         assert_eq!(
             persons,
             [
-                "address: Adresse 0a3f50a0-0010-4e1c-9a6b-000000000010 [2024-01-01, 2024-01-02), Adresse 0a3f50a0-0011-4e1c-9a6b-000000000011 [2024-01-03, inf)",
                 "address: Adresse 0a3f50a0-0001-4e1c-9a6b-000000000001 [1900-01-01, inf)",
+                "address: Adresse 0a3f50a0-0010-4e1c-9a6b-000000000010 [2024-01-01, 2024-01-02), Adresse 0a3f50a0-0011-4e1c-9a6b-000000000011 [2024-01-03, inf)",
             ],
             "{name}"
         );
@@ -454,8 +454,8 @@ fn opus_interrupted_first_import_dates_unit_addresses_by_the_source() {
         "address: Adresse 0a3f50a0-0002-4e1c-9a6b-000000000002 [2015-03-01, inf)",
         "address: Telefon 87650001 [2010-01-01, inf)",
         "address: Telefon 87650002 [2015-03-01, inf)",
-        "orgunit: 1 [2010-01-01, inf)",
-        "orgunit: 2 [2015-03-01, inf)",
+        "org_unit: 1 [2010-01-01, inf)",
+        "org_unit: 2 [2015-03-01, inf)",
     ];
     let mut dumps = Vec::new();
     for (name, mut mo) in Mo::both((cfg.uuids.base(), MUNICIPALITY)) {
@@ -507,13 +507,17 @@ fn opus_interrupted_first_import_dates_unit_addresses_by_the_source() {
 
 // ----- LOS -----
 
+fn los_fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/los")
+}
+
 const LOS_UNIT: &str = "a7000000-0000-4000-8000-000000000001";
 const LOS_ENGAGEMENT: &str = "c7000000-0000-4000-8000-000000000001";
 
 fn los_org_nye() -> String {
     format!(
         "StartDato;SlutDato;OrgUUID;ParentUUID;BrugervendtNøgle;OrgEnhedsNavn;OrgEnhedsTypeUUID;Med-i-LinjeOrg;LOSID;EAN;PostAdresse\n\
-         01-01-2020;31-12-9999;{LOS_UNIT};{LOS_UNIT};HIS;Historik;;Nej;9001;;\n"
+         01-01-2020;31-12-9999;{LOS_UNIT};{LOS_UNIT};HIS;Historik;b1000000-0000-4000-8000-000000000002;Nej;9001;;\n"
     )
 }
 
@@ -533,10 +537,14 @@ fn los_pers_ret_changes_email_and_az_from_its_file_date_only() {
         let files = dir.path().join("files");
         std::fs::create_dir(&files).unwrap();
         let state = dir.path().join("los_state");
-        let register = OfflineRegister::load(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/los/adresser.csv"),
-        )
-        .unwrap();
+        let register = OfflineRegister::load(los_fixtures().join("adresser.csv")).unwrap();
+        // The classes the rows name come from the fixtures' STAM files.
+        for e in std::fs::read_dir(los_fixtures().join("ok")).unwrap() {
+            let e = e.unwrap();
+            if e.file_name().to_string_lossy().starts_with("STAM_") {
+                std::fs::copy(e.path(), files.join(e.file_name())).unwrap();
+            }
+        }
         let source = Source::Local(files.clone());
         let mut run = |mo: &mut Mo, new_files: &[(&str, String)]| {
             // Files count by modification time: wait past the last run's start.
@@ -577,8 +585,8 @@ fn los_pers_ret_changes_email_and_az_from_its_file_date_only() {
         assert_eq!(
             view(&mo),
             [
-                "address: EMAIL hanne@aarhus.example [2024-01-15, inf)",
-                "ituser: az700001 [2024-01-15, inf)",
+                "address: EmailEmployee hanne@aarhus.example [2024-01-15, inf)",
+                "it_user: az700001 [2024-01-15, inf)",
             ],
             "{name}"
         );
@@ -601,8 +609,8 @@ fn los_pers_ret_changes_email_and_az_from_its_file_date_only() {
         assert_eq!(
             view(&mo),
             [
-                "address: EMAIL hanne@aarhus.example [2024-01-15, 2024-04-01), EMAIL hanne.h@aarhus.example [2024-04-01, inf)",
-                "ituser: az700001 [2024-01-15, 2024-04-01), az700002 [2024-04-01, inf)",
+                "address: EmailEmployee hanne@aarhus.example [2024-01-15, 2024-04-01), EmailEmployee hanne.h@aarhus.example [2024-04-01, inf)",
+                "it_user: az700001 [2024-01-15, 2024-04-01), az700002 [2024-04-01, inf)",
             ],
             "{name}"
         );
