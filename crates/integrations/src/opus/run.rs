@@ -288,13 +288,17 @@ fn import_dump(
     env: &mut dyn Env,
     file: &DumpFile,
     previous: Option<&Digests>,
+    fresh: bool,
     events: &mut dyn FnMut(Event<'_>),
 ) -> Result<(DumpReport, Digests), RunError> {
     events(Event::Stage("parse"));
     let dump = parse::parse_file(&file.path)?;
     let digests = digests_of(&dump);
     let tree = Tree::check(&dump, &file.name)?;
-    let changes = diff::changes(&dump, &tree, previous, &job.cfg.filter_ids, job.only);
+    let mut changes = diff::changes(&dump, &tree, previous, &job.cfg.filter_ids, job.only);
+    // Without digests of an earlier import, records are changed, not new: their history in MO
+    // before the change is kept.
+    changes.first &= fresh;
     events(Event::Stage("read MO"));
     let current = read_current(&*backend, &dump, &changes, job.cfg, job.ad)?;
     events(Event::Stage("address lookups"));
@@ -459,6 +463,7 @@ pub fn import(
             env,
             file,
             previous.as_ref().map(|p| &p.0),
+            last.is_none(),
             events,
         ) {
             Ok((mut dump_report, digests)) => {
@@ -515,7 +520,7 @@ pub fn reimport(
             name: &file.name,
         });
         let (dump_report, digests) =
-            import_dump(backend, &job, env, file, previous.as_ref(), events)?;
+            import_dump(backend, &job, env, file, previous.as_ref(), true, events)?;
         let present = digests.units.contains_key(id) || digests.employees.contains_key(id);
         found |= present;
         // Keep only this record's digest: the next dump is compared with this version of it.

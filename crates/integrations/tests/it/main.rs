@@ -5,6 +5,7 @@
 
 mod ad;
 mod gcs;
+mod history;
 mod los;
 mod los_import;
 mod opus;
