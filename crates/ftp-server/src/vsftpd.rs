@@ -137,6 +137,7 @@ pub fn password() -> &'static str {
                 .unwrap()
                 .success()
         };
+        let _accounts = account_lock();
         if !exists(USER) {
             let nologin = ["/usr/sbin/nologin", "/sbin/nologin", "/bin/false"]
                 .into_iter()
@@ -171,6 +172,21 @@ pub fn password() -> &'static str {
         assert!(chpasswd.wait().unwrap().success(), "chpasswd failed");
         password
     })
+}
+
+/// Held while a test helper changes a local account (`useradd`, `chpasswd`). Several helpers of
+/// one test process (this one, the SFTP tests) set up their users at the same moment, and
+/// concurrent changes of `/etc/shadow` lost one of the passwords (a login then refused); the lock
+/// file serialises them across threads and processes. Dropping the file releases it.
+pub fn account_lock() -> fs::File {
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open("/tmp/dipex-test-accounts.lock")
+        .expect("cannot open /tmp/dipex-test-accounts.lock");
+    file.lock().expect("cannot lock /tmp/dipex-test-accounts.lock");
+    file
 }
 
 /// The test user's uid and gid.

@@ -75,6 +75,8 @@ fn run_out(cmd: &mut Command) -> String {
 fn password() -> &'static str {
     static PASSWORD: OnceLock<String> = OnceLock::new();
     PASSWORD.get_or_init(|| {
+        // The FTP tests set up their user at the same moment: one account change at a time.
+        let _accounts = dipex_ftp_server::vsftpd::account_lock();
         let exists = Command::new("id")
             .arg(USER)
             .stdout(Stdio::null())
