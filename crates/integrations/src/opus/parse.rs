@@ -245,7 +245,7 @@ pub enum ParseErrorKind {
     },
     /// Reading the input failed.
     #[error("I/O error: {0}")]
-    Io(#[source] Arc<io::Error>),
+    Io(Arc<io::Error>),
 }
 
 impl fmt::Display for ParseError {
@@ -275,14 +275,8 @@ impl fmt::Display for ParseError {
     }
 }
 
-impl std::error::Error for ParseError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match &self.kind {
-            ParseErrorKind::Io(e) => Some(e.as_ref()),
-            _ => None,
-        }
-    }
-}
+/// No `source()`: the message already shows the I/O error, and error chains are printed once.
+impl std::error::Error for ParseError {}
 
 /// Parse a dump from a file. Errors carry the path as their `source`.
 ///
