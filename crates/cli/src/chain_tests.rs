@@ -35,18 +35,29 @@ fn printed(e: impl Into<anyhow::Error>, cause: &str) -> (String, usize) {
 fn every_cause_is_printed_exactly_once() {
     let cases: Vec<(anyhow::Error, &str, &str)> = vec![
         (
-            StateError::Sqlite { path: "run_db.sqlite".into(), error: sql() }.into(),
+            StateError::Sqlite {
+                path: "run_db.sqlite".into(),
+                error: sql(),
+            }
+            .into(),
             SQL_CAUSE,
             "run database run_db.sqlite: Invalid column name: kolonne_x",
         ),
         (
-            OpusRunError::State(StateError::Sqlite { path: "run_db.sqlite".into(), error: sql() })
-                .into(),
+            OpusRunError::State(StateError::Sqlite {
+                path: "run_db.sqlite".into(),
+                error: sql(),
+            })
+            .into(),
             SQL_CAUSE,
             "run database run_db.sqlite: Invalid column name: kolonne_x",
         ),
         (
-            FilesError::List { path: "/dumps".into(), error: io() }.into(),
+            FilesError::List {
+                path: "/dumps".into(),
+                error: io(),
+            }
+            .into(),
             IO_CAUSE,
             "cannot list OPUS dumps in /dumps: disk on fire",
         ),
@@ -61,18 +72,29 @@ fn every_cause_is_printed_exactly_once() {
             "cannot download OPUS dump ZLPE20200101220000_delta.xml from smb://share: no such share",
         ),
         (
-            CprMapError::Io { file: "map.csv".into(), error: io() }.into(),
+            CprMapError::Io {
+                file: "map.csv".into(),
+                error: io(),
+            }
+            .into(),
             IO_CAUSE,
             "map.csv: disk on fire",
         ),
         (
-            DarError::Io { path: "adresser.csv".into(), error: io() }.into(),
+            DarError::Io {
+                path: "adresser.csv".into(),
+                error: io(),
+            }
+            .into(),
             IO_CAUSE,
             "cannot read DAR address file adresser.csv: disk on fire",
         ),
         (
-            Os2syncRunError::from(DarError::Io { path: "adresser.csv".into(), error: io() })
-                .into(),
+            Os2syncRunError::from(DarError::Io {
+                path: "adresser.csv".into(),
+                error: io(),
+            })
+            .into(),
             IO_CAUSE,
             "the address register: cannot read DAR address file adresser.csv: disk on fire",
         ),
@@ -90,7 +112,11 @@ fn every_cause_is_printed_exactly_once() {
             "dump.xml:3:7: I/O error: disk on fire",
         ),
         (
-            BackendError::Sqlite { path: "store.sqlite3".into(), error: sql() }.into(),
+            BackendError::Sqlite {
+                path: "store.sqlite3".into(),
+                error: sql(),
+            }
+            .into(),
             SQL_CAUSE,
             "store store.sqlite3: Invalid column name: kolonne_x",
         ),

@@ -1,8 +1,9 @@
 //! Settings: `settings.json` with flat dotted keys exactly as the seed documents name them, plus
 //! environment overrides (`DIPEX_<KEY>` with `.` written as `__`, e.g. `DIPEX_MORA__BASE`).
-//! Pure: the CLI reads the file and the environment and hands both in. Unknown keys are
-//! reported as warnings (real files carry keys of other tools); a known key with a wrong type is
-//! an error naming the key. Secrets are never part of an error message.
+//! Pure: the CLI reads the file and the environment and hands both in. An unknown key in a
+//! namespace dipex implements is a warning naming the nearest known key; keys of other tools
+//! (real files carry many) stay quiet. A known key with a wrong type is an error naming the key.
+//! Secrets are never part of an error message.
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
@@ -480,9 +481,8 @@ fn nearest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Opt
 /// except the shared ones) is reported; elsewhere only near misses of known keys in the same
 /// namespace are.
 fn unknown_key_warning(key: &str, known: &[String]) -> Option<Warning> {
-    let implemented = prefix(key).is_some_and(|p| {
-        !SHARED_PREFIXES.contains(&p) && known.iter().any(|k| k.starts_with(p))
-    });
+    let implemented = prefix(key)
+        .is_some_and(|p| !SHARED_PREFIXES.contains(&p) && known.iter().any(|k| k.starts_with(p)));
     // Candidates share the key's namespace: across namespaces short names are near by chance
     // (`mox.base`, another tool's key, is two edits from `mora.base`).
     let suggestion = nearest(
@@ -526,9 +526,9 @@ fn unknown_env_warning(var: &str, known: &[String]) -> Warning {
     let near = nearest(&upper, names.iter().map(|(n, _)| n.as_str()))
         .and_then(|n| names.iter().find(|(m, _)| m == n));
     Warning(match near {
-        Some((name, key)) => format!(
-            "unknown environment variable {var} (did you mean {name}, setting {key:?}?)"
-        ),
+        Some((name, key)) => {
+            format!("unknown environment variable {var} (did you mean {name}, setting {key:?}?)")
+        }
         None => format!("unknown environment variable {var}: no such setting"),
     })
 }
@@ -774,7 +774,10 @@ mod tests {
                 ("DIPEX_NOPE", "1"),
                 ("OS2SYNC_TOP_UNIT_UID", "x"),
                 ("OS2SYNC_SOMETHING_ELSE", "x"),
-                ("OS2SYNC_TOP_UNIT_UUID", "6f2f4b7e-3c1a-4d4e-9a55-0c0ffee0b0b0"),
+                (
+                    "OS2SYNC_TOP_UNIT_UUID",
+                    "6f2f4b7e-3c1a-4d4e-9a55-0c0ffee0b0b0",
+                ),
                 ("DIPEX_MORA__BASE", "http://mo"),
                 ("PATH", "/bin"),
                 ("SD_LON_THING", "1"),
@@ -801,7 +804,10 @@ mod tests {
         assert_eq!(nearest("ab", ["ac"]), None, "a third of the length at most");
         assert_eq!(nearest("abcdef", ["abcdxy", "abcdez"]), Some("abcdez"));
         assert_eq!(prefix("integrations.ad"), None);
-        assert_eq!(prefix("integrations.ad.winrm_host"), Some("integrations.ad."));
+        assert_eq!(
+            prefix("integrations.ad.winrm_host"),
+            Some("integrations.ad.")
+        );
         assert_eq!(prefix("mora.base"), Some("mora."));
     }
 

@@ -112,7 +112,7 @@ pub enum DarError {
     #[error("cannot read DAR address file {}: {error}", path.display())]
     Io {
         path: PathBuf,
-    /// Not a `source()`: the message shows it, and error chains are printed once.
+        /// Not a `source()`: the message shows it, and error chains are printed once.
         error: std::io::Error,
     },
     /// The offline address file has a bad header or row.
