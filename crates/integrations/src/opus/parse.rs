@@ -2592,7 +2592,12 @@ mod tests {
     fn missing_file_is_an_io_error() {
         let e = parse_file(Path::new("/nonexistent/ZLPE20200101220000_delta.xml")).unwrap_err();
         assert!(matches!(e.kind, ParseErrorKind::Io(_)));
-        assert!(std::error::Error::source(&e).is_some());
+        // The message shows the I/O error; it is not given again as `source()` (printed once).
+        assert_eq!(
+            e.to_string(),
+            "/nonexistent/ZLPE20200101220000_delta.xml:1:1: I/O error: No such file or directory (os error 2)"
+        );
+        assert!(std::error::Error::source(&e).is_none());
     }
 
     #[test]
