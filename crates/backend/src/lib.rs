@@ -26,10 +26,11 @@ pub struct Registration {
 /// What a backend can fail with. Messages never contain CPR numbers or secrets.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
-    #[error("store {path}: {source}")]
+    #[error("store {path}: {error}")]
     Sqlite {
         path: String,
-        source: rusqlite::Error,
+        /// Not a `source()`: the message shows it, and error chains are printed once.
+        error: rusqlite::Error,
     },
     #[error("store {path}: object {uuid}: stored data is unreadable: {reason}")]
     Corrupt {
@@ -37,8 +38,12 @@ pub enum BackendError {
         uuid: String,
         reason: String,
     },
-    #[error("store {path}: {source}; nothing was written")]
-    Apply { path: String, source: ApplyError },
+    #[error("store {path}: {error}; nothing was written")]
+    Apply {
+        path: String,
+        /// Not a `source()`: the message shows it, and error chains are printed once.
+        error: ApplyError,
+    },
     #[error("store {path} has schema version {found}, this dipex knows {expected}")]
     Schema {
         path: String,

@@ -3,6 +3,8 @@
 //! Exit codes: 0 success, 1 finished but some records were rejected (each reported), 2 failed
 //! and nothing was written.
 
+#[cfg(test)]
+mod chain_tests;
 mod context;
 mod los;
 mod mo;

@@ -244,6 +244,27 @@ fn a_running_row_blocks_until_unblock() {
 }
 
 #[test]
+fn settings_typos_warn_with_the_nearest_key_and_other_tools_keys_stay_quiet() {
+    let s = Site::new(&[DAY1]);
+    let mut settings: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(s.path("settings.json")).unwrap()).unwrap();
+    settings.insert("os2sync.top_unit_uid".into(), "x".into());
+    settings.insert("exporters.os2phonebook.host".into(), "x".into());
+    settings.insert("integrations.SD_Lon.import.manager_file".into(), "x".into());
+    std::fs::write(
+        s.path("typo.json"),
+        serde_json::Value::Object(settings).to_string(),
+    )
+    .unwrap();
+    let o = s.run(&["--settings", "typo.json", "--quiet", "opus", "status"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert_eq!(
+        text(&o.stderr),
+        " WARN unknown setting \"os2sync.top_unit_uid\" (did you mean \"os2sync.top_unit_uuid\"?)\n"
+    );
+}
+
+#[test]
 fn settings_errors_and_environment_overrides() {
     let s = Site::new(&[DAY1]);
     // A wrong type names the key.

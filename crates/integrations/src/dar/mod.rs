@@ -109,11 +109,11 @@ pub enum DarError {
     #[error("DAR response from {url} is not the expected JSON: {message}")]
     BadResponse { url: String, message: String },
     /// The offline address file could not be read.
-    #[error("cannot read DAR address file {}: {source}", path.display())]
+    #[error("cannot read DAR address file {}: {error}", path.display())]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        /// Not a `source()`: the message shows it, and error chains are printed once.
+        error: std::io::Error,
     },
     /// The offline address file has a bad header or row.
     #[error("DAR address file {}, line {line}: {message}", path.display())]

@@ -56,7 +56,7 @@ impl OfflineRegister {
         let path = path.as_ref();
         let bytes = std::fs::read(path).map_err(|source| DarError::Io {
             path: path.to_path_buf(),
-            source,
+            error: source,
         })?;
         Self::from_bytes(path, &bytes)
     }

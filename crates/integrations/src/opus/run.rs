@@ -46,10 +46,11 @@ pub enum RunError {
     Parse(#[from] ParseError),
     #[error(transparent)]
     Tree(#[from] TreeError),
-    #[error("{source_name}:{source}")]
+    #[error("{source_name}:{error}")]
     Map {
         source_name: String,
-        source: MapError,
+        /// Not a `source()`: the message shows it, and error chains are printed once.
+        error: MapError,
     },
     #[error(transparent)]
     Backend(#[from] BackendError),
@@ -327,7 +328,7 @@ fn import_dump(
         .map(&changes, &mut new_uuid)
         .map_err(|source| RunError::Map {
             source_name: file.name.clone(),
-            source,
+            error: source,
         })?;
     warnings.extend(mapped.warnings);
     // The parsed dump is no longer needed: free it before the plan is built.
