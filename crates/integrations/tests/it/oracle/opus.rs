@@ -79,7 +79,7 @@ impl Backend for Interrupting<'_> {
         self.cut = true;
         Err(BackendError::Apply {
             path: "interrupted".into(),
-            source: ApplyError::Missing {
+            error: ApplyError::Missing {
                 op: "interrupted before",
                 uuid: next.uuid(),
                 kind: next.kind(),
