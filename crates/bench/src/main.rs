@@ -5,6 +5,7 @@
 //! ```text
 //! cargo run --release -p dipex-bench -- opus --units 3000 --employees 50000 --days 2
 //! cargo run --release -p dipex-bench -- los --units 3000 --engagements 30000
+//! cargo run --release -p dipex-bench -- dar --latency-ms 20 --connections 10
 //! cargo run --release -p dipex-bench -- generate --units 12 --employees 40 --days 3 --out examples/opus
 //! ```
 
@@ -22,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 use std::time::Instant;
 
+mod dar;
 mod los;
 
 #[derive(Parser)]
@@ -87,6 +89,12 @@ enum Cmd {
     Los {
         #[command(flatten)]
         size: los::LosSize,
+    },
+    /// Benchmark the OPUS first import with the address register on loopback: healthy with a
+    /// latency, refusing connections, hanging
+    Dar {
+        #[command(flatten)]
+        args: dar::DarArgs,
     },
     /// (internal) import the LOS files of DIR, in this process
     #[command(hide = true)]
@@ -483,6 +491,7 @@ fn main() -> Result<()> {
         Cmd::ExportP2l { dir } => export_p2l(&dir),
         Cmd::ImportNext { dir } => import_next(&dir),
         Cmd::Los { size } => los::bench(&size),
+        Cmd::Dar { args } => dar::bench(&args),
         Cmd::ImportLos { dir } => los::import(&dir),
     }
 }

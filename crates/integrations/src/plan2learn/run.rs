@@ -37,12 +37,7 @@ pub fn build(
     today: Date,
 ) -> Result<Export, RunError> {
     let snap = Snapshot::read(backend, today)?;
-    let mut texts = HashMap::new();
-    for id in map::dar_ids(&snap, today) {
-        if let Some(text) = register.describe(id)? {
-            texts.insert(id, text);
-        }
-    }
+    let texts = crate::dar::texts_for_export(backend, register, map::dar_ids(&snap, today))?;
     Ok(map::export(&snap, cfg, today, &texts)?)
 }
 
