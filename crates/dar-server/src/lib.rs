@@ -439,8 +439,9 @@ impl Server {
                 if found.is_empty() {
                     return Response::json(404, &serde_json::json!({"detail": "ikke fundet"}));
                 }
-                let member = &path[1..];
-                Response::json(200, &serde_json::json!({ member: found }))
+                let mut answer = serde_json::Map::new();
+                answer.insert(path[1..].to_string(), serde_json::Value::Array(found));
+                Response::json(200, &serde_json::Value::Object(answer))
             }
             _ => {
                 let one = |prefix: &str| {

@@ -55,6 +55,10 @@ impl AddressRegister for Fake {
             _ => Ok(None),
         }
     }
+
+    fn probe(&self) -> Result<String, DarError> {
+        Ok("fake".into())
+    }
 }
 
 /// All rows of `dar_cache`, sorted.
