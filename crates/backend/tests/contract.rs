@@ -182,10 +182,10 @@ fn read_requests() -> Vec<(String, serde_json::Value)> {
                 }
             }
         }
-        // `mo pull`'s incremental listing.
-        let vars = json!({"filter": {"from_date": null, "to_date": null, "registration": {"start": "2024-01-01T00:00:00Z"}}, "limit": 500, "cursor": "abc"});
-        out.push((read::uuids_document(kind).unwrap(), vars));
     }
+    // `mo pull`'s listing of open registrations.
+    let vars = json!({"filter": {"models": ["employee", "org_unit"], "start": read::OPEN_REGISTRATION}, "limit": 5000, "cursor": "abc"});
+    out.push((read::REGISTRATIONS_DOCUMENT.to_string(), vars));
     out
 }
 

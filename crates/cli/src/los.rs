@@ -72,10 +72,11 @@ fn source(s: &Settings) -> Result<Source> {
     }
     let password = password.context("setting integrations.aarhus_los.ftp_pass is required")?;
     let security = if s.los_ftps {
-        FtpSecurity::ExplicitTls {
-            verify: true,
-            ca_file: None,
-        }
+        crate::context::explicit_tls(
+            "integrations.aarhus_los",
+            s.los_verify_tls,
+            s.los_ca_file.clone(),
+        )
     } else {
         FtpSecurity::Plain
     };

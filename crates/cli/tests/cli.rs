@@ -595,6 +595,12 @@ fn plan2learn_export_then_ship_over_ftps_and_the_failures_that_give_exit_code_tw
     let err = text(&o.stderr);
     assert_eq!(code(&o), 2, "{err}");
     assert!(err.contains("bruger.csv"), "{err}");
+    assert_eq!(
+        err.matches(&format!("FTPS 127.0.0.1:{}", cutting.port))
+            .count(),
+        1,
+        "the error is printed once: {err}"
+    );
     assert!(
         !cutting.path("bruger.csv").exists(),
         "never a half file under the real name"
@@ -682,11 +688,19 @@ fn os2sync_check_dry_run_export_and_a_refused_request_gives_exit_code_one() {
 fn los_import_from_a_local_folder_then_nothing_new() {
     let s = Site::new(&[]);
     let los = repo().join("crates/integrations/tests/fixtures/los");
-    // A copy: the import writes its DAR failure list into the source folder.
+    // A copy: the import writes its DAR failure list into the source folder. Delivered an hour
+    // ago (a file modified in the second a run starts counts as new, docs/los.md).
     std::fs::create_dir(s.path("losfiles")).unwrap();
     for e in std::fs::read_dir(los.join("ok")).unwrap() {
         let e = e.unwrap();
-        std::fs::copy(e.path(), s.path("losfiles").join(e.file_name())).unwrap();
+        let to = s.path("losfiles").join(e.file_name());
+        std::fs::copy(e.path(), &to).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&to)
+            .unwrap()
+            .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3600))
+            .unwrap();
     }
     with_settings(
         &s,

@@ -193,6 +193,12 @@ pub struct Settings {
     /// Explicit FTPS instead of plain FTP.
     #[serde(rename = "integrations.aarhus_los.ftps")]
     pub los_ftps: bool,
+    /// Verify the FTPS server's certificate (off only for legacy servers), as plan2learn's.
+    #[serde(rename = "integrations.aarhus_los.verify_tls")]
+    pub los_verify_tls: bool,
+    /// Extra trusted CA certificates (PEM) for the FTPS server, as plan2learn's.
+    #[serde(rename = "integrations.aarhus_los.ca_file")]
+    pub los_ca_file: Option<PathBuf>,
     #[serde(rename = "integrations.aarhus_los.ftp_folder")]
     pub los_ftp_folder: String,
     #[serde(rename = "integrations.aarhus_los.state_file")]
@@ -360,6 +366,8 @@ impl Default for Settings {
             los_known_hosts: None,
             los_insecure_host_key: false,
             los_ftps: false,
+            los_verify_tls: true,
+            los_ca_file: None,
             los_ftp_folder: "TEST".into(),
             los_state_file: None,
             los_csv_folder: None,

@@ -91,9 +91,11 @@ fn history(uuid: Uuid, mut rows: Vec<(Validity, Value)>) -> Option<Fact> {
     if timeline.is_empty() {
         return None;
     }
+    // The rows describe the whole life: the input speaks about all of the history.
     Some(Fact::State {
         uuid,
         life: Validity::new(first, last_to),
+        since: None,
         timeline,
     })
 }
@@ -439,7 +441,10 @@ pub fn persons(
             Fact::state(r.engagement, engagement, life(r.start, r.end), effective),
             &mut latest,
         );
-        let detail_life = life(ctx.file_date.max(r.start), r.end);
+        // E-mail and AZ user are not dated by LOS: the row speaks about them from the file date
+        // (or its own later start) on, and what MO holds before that day stays (§11.4, §13.1).
+        let detail_since = ctx.file_date.max(r.start);
+        let detail_end = life(r.start, r.end).to;
         if let Some(email) = r.email.as_ref().filter(|e| !e.trim().is_empty()) {
             let value = Value::Address(Address {
                 user_key: email.clone(),
@@ -452,11 +457,11 @@ pub fn persons(
                 ituser: None,
             });
             keep(
-                Fact::state(
+                Fact::from_date(
                     uuids::person_detail(person, "email"),
                     value,
-                    detail_life,
-                    effective,
+                    detail_since,
+                    detail_end,
                 ),
                 &mut latest,
             );
@@ -472,11 +477,11 @@ pub fn persons(
                 primary: None,
             });
             keep(
-                Fact::state(
+                Fact::from_date(
                     uuids::person_detail(person, "azid"),
                     value,
-                    detail_life,
-                    effective,
+                    detail_since,
+                    detail_end,
                 ),
                 &mut latest,
             );
@@ -614,7 +619,7 @@ mod tests {
                 .map(|(start, len, name)| (Validity::new(Some(day(start)), len.map(|l| day(start + l))), unit(name)))
                 .collect();
             let earliest = rows.iter().map(|(v, _)| v.from).min().unwrap();
-            let Some(Fact::State { uuid, life, timeline }) = history(Uuid::nil(), rows) else {
+            let Some(Fact::State { uuid, life, timeline, .. }) = history(Uuid::nil(), rows) else {
                 return Err(TestCaseError::fail("no fact"));
             };
             prop_assert_eq!(life.from, earliest);
@@ -905,6 +910,7 @@ mod tests {
             uuid,
             life,
             timeline,
+            ..
         } = &m.facts[0]
         else {
             panic!()

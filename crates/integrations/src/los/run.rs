@@ -27,20 +27,37 @@ use uuid::Uuid;
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("reading the files: {0}")]
-    Source(#[from] SourceError),
+    Source(SourceError),
     #[error(transparent)]
     Parse(#[from] parse::ParseError),
     #[error("MO: {0}")]
-    Backend(#[from] BackendError),
+    Backend(BackendError),
     #[error("the address register: {0}")]
-    Dar(#[from] DarError),
+    Dar(DarError),
     #[error(transparent)]
     State(#[from] state::StateError),
-    #[error("{file}: {source}")]
-    Write {
-        file: String,
-        source: std::io::Error,
-    },
+    #[error("{file}: {error}")]
+    Write { file: String, error: std::io::Error },
+}
+
+// The wrapped errors are shown in the message, so they are not also given as `source()`:
+// `{:#}` (anyhow) would print them twice.
+impl From<SourceError> for RunError {
+    fn from(e: SourceError) -> RunError {
+        RunError::Source(e)
+    }
+}
+
+impl From<BackendError> for RunError {
+    fn from(e: BackendError) -> RunError {
+        RunError::Backend(e)
+    }
+}
+
+impl From<DarError> for RunError {
+    fn from(e: DarError) -> RunError {
+        RunError::Dar(e)
+    }
 }
 
 /// What a run needs.
@@ -307,9 +324,9 @@ fn write_failure_list(
     let list = parse::write_dar_failures(failures);
     std::fs::create_dir_all(dir)
         .and_then(|_| std::fs::write(&path, &list))
-        .map_err(|source| RunError::Write {
+        .map_err(|error| RunError::Write {
             file: path.display().to_string(),
-            source,
+            error,
         })?;
     dar_lists.push(path);
     // Also onto the server, for LOS's people; a server that refuses is only a warning.

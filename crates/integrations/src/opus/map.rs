@@ -337,6 +337,16 @@ fn next_day(d: Date) -> Date {
     d.tomorrow().unwrap_or(d)
 }
 
+/// A lower bound as a day (`None` is the earliest day).
+fn lo(d: Option<Date>) -> Date {
+    d.unwrap_or(Date::MIN)
+}
+
+/// An upper bound as a day (`None` is the last day).
+fn hi(d: Option<Date>) -> Date {
+    d.unwrap_or(Date::MAX)
+}
+
 /// The day a record's change takes effect (ruling 1).
 pub fn effective(last_changed: Option<Date>, dump_date: Date) -> Date {
     match last_changed {
@@ -379,6 +389,9 @@ struct Employment<'a> {
     life: Validity,
     effective: Date,
     changed: bool,
+    /// New to the source (the previous dump did not have it): the input speaks about its whole
+    /// life.
+    new: bool,
 }
 
 /// The mapping of one dump.
@@ -454,7 +467,7 @@ impl<'a> Mapper<'a> {
         let primary = PrimaryClasses::ensure(&mut |f, k, t, s| self.classes.class(f, k, t, s));
         for id in &changes.units {
             let unit = self.tree.by_id[id.as_str()];
-            self.unit(unit)?;
+            self.unit(unit, changes.is_new(id))?;
         }
         let end = next_day(self.dump_date);
         for id in changes.vanished_units.iter().chain(&changes.filtered_units) {
@@ -478,14 +491,19 @@ impl<'a> Mapper<'a> {
             + self.details.len()
             + self.managers.len()
             + self.ends.len();
+        // Each stage's buffer is freed as soon as it is copied (peak memory of large imports).
         let mut facts = Vec::with_capacity(total);
         facts.extend(classes);
-        facts.append(&mut self.units);
-        facts.append(&mut self.persons);
-        facts.append(&mut self.engagements);
-        facts.append(&mut self.details);
-        facts.append(&mut self.managers);
-        facts.append(&mut self.ends);
+        for stage in [
+            &mut self.units,
+            &mut self.persons,
+            &mut self.engagements,
+            &mut self.details,
+            &mut self.managers,
+            &mut self.ends,
+        ] {
+            facts.extend(std::mem::take(stage));
+        }
         self.out.facts = facts;
         Ok(self.out)
     }
@@ -506,7 +524,7 @@ impl<'a> Mapper<'a> {
         }
     }
 
-    fn unit(&mut self, unit: &Unit) -> Result<(), MapError> {
+    fn unit(&mut self, unit: &Unit, new: bool) -> Result<(), MapError> {
         let uuid = self.cfg.uuids.unit(&unit.id);
         let type_key = unit
             .org_type
@@ -530,7 +548,6 @@ impl<'a> Mapper<'a> {
             unit.end_date.filter(|d| *d < Date::MAX).map(next_day),
         );
         let eff = effective(unit.last_changed, self.dump_date);
-        let existing = self.ix.get(&uuid).is_some();
         let value = Value::OrgUnit(OrgUnit {
             user_key: user_key.to_string(),
             name: unit.long_name.clone(),
@@ -540,9 +557,12 @@ impl<'a> Mapper<'a> {
             unit_hierarchy: None,
             time_planning: None,
         });
-        self.units.push(Fact::state(uuid, value, life, Some(eff)));
+        // A unit new to the source is described over its whole life; a changed one from the
+        // change on. Whether MO already has it does not matter (an interrupted first import).
+        let since = if new { start } else { eff };
+        self.units.push(Fact::state(uuid, value, life, Some(since)));
         // Addresses start with the unit when it is new, else at the change.
-        let addr_start = if existing { eff } else { start };
+        let addr_start = since;
         let ean = unit.ean.as_deref().filter(|v| *v != "9999999999999");
         let pnr = unit
             .p_nr
@@ -658,9 +678,6 @@ impl<'a> Mapper<'a> {
                     },
                     |o| o.uuid,
                 );
-                let from = current
-                    .and_then(|o| o.slices[0].validity.from)
-                    .unwrap_or(start);
                 let v = Value::Address(Address {
                     user_key: value.clone(),
                     value,
@@ -671,12 +688,9 @@ impl<'a> Mapper<'a> {
                     engagement: None,
                     ituser: None,
                 });
-                self.details.push(Fact::state(
-                    uuid,
-                    v,
-                    Validity::new(Some(from), end),
-                    Some(eff),
-                ));
+                // From `start` on (the unit's start for a new unit, else the change); what MO
+                // holds before it stays, also when the address existed once and ended.
+                self.details.push(Fact::from_date(uuid, v, start, end));
             }
         }
     }
@@ -753,6 +767,7 @@ impl<'a> Mapper<'a> {
             life: Validity::new(Some(entry), end),
             effective: effective(rec.last_changed, self.dump_date),
             changed,
+            new: false,
         })
     }
 
@@ -786,6 +801,9 @@ impl<'a> Mapper<'a> {
         }
         let end = next_day(self.dump_date);
         let mut ended: HashMap<&Cpr, Vec<(Uuid, Engagement, Validity)>> = HashMap::new();
+        // Per person, the earliest day a leave marker or a cancellation changes the set of
+        // engagements (a cancellation: the engagement's whole life).
+        let mut set_changed: HashMap<&Cpr, Date> = HashMap::new();
         for (id, cancelled) in changes
             .leaves
             .iter()
@@ -820,6 +838,13 @@ impl<'a> Mapper<'a> {
                     && let Some(cpr) = self.ix.get(&e.person).and_then(|p| p.last().value.cpr())
                     && let Some((k, _)) = by_cpr.get_key_value(cpr)
                 {
+                    let day = if cancelled {
+                        obj.slices[0].validity.from.unwrap_or(Date::MIN)
+                    } else {
+                        end
+                    };
+                    let at = set_changed.entry(*k).or_insert(day);
+                    *at = (*at).min(day);
                     if !cancelled {
                         let life = Validity::new(obj.slices[0].validity.from, Some(end));
                         if !life.is_empty() {
@@ -849,8 +874,9 @@ impl<'a> Mapper<'a> {
             let records = &by_cpr[cpr];
             let mut employments: Vec<Employment<'a>> = Vec::new();
             for rec in records {
-                if let Some(e) = self.employment(rec, changed.contains(rec.id.as_str()), &filtered)
-                {
+                let is_changed = changed.contains(rec.id.as_str());
+                if let Some(mut e) = self.employment(rec, is_changed, &filtered) {
+                    e.new = is_changed && changes.is_new(&rec.id);
                     employments.push(e);
                 }
             }
@@ -863,7 +889,8 @@ impl<'a> Mapper<'a> {
                     .then(a.rec.id.cmp(&b.rec.id))
             });
             let ended = ended.get(cpr).map_or(&[][..], Vec::as_slice);
-            self.person(cpr, &employments, ended, primary, new_uuid);
+            let set_changed = set_changed.get(cpr).copied();
+            self.person(cpr, &employments, ended, set_changed, primary, new_uuid);
         }
     }
 
@@ -872,6 +899,7 @@ impl<'a> Mapper<'a> {
         cpr: &Cpr,
         employments: &[Employment<'a>],
         ended: &[(Uuid, Engagement, Validity)],
+        set_changed: Option<Date>,
         primary: &PrimaryClasses,
         new_uuid: &mut dyn FnMut() -> Uuid,
     ) {
@@ -933,9 +961,46 @@ impl<'a> Mapper<'a> {
             Some(rep.effective),
         ));
 
-        // Engagements, with the primary calculated over all of the person's employments.
-        let mut plans = Vec::with_capacity(employments.len());
+        // Engagements, with the primary calculated over all of the person's employments. Each
+        // engagement's own value holds from the day the input dates it: a new one from its
+        // entryDate, a changed one from its effective date (its whole life when that lies after
+        // its end). The primary classes are computed again from the earliest day the person's
+        // set of engagements changes; before that day nothing changes.
+        let mut own: Vec<(Uuid, Option<Date>)> = Vec::with_capacity(employments.len());
+        let mut person_since = set_changed.unwrap_or(Date::MAX);
         for e in employments {
+            let uuid = self.engagement_uuid(&e.rec.id, person_uuid);
+            let mut from = None;
+            if e.new {
+                from = Some(lo(e.life.from));
+            } else if e.changed {
+                let mut d = e.effective;
+                if d >= hi(e.life.to) {
+                    d = lo(e.life.from);
+                }
+                from = Some(d);
+                // A changed entryDate or leaveDate changes the set from the earlier of its
+                // old and new value on.
+                if let Some(o) = self.ix.get(&uuid) {
+                    let (of, ot) = (lo(o.slices[0].validity.from), hi(o.last().validity.to));
+                    if of != lo(e.life.from) {
+                        person_since = person_since.min(of.min(lo(e.life.from)));
+                    }
+                    if ot != hi(e.life.to) {
+                        person_since = person_since.min(ot.min(hi(e.life.to)));
+                    }
+                }
+            }
+            if let Some(d) = from {
+                person_since = person_since.min(d);
+            }
+            own.push((uuid, from));
+        }
+        if person_since == Date::MAX {
+            person_since = next_day(self.dump_date);
+        }
+        let mut plans = Vec::with_capacity(employments.len());
+        for (e, (uuid, from)) in employments.iter().zip(own) {
             let d = e.data;
             let position = d.position.as_deref().expect("validated");
             let job_function =
@@ -945,7 +1010,6 @@ impl<'a> Mapper<'a> {
             let engagement_type =
                 self.classes
                     .class("engagement_type", type_key, type_key, Some("TEXT"));
-            let uuid = self.engagement_uuid(&e.rec.id, person_uuid);
             let explicit = self.ix.get(&uuid).is_some_and(|o| {
                 matches!(&o.at_or_latest(self.dump_date).value, Value::Engagement(x) if x.primary == Some(primary.explicit))
             });
@@ -959,12 +1023,34 @@ impl<'a> Mapper<'a> {
                 fraction: fraction(d.numerator.as_deref(), d.denominator.as_deref()),
                 extensions: Box::default(),
             };
+            let value_since = from.unwrap_or(person_since);
+            // MO's values before the engagement's own change are kept (only the primary class
+            // is computed again for them).
+            let old = match self.ix.get(&uuid) {
+                Some(o) if person_since < value_since => {
+                    let window = Validity::new(
+                        (person_since != Date::MIN).then_some(person_since),
+                        Some(value_since),
+                    );
+                    o.slices
+                        .iter()
+                        .filter_map(|s| {
+                            s.validity
+                                .intersect(&window)
+                                .map(|v| dipex_model::Slice::new(v, s.value.clone()))
+                        })
+                        .collect()
+                }
+                _ => Vec::new(),
+            };
             let rank = primary::rank(&self.cfg.primary_order, engagement_type, type_key);
             plans.push(primary::Candidate {
                 uuid,
                 value,
                 life: e.life,
-                effective: e.effective,
+                since: person_since,
+                value_since,
+                old,
                 rank,
                 number: primary::employment_number(&e.rec.id),
                 explicit,
@@ -981,7 +1067,9 @@ impl<'a> Mapper<'a> {
                 uuid: *uuid,
                 value: value.clone(),
                 life: *life,
-                effective: self.dump_date,
+                since: person_since,
+                value_since: person_since,
+                old: Vec::new(),
                 rank: primary::rank(&self.cfg.primary_order, value.engagement_type, &type_key),
                 number: primary::employment_number(&value.user_key),
                 explicit: value.primary == Some(primary.explicit),
@@ -996,9 +1084,18 @@ impl<'a> Mapper<'a> {
             self.manager(e, person_uuid, plan.uuid);
             self.roles(e, person_uuid);
         }
-        self.it_users(employments, person_uuid, rep.effective);
+        // The day the input changes the person: its earliest changed employment, or the end a
+        // leave marker gives (IT users that disappear end then, never before).
+        let change = employments
+            .iter()
+            .filter(|e| e.changed)
+            .map(|e| e.effective)
+            .chain(ended.iter().filter_map(|(_, _, life)| life.to))
+            .min()
+            .unwrap_or_else(|| next_day(self.dump_date));
+        self.it_users(employments, person_uuid, change);
         if let Some(lookup) = ad {
-            self.ad_it_user(lookup, person_uuid, rep.effective, rep.rec.line);
+            self.ad_it_user(lookup, person_uuid, change, rep.rec.line);
         }
         self.person_addresses(rep, person_uuid);
     }
@@ -1125,18 +1222,28 @@ impl<'a> Mapper<'a> {
         }
     }
 
-    /// One IT user in `Opus` per distinct `userId` of the person's employments.
-    fn it_users(&mut self, employments: &[Employment<'a>], person: Uuid, eff: Date) {
-        let wanted: BTreeSet<&str> = employments
-            .iter()
-            .filter_map(|e| e.data.user_id.as_deref())
-            .collect();
+    /// One IT user in `Opus` per distinct `userId` of the person's employments, from the
+    /// effective date of the (earliest changed) employment that carries it; nothing before that
+    /// day changes. One that disappears is ended at `change`.
+    fn it_users(&mut self, employments: &[Employment<'a>], person: Uuid, change: Date) {
+        // userId → the day the input speaks about it from.
+        let mut wanted: std::collections::BTreeMap<&str, (bool, Date)> = Default::default();
+        for e in employments {
+            let Some(user) = e.data.user_id.as_deref() else {
+                continue;
+            };
+            let key = (!e.changed, e.effective);
+            wanted
+                .entry(user)
+                .and_modify(|k| *k = (*k).min(key))
+                .or_insert(key);
+        }
         let existing = self.person_it_users(person, "Opus", None);
         if wanted.is_empty() && existing.is_empty() {
             return;
         }
         let itsystem = self.classes.itsystem("Opus");
-        for user in &wanted {
+        for (user, (_, since)) in &wanted {
             let found = existing.iter().find(|(_, k, _)| k == user);
             let uuid = found.map_or_else(
                 || {
@@ -1146,21 +1253,16 @@ impl<'a> Mapper<'a> {
                 },
                 |f| f.0,
             );
-            let from = found.and_then(|f| f.2).unwrap_or(eff);
             let value = person_it_user(user, itsystem, person);
-            self.details.push(Fact::state(
-                uuid,
-                value,
-                Validity::from_day(from.min(eff)),
-                Some(eff),
-            ));
+            self.details
+                .push(Fact::from_date(uuid, value, *since, None));
         }
         for (uuid, key, _) in existing {
-            if !wanted.contains(key.as_str()) {
+            if !wanted.contains_key(key.as_str()) {
                 self.details.push(Fact::End {
                     uuid,
                     kind: Kind::ItUser,
-                    at: eff,
+                    at: change,
                 });
             }
         }
@@ -1225,22 +1327,16 @@ impl<'a> Mapper<'a> {
             }),
             (Some(sam), found) => {
                 let itsystem = self.classes.itsystem(ad::IT_SYSTEM);
-                let (uuid, from) = match found {
-                    Some((uuid, _, from)) => (*uuid, from.unwrap_or(eff).min(eff)),
-                    None => (
-                        self.cfg
-                            .uuids
-                            .derived("ituser", &[&person.to_string(), ad::IT_SYSTEM, sam]),
-                        eff,
-                    ),
+                let uuid = match found {
+                    Some((uuid, _, _)) => *uuid,
+                    None => self
+                        .cfg
+                        .uuids
+                        .derived("ituser", &[&person.to_string(), ad::IT_SYSTEM, sam]),
                 };
                 let value = person_it_user(sam, itsystem, person);
-                self.details.push(Fact::state(
-                    uuid,
-                    value,
-                    Validity::from_day(from),
-                    Some(eff),
-                ));
+                self.details
+                    .push(Fact::from_date(uuid, value, eff, None));
             }
         }
     }

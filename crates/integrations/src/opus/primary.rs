@@ -48,7 +48,14 @@ pub struct Candidate {
     /// Its value apart from `primary`.
     pub value: Engagement,
     pub life: Validity,
-    pub effective: Date,
+    /// From this day on the fact speaks (the earliest day the input changes the person's set
+    /// of engagements or this engagement); nothing before it changes.
+    pub since: Date,
+    /// From this day on the engagement holds `value`; before it (and from `since`), MO's
+    /// values in `old` are kept and only their primary class is computed again.
+    pub value_since: Date,
+    /// MO's slices of the engagement in `[since, value_since)` (empty when there are none).
+    pub old: Vec<Slice>,
     /// Position of its engagement type in the priority list (`usize::MAX` when unlisted).
     pub rank: usize,
     pub number: (u64, String),
@@ -106,16 +113,20 @@ pub fn facts(cands: &[Candidate], classes: &PrimaryClasses) -> Vec<Fact> {
         if !c.emit {
             continue;
         }
-        let mut start = lo(c.life.from).max(c.effective);
-        if start >= hi(c.life.to) {
-            start = lo(c.life.from);
-        }
+        let start = lo(c.life.from).max(c.since);
         let end = hi(c.life.to);
+        if start >= end {
+            continue;
+        }
         let mut points: Vec<Date> = cuts
             .iter()
             .copied()
+            .chain(c.old.iter().flat_map(|s| [lo(s.validity.from), hi(s.validity.to)]))
+            .chain([c.value_since])
             .filter(|d| *d > start && *d < end)
             .collect();
+        points.sort();
+        points.dedup();
         points.insert(0, start);
         points.push(end);
         let mut timeline: Vec<Slice> = Vec::new();
@@ -127,22 +138,34 @@ pub fn facts(cands: &[Candidate], classes: &PrimaryClasses) -> Vec<Fact> {
             } else {
                 classes.non_primary
             };
+            let base = if w[0] < c.value_since {
+                c.old
+                    .iter()
+                    .find(|s| s.validity.contains(w[0]))
+                    .and_then(|s| match &s.value {
+                        Value::Engagement(e) => Some(e),
+                        _ => None,
+                    })
+                    .unwrap_or(&c.value)
+            } else {
+                &c.value
+            };
+            let mut v = base.clone();
+            v.primary = Some(class);
+            let v = Value::Engagement(v);
             let to = (w[1] != Date::MAX).then_some(w[1]);
             match timeline.last_mut() {
-                Some(prev) if matches!(&prev.value, Value::Engagement(e) if e.primary == Some(class)) => {
-                    prev.validity.to = to
-                }
+                Some(prev) if prev.value == v => prev.validity.to = to,
                 _ => {
-                    let mut v = c.value.clone();
-                    v.primary = Some(class);
                     let from = (w[0] != Date::MIN).then_some(w[0]);
-                    timeline.push(Slice::new(Validity::new(from, to), Value::Engagement(v)));
+                    timeline.push(Slice::new(Validity::new(from, to), v));
                 }
             }
         }
         out.push(Fact::State {
             uuid: c.uuid,
             life: c.life,
+            since: (c.since != Date::MIN).then_some(c.since),
             timeline,
         });
     }
@@ -183,7 +206,9 @@ mod tests {
                 extensions: Box::default(),
             },
             life: Validity::new(Some(from), to),
-            effective: from,
+            since: from,
+            value_since: from,
+            old: Vec::new(),
             rank,
             number: employment_number(number),
             explicit,

@@ -417,6 +417,7 @@ fn import_dump(
     env: &mut dyn Env,
     file: &DumpFile,
     previous: Option<&Digests>,
+    fresh: bool,
     pending: &mut BTreeMap<String, String>,
     events: &mut dyn FnMut(Event<'_>),
 ) -> Result<(DumpReport, Digests), RunError> {
@@ -425,6 +426,9 @@ fn import_dump(
     let digests = digests_of(&dump);
     let tree = Tree::check(&dump, &file.name)?;
     let mut changes = diff::changes(&dump, &tree, previous, &job.cfg.filter_ids, job.only);
+    // Without digests of an earlier import, records are changed, not new: their history in MO
+    // before the change is kept.
+    changes.first &= fresh;
     force_pending(&mut changes, &dump, &tree, pending, job.cfg, job.only);
     events(Event::Stage("read MO"));
     let current = read_current(&*backend, &dump, &changes, job.cfg, job.ad)?;
@@ -601,6 +605,7 @@ pub fn import(
             env,
             file,
             previous.as_ref().map(|p| &p.0),
+            false,
             &mut pending,
             events,
         )?;
@@ -648,6 +653,7 @@ pub fn import(
             env,
             file,
             previous.as_ref().map(|p| &p.0),
+            last.is_none(),
             &mut pending,
             events,
         ) {
@@ -721,6 +727,7 @@ pub fn reimport(
             env,
             file,
             previous.as_ref(),
+            true,
             &mut pending,
             events,
         )?;

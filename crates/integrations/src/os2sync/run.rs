@@ -18,9 +18,9 @@ use uuid::Uuid;
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("reading MO: {0}")]
-    Backend(#[from] BackendError),
+    Backend(BackendError),
     #[error("the address register: {0}")]
-    Dar(#[from] DarError),
+    Dar(DarError),
     #[error(transparent)]
     Build(#[from] BuildError),
     #[error(transparent)]
@@ -31,6 +31,20 @@ pub enum RunError {
         "unit {0} is not exported to OS2Sync (not valid today, not under os2sync.top_unit_uuid, or left out by the hierarchy, level or type settings)"
     )]
     NotSynced(Uuid),
+}
+
+// The wrapped errors are shown in the message, so they are not also given as `source()`:
+// `{:#}` (anyhow) would print them twice.
+impl From<BackendError> for RunError {
+    fn from(e: BackendError) -> RunError {
+        RunError::Backend(e)
+    }
+}
+
+impl From<DarError> for RunError {
+    fn from(e: DarError) -> RunError {
+        RunError::Dar(e)
+    }
 }
 
 /// What a run did.

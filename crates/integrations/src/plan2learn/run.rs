@@ -12,13 +12,33 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("reading MO: {0}")]
-    Backend(#[from] BackendError),
+    Backend(BackendError),
     #[error("the address register: {0}")]
-    Dar(#[from] DarError),
+    Dar(DarError),
     #[error(transparent)]
     Export(#[from] ExportError),
     #[error("writing the files: {0}")]
-    Write(#[from] WriteError),
+    Write(WriteError),
+}
+
+// The wrapped errors are shown in the message, so they are not also given as `source()`:
+// `{:#}` (anyhow) would print them twice.
+impl From<BackendError> for RunError {
+    fn from(e: BackendError) -> RunError {
+        RunError::Backend(e)
+    }
+}
+
+impl From<DarError> for RunError {
+    fn from(e: DarError) -> RunError {
+        RunError::Dar(e)
+    }
+}
+
+impl From<WriteError> for RunError {
+    fn from(e: WriteError) -> RunError {
+        RunError::Write(e)
+    }
 }
 
 /// What an export wrote.

@@ -6,15 +6,18 @@
 mod ad;
 mod dar;
 mod gcs;
+mod history;
 mod los;
 mod los_import;
 mod opus;
+mod oracle;
 mod os2mo;
 mod os2sync;
 mod plan2learn;
 mod sftp;
 mod smb;
 mod transport;
+mod vsftpd;
 
 /// A loopback port nobody listens on right now, for the daemons the tests start.
 fn free_port() -> u16 {
