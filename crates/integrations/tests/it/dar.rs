@@ -168,7 +168,7 @@ fn lookups_run_concurrently_and_each_distinct_text_once() {
     s.set_latency(Duration::from_millis(30));
     let c = Adressevaelger::new(&s.url(), TOKEN, Duration::from_secs(5), 8).unwrap();
     let queries: Vec<(String, String)> = (0..64)
-        .flat_map(|i| [(format!("Vej {i}"), "8000".to_string()); 3])
+        .flat_map(|i| std::iter::repeat_n((format!("Vej {i}"), "8000".to_string()), 3))
         .collect();
     let answers = dar::lookup_all(&c, queries);
     assert_eq!(answers.len(), 64);

@@ -546,7 +546,7 @@ fn los_pers_ret_changes_email_and_az_from_its_file_date_only() {
             }
         }
         let source = Source::Local(files.clone());
-        let mut run = |mo: &mut Mo, new_files: &[(&str, String)]| {
+        let run = |mo: &mut Mo, new_files: &[(&str, String)]| {
             // Files count by modification time: wait past the last run's start.
             std::thread::sleep(Duration::from_millis(20));
             for (f, text) in new_files {
