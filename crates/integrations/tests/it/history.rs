@@ -22,6 +22,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use uuid::Uuid;
 
+/// Sleep into the next whole second of the clock.
+fn next_second() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1005) - Duration::from_millis(now.subsec_millis().into()));
+}
+
 struct Fixed {
     n: u128,
 }
@@ -547,11 +555,14 @@ fn los_pers_ret_changes_email_and_az_from_its_file_date_only() {
         }
         let source = Source::Local(files.clone());
         let run = |mo: &mut Mo, new_files: &[(&str, String)]| {
-            // Files count by modification time: wait past the last run's start.
-            std::thread::sleep(Duration::from_millis(20));
+            // Files count by modification time in whole seconds (a file of the second a run
+            // started in is taken again by the next run): the new files get a second after the
+            // last run's start, and this run starts a second after them.
+            next_second();
             for (f, text) in new_files {
                 std::fs::write(files.join(f), text).unwrap();
             }
+            next_second();
             let job = los_run::Job {
                 source: &source,
                 register: &register,
