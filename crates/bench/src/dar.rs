@@ -92,7 +92,11 @@ pub fn bench(a: &DarArgs) -> Result<()> {
     let csv = std::fs::read(dir.join("adresser.csv"))?;
     let server = DarServer::from_csv(&csv)?;
     server.set_latency(Duration::from_millis(a.latency_ms));
-    let register = dar::open(&settings(&server.url(), a), &dir.join("dar-healthy.sqlite3"), false)?;
+    let register = dar::open(
+        &settings(&server.url(), a),
+        &dir.join("dar-healthy.sqlite3"),
+        false,
+    )?;
     let (secs, pending) = first_import(&dir, "healthy", &register)?;
     let distinct = server.washes();
     let floor = distinct as f64 / a.connections as f64 * a.latency_ms as f64 / 1000.0;
@@ -120,7 +124,11 @@ pub fn bench(a: &DarArgs) -> Result<()> {
 
     let hanging = DarServer::from_csv(&csv)?;
     hanging.set_mode(ServerMode::Hang);
-    let register = dar::open(&settings(&hanging.url(), a), &dir.join("dar-hang.sqlite3"), false)?;
+    let register = dar::open(
+        &settings(&hanging.url(), a),
+        &dir.join("dar-hang.sqlite3"),
+        false,
+    )?;
     let (secs, pending) = first_import(&dir, "hanging", &register)?;
     println!(
         "{:<34} {secs:>8.2} s  ({pending} addresses pending; {} requests reached it; {})",

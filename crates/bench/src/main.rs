@@ -540,7 +540,13 @@ fn os2mo_peer(s: &Size, batch: usize, dir: Option<PathBuf>) -> Result<()> {
     let mut step = |name: &str, full: bool, mo: &dipex_backend::Os2mo| -> Result<()> {
         let requests = mo.requests();
         let t = Instant::now();
-        let c = pull(mo, &mut mirror, &reg("pull"), PullOptions { full }, &mut |_| {})?;
+        let c = pull(
+            mo,
+            &mut mirror,
+            &reg("pull"),
+            PullOptions { full },
+            &mut |_| {},
+        )?;
         println!(
             "{name:<34} {:>8.1} s, {} objects read in full ({} new, {} changed, {} deleted), {} requests",
             t.elapsed().as_secs_f64(),

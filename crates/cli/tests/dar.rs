@@ -157,7 +157,10 @@ fn a_refused_register_on_day_one_delays_addresses_to_day_two_and_loses_none() {
     // Units and employments whose address failed (a person with two employments counts twice).
     assert_eq!(pending, 268, "{err}");
     assert_eq!(site.pending_rows("opus"), pending as i64);
-    assert!(err.contains("address register stopped for this run"), "{err}");
+    assert!(
+        err.contains("address register stopped for this run"),
+        "{err}"
+    );
     assert!(site.dar_addresses().is_empty());
 
     // Day 2: the register is back. Every address of day 1 that the day-2 dump does not change
@@ -190,7 +193,10 @@ fn pending_addresses_are_retried_even_when_no_new_dump_arrives() {
     let o = site.run(&["opus", "import"]);
     let err = text(&o.stderr);
     assert_eq!(code(&o), 0, "{err}");
-    assert!(err.contains("pending addresses of earlier runs settled"), "{err}");
+    assert!(
+        err.contains("pending addresses of earlier runs settled"),
+        "{err}"
+    );
     assert_eq!(site.pending_rows("opus"), 0);
     assert!(!site.dar_addresses().is_empty());
     // Nothing new, nothing pending: nothing to do.
@@ -215,13 +221,17 @@ fn a_hanging_register_trips_the_breaker_and_leaves_the_addresses_pending() {
     assert_eq!(code(&o), 1, "{err}");
     let pending = pending_count(&err, "opus import: ").unwrap_or_else(|| panic!("{err}"));
     assert_eq!(site.pending_rows("opus"), pending as i64);
-    assert!(err.contains("address register stopped for this run"), "{err}");
+    assert!(
+        err.contains("address register stopped for this run"),
+        "{err}"
+    );
     // The breaker stopped asking: at most one round of requests on the 10 connections (and the
     // few that were already queued) reached the server, not one per address.
     assert!(server.requests() <= 20, "{} requests", server.requests());
     // The units and persons are there; only their postal addresses wait.
     let o = site.run(&["mo", "dump", "--type", "person"]);
-    assert_eq!(text(&o.stdout).lines().count() > 100, true);
+    // Seed 13: 300 employments of 250 persons.
+    assert_eq!(text(&o.stdout).lines().count(), 250);
 }
 
 #[test]
@@ -235,9 +245,15 @@ fn check_probes_the_register_for_real() {
         .lines()
         .find(|l| l.contains("address register"))
         .unwrap_or_else(|| panic!("{out}"));
-    assert!(line.starts_with("FAIL address register: Adressevælger at http://127.0.0.1:"), "{line}");
+    assert!(
+        line.starts_with("FAIL address register: Adressevælger at http://127.0.0.1:"),
+        "{line}"
+    );
     assert!(line.contains("does not answer"), "{line}");
-    assert!(!line.contains("adressevaelger123"), "the token is never shown: {line}");
+    assert!(
+        !line.contains("adressevaelger123"),
+        "the token is never shown: {line}"
+    );
 
     let server = site.server();
     site.settings(&server.url(), 2);
@@ -255,7 +271,10 @@ fn check_probes_the_register_for_real() {
             site.path("state/dar.sqlite3").display()
         )
     );
-    assert_eq!(server.log(), ["GET /adresser/soeg?tekst=test&maksimum=1&token=***"]);
+    assert_eq!(
+        server.log(),
+        ["GET /adresser/soeg?tekst=test&maksimum=1&token=***"]
+    );
 }
 
 fn los_fixtures() -> PathBuf {
@@ -332,8 +351,8 @@ fn los_postal_addresses_wait_for_the_register_and_are_never_listed_as_misses() {
 
     // Day 2: no new files, the register is back: the pending units get their addresses, and
     // only the definitive misses are listed.
-    let server = DarServer::from_csv(&std::fs::read(los_fixtures().join("adresser.csv")).unwrap())
-        .unwrap();
+    let server =
+        DarServer::from_csv(&std::fs::read(los_fixtures().join("adresser.csv")).unwrap()).unwrap();
     settings(&server.url());
     let o = run(&["los", "import"]);
     let err = text(&o.stderr);

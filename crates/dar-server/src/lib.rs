@@ -104,7 +104,10 @@ fn decode(s: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                match u8::from_str_radix(
+                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
+                    16,
+                ) {
                     Ok(b) => {
                         out.push(b);
                         i += 3;
@@ -146,7 +149,9 @@ impl Data {
             .entry(key(&street_number, &a.floor, &a.door, &a.postal))
             .or_default()
             .push(a.id);
-        self.by_access_id.entry(a.access_id).or_insert_with(|| a.clone());
+        self.by_access_id
+            .entry(a.access_id)
+            .or_insert_with(|| a.clone());
         self.by_id.insert(a.id, a);
     }
 }
@@ -204,7 +209,8 @@ impl DarServer {
             let Ok(id) = uuid::Uuid::parse_str(&get(&r, "id")) else {
                 continue;
             };
-            let (street, number, postal) = (get(&r, "vejnavn"), get(&r, "husnr"), get(&r, "postnr"));
+            let (street, number, postal) =
+                (get(&r, "vejnavn"), get(&r, "husnr"), get(&r, "postnr"));
             data.add(Addr {
                 id,
                 access_id: access_id(&street, &number, &postal),
@@ -353,7 +359,13 @@ impl Handler for Server {
             let masked: Vec<&str> = req
                 .query
                 .split('&')
-                .map(|p| if p.starts_with("token=") { "token=***" } else { p })
+                .map(|p| {
+                    if p.starts_with("token=") {
+                        "token=***"
+                    } else {
+                        p
+                    }
+                })
                 .collect();
             s.log
                 .lock()
@@ -400,7 +412,10 @@ impl Server {
         }
         let q = query(req);
         if q.get("token").is_none_or(|t| t.chars().count() < 10) {
-            return Response::json(401, &serde_json::json!({"detail": "token mangler eller er ugyldig"}));
+            return Response::json(
+                401,
+                &serde_json::json!({"detail": "token mangler eller er ugyldig"}),
+            );
         }
         let path = req.path.trim_end_matches('/');
         match path {
@@ -416,10 +431,18 @@ impl Server {
             "/adresser" | "/husnumre" => {
                 let ids: Vec<&str> = q
                     .get("id_lokalids")
-                    .map(|v| v.split(',').map(str::trim).filter(|i| !i.is_empty()).collect())
+                    .map(|v| {
+                        v.split(',')
+                            .map(str::trim)
+                            .filter(|i| !i.is_empty())
+                            .collect()
+                    })
                     .unwrap_or_default();
                 if ids.is_empty() {
-                    return Response::json(400, &serde_json::json!({"detail": "id_lokalids mangler"}));
+                    return Response::json(
+                        400,
+                        &serde_json::json!({"detail": "id_lokalids mangler"}),
+                    );
                 }
                 if ids.len() > 400 {
                     return Response::text(431, "Request Header Fields Too Large");
@@ -451,7 +474,9 @@ impl Server {
                 let data = s.data.lock().unwrap();
                 if let Some(id) = one("/adresser/") {
                     return match data.by_id.get(&id) {
-                        Some(a) => Response::json(200, &serde_json::json!({"adresse": a.adresse()})),
+                        Some(a) => {
+                            Response::json(200, &serde_json::json!({"adresse": a.adresse()}))
+                        }
                         None => Response::json(404, &serde_json::json!({"detail": "ikke fundet"})),
                     };
                 }

@@ -89,9 +89,7 @@ impl Backend for Os2mo {
         format!("OS2mo {} (auth: {:?})", c.graphql_url(), c.auth)
     }
 
-    fn dar_texts(
-        &self,
-    ) -> Result<Option<std::collections::HashMap<Uuid, String>>, BackendError> {
+    fn dar_texts(&self) -> Result<Option<std::collections::HashMap<Uuid, String>>, BackendError> {
         Ok(Some(resolve::dar_texts(&self.t)?))
     }
 }

@@ -259,7 +259,10 @@ impl Object {
                 })
                 .unwrap_or_default();
             let postal_name = s(&access.postnummer.as_ref().and_then(|p| p.navn.clone()));
-            let town = s(&access.supplerendebynavn.as_ref().and_then(|t| t.navn.clone()));
+            let town = s(&access
+                .supplerendebynavn
+                .as_ref()
+                .and_then(|t| t.navn.clone()));
             let (number, floor, door) = (
                 s(&access.husnummertekst),
                 s(&self.etagebetegnelse),

@@ -338,8 +338,8 @@ impl<R: AddressRegister> CachedRegister<R> {
                     insert.execute((id.hyphenated().to_string(), text))?;
                 }
                 if let Some((importer, resolved, added)) = pending {
-                    let mut delete = tx
-                        .prepare("DELETE FROM dar_pending WHERE importer = ?1 AND object = ?2")?;
+                    let mut delete =
+                        tx.prepare("DELETE FROM dar_pending WHERE importer = ?1 AND object = ?2")?;
                     for object in resolved {
                         delete.execute((importer, object))?;
                     }

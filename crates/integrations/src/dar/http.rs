@@ -206,7 +206,10 @@ impl AddressRegister for HttpRegister {
     /// One wash of a made-up address: any definitive answer means the service works.
     fn probe(&self) -> Result<String, DarError> {
         self.lookup("Testvej 1", "8000")?;
-        Ok(format!("DAWA-compatible service {} answers", self.base.shown))
+        Ok(format!(
+            "DAWA-compatible service {} answers",
+            self.base.shown
+        ))
     }
 
     fn connections(&self) -> usize {
@@ -217,11 +220,7 @@ impl AddressRegister for HttpRegister {
 /// One GET of `url` (shown as `shown` in errors): the status and body of any HTTP answer, `Err`
 /// when there was none. A transport error on a reused keep-alive connection (the server may
 /// have closed it meanwhile) is tried once more; a timeout never is.
-pub(crate) fn get(
-    agent: &ureq::Agent,
-    url: &str,
-    shown: &str,
-) -> Result<(u16, Vec<u8>), DarError> {
+pub(crate) fn get(agent: &ureq::Agent, url: &str, shown: &str) -> Result<(u16, Vec<u8>), DarError> {
     let scrub = |message: String| message.replace(url, shown);
     let transport = |e: ureq::Error| DarError::Transport {
         url: shown.to_string(),

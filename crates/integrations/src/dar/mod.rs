@@ -107,7 +107,9 @@ pub trait AddressRegister: Send + Sync {
         &self,
         ids: &[uuid::Uuid],
     ) -> Result<HashMap<uuid::Uuid, Option<String>>, DarError> {
-        ids.iter().map(|id| Ok((*id, self.describe(*id)?))).collect()
+        ids.iter()
+            .map(|id| Ok((*id, self.describe(*id)?)))
+            .collect()
     }
 
     /// Ask the register whether it works (a health call, or one lookup); `Ok` says what
@@ -442,7 +444,10 @@ impl DarSettings {
         let explicit = self.base_url.as_deref().filter(|u| !is_closed_dawa(u));
         match (self.protocol, explicit) {
             (Some(p), Some(u)) => (p, u),
-            (Some(Protocol::Dawa), None) => (Protocol::Dawa, self.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL)),
+            (Some(Protocol::Dawa), None) => (
+                Protocol::Dawa,
+                self.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL),
+            ),
             (Some(Protocol::Adressevaelger), None) | (None, None) => {
                 (Protocol::Adressevaelger, DEFAULT_BASE_URL)
             }
@@ -491,7 +496,11 @@ pub fn register_from_settings(s: &DarSettings) -> Result<Box<dyn AddressRegister
 
 /// The register the settings ask for, behind the breaker and the cache in the SQLite state
 /// database `state` (see [`CachedRegister::new`] for `read_only`).
-pub fn open(s: &DarSettings, state: &std::path::Path, read_only: bool) -> Result<Register, DarError> {
+pub fn open(
+    s: &DarSettings,
+    state: &std::path::Path,
+    read_only: bool,
+) -> Result<Register, DarError> {
     let inner = register_from_settings(s)?;
     CachedRegister::new(
         Breaker::new(inner, s.max_failures, s.time_budget),

@@ -351,10 +351,10 @@ pub fn post_addresses(pending: &[PendingAddress], edit: bool, ctx: &Ctx<'_>) -> 
                     if !groups.contains_key(&uuid) {
                         order.push(uuid);
                     }
-                    groups.entry(uuid).or_default().push((
-                        *v,
-                        unit_address(p.unit, "UNIT_POSTADDR", id.to_string()),
-                    ));
+                    groups
+                        .entry(uuid)
+                        .or_default()
+                        .push((*v, unit_address(p.unit, "UNIT_POSTADDR", id.to_string())));
                 }
                 None => m.dar_failures.push(DarFailure {
                     org_unit: p.unit,

@@ -293,7 +293,13 @@ fn retry_pending(
         report.pending_resolved += settled.len();
         fr.plan = write(backend, mapped.facts, job.dry_run, &reg(env, &name))?;
         if !job.dry_run {
-            write_failure_list(job, &file, &mapped.dar_failures, &mut fr, &mut report.dar_lists)?;
+            write_failure_list(
+                job,
+                &file,
+                &mapped.dar_failures,
+                &mut fr,
+                &mut report.dar_lists,
+            )?;
             job.register
                 .update_pending(PENDING_IMPORTER, &settled, &[])?;
         }

@@ -411,6 +411,8 @@ fn settled(
 }
 
 /// Import one dump against `previous`; returns the report and the plan (applied unless dry run).
+/// `fresh`: nothing was imported before; `pending`: the objects whose address lookups failed.
+#[allow(clippy::too_many_arguments)]
 fn import_dump(
     backend: &mut dyn Backend,
     job: &Job<'_>,

@@ -47,7 +47,10 @@ fn wash_matches_misses_and_never_sends_an_empty_text() {
         c.lookup("Testvej 12B, 2. tv", "8000").unwrap(),
         Lookup::Found(flat)
     );
-    assert_eq!(c.lookup("skovvej 3", " 8210 ").unwrap(), Lookup::Found(house));
+    assert_eq!(
+        c.lookup("skovvej 3", " 8210 ").unwrap(),
+        Lookup::Found(house)
+    );
     assert_eq!(c.lookup("Ukendt Vej 1", "8000").unwrap(), Lookup::NotFound);
     assert_eq!(c.lookup("  ", "").unwrap(), Lookup::NotFound);
     assert_eq!(
@@ -63,8 +66,26 @@ fn wash_matches_misses_and_never_sends_an_empty_text() {
 #[test]
 fn an_ambiguous_wash_is_a_miss() {
     let (s, _, _) = server();
-    s.add(Uuid::from_u128(7), "Dobbeltvej", "1", "", "", "8000", "Aarhus C", "");
-    s.add(Uuid::from_u128(8), "Dobbeltvej", "1", "", "", "8000", "Aarhus C", "");
+    s.add(
+        Uuid::from_u128(7),
+        "Dobbeltvej",
+        "1",
+        "",
+        "",
+        "8000",
+        "Aarhus C",
+        "",
+    );
+    s.add(
+        Uuid::from_u128(8),
+        "Dobbeltvej",
+        "1",
+        "",
+        "",
+        "8000",
+        "Aarhus C",
+        "",
+    );
     let c = client(&s, Duration::from_secs(5));
     assert_eq!(c.lookup("Dobbeltvej 1", "8000").unwrap(), Lookup::NotFound);
 }
@@ -94,11 +115,30 @@ fn describe_in_bulk_chunks_falls_back_to_access_addresses() {
     let log = s.log()[before..].to_vec();
     assert_eq!(log.len(), 6, "{log:?}");
     for l in &log {
-        let ids = l.split("id_lokalids=").nth(1).unwrap().split('&').next().unwrap();
-        assert!(ids.split("%2C").count() <= 100 || ids.split(',').count() <= 100, "{l}");
+        let ids = l
+            .split("id_lokalids=")
+            .nth(1)
+            .unwrap()
+            .split('&')
+            .next()
+            .unwrap();
+        assert!(
+            ids.split("%2C").count() <= 100 || ids.split(',').count() <= 100,
+            "{l}"
+        );
     }
-    assert_eq!(log.iter().filter(|l| l.starts_with("GET /adresser?")).count(), 3);
-    assert_eq!(log.iter().filter(|l| l.starts_with("GET /husnumre?")).count(), 3);
+    assert_eq!(
+        log.iter()
+            .filter(|l| l.starts_with("GET /adresser?"))
+            .count(),
+        3
+    );
+    assert_eq!(
+        log.iter()
+            .filter(|l| l.starts_with("GET /husnumre?"))
+            .count(),
+        3
+    );
 }
 
 #[test]
@@ -108,23 +148,39 @@ fn failures_are_errors_and_never_show_the_token() {
     s.set_mode(Mode::Status(503));
     let e = c.lookup("Testvej 12B", "8000").unwrap_err();
     assert!(matches!(e, DarError::Status { status: 503, .. }), "{e}");
-    assert!(e.to_string().contains("token=***") && !e.to_string().contains(TOKEN), "{e}");
-    assert!(matches!(c.describe(flat), Err(DarError::Status { status: 503, .. })));
+    assert!(
+        e.to_string().contains("token=***") && !e.to_string().contains(TOKEN),
+        "{e}"
+    );
+    assert!(matches!(
+        c.describe(flat),
+        Err(DarError::Status { status: 503, .. })
+    ));
     assert!(c.probe().is_err());
     s.set_mode(Mode::Drop);
-    assert!(matches!(c.lookup("Testvej 12B", "8000"), Err(DarError::Transport { .. })));
+    assert!(matches!(
+        c.lookup("Testvej 12B", "8000"),
+        Err(DarError::Transport { .. })
+    ));
     s.set_mode(Mode::Normal);
     assert!(c.probe().unwrap().contains("answers"));
     // A short token is refused by the service: an error, not a miss.
     let bad = Adressevaelger::new(&s.url(), "kort", Duration::from_secs(5), 1).unwrap();
-    assert!(matches!(bad.lookup("Testvej 12B", "8000"), Err(DarError::Status { status: 401, .. })));
+    assert!(matches!(
+        bad.lookup("Testvej 12B", "8000"),
+        Err(DarError::Status { status: 401, .. })
+    ));
 }
 
 #[test]
 fn the_breaker_stops_asking_after_consecutive_failures() {
     let (s, _, _) = server();
     s.set_mode(Mode::Status(500));
-    let b = Breaker::new(client(&s, Duration::from_secs(5)), 3, Duration::from_secs(3600));
+    let b = Breaker::new(
+        client(&s, Duration::from_secs(5)),
+        3,
+        Duration::from_secs(3600),
+    );
     for i in 0..10 {
         let e = b.lookup(&format!("Vej {i}"), "8000").unwrap_err();
         if i >= 3 {
@@ -138,7 +194,11 @@ fn the_breaker_stops_asking_after_consecutive_failures() {
     );
     // A success in between resets the count.
     let (s, _, _) = server();
-    let b = Breaker::new(client(&s, Duration::from_secs(5)), 2, Duration::from_secs(3600));
+    let b = Breaker::new(
+        client(&s, Duration::from_secs(5)),
+        2,
+        Duration::from_secs(3600),
+    );
     s.set_mode(Mode::Status(500));
     assert!(b.lookup("A 1", "8000").is_err());
     s.set_mode(Mode::Normal);
@@ -152,8 +212,14 @@ fn the_breaker_stops_asking_after_consecutive_failures() {
 fn a_hanging_register_costs_one_timeout_per_connection() {
     let (s, _, _) = server();
     s.set_mode(Mode::Hang);
-    let b = Breaker::new(client(&s, Duration::from_millis(300)), 3, Duration::from_secs(3600));
-    let queries: Vec<(String, String)> = (0..200).map(|i| (format!("Vej {i}"), "8000".into())).collect();
+    let b = Breaker::new(
+        client(&s, Duration::from_millis(300)),
+        3,
+        Duration::from_secs(3600),
+    );
+    let queries: Vec<(String, String)> = (0..200)
+        .map(|i| (format!("Vej {i}"), "8000".into()))
+        .collect();
     let answers = dar::lookup_all(&b, queries);
     assert_eq!(answers.len(), 200);
     assert!(answers.values().all(|a| a.is_err()));
@@ -185,7 +251,10 @@ fn the_state_database_caches_answers_and_keeps_pending_objects() {
     let path = dir.path().join("state/dar.sqlite3");
     {
         let r = CachedRegister::new(client(&s, Duration::from_secs(5)), &path, false).unwrap();
-        assert_eq!(r.lookup("Testvej 12B, 2. tv", "8000").unwrap(), Lookup::Found(flat));
+        assert_eq!(
+            r.lookup("Testvej 12B, 2. tv", "8000").unwrap(),
+            Lookup::Found(flat)
+        );
         assert_eq!(r.lookup("Ukendt 1", "8000").unwrap(), Lookup::NotFound);
         s.set_mode(Mode::Status(503));
         assert!(r.lookup("Skovvej 3", "8210").is_err());
@@ -203,10 +272,16 @@ fn the_state_database_caches_answers_and_keeps_pending_objects() {
     let washes = s.washes();
     let r = CachedRegister::new(client(&s, Duration::from_secs(5)), &path, true).unwrap();
     // Definitive answers come from the file; the failure was not cached.
-    assert_eq!(r.lookup("Testvej 12B, 2. tv", "8000").unwrap(), Lookup::Found(flat));
+    assert_eq!(
+        r.lookup("Testvej 12B, 2. tv", "8000").unwrap(),
+        Lookup::Found(flat)
+    );
     assert_eq!(r.lookup("Ukendt 1", "8000").unwrap(), Lookup::NotFound);
     assert_eq!(s.washes(), washes);
-    assert_eq!(r.lookup("Skovvej 3", "8210").unwrap(), Lookup::Found(Uuid::from_u128(2)));
+    assert_eq!(
+        r.lookup("Skovvej 3", "8210").unwrap(),
+        Lookup::Found(Uuid::from_u128(2))
+    );
     assert_eq!(
         r.pending("opus").unwrap(),
         [Pending {
