@@ -63,4 +63,13 @@ pub trait Backend {
     fn apply(&mut self, plan: Plan, registration: &Registration) -> Result<Counts, BackendError>;
     /// A one-line description for logs and `dipex check` (no secrets).
     fn describe(&self) -> String;
+
+    /// The address texts MO itself resolves for the DAR addresses it holds now (a real OS2mo
+    /// answers `Address.resolve` with a `DARAddress`), by DAR id. `Ok(None)`: this backend does
+    /// not resolve addresses (the embedded store, a `mo pull` mirror): ask the address register.
+    fn dar_texts(
+        &self,
+    ) -> Result<Option<std::collections::HashMap<uuid::Uuid, String>>, BackendError> {
+        Ok(None)
+    }
 }

@@ -131,7 +131,10 @@ pub fn pull(
     };
     // First the open registrations, then the objects: what is read is at least as new as the
     // registration recorded for it.
-    let mut models: Vec<&str> = Kind::ALL.iter().filter_map(|k| registration_model(*k)).collect();
+    let mut models: Vec<&str> = Kind::ALL
+        .iter()
+        .filter_map(|k| registration_model(*k))
+        .collect();
     models.sort_unstable();
     models.dedup();
     let mut versions: Versions = HashMap::new();
@@ -240,7 +243,10 @@ mod tests {
     #[test]
     fn versions_round_trip() {
         let mut v = Versions::new();
-        v.insert(Uuid::from_u128(2), "2026-12-02T19:03:43.227262Z".parse().unwrap());
+        v.insert(
+            Uuid::from_u128(2),
+            "2026-12-02T19:03:43.227262Z".parse().unwrap(),
+        );
         v.insert(Uuid::from_u128(1), "2024-01-01T00:00:00Z".parse().unwrap());
         let text = encode_versions(&v);
         assert_eq!(

@@ -5,6 +5,7 @@
 //! ```text
 //! cargo run --release -p dipex-bench -- opus --units 3000 --employees 50000 --days 2
 //! cargo run --release -p dipex-bench -- los --units 3000 --engagements 30000
+//! cargo run --release -p dipex-bench -- dar --latency-ms 20 --connections 10
 //! OS2MO_URL=… OS2MO_SESSION=… cargo run --release -p dipex-bench -- os2mo --peer --dir /tmp/b
 //! cargo run --release -p dipex-bench -- generate --units 12 --employees 40 --days 3 --out examples/opus
 //! ```
@@ -23,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 use std::time::Instant;
 
+mod dar;
 mod los;
 
 #[derive(Parser)]
@@ -96,6 +98,12 @@ enum Cmd {
     Los {
         #[command(flatten)]
         size: los::LosSize,
+    },
+    /// Benchmark the OPUS first import with the address register on loopback: healthy with a
+    /// latency, refusing connections, hanging
+    Dar {
+        #[command(flatten)]
+        args: dar::DarArgs,
     },
     /// (internal) import the LOS files of DIR, in this process
     #[command(hide = true)]
@@ -532,7 +540,13 @@ fn os2mo_peer(s: &Size, batch: usize, dir: Option<PathBuf>) -> Result<()> {
     let mut step = |name: &str, full: bool, mo: &dipex_backend::Os2mo| -> Result<()> {
         let requests = mo.requests();
         let t = Instant::now();
-        let c = pull(mo, &mut mirror, &reg("pull"), PullOptions { full }, &mut |_| {})?;
+        let c = pull(
+            mo,
+            &mut mirror,
+            &reg("pull"),
+            PullOptions { full },
+            &mut |_| {},
+        )?;
         println!(
             "{name:<34} {:>8.1} s, {} objects read in full ({} new, {} changed, {} deleted), {} requests",
             t.elapsed().as_secs_f64(),
@@ -602,6 +616,7 @@ fn main() -> Result<()> {
         Cmd::ExportP2l { dir } => export_p2l(&dir),
         Cmd::ImportNext { dir } => import_next(&dir),
         Cmd::Los { size } => los::bench(&size),
+        Cmd::Dar { args } => dar::bench(&args),
         Cmd::ImportLos { dir } => los::import(&dir),
     }
 }

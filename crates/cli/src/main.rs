@@ -1,11 +1,13 @@
 //! `dipex`: the command line. The only part of dipex that reads the environment and the clock,
 //! prints, and exits. Every command ends with a one-line summary on stderr; data goes to stdout.
-//! Exit codes: 0 success, 1 finished but some records were rejected (each reported), 2 failed
-//! and nothing was written.
+//! Exit codes: 0 success, 1 finished but some records were rejected (each reported) or some work
+//! is pending (address lookups that failed, counted on one line), 2 failed and nothing was
+//! written.
 
 #[cfg(test)]
 mod chain_tests;
 mod context;
+mod dar;
 mod los;
 mod mo;
 mod opus;
@@ -65,6 +67,8 @@ pub enum Outcome {
     Ok,
     /// Finished, but records were rejected.
     Rejected,
+    /// Finished, but work is pending (address lookups that failed; tried again next run).
+    Pending,
 }
 
 fn main() -> ExitCode {
@@ -97,7 +101,7 @@ fn main() -> ExitCode {
         });
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
-        Ok(Outcome::Rejected) => ExitCode::from(1),
+        Ok(Outcome::Rejected | Outcome::Pending) => ExitCode::from(1),
         Err(e) => {
             tracing::error!("{e:#}");
             ExitCode::from(2)

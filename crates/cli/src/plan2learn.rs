@@ -51,7 +51,7 @@ pub fn run(ctx: &Context, c: Plan2learnCommand) -> Result<Outcome> {
 fn export(ctx: &Context, out: &Path, today: Date) -> Result<()> {
     let cfg = Config::from_settings(&ctx.settings)?;
     let backend = ctx.backend()?;
-    let (register, what) = crate::opus::register_at(ctx, &ctx.dar_cache())?;
+    let (register, what) = crate::dar::open(ctx, false)?;
     tracing::info!(
         "plan2learn export for {today} from {}; addresses from {what}",
         backend.describe()

@@ -135,8 +135,9 @@ fn import_then_dump_tree_status_and_nothing_to_do() {
     let o = s.run(&["opus", "import"]);
     assert_eq!(code(&o), 0);
     assert!(text(&o.stderr).contains("nothing to do"));
-    // The address answers of the first run were cached in the run database.
-    let c = rusqlite::Connection::open(s.path("run_db.sqlite")).unwrap();
+    // The address answers of the first run were cached in the register's state database
+    // (`dar.sqlite3` beside the run database).
+    let c = rusqlite::Connection::open(s.path("dar.sqlite3")).unwrap();
     let cached: i64 = c
         .query_row(
             "SELECT COUNT(*) FROM dar_cache WHERE result IS NOT NULL",

@@ -293,9 +293,28 @@ pub struct Settings {
     #[serde(rename = "os2sync.use_lc_db")]
     pub os2sync_use_lc_db: bool,
 
-    /// DAWA-compatible address service (the `datavask` endpoints).
+    /// The address register's web service: Adressevælger (default) or a DAWA mirror.
     #[serde(rename = "integrations.dar.base_url")]
     pub dar_base_url: Option<String>,
+    /// `adressevaelger` or `dawa`; unset: DAWA when `base_url` is set (and not the closed
+    /// public DAWA), else Adressevælger.
+    #[serde(rename = "integrations.dar.protocol")]
+    pub dar_protocol: Option<String>,
+    /// Adressevælger's token (default `adressevaelger123`).
+    #[serde(rename = "integrations.dar.token")]
+    pub dar_token: Option<Secret>,
+    /// Concurrent connections to the web service.
+    #[serde(rename = "integrations.dar.connections")]
+    pub dar_connections: usize,
+    /// The register's state database (cache and pending lookups).
+    #[serde(rename = "integrations.dar.state_db")]
+    pub dar_state_db: Option<PathBuf>,
+    /// Consecutive failures after which the register is not asked any more this run.
+    #[serde(rename = "integrations.dar.max_failures")]
+    pub dar_max_failures: u32,
+    /// Seconds after the first lookup of a run after which the register is not asked any more.
+    #[serde(rename = "integrations.dar.time_budget_seconds")]
+    pub dar_time_budget_seconds: u64,
     /// An offline address register (CSV in DAWA's export format); wins over `base_url`.
     #[serde(rename = "integrations.dar.address_file")]
     pub dar_address_file: Option<PathBuf>,
@@ -394,6 +413,12 @@ impl Default for Settings {
             p2l_ca_file: None,
             p2l_remote_dir: None,
             dar_base_url: None,
+            dar_protocol: None,
+            dar_token: None,
+            dar_connections: 10,
+            dar_state_db: None,
+            dar_max_failures: 5,
+            dar_time_budget_seconds: 3600,
             dar_address_file: None,
             dar_timeout_seconds: 10,
         }
@@ -409,6 +434,7 @@ pub const SECRET_KEYS: &[&str] = &[
     "integrations.opus.smb_password",
     "crontab.CLIENT_SECRET",
     "mora.session",
+    "integrations.dar.token",
 ];
 
 /// Environment variables without the `DIPEX_` prefix that set a key, as the upstream tools read

@@ -7,6 +7,7 @@ pub mod error;
 pub mod http;
 pub mod kinds;
 pub mod read;
+pub mod resolve;
 pub mod write;
 
 pub use error::{ErrorKey, GqlError, Os2moError};
@@ -86,5 +87,9 @@ impl Backend for Os2mo {
     fn describe(&self) -> String {
         let c = self.t.config();
         format!("OS2mo {} (auth: {:?})", c.graphql_url(), c.auth)
+    }
+
+    fn dar_texts(&self) -> Result<Option<std::collections::HashMap<Uuid, String>>, BackendError> {
+        Ok(Some(resolve::dar_texts(&self.t)?))
     }
 }

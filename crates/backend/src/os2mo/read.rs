@@ -87,10 +87,12 @@ pub fn current_registrations(
     loop {
         let vars = json!({"filter": filter, "limit": limit, "cursor": cursor});
         let data = t.graphql("list registrations", REGISTRATIONS_DOCUMENT, vars)?;
-        let page = data.get("registrations").ok_or_else(|| Os2moError::Decode {
-            what: "list registrations".into(),
-            reason: "no registrations in the answer".into(),
-        })?;
+        let page = data
+            .get("registrations")
+            .ok_or_else(|| Os2moError::Decode {
+                what: "list registrations".into(),
+                reason: "no registrations in the answer".into(),
+            })?;
         for o in page
             .get("objects")
             .and_then(Json::as_array)
@@ -101,7 +103,10 @@ pub fn current_registrations(
                 what: "list registrations".into(),
                 reason: format!("an entry without a valid {what}: {o}"),
             };
-            let model = o.get("model").and_then(Json::as_str).ok_or_else(|| bad("model"))?;
+            let model = o
+                .get("model")
+                .and_then(Json::as_str)
+                .ok_or_else(|| bad("model"))?;
             let uuid: Uuid = o
                 .get("uuid")
                 .and_then(Json::as_str)

@@ -7,7 +7,6 @@ use super::write::{self, WriteError};
 use crate::dar::{AddressRegister, DarError};
 use dipex_backend::{Backend, BackendError};
 use dipex_model::Date;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -57,12 +56,7 @@ pub fn build(
     today: Date,
 ) -> Result<Export, RunError> {
     let snap = Snapshot::read(backend, today)?;
-    let mut texts = HashMap::new();
-    for id in map::dar_ids(&snap, today) {
-        if let Some(text) = register.describe(id)? {
-            texts.insert(id, text);
-        }
-    }
+    let texts = crate::dar::texts_for_export(backend, register, map::dar_ids(&snap, today))?;
     Ok(map::export(&snap, cfg, today, &texts)?)
 }
 

@@ -63,7 +63,10 @@ impl Mo {
         c.backoff = Duration::from_millis(5);
         let client = Os2mo::new(c).unwrap();
         [
-            ("embedded store", Mo::Store(Store::open_in_memory().unwrap())),
+            (
+                "embedded store",
+                Mo::Store(Store::open_in_memory().unwrap()),
+            ),
             ("os2mo imitation", Mo::Server(server, client)),
         ]
     }
@@ -185,7 +188,10 @@ fn employee(
 }
 
 fn dump_xml(records: &[String]) -> String {
-    format!("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<!-- Synthetic; CPR numbers are synthetic. -->\n<kmd>\n{}</kmd>\n", records.concat())
+    format!(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<!-- Synthetic; CPR numbers are synthetic. -->\n<kmd>\n{}</kmd>\n",
+        records.concat()
+    )
 }
 
 /// The root unit every employment sits in.
@@ -404,8 +410,7 @@ fn opus_it_user_that_comes_back_keeps_the_gap() {
 #[test]
 fn opus_address_after_protection_starts_at_its_change() {
     let a = "<address>Østergade 10</address><postalCode>9900</postalCode>";
-    let protected =
-        "<address><protectedAddress>true</protectedAddress></address><postalCode/>";
+    let protected = "<address><protectedAddress>true</protectedAddress></address><postalCode/>";
     let b = "<address>Havnevej 4, 2. tv</address><postalCode>9900</postalCode>";
     let rec = |lc: &str, addr: &str| {
         vec![
@@ -477,9 +482,13 @@ fn opus_interrupted_first_import_dates_unit_addresses_by_the_source() {
             .position(|op| op.kind() == Kind::Address)
             .unwrap();
         assert!(
-            plan.ops[..cut]
-                .iter()
-                .any(|op| matches!(op, Op::Create { value: Value::OrgUnit(_), .. })),
+            plan.ops[..cut].iter().any(|op| matches!(
+                op,
+                Op::Create {
+                    value: Value::OrgUnit(_),
+                    ..
+                }
+            )),
             "the units come before the cut"
         );
         let reg = Registration {
@@ -532,7 +541,10 @@ fn los_person(email: &str, azid: &str) -> String {
 /// an identical row writes nothing, a changed one changes them from the file date only.
 #[test]
 fn los_pers_ret_changes_email_and_az_from_its_file_date_only() {
-    for (name, mut mo) in Mo::both((Uuid::parse_str(los_uuids::ORG_UUID).unwrap(), "Århus Kommune")) {
+    for (name, mut mo) in Mo::both((
+        Uuid::parse_str(los_uuids::ORG_UUID).unwrap(),
+        "Århus Kommune",
+    )) {
         let dir = tempfile::tempdir().unwrap();
         let files = dir.path().join("files");
         std::fs::create_dir(&files).unwrap();
@@ -610,7 +622,10 @@ fn los_pers_ret_changes_email_and_az_from_its_file_date_only() {
         assert_eq!(mo.dump(), before, "{name}");
         // A changed Pers_ret: the old values stay before its file date.
         let changed = los_person("hanne.h@aarhus.example", "az700002");
-        run(&mut mo, &[("Pers_ret_20240401_020000.csv", changed.clone())]);
+        run(
+            &mut mo,
+            &[("Pers_ret_20240401_020000.csv", changed.clone())],
+        );
         assert_eq!(
             view(&mo),
             [

@@ -528,8 +528,12 @@ fn the_fixtures_into_a_real_os2mo_give_the_same_objects_as_the_embedded_store() 
     let register = register();
     let (a, b) = (dir.path().join("a/state"), dir.path().join("b/state"));
     let mut store = Store::open_in_memory().unwrap();
-    let in_store = run::import(&mut store, &job(&source, &register, &a), &mut Fresh(base, 0))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let in_store = run::import(
+        &mut store,
+        &job(&source, &register, &a),
+        &mut Fresh(base, 0),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let in_mo = run::import(&mut mo, &job(&source, &register, &b), &mut Fresh(base, 0))
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(in_store.files.len(), 19);

@@ -4,6 +4,7 @@
 //! transport against Samba on loopback, and the GCS transport against a loopback GCS JSON API.
 
 mod ad;
+mod dar;
 mod gcs;
 mod history;
 mod los;

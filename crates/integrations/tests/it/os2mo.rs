@@ -334,8 +334,8 @@ fn the_bundled_example_into_a_real_os2mo_gives_the_same_objects_as_the_embedded_
     std::fs::create_dir_all(&b).unwrap();
     let register = ex.join("adresser.csv");
     let in_store = import_with(&mut store, &cfg, &dumps, &register, &a, base).unwrap();
-    let in_mo = import_with(&mut mo, &cfg, &dumps, &register, &b, base)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let in_mo =
+        import_with(&mut mo, &cfg, &dumps, &register, &b, base).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(in_store.dumps.len(), in_mo.dumps.len());
     assert!(in_store.dumps.len() >= 2);
     // Every object of the store, read from OS2mo by uuid, is the same.
@@ -352,8 +352,12 @@ fn the_bundled_example_into_a_real_os2mo_gives_the_same_objects_as_the_embedded_
             v.iter().map(|o| o.to_dump_json().to_string()).collect()
         };
         let (left, right) = (lines(&mine), lines(&there));
-        let differ: Vec<(&String, &String)> =
-            left.iter().zip(&right).filter(|(l, r)| l != r).take(3).collect();
+        let differ: Vec<(&String, &String)> = left
+            .iter()
+            .zip(&right)
+            .filter(|(l, r)| l != r)
+            .take(3)
+            .collect();
         assert!(
             differ.is_empty() && left.len() == right.len(),
             "{kind}: {} vs {} objects; first differences: {differ:#?}",
@@ -364,10 +368,18 @@ fn the_bundled_example_into_a_real_os2mo_gives_the_same_objects_as_the_embedded_
     }
     assert!(compared > 500, "{compared}");
     // OS2mo has no other persons with these CPR numbers.
-    let cprs: Vec<dipex_model::Cpr> = cprs.iter().map(|c| dipex_model::Cpr::parse(c).unwrap()).collect();
+    let cprs: Vec<dipex_model::Cpr> = cprs
+        .iter()
+        .map(|c| dipex_model::Cpr::parse(c).unwrap())
+        .collect();
     assert_eq!(
-        mo.read(&Query::all(Kind::Person).cpr_numbers(cprs.clone())).unwrap().len(),
-        store.read(&Query::all(Kind::Person).cpr_numbers(cprs)).unwrap().len()
+        mo.read(&Query::all(Kind::Person).cpr_numbers(cprs.clone()))
+            .unwrap()
+            .len(),
+        store
+            .read(&Query::all(Kind::Person).cpr_numbers(cprs))
+            .unwrap()
+            .len()
     );
     // Nothing new: nothing is imported, nothing is written.
     let requests = mo.requests();

@@ -256,11 +256,18 @@ pub(crate) fn differences(expected: &Canon, actual: &Canon) -> Vec<String> {
 }
 
 /// Seeds and days per sequence: the defaults, or `DIPEX_ORACLE_SEEDS` / `DIPEX_ORACLE_DAYS`.
-pub(crate) fn seeds_and_days(default_seeds: std::ops::Range<u64>, default_days: usize) -> (Vec<u64>, usize) {
+pub(crate) fn seeds_and_days(
+    default_seeds: std::ops::Range<u64>,
+    default_days: usize,
+) -> (Vec<u64>, usize) {
     let seeds = match std::env::var("DIPEX_ORACLE_SEEDS") {
         Ok(s) if !s.trim().is_empty() => s
             .split(',')
-            .map(|x| x.trim().parse().expect("DIPEX_ORACLE_SEEDS: comma-separated numbers"))
+            .map(|x| {
+                x.trim()
+                    .parse()
+                    .expect("DIPEX_ORACLE_SEEDS: comma-separated numbers")
+            })
             .collect(),
         _ => default_seeds.collect(),
     };
@@ -306,5 +313,8 @@ fn timeline_overwrites_from_a_day_and_compresses_into_slices() {
         },
     ]);
     assert_eq!(merged.len(), 1);
-    assert_eq!((merged[0].from, merged[0].to), (Some(date(2020, 1, 1)), None));
+    assert_eq!(
+        (merged[0].from, merged[0].to),
+        (Some(date(2020, 1, 1)), None)
+    );
 }

@@ -103,8 +103,11 @@ impl Importer {
             run_db: dir.path().join("run_db.sqlite"),
             store: Store::open(&dir.path().join("store.sqlite3")).unwrap(),
             cfg,
-            register: OfflineRegister::from_bytes("adresser.csv", opus_gen::register_csv().as_bytes())
-                .unwrap(),
+            register: OfflineRegister::from_bytes(
+                "adresser.csv",
+                opus_gen::register_csv().as_bytes(),
+            )
+            .unwrap(),
             env: Numbered(0),
             _dir: dir,
         }
@@ -131,7 +134,15 @@ impl Importer {
                 seen: 0,
                 cut: false,
             };
-            let r = run::import(&mut cutting, Some(&mut db), &job, &mut self.env, &dumps, Mode::All, &mut |_| {});
+            let r = run::import(
+                &mut cutting,
+                Some(&mut db),
+                &job,
+                &mut self.env,
+                &dumps,
+                Mode::All,
+                &mut |_| {},
+            );
             if cutting.cut {
                 match r {
                     Err(RunError::Backend(_)) => {}
@@ -141,8 +152,16 @@ impl Importer {
                 r.map_err(|e| e.to_string())?;
             }
         }
-        run::import(&mut self.store, Some(&mut db), &job, &mut self.env, &dumps, Mode::All, &mut |_| {})
-            .map_err(|e| e.to_string())
+        run::import(
+            &mut self.store,
+            Some(&mut db),
+            &job,
+            &mut self.env,
+            &dumps,
+            Mode::All,
+            &mut |_| {},
+        )
+        .map_err(|e| e.to_string())
     }
 
     /// The history in the store, in the oracle's terms.
@@ -270,16 +289,21 @@ fn check(seed: u64, days: usize, interrupt_every: Option<usize>) -> Result<(), S
     for (i, day) in seq.iter().enumerate() {
         oracle.replay(day);
         let interrupt = interrupt_every.is_some_and(|n| i % n == n - 1);
-        let r = imp
-            .night(day, interrupt)
-            .map_err(|e| format!("seed {seed}, dump {i} ({}): the import failed: {e}", day.date))?;
+        let r = imp.night(day, interrupt).map_err(|e| {
+            format!(
+                "seed {seed}, dump {i} ({}): the import failed: {e}",
+                day.date
+            )
+        })?;
         let rejected: Vec<String> = r
             .dumps
             .iter()
             .flat_map(|d| d.rejected.iter().map(|x| x.render(&d.name)))
             .collect();
         if !rejected.is_empty() {
-            return Err(format!("seed {seed}, dump {i}: records rejected: {rejected:#?}"));
+            return Err(format!(
+                "seed {seed}, dump {i}: records rejected: {rejected:#?}"
+            ));
         }
         let diffs = differences(&oracle.expected(), &imp.canon());
         if let Some(first) = diffs.first() {
@@ -299,7 +323,11 @@ fn check(seed: u64, days: usize, interrupt_every: Option<usize>) -> Result<(), S
     Ok(())
 }
 
-fn run_seeds(interrupt_every: Option<usize>, default_seeds: std::ops::Range<u64>, default_days: usize) {
+fn run_seeds(
+    interrupt_every: Option<usize>,
+    default_seeds: std::ops::Range<u64>,
+    default_days: usize,
+) {
     let (seeds, days) = seeds_and_days(default_seeds, default_days);
     let mut failures = Vec::new();
     for seed in &seeds {
@@ -347,7 +375,11 @@ fn opus_generator_is_reproducible_parses_and_covers_every_event_kind() {
         let a = opus_gen::generate(seed, 20);
         let b = opus_gen::generate(seed, 20);
         for (x, y) in a.iter().zip(&b) {
-            assert_eq!(opus_gen::write_xml(x), opus_gen::write_xml(y), "seed {seed}");
+            assert_eq!(
+                opus_gen::write_xml(x),
+                opus_gen::write_xml(y),
+                "seed {seed}"
+            );
         }
         for d in &a {
             let xml = opus_gen::write_xml(d);
@@ -440,7 +472,10 @@ fn opus_oracle_follows_the_rules_examples() {
     let mut e2 = emp(1002, None, d(2));
     e2.contract = Some("Ansat".into());
     e2.entry = Some(d(2));
-    days.push(day(2, vec![(1001, Rec::Active(e1.clone())), (1002, Rec::Active(e2))]));
+    days.push(day(
+        2,
+        vec![(1001, Rec::Active(e1.clone())), (1002, Rec::Active(e2))],
+    ));
     e1.user_id = Some("u".into());
     e1.last_changed = date(2020, 4, 1); // in the future: from the dump date
     days.push(day(3, vec![(1001, Rec::Active(e1.clone()))])); // 1002 cancelled
@@ -463,9 +498,18 @@ fn opus_oracle_follows_the_rules_examples() {
         spans(&c, &format!("it_user {cpr} u")),
         [(Some(d(1)), Some(d(2))), (Some(d(3)), Some(d(7)))]
     );
-    assert_eq!(spans(&c, &format!("it_user {cpr} x")), [(Some(d(2)), Some(d(3)))]);
-    assert_eq!(spans(&c, "engagement 1001"), [(Some(date(2019, 1, 1)), Some(d(7)))]);
-    assert!(!c.spans.contains_key("engagement 1002"), "cancelled: gone with its history");
+    assert_eq!(
+        spans(&c, &format!("it_user {cpr} x")),
+        [(Some(d(2)), Some(d(3)))]
+    );
+    assert_eq!(
+        spans(&c, "engagement 1001"),
+        [(Some(date(2019, 1, 1)), Some(d(7)))]
+    );
+    assert!(
+        !c.spans.contains_key("engagement 1002"),
+        "cancelled: gone with its history"
+    );
     assert_eq!(c.spans["engagement 1001"][0].fields["primary"], "primary");
     // The protected period: the home address ends on day 4, the new one starts on its own
     // change date (day 2, in the past), which overwrites from there.

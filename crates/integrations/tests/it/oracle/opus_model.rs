@@ -125,7 +125,11 @@ impl Oracle {
                 (None, Rec::Active(e)) => {
                     let start = e.entry.unwrap_or(e.last_changed);
                     let mut tl = Timeline::new();
-                    tl.set(start, e.leave.map(|l| add_days(l, 1)), Some(Rc::new(e.clone())));
+                    tl.set(
+                        start,
+                        e.leave.map(|l| add_days(l, 1)),
+                        Some(Rc::new(e.clone())),
+                    );
                     self.emps.insert(
                         *id,
                         Employment {
@@ -185,13 +189,20 @@ impl Oracle {
         }
         for cpr in cprs {
             let (old, new) = (active_of(&self.prev_emps, &cpr), active_of(&emps, &cpr));
-            let changed: Vec<&Emp> = new.iter().copied().filter(|e| dates.contains_key(&e.id)).collect();
+            let changed: Vec<&Emp> = new
+                .iter()
+                .copied()
+                .filter(|e| dates.contains_key(&e.id))
+                .collect();
             if let Some(first) = new.first() {
                 // Each piece of person data is its own fact: only what changed is written.
                 let data = &first.person;
                 let p = self.persons.entry(cpr.clone()).or_default();
                 let fields: [(&mut Timeline<String>, Option<String>); 4] = [
-                    (&mut p.name, Some(format!("{}\u{0}{}", data.first, data.last))),
+                    (
+                        &mut p.name,
+                        Some(format!("{}\u{0}{}", data.first, data.last)),
+                    ),
                     (&mut p.phone, data.phone.clone()),
                     (&mut p.email, data.email.clone()),
                     (
@@ -215,10 +226,16 @@ impl Oracle {
                 }
                 p.seen = true;
             }
-            let ids = |v: &[&Emp]| -> BTreeSet<String> { v.iter().filter_map(|e| e.user_id.clone()).collect() };
+            let ids = |v: &[&Emp]| -> BTreeSet<String> {
+                v.iter().filter_map(|e| e.user_id.clone()).collect()
+            };
             let (was, is) = (ids(&old), ids(&new));
             for u in is.difference(&was) {
-                let carriers: Vec<&Emp> = changed.iter().copied().filter(|e| e.user_id.as_ref() == Some(u)).collect();
+                let carriers: Vec<&Emp> = changed
+                    .iter()
+                    .copied()
+                    .filter(|e| e.user_id.as_ref() == Some(u))
+                    .collect();
                 let d = carriers
                     .iter()
                     .map(|e| dates[&e.id])
@@ -240,7 +257,9 @@ impl Oracle {
                             "the oracle does not model a cancelled employment with a userId ({})",
                             e.id
                         ),
-                        (None, None) => unreachable!("userId {u} vanished from an unchanged record"),
+                        (None, None) => {
+                            unreachable!("userId {u} vanished from an unchanged record")
+                        }
                     })
                     .min()
                     .unwrap();
@@ -259,7 +278,11 @@ impl Oracle {
     pub(crate) fn expected(&self) -> Canon {
         let mut c = Canon::default();
         for (id, tl) in &self.units {
-            c.insert_days(format!("org_unit {id}"), &tl.project(|_, u| Some(unit_fields(u))), false);
+            c.insert_days(
+                format!("org_unit {id}"),
+                &tl.project(|_, u| Some(unit_fields(u))),
+                false,
+            );
             for typ in ["Adresse", "CVR", "SE", "Telefon"] {
                 let days = tl.project(|_, u| {
                     let value = match typ {
@@ -290,8 +313,16 @@ impl Oracle {
                 ]))
             });
             c.insert_days(format!("address person {cpr} Adresse"), &home, false);
-            c.insert_days(format!("address person {cpr} Email"), &p.email.project(|_, v| value(v)), false);
-            c.insert_days(format!("address person {cpr} Telefon"), &p.phone.project(|_, v| value(v)), false);
+            c.insert_days(
+                format!("address person {cpr} Email"),
+                &p.email.project(|_, v| value(v)),
+                false,
+            );
+            c.insert_days(
+                format!("address person {cpr} Telefon"),
+                &p.phone.project(|_, v| value(v)),
+                false,
+            );
         }
         for ((cpr, user), tl) in &self.it_users {
             let days = tl.project(|_, _| Some(Fields::from([("itsystem", "Opus".to_string())])));
@@ -322,11 +353,17 @@ impl Oracle {
                 .collect();
             for (id, e) in emps {
                 let eng = e.record.project(|i, r| {
-                    let p = if winner[i] == Some(*id) { "primary" } else { "non-primary" };
+                    let p = if winner[i] == Some(*id) {
+                        "primary"
+                    } else {
+                        "non-primary"
+                    };
                     Some(engagement_fields(r, p))
                 });
                 c.insert_days(format!("engagement {id}"), &eng, false);
-                let man = e.record.project(|_, r| r.manager.then(|| manager_fields(r)));
+                let man = e
+                    .record
+                    .project(|_, r| r.manager.then(|| manager_fields(r)));
                 c.insert_days(format!("manager {id}"), &man, false);
             }
         }
@@ -367,7 +404,10 @@ fn engagement_fields(e: &Emp, primary: &str) -> Fields {
         ("person", e.cpr.clone()),
         ("org_unit", e.unit.to_string()),
         ("job_function", e.position.clone()),
-        ("engagement_type", e.contract.clone().unwrap_or_else(|| "Ansat".into())),
+        (
+            "engagement_type",
+            e.contract.clone().unwrap_or_else(|| "Ansat".into()),
+        ),
         ("primary", primary.to_string()),
         ("fraction", fraction.to_string()),
     ])
