@@ -859,9 +859,7 @@ fn mo_pull_mirrors_and_then_reads_only_changes() {
         &mo,
         &mut store,
         &reg_now(),
-        PullOptions {
-            full: true,
-        },
+        PullOptions { full: true },
         &mut |_| {},
     )
     .unwrap();
@@ -925,11 +923,14 @@ fn mo_pull_from_the_real_os2mo_mirrors_it_and_follows_changes() {
             assert_eq!(mirror, there, "{kind}");
         }
     };
-    let first = dipex_backend::pull::pull(&mo, &mut store, &reg_now(), quick(), &mut |_| {})
-        .unwrap();
+    let first =
+        dipex_backend::pull::pull(&mo, &mut store, &reg_now(), quick(), &mut |_| {}).unwrap();
     same(&store, &mo);
     assert_eq!(
-        store.read(&Query::all(Kind::OrgUnit).uuids([u(ROOT), u(CHILD)])).unwrap().len(),
+        store
+            .read(&Query::all(Kind::OrgUnit).uuids([u(ROOT), u(CHILD)]))
+            .unwrap()
+            .len(),
         2
     );
     let ops = vec![
@@ -944,10 +945,18 @@ fn mo_pull_from_the_real_os2mo_mirrors_it_and_follows_changes() {
         },
     ];
     mo.apply(Plan { ops }, &reg()).unwrap();
-    let second = dipex_backend::pull::pull(&mo, &mut store, &reg_now(), quick(), &mut |_| {})
-        .unwrap();
+    let second =
+        dipex_backend::pull::pull(&mo, &mut store, &reg_now(), quick(), &mut |_| {}).unwrap();
     same(&store, &mo);
-    assert!(store.read(&Query::all(Kind::Role).uuids([u(ROLE)])).unwrap().is_empty());
+    assert!(
+        store
+            .read(&Query::all(Kind::Role).uuids([u(ROLE)]))
+            .unwrap()
+            .is_empty()
+    );
     assert!(second.replaced >= 1 && second.deleted >= 1, "{second:?}");
-    assert!(second.read < first.read, "incremental: {second:?} after {first:?}");
+    assert!(
+        second.read < first.read,
+        "incremental: {second:?} after {first:?}"
+    );
 }

@@ -185,7 +185,8 @@ pub fn account_lock() -> fs::File {
         .write(true)
         .open("/tmp/dipex-test-accounts.lock")
         .expect("cannot open /tmp/dipex-test-accounts.lock");
-    file.lock().expect("cannot lock /tmp/dipex-test-accounts.lock");
+    file.lock()
+        .expect("cannot lock /tmp/dipex-test-accounts.lock");
     file
 }
 

@@ -478,10 +478,8 @@ mod tests {
                 any::<bool>()
             )
                 .prop_map(move |(from, len, since, parts, open_start)| {
-                    let life = Validity::new(
-                        (!open_start).then(|| day(from)),
-                        len.map(|l| day(from + l)),
-                    );
+                    let life =
+                        Validity::new((!open_start).then(|| day(from)), len.map(|l| day(from + l)));
                     let mut since = since.map(day);
                     if lo(since) >= hi(life.to) {
                         since = life.from;
@@ -500,15 +498,25 @@ mod tests {
                         if hi(to) >= hi(life.to) && !last {
                             continue;
                         }
-                        timeline.push(Slice::new(Validity::new(lo_opt(pos), to), v(&name.to_string())));
+                        timeline.push(Slice::new(
+                            Validity::new(lo_opt(pos), to),
+                            v(&name.to_string()),
+                        ));
                         pos = hi(to);
                     }
                     let timeline = crate::plan::normalise(timeline);
-                    Fact::State { uuid: u(id), life, since, timeline }
+                    Fact::State {
+                        uuid: u(id),
+                        life,
+                        since,
+                        timeline,
+                    }
                 }),
-            (-12i32..20, proptest::option::of(-12i32..25), 0u8..3).prop_map(move |(since, end, name)| {
-                Fact::from_date(u(id), v(&name.to_string()), day(since), end.map(day))
-            }),
+            (-12i32..20, proptest::option::of(-12i32..25), 0u8..3).prop_map(
+                move |(since, end, name)| {
+                    Fact::from_date(u(id), v(&name.to_string()), day(since), end.map(day))
+                }
+            ),
         ]
     }
 

@@ -638,7 +638,9 @@ impl Engine {
                 continue;
             }
             for (u, obj) in self.store.map(kind) {
-                if uuids.as_ref().is_some_and(|us| !us.contains(u)) || after.is_some_and(|a| *u <= a) {
+                if uuids.as_ref().is_some_and(|us| !us.contains(u))
+                    || after.is_some_and(|a| *u <= a)
+                {
                     continue;
                 }
                 for (i, (a, b)) in registration_periods(obj).enumerate() {
@@ -673,7 +675,10 @@ impl Engine {
                     check_args(req, sub, ty, &[])?;
                     let mut list = Vec::new();
                     for r in page.iter().flat_map(|(_, rs)| rs) {
-                        let t = r["__typename"].as_str().unwrap_or("IRegistration").to_string();
+                        let t = r["__typename"]
+                            .as_str()
+                            .unwrap_or("IRegistration")
+                            .to_string();
                         list.push(project_plain(req, sub, r, &t)?);
                     }
                     Value::Array(list)

@@ -25,9 +25,8 @@ pub fn from_env(test: &str) -> Option<Peer> {
             session,
         }),
         _ => {
-            let msg = format!(
-                "{test}: real OS2mo (set OS2MO_URL/OS2MO_SESSION; .ci/run starts one)"
-            );
+            let msg =
+                format!("{test}: real OS2mo (set OS2MO_URL/OS2MO_SESSION; .ci/run starts one)");
             if std::env::var("CI").is_ok_and(|v| v == "true") {
                 panic!("CI=true but no real OS2mo: {msg}");
             }

@@ -1365,11 +1365,19 @@ fn paging_and_registration() {
             .map(|o| o["uuid"].as_str().unwrap().to_string())
             .collect::<Vec<_>>()
     };
-    assert_eq!(count(t1, None).len(), 10, "every object has an open registration");
+    assert_eq!(
+        count(t1, None).len(),
+        10,
+        "every object has an open registration"
+    );
     let future: jiff::Timestamp = "9999-01-01T00:00:00Z".parse().unwrap();
     assert_eq!(count(future, None).len(), 10);
     assert_eq!(count(t0, None).len(), 10);
-    assert_eq!(count(t0, Some(t0)).len(), 0, "nothing was registered before t0");
+    assert_eq!(
+        count(t0, Some(t0)).len(),
+        0,
+        "nothing was registered before t0"
+    );
     assert_eq!(count(t0, Some(t1)).len(), 10);
     // The top-level `registrations`: every registration of the matching objects, paged by
     // object; a start in the future keeps only the open ones.
@@ -1593,15 +1601,18 @@ fn probe(t: &Target) -> Vec<(&'static str, Value)> {
             .as_array()
             .unwrap()
             .iter()
-            .map(|r| json!([if r["uuid"] == a { "a" } else { "b" }, r["model"], r["end"].is_null()]))
+            .map(|r| {
+                json!([
+                    if r["uuid"] == a { "a" } else { "b" },
+                    r["model"],
+                    r["end"].is_null()
+                ])
+            })
             .collect();
         v.sort_by_key(|x| x.to_string());
         Value::Array(v)
     };
-    out.push((
-        "registrations, all",
-        regs(json!({"uuids": [a, b]})),
-    ));
+    out.push(("registrations, all", regs(json!({"uuids": [a, b]}))));
     out.push((
         "registrations from the future: the open ones",
         regs(json!({"uuids": [a, b], "start": "9999-01-01T00:00:00+00:00"})),
@@ -1629,7 +1640,13 @@ fn probe(t: &Target) -> Vec<(&'static str, Value)> {
     // An IT user linked to an engagement; `engagements: null` keeps the link, `[]` clears it.
     let (sys, unit, person, eng, it) = (fresh(), fresh(), fresh(), fresh(), fresh());
     let n = uuid::Uuid::new_v4().as_u128();
-    let cpr = format!("{:02}0{}6{}{:04}", 1 + n % 28, 1 + (n >> 8) % 9, (n >> 16) % 10, (n >> 24) % 4000);
+    let cpr = format!(
+        "{:02}0{}6{}{:04}",
+        1 + n % 28,
+        1 + (n >> 8) % 9,
+        (n >> 16) % 10,
+        (n >> 24) % 4000
+    );
     t.data(
         "mutation M($s: UUID!, $k: String!, $u: UUID!, $t: UUID!, $p: UUID!, $cpr: CPR!) { \
          s: itsystem_create(input: {uuid: $s, user_key: $k, name: $k, validity: {from: null}}) { uuid } \
@@ -1661,8 +1678,13 @@ fn probe(t: &Target) -> Vec<(&'static str, Value)> {
             json!({"i": it}),
         );
         let c = &d["itusers"]["objects"][0]["current"];
-        json!([c["user_key"] == key(&it, 1) || c["user_key"] == key(&it, 2),
-               c["engagements_responses"]["objects"].as_array().unwrap().len()])
+        json!([
+            c["user_key"] == key(&it, 1) || c["user_key"] == key(&it, 2),
+            c["engagements_responses"]["objects"]
+                .as_array()
+                .unwrap()
+                .len()
+        ])
     };
     let update = |k: u32, engagements: Value| {
         t.outcome(
@@ -1671,9 +1693,15 @@ fn probe(t: &Target) -> Vec<(&'static str, Value)> {
             json!({"i": it, "s": sys, "p": person, "e": engagements, "k": key(&it, k)}),
         )
     };
-    out.push(("an IT user update with engagements: null", update(1, Value::Null)));
+    out.push((
+        "an IT user update with engagements: null",
+        update(1, Value::Null),
+    ));
     out.push(("… its engagements", links()));
-    out.push(("an IT user update with engagements: []", update(2, json!([]))));
+    out.push((
+        "an IT user update with engagements: []",
+        update(2, json!([])),
+    ));
     out.push(("… its engagements", links()));
     out
 }

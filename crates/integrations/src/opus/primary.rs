@@ -56,8 +56,10 @@ pub struct Candidate {
     pub value_since: Date,
     /// MO's slices of the engagement in `[since, value_since)` (empty when there are none).
     pub old: Vec<Slice>,
-    /// Position of its engagement type in the priority list (`usize::MAX` when unlisted).
+    /// Position of `value`'s engagement type in the priority list (`usize::MAX` when unlisted).
     pub rank: usize,
+    /// The same for each slice of `old` (its engagement type may differ from `value`'s).
+    pub old_ranks: Vec<usize>,
     pub number: (u64, String),
     /// Set to explicitly primary in MO: keeps that and wins.
     pub explicit: bool,
@@ -87,17 +89,32 @@ fn hi(d: Option<Date>) -> Date {
     d.unwrap_or(Date::MAX)
 }
 
-/// The winner among the candidates active on `day`.
+impl Candidate {
+    /// The engagement's value apart from `primary` on `day`, and its rank: MO's before
+    /// `value_since` where MO has one, else `value`.
+    fn on(&self, day: Date) -> (&Engagement, usize) {
+        if day < self.value_since
+            && let Some((i, Value::Engagement(e))) = self
+                .old
+                .iter()
+                .enumerate()
+                .find(|(_, s)| s.validity.contains(day))
+                .map(|(i, s)| (i, &s.value))
+        {
+            return (e, self.old_ranks.get(i).copied().unwrap_or(usize::MAX));
+        }
+        (&self.value, self.rank)
+    }
+}
+
+/// The winner among the candidates active on `day` (each ranked by its type on that day).
 fn winner(cands: &[Candidate], day: Date) -> Option<usize> {
     let active = cands
         .iter()
         .enumerate()
-        .filter(|(_, c)| c.life.contains(day));
-    active
-        .min_by(|(_, a), (_, b)| {
-            (!a.explicit, a.rank, &a.number).cmp(&(!b.explicit, b.rank, &b.number))
-        })
-        .map(|(i, _)| i)
+        .filter(|(_, c)| c.life.contains(day))
+        .map(|(i, c)| (i, (!c.explicit, c.on(day).1, &c.number)));
+    active.min_by(|(_, a), (_, b)| a.cmp(b)).map(|(i, _)| i)
 }
 
 /// One fact per candidate, its timeline split wherever its primary class changes.
@@ -121,7 +138,18 @@ pub fn facts(cands: &[Candidate], classes: &PrimaryClasses) -> Vec<Fact> {
         let mut points: Vec<Date> = cuts
             .iter()
             .copied()
-            .chain(c.old.iter().flat_map(|s| [lo(s.validity.from), hi(s.validity.to)]))
+            // A sibling's type may change inside the window: the winner may change there.
+            .chain(cands.iter().flat_map(|o| {
+                o.old
+                    .iter()
+                    .flat_map(|s| [lo(s.validity.from), hi(s.validity.to)])
+                    .chain([o.value_since])
+            }))
+            .chain(
+                c.old
+                    .iter()
+                    .flat_map(|s| [lo(s.validity.from), hi(s.validity.to)]),
+            )
             .chain([c.value_since])
             .filter(|d| *d > start && *d < end)
             .collect();
@@ -138,19 +166,7 @@ pub fn facts(cands: &[Candidate], classes: &PrimaryClasses) -> Vec<Fact> {
             } else {
                 classes.non_primary
             };
-            let base = if w[0] < c.value_since {
-                c.old
-                    .iter()
-                    .find(|s| s.validity.contains(w[0]))
-                    .and_then(|s| match &s.value {
-                        Value::Engagement(e) => Some(e),
-                        _ => None,
-                    })
-                    .unwrap_or(&c.value)
-            } else {
-                &c.value
-            };
-            let mut v = base.clone();
+            let mut v = c.on(w[0]).0.clone();
             v.primary = Some(class);
             let v = Value::Engagement(v);
             let to = (w[1] != Date::MAX).then_some(w[1]);
@@ -210,6 +226,7 @@ mod tests {
             value_since: from,
             old: Vec::new(),
             rank,
+            old_ranks: Vec::new(),
             number: employment_number(number),
             explicit,
             emit: true,

@@ -255,6 +255,12 @@ fn read_current(
         .filter(|id| ids.insert(id))
         .collect();
     read_employments(siblings, &mut current, &mut persons)?;
+    // Every engagement of those persons takes part in the primary calculation too, also one
+    // whose employment is only a leave marker in the dump, or one made in MO.
+    add(
+        backend.read(&Query::all(Kind::Engagement).persons(persons.iter().copied()))?,
+        &mut current,
+    );
     add(
         backend.read(&Query::all(Kind::Address).persons(persons.iter().copied()))?,
         &mut current,

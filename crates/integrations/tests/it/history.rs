@@ -40,6 +40,7 @@ impl Env for Fixed {
 }
 
 /// One of the two backends every case runs against.
+#[allow(clippy::large_enum_variant)] // one per test
 enum Mo {
     Store(Store),
     Server(MoServer, Os2mo),
@@ -303,6 +304,10 @@ const CPR2: &str = "1111119002";
 const CPR3: &str = "1111119003";
 const CPR4: &str = "1111119004";
 const CPR5: &str = "1111119005";
+const CPR6: &str = "1111119006";
+const CPR7: &str = "1111119007";
+const CPR8: &str = "1111119008";
+const CPR9: &str = "1111119009";
 
 /// Case 1: the primary engagement holds per period, past and future, and changes exactly where
 /// the person's set of engagements changes.
@@ -516,6 +521,103 @@ fn opus_interrupted_first_import_dates_unit_addresses_by_the_source() {
 
 // ----- LOS -----
 
+/// Found by the oracle: a person who becomes a manager is one from that change on, not from
+/// the employment's `entryDate`.
+#[test]
+fn opus_manager_starts_when_the_flag_turns_true() {
+    let plain = employee("6001", CPR6, "2024-01-01", "2020-01-01", "m6", "");
+    let manager = plain
+        .replace("2024-01-01", "2024-01-02")
+        .replace(
+            "<orgUnit>1</orgUnit>",
+            "<orgUnit>1</orgUnit><isManager>true</isManager><superiorLevel>1</superiorLevel><subordinateLevel>02</subordinateLevel>",
+        );
+    opus_case(
+        &[
+            ("2024-01-01", vec![root_unit(), plain]),
+            ("2024-01-02", vec![root_unit(), manager]),
+        ],
+        &[Kind::Manager, Kind::Engagement],
+        &[
+            "engagement: 6001 primary [2020-01-01, inf)",
+            "manager: 6001 [2024-01-02, inf)",
+        ],
+    );
+}
+
+/// Found by the oracle: an employment hired without `entryDate` starts at the `lastChanged` it
+/// was hired with, and keeps that start when a later change brings a newer `lastChanged`.
+#[test]
+fn opus_employment_without_entry_date_keeps_its_start() {
+    let day1 = employee("7001", CPR7, "2024-01-01", "", "u7", "");
+    let day2 = employee("7001", CPR7, "2024-01-02", "", "u7", "").replace("Pædagog", "Lærer");
+    opus_case(
+        &[
+            ("2024-01-01", vec![root_unit(), day1]),
+            ("2024-01-02", vec![root_unit(), day2]),
+        ],
+        &[Kind::Engagement, Kind::ItUser],
+        &[
+            "engagement: 7001 primary [2024-01-01, 2024-01-02), 7001 primary [2024-01-02, inf)",
+            "it_user: u7 [2024-01-01, inf)",
+        ],
+    );
+}
+
+/// Found by the oracle: a change of the job dated in the past (`lastChanged` before the day the
+/// person's IT user and address were written) leaves the facts it does not change where they
+/// are: the IT user and the postal address keep their start (the unit's own addresses are
+/// listed too).
+#[test]
+fn opus_unchanged_person_facts_keep_their_dates() {
+    let address = "<address>Rådhuspladsen 1</address><postalCode>8880</postalCode>";
+    let day1 = employee("8001", CPR8, "2024-01-01", "2020-01-01", "u8", address);
+    let day2 = employee("8001", CPR8, "2023-06-01", "2020-01-01", "u8", address)
+        .replace("Pædagog", "Lærer");
+    opus_case(
+        &[
+            ("2024-01-01", vec![root_unit(), day1]),
+            ("2024-01-02", vec![root_unit(), day2]),
+        ],
+        &[Kind::ItUser, Kind::Address],
+        &[
+            "address: Adresse 0a3f50a0-0001-4e1c-9a6b-000000000001 [1900-01-01, inf)",
+            "address: Adresse 0a3f50a0-0001-4e1c-9a6b-000000000001 [2024-01-01, inf)",
+            "address: Telefon 87650001 [1900-01-01, inf)",
+            "it_user: u8 [2024-01-01, inf)",
+        ],
+    );
+}
+
+/// Found by the oracle: when a person's last employment leaves (a leave marker), the Opus IT
+/// user ends with it (the dump date is its last day).
+#[test]
+fn opus_it_user_ends_when_the_last_employment_leaves() {
+    opus_case(
+        &[
+            (
+                "2024-01-01",
+                vec![
+                    root_unit(),
+                    employee("9001", CPR9, "2023-01-01", "2020-01-01", "u9", ""),
+                ],
+            ),
+            (
+                "2024-01-02",
+                vec![
+                    root_unit(),
+                    "<employee id=\"9001\" client=\"813\" action=\"leave\"/>\n".to_string(),
+                ],
+            ),
+        ],
+        &[Kind::ItUser, Kind::Engagement],
+        &[
+            "engagement: 9001 primary [2020-01-01, 2024-01-03)",
+            "it_user: u9 [2023-01-01, 2024-01-03)",
+        ],
+    );
+}
+
 fn los_fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/los")
 }
@@ -563,7 +665,10 @@ fn los_pers_ret_changes_email_and_az_from_its_file_date_only() {
             // last run's start is read again): files already delivered are made an hour older.
             let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
             for e in std::fs::read_dir(&files).unwrap() {
-                let f = std::fs::File::options().write(true).open(e.unwrap().path()).unwrap();
+                let f = std::fs::File::options()
+                    .write(true)
+                    .open(e.unwrap().path())
+                    .unwrap();
                 f.set_modified(hour_ago).unwrap();
             }
             for (f, text) in new_files {

@@ -367,7 +367,7 @@ fn same_up_to_person_uuids(store: &Store) -> Vec<String> {
         let cpr = o["validities"][0]["cpr_number"].as_str().unwrap();
         names.insert(
             o["uuid"].as_str().unwrap().to_owned(),
-            format!("person {cpr}"),
+            format!("person {}", crate::pseudonym(cpr)),
         );
     }
     fn rename(v: &mut serde_json::Value, names: &std::collections::HashMap<String, String>) {

@@ -191,7 +191,7 @@ pub(crate) fn spans_of_days(days: &[Option<Fields>], open_start: bool) -> Vec<Sp
 
 /// Sort slices and merge touching ones with equal fields.
 pub(crate) fn compress(mut spans: Vec<Span>) -> Vec<Span> {
-    spans.sort_by(|a, b| a.from.cmp(&b.from));
+    spans.sort_by_key(|s| s.from);
     let mut out: Vec<Span> = Vec::with_capacity(spans.len());
     for s in spans {
         if let Some(p) = out.last_mut()

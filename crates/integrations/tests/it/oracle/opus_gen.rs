@@ -126,6 +126,7 @@ impl Emp {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // test data, a few hundred records
 pub(crate) enum Rec {
     Active(Emp),
     /// `<employee id=".." action="leave"/>`
@@ -207,6 +208,7 @@ pub(crate) const KINDS: &[&str] = &[
     "future",
 ];
 
+#[allow(clippy::large_enum_variant)]
 enum Slot {
     Active(Emp),
     Marker,
@@ -242,7 +244,7 @@ fn cpr(n: u32) -> String {
     loop {
         let s = format!("{head}{serial:04}");
         let sum: u32 = s.bytes().zip(w).map(|(b, w)| u32::from(b - b'0') * w).sum();
-        if sum % 11 != 0 {
+        if !sum.is_multiple_of(11) {
             return s;
         }
         serial += 1;
@@ -869,7 +871,7 @@ impl Gen {
 }
 
 fn masked(cpr: &str) -> String {
-    format!("{}-xxxx", &cpr[..6])
+    crate::pseudonym(cpr)
 }
 
 /// `days` daily dumps from `seed`, the first on [`START`].

@@ -20,10 +20,11 @@
 //!   is never imported, so it ends the earlier one. With no record left, it stays as it was.
 //! * One Opus IT user per distinct `userId` of the person's active records: a new one from the
 //!   date of the record that brought it (a new record too), one that disappears ends
-//!   at the date of that change (a leave marker: after the dump date).
+//!   at the date of that change (a leave marker or a cancellation: after the dump date).
 
 use super::opus_gen::{Day, Emp, Home, Rec, Unit, dar_uuid};
 use super::{Canon, Fields, Timeline, W0, add_days};
+use crate::pseudonym;
 use jiff::civil::Date;
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
@@ -253,10 +254,8 @@ impl Oracle {
                     .map(|e| match (dates.get(&e.id), gone.get(&e.id)) {
                         (Some(d), _) => *d,
                         (None, Some(Some(d))) => *d,
-                        (None, Some(None)) => panic!(
-                            "the oracle does not model a cancelled employment with a userId ({})",
-                            e.id
-                        ),
+                        // Cancelled: the IT user existed; it ends after the dump date.
+                        (None, Some(None)) => after,
                         (None, None) => {
                             unreachable!("userId {u} vanished from an unchanged record")
                         }
@@ -304,7 +303,7 @@ impl Oracle {
                     ("surname", last.to_string()),
                 ]))
             });
-            c.insert_days(format!("person {cpr}"), &names, true);
+            c.insert_days(format!("person {}", pseudonym(cpr)), &names, true);
             let value = |v: &String| Some(Fields::from([("value", v.clone())]));
             let home = p.home.project(|_, v| {
                 Some(Fields::from([
@@ -312,21 +311,25 @@ impl Oracle {
                     ("visibility", "Intern".to_string()),
                 ]))
             });
-            c.insert_days(format!("address person {cpr} Adresse"), &home, false);
             c.insert_days(
-                format!("address person {cpr} Email"),
+                format!("address person {} Adresse", pseudonym(cpr)),
+                &home,
+                false,
+            );
+            c.insert_days(
+                format!("address person {} Email", pseudonym(cpr)),
                 &p.email.project(|_, v| value(v)),
                 false,
             );
             c.insert_days(
-                format!("address person {cpr} Telefon"),
+                format!("address person {} Telefon", pseudonym(cpr)),
                 &p.phone.project(|_, v| value(v)),
                 false,
             );
         }
         for ((cpr, user), tl) in &self.it_users {
             let days = tl.project(|_, _| Some(Fields::from([("itsystem", "Opus".to_string())])));
-            c.insert_days(format!("it_user {cpr} {user}"), &days, false);
+            c.insert_days(format!("it_user {} {user}", pseudonym(cpr)), &days, false);
         }
         // The primary engagement per person and day.
         let mut by_person: BTreeMap<&str, Vec<(u32, &Employment)>> = BTreeMap::new();
@@ -378,8 +381,8 @@ fn one_date(changed: &[&Emp], dates: &BTreeMap<u32, Date>, cpr: &str, what: &str
     assert_eq!(
         set.len(),
         1,
-        "{what} of person {}-xxxx changed with {} dates: the generator should avoid that",
-        &cpr[..6],
+        "{what} of person {} changed with {} dates: the generator should avoid that",
+        pseudonym(cpr),
         set.len()
     );
     *set.first().unwrap()
@@ -401,7 +404,7 @@ fn unit_fields(u: &Unit) -> Fields {
 fn engagement_fields(e: &Emp, primary: &str) -> Fields {
     let fraction = (u64::from(e.num) * 1_000_000 + u64::from(e.den) / 2) / u64::from(e.den);
     Fields::from([
-        ("person", e.cpr.clone()),
+        ("person", pseudonym(&e.cpr)),
         ("org_unit", e.unit.to_string()),
         ("job_function", e.position.clone()),
         (
@@ -415,7 +418,7 @@ fn engagement_fields(e: &Emp, primary: &str) -> Fields {
 
 fn manager_fields(e: &Emp) -> Fields {
     Fields::from([
-        ("person", e.cpr.clone()),
+        ("person", pseudonym(&e.cpr)),
         ("org_unit", e.unit.to_string()),
         ("engagement", e.id.to_string()),
         ("manager_type", e.position.clone()),
