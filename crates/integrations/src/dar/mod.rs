@@ -141,81 +141,50 @@ pub trait AddressRegister: Send + Sync {
     }
 }
 
-impl<R: AddressRegister + ?Sized> AddressRegister for Box<R> {
-    fn lookup(&self, street: &str, postal_code: &str) -> Result<Lookup, DarError> {
-        (**self).lookup(street, postal_code)
-    }
+/// A boxed register and a borrowed one are registers too (every call forwarded).
+macro_rules! forward_register {
+    ($($ptr:ty),*) => {$(
+        impl<R: AddressRegister + ?Sized> AddressRegister for $ptr {
+            fn lookup(&self, street: &str, postal_code: &str) -> Result<Lookup, DarError> {
+                (**self).lookup(street, postal_code)
+            }
 
-    fn describe(&self, id: uuid::Uuid) -> Result<Option<String>, DarError> {
-        (**self).describe(id)
-    }
+            fn describe(&self, id: uuid::Uuid) -> Result<Option<String>, DarError> {
+                (**self).describe(id)
+            }
 
-    fn describe_many(
-        &self,
-        ids: &[uuid::Uuid],
-    ) -> Result<HashMap<uuid::Uuid, Option<String>>, DarError> {
-        (**self).describe_many(ids)
-    }
+            fn describe_many(
+                &self,
+                ids: &[uuid::Uuid],
+            ) -> Result<HashMap<uuid::Uuid, Option<String>>, DarError> {
+                (**self).describe_many(ids)
+            }
 
-    fn probe(&self) -> Result<String, DarError> {
-        (**self).probe()
-    }
+            fn probe(&self) -> Result<String, DarError> {
+                (**self).probe()
+            }
 
-    fn connections(&self) -> usize {
-        (**self).connections()
-    }
+            fn connections(&self) -> usize {
+                (**self).connections()
+            }
 
-    fn pending(&self, importer: &str) -> Result<Vec<Pending>, DarError> {
-        (**self).pending(importer)
-    }
+            fn pending(&self, importer: &str) -> Result<Vec<Pending>, DarError> {
+                (**self).pending(importer)
+            }
 
-    fn update_pending(
-        &self,
-        importer: &str,
-        resolved: &[String],
-        added: &[Pending],
-    ) -> Result<(), DarError> {
-        (**self).update_pending(importer, resolved, added)
-    }
+            fn update_pending(
+                &self,
+                importer: &str,
+                resolved: &[String],
+                added: &[Pending],
+            ) -> Result<(), DarError> {
+                (**self).update_pending(importer, resolved, added)
+            }
+        }
+    )*};
 }
 
-impl<R: AddressRegister + ?Sized> AddressRegister for &R {
-    fn lookup(&self, street: &str, postal_code: &str) -> Result<Lookup, DarError> {
-        (**self).lookup(street, postal_code)
-    }
-
-    fn describe(&self, id: uuid::Uuid) -> Result<Option<String>, DarError> {
-        (**self).describe(id)
-    }
-
-    fn describe_many(
-        &self,
-        ids: &[uuid::Uuid],
-    ) -> Result<HashMap<uuid::Uuid, Option<String>>, DarError> {
-        (**self).describe_many(ids)
-    }
-
-    fn probe(&self) -> Result<String, DarError> {
-        (**self).probe()
-    }
-
-    fn connections(&self) -> usize {
-        (**self).connections()
-    }
-
-    fn pending(&self, importer: &str) -> Result<Vec<Pending>, DarError> {
-        (**self).pending(importer)
-    }
-
-    fn update_pending(
-        &self,
-        importer: &str,
-        resolved: &[String],
-        added: &[Pending],
-    ) -> Result<(), DarError> {
-        (**self).update_pending(importer, resolved, added)
-    }
-}
+forward_register!(Box<R>, &R);
 
 /// The answers to many lookups, keyed by `(street, postal code)` as given.
 pub type Answers = HashMap<(String, String), Result<Lookup, DarError>>;
