@@ -421,8 +421,15 @@ pub fn persons(
                 cpr_number: Some(r.cpr.clone()),
                 seniority: cur.as_ref().and_then(|c| c.seniority),
             });
+            // A new person's name holds since always. LOS does not date a person's name, so a
+            // row of a person MO has (`Pers_nye` too) speaks about it from the file date on.
+            let since = if cur.is_some() {
+                Some(ctx.file_date)
+            } else {
+                effective
+            };
             keep(
-                Fact::state(person, value, Validity::ALWAYS, effective),
+                Fact::state(person, value, Validity::ALWAYS, since),
                 &mut latest,
             );
         }

@@ -458,6 +458,8 @@ struct GEng {
 
 struct Gen {
     rng: Rng,
+    /// Whether unit histories may have gaps between rows.
+    gaps: bool,
     today: Date,
     units: BTreeMap<u32, GUnit>,
     persons: BTreeMap<String, GPerson>,
@@ -488,9 +490,10 @@ fn order(f: &File) -> usize {
 }
 
 impl Gen {
-    fn new(seed: u64) -> Gen {
+    fn new(seed: u64, gaps: bool) -> Gen {
         Gen {
             rng: Rng::new(seed),
+            gaps,
             today: START,
             units: BTreeMap::new(),
             persons: BTreeMap::new(),
@@ -610,7 +613,7 @@ impl Gen {
                 let mut next = prev.clone();
                 next.end = None;
                 // A gap sometimes; the same content sometimes (rows that merge).
-                let gap = if self.rng.percent(20) {
+                let gap = if self.gaps && self.rng.percent(20) {
                     self.log("unit-gap", format!("unit {}", unit_key(id)));
                     self.rng.range(1, 30)
                 } else {
@@ -1202,7 +1205,12 @@ impl Gen {
 
 /// `days` daily deliveries from `seed`, the first on [`START`] (with the `Org_inital` file).
 pub(crate) fn generate(seed: u64, days: usize) -> Vec<Day> {
-    let mut g = Gen::new(seed);
+    generate_with(seed, days, true)
+}
+
+/// [`generate`], with `gaps` false: no unit history has a gap between two of its rows.
+pub(crate) fn generate_with(seed: u64, days: usize, gaps: bool) -> Vec<Day> {
+    let mut g = Gen::new(seed, gaps);
     let mut out = Vec::with_capacity(days);
     g.day0();
     out.push(g.snapshot());
