@@ -429,7 +429,7 @@ fn cpr(n: u32) -> String {
     loop {
         let s = format!("{head}{serial:04}");
         let sum: u32 = s.bytes().zip(w).map(|(b, w)| u32::from(b - b'0') * w).sum();
-        if sum % 11 != 0 {
+        if !sum.is_multiple_of(11) {
             return s;
         }
         serial += 1;
@@ -760,9 +760,9 @@ impl Gen {
         if start > t {
             self.log("hire-future", format!("person {p} from {start}"));
         }
-        if end.is_some() {
+        if let Some(end) = end {
             self.persons.get_mut(&c).unwrap().ends = true;
-            self.log("hire-ends", format!("person {p} until {}", end.unwrap()));
+            self.log("hire-ends", format!("person {p} until {end}"));
         }
         self.log(
             "hire",
