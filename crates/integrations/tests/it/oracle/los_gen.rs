@@ -1122,7 +1122,9 @@ impl Gen {
                     resp: self.rng.below(2),
                 };
                 self.managers.insert(key, (Some(row.clone()), t));
-                let ret = !again && self.rng.percent(30);
+                // Leder_ret of a manager MO does not hold now (never, or not since
+                // Leder_luk) writes it from the file date like Leder_nye.
+                let ret = self.rng.percent(30);
                 let kind = if again {
                     "leder-again"
                 } else if ret {
