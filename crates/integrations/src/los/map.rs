@@ -421,8 +421,15 @@ pub fn persons(
                 cpr_number: Some(r.cpr.clone()),
                 seniority: cur.as_ref().and_then(|c| c.seniority),
             });
+            // A new person's name holds since always. LOS does not date a person's name, so a
+            // row of a person MO has (`Pers_nye` too) speaks about it from the file date on.
+            let since = if cur.is_some() {
+                Some(ctx.file_date)
+            } else {
+                effective
+            };
             keep(
-                Fact::state(person, value, Validity::ALWAYS, effective),
+                Fact::state(person, value, Validity::ALWAYS, since),
                 &mut latest,
             );
         }
@@ -528,8 +535,10 @@ fn manager_person(ctx: &Ctx<'_>, m: &mut Mapped, line: u64, cpr: &Cpr, unit: Uui
     person
 }
 
-/// Manager files, from the file date; a row whose CPR is not in MO is rejected.
-pub fn managers(rows: &[ManagerRow], edit: bool, ctx: &Ctx<'_>) -> Mapped {
+/// Manager files (`Leder_nye` and `Leder_ret` alike): from the file date on, open-ended; what
+/// MO holds before the file date stays (an earlier, ended period of the same manager too). A
+/// row whose CPR is not in MO is rejected.
+pub fn managers(rows: &[ManagerRow], ctx: &Ctx<'_>) -> Mapped {
     let mut m = Mapped::default();
     for r in rows {
         let Some(person) = manager_person(ctx, &mut m, r.line, &r.cpr, r.org_unit) else {
@@ -545,21 +554,8 @@ pub fn managers(rows: &[ManagerRow], edit: bool, ctx: &Ctx<'_>) -> Mapped {
             manager_level: r.manager_level,
             responsibilities: vec![r.responsibility],
         });
-        let start = if edit {
-            ctx.current
-                .get(&uuid)
-                .and_then(|o| o.slices.first())
-                .and_then(|s| s.validity.from)
-                .unwrap_or(ctx.file_date)
-        } else {
-            ctx.file_date
-        };
-        m.facts.push(Fact::state(
-            uuid,
-            value,
-            Validity::new(Some(start), None),
-            edit.then_some(ctx.file_date),
-        ));
+        m.facts
+            .push(Fact::from_date(uuid, value, ctx.file_date, None));
     }
     m
 }
@@ -901,11 +897,7 @@ mod tests {
         };
         // 51: a new manager of person E, from the file date (ruling 8), open-ended.
         let current = HashMap::new();
-        let m = managers(
-            std::slice::from_ref(&row),
-            false,
-            &ctx(&current, &persons, &dar),
-        );
+        let m = managers(std::slice::from_ref(&row), &ctx(&current, &persons, &dar));
         let Fact::State {
             uuid,
             life,
@@ -934,7 +926,7 @@ mod tests {
         let m = manager_ends(&[end], &ctx(&current, &persons, &dar));
         assert!(matches!(m.facts[0], Fact::End { at, .. } if at == jiff::civil::date(2021, 3, 2)));
         // 55: an unknown CPR rejects the row (masked), nothing is sent for it.
-        let m = managers(&[row], false, &ctx(&current, &HashMap::new(), &dar));
+        let m = managers(&[row], &ctx(&current, &HashMap::new(), &dar));
         assert!(m.facts.is_empty());
         assert!(
             m.rejected[0].1.contains("010170-xxxx") && !m.rejected[0].1.contains("0101700000"),

@@ -489,7 +489,7 @@ fn import_file(
             env.new_uuid()
         }),
         Rows::PersonEnds(r) => map::person_ends(r, &ctx),
-        Rows::Managers(r) => map::managers(r, file.kind == FileKind::ManagerEdit, &ctx),
+        Rows::Managers(r) => map::managers(r, &ctx),
         Rows::ManagerEnds(r) => map::manager_ends(r, &ctx),
     };
     fr.rejected = mapped.rejected;

@@ -748,3 +748,226 @@ fn los_pers_ret_changes_email_and_az_from_its_file_date_only() {
         assert_eq!(mo.dump(), before, "{name}");
     }
 }
+
+/// A LOS source folder with the fixtures' STAM files, a state file and the fixtures' register;
+/// each run delivers new files (the ones already there made an hour older, so only the new ones
+/// are read).
+struct LosFolder {
+    _dir: tempfile::TempDir,
+    files: PathBuf,
+    state: PathBuf,
+    register: OfflineRegister,
+}
+
+impl LosFolder {
+    fn new() -> LosFolder {
+        let dir = tempfile::tempdir().unwrap();
+        let files = dir.path().join("files");
+        std::fs::create_dir(&files).unwrap();
+        for e in std::fs::read_dir(los_fixtures().join("ok")).unwrap() {
+            let e = e.unwrap();
+            if e.file_name().to_string_lossy().starts_with("STAM_") {
+                std::fs::copy(e.path(), files.join(e.file_name())).unwrap();
+            }
+        }
+        LosFolder {
+            state: dir.path().join("los_state"),
+            register: OfflineRegister::load(los_fixtures().join("adresser.csv")).unwrap(),
+            files,
+            _dir: dir,
+        }
+    }
+
+    fn run(&self, mo: &mut Mo, name: &str, new_files: &[(&str, String)]) -> los_run::Report {
+        let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+        for e in std::fs::read_dir(&self.files).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_file() {
+                let f = std::fs::File::options().write(true).open(path).unwrap();
+                f.set_modified(hour_ago).unwrap();
+            }
+        }
+        for (f, text) in new_files {
+            std::fs::write(self.files.join(f), text).unwrap();
+        }
+        let source = Source::Local(self.files.clone());
+        let job = los_run::Job {
+            source: &source,
+            register: &self.register,
+            state_file: &self.state,
+            azid_system: Uuid::parse_str(los_uuids::AZID_SYSTEM).unwrap(),
+            from_date: None,
+            dry_run: false,
+        };
+        let r = los_run::import(mo.backend(), &job, &mut Fixed { n: 0 })
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(r.rejected(), 0, "{name}");
+        r
+    }
+
+    /// The last run's files, delivered again: nothing is written.
+    fn again_writes_nothing(&self, mo: &mut Mo, name: &str, files: &[(&str, String)]) {
+        let (before, mutations) = (mo.dump(), mo.mutations());
+        let r = self.run(mo, name, files);
+        assert_eq!(r.files.len(), files.len(), "{name}");
+        for f in &r.files {
+            assert!(f.plan.is_empty(), "{name}: {}: {:?}", f.name, f.plan);
+        }
+        assert_eq!(mo.mutations(), mutations, "{name}");
+        assert_eq!(mo.dump(), before, "{name}");
+    }
+}
+
+fn los_person_row(engagement: &str, user_key: &str, name: &str) -> String {
+    format!(
+        "UUID;BrugervendtNøgle;CPR;CPRNavn;StartTid;SlutTid;Email;PrimærAnsættelse;OrgenhedUUID;EngagementTypeUUID;AZID;ADITSystemUUID;ADkonto;ADkontoUUID;StillingsBetegnelseUUID\n\
+         {engagement};{user_key};1111119006;{name};01-01-2020;31-12-9999;;Ja;{LOS_UNIT};b2000000-0000-4000-8000-000000000001;;;;;b3000000-0000-4000-8000-000000000001\n"
+    )
+}
+
+/// Persons as `given surname [from, to)` and managers as `level [from, to)`, one line per
+/// object.
+fn los_people_view(mo: &Mo) -> Vec<String> {
+    let b = mo.read();
+    let classes: HashMap<Uuid, String> = b
+        .read(&Query::all(Kind::Class))
+        .unwrap()
+        .into_iter()
+        .map(|o| (o.uuid, o.last().value.user_key().to_string()))
+        .collect();
+    let mut out = Vec::new();
+    for k in [Kind::Person, Kind::Manager] {
+        for o in b.read(&Query::all(k)).unwrap() {
+            let slices: Vec<String> = o
+                .slices
+                .iter()
+                .map(|s| match &s.value {
+                    Value::Person(p) => format!("{} {} {}", p.given_name, p.surname, s.validity),
+                    Value::Manager(m) => format!("{} {}", classes[&m.manager_level], s.validity),
+                    v => format!("{} {}", v.user_key(), s.validity),
+                })
+                .collect();
+            out.push(format!("{k}: {}", slices.join(", ")));
+        }
+    }
+    out
+}
+
+/// Found by the LOS oracle: a `Pers_nye` row of a person MO already has (a second engagement)
+/// wrote the person's name since always, wiping the name history a `Pers_ret` had made. LOS
+/// does not date a name: such a row speaks from its file date, and an unchanged name writes
+/// nothing.
+#[test]
+fn los_pers_nye_of_a_known_person_keeps_the_name_history() {
+    const SECOND: &str = "c7000000-0000-4000-8000-000000000002";
+    for (name, mut mo) in Mo::both((
+        Uuid::parse_str(los_uuids::ORG_UUID).unwrap(),
+        "Århus Kommune",
+    )) {
+        let los = LosFolder::new();
+        los.run(
+            &mut mo,
+            name,
+            &[
+                ("Org_nye_20240101_020000.csv", los_org_nye()),
+                (
+                    "Pers_nye_20240115_020000.csv",
+                    los_person_row(LOS_ENGAGEMENT, "700001", "Hanne Historik"),
+                ),
+            ],
+        );
+        los.run(
+            &mut mo,
+            name,
+            &[(
+                "Pers_ret_20240301_020000.csv",
+                los_person_row(LOS_ENGAGEMENT, "700001", "Hanne Hansen"),
+            )],
+        );
+        let expected =
+            ["person: Hanne Historik [-inf, 2024-03-01), Hanne Hansen [2024-03-01, inf)"];
+        assert_eq!(los_people_view(&mo), expected, "{name}");
+        let second = [(
+            "Pers_nye_20240401_020000.csv",
+            los_person_row(SECOND, "700002", "Hanne Hansen"),
+        )];
+        let r = los.run(&mut mo, name, &second);
+        assert_eq!(r.files.len(), 1, "{name}");
+        let written: Vec<(Kind, Uuid)> = r.files[0]
+            .plan
+            .ops
+            .iter()
+            .map(|op| (op.kind(), op.uuid()))
+            .collect();
+        assert_eq!(
+            written,
+            [(Kind::Engagement, Uuid::parse_str(SECOND).unwrap())],
+            "{name}: only the new engagement is written"
+        );
+        assert_eq!(los_people_view(&mo), expected, "{name}");
+        los.again_writes_nothing(&mut mo, name, &second);
+    }
+}
+
+/// Found by the LOS oracle: a manager ended by `Leder_luk` and named again by a later
+/// `Leder_nye` lost the earlier period (the new row was taken as the manager's whole life), and
+/// a `Leder_ret` would fill the gap. Both write from the file date only.
+#[test]
+fn los_manager_that_comes_back_keeps_its_earlier_period() {
+    let leder = |level: u8| {
+        format!(
+            "OrgUUID;CPR;LedertypeUUID;LederniveauUUID;LederansvarUUID\n\
+             {LOS_UNIT};1111119006;b7000000-0000-4000-8000-000000000001;b6000000-0000-4000-8000-00000000000{level};b5000000-0000-4000-8000-000000000001\n"
+        )
+    };
+    for (name, mut mo) in Mo::both((
+        Uuid::parse_str(los_uuids::ORG_UUID).unwrap(),
+        "Århus Kommune",
+    )) {
+        let los = LosFolder::new();
+        los.run(
+            &mut mo,
+            name,
+            &[
+                ("Org_nye_20240101_020000.csv", los_org_nye()),
+                (
+                    "Pers_nye_20240115_020000.csv",
+                    los_person_row(LOS_ENGAGEMENT, "700001", "Hanne Historik"),
+                ),
+                ("Leder_nye_20240201_020000.csv", leder(1)),
+            ],
+        );
+        los.run(
+            &mut mo,
+            name,
+            &[(
+                "Leder_luk_20240301_020000.csv",
+                format!("OrgUUID;CPR\n{LOS_UNIT};1111119006\n"),
+            )],
+        );
+        los.run(
+            &mut mo,
+            name,
+            &[("Leder_nye_20240401_020000.csv", leder(1))],
+        );
+        assert_eq!(
+            los_people_view(&mo),
+            [
+                "person: Hanne Historik [-inf, inf)",
+                "manager: Niveau 1 [2024-02-01, 2024-03-02), Niveau 1 [2024-04-01, inf)",
+            ],
+            "{name}"
+        );
+        let ret = [("Leder_ret_20240501_020000.csv", leder(2))];
+        los.run(&mut mo, name, &ret);
+        assert_eq!(
+            los_people_view(&mo),
+            [
+                "person: Hanne Historik [-inf, inf)",
+                "manager: Niveau 1 [2024-02-01, 2024-03-02), Niveau 1 [2024-04-01, 2024-05-01), Niveau 2 [2024-05-01, inf)",
+            ],
+            "{name}"
+        );
+        los.again_writes_nothing(&mut mo, name, &ret);
+    }
+}

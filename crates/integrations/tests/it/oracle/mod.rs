@@ -9,11 +9,15 @@
 //!
 //! Shared here: the random numbers, the timeline, the comparable form of an MO history
 //! ([`Canon`]) and the readable first difference. `opus_gen` generates OPUS dump sequences,
-//! `opus_model` is the oracle for them, `opus` runs the importer and compares.
+//! `opus_model` is the oracle for them, `opus` runs the importer and compares; `los_gen`,
+//! `los_model` and `los` do the same for daily Aarhus LOS deliveries (`docs/los.md`).
 //!
 //! Run only these tests: `cargo test -p dipex-integrations --test it oracle::`. Choose seeds and
 //! length with `DIPEX_ORACLE_SEEDS=3,17` and `DIPEX_ORACLE_DAYS=30`.
 
+mod los;
+mod los_gen;
+mod los_model;
 mod opus;
 mod opus_gen;
 mod opus_model;
