@@ -202,6 +202,18 @@ fn ops_for(fact: Fact, current: Option<&Object>) -> Vec<Op> {
                     ends.push(Op::Terminate { uuid, kind, range });
                 }
             }
+            // Days of the life from `since` on that the timeline leaves out are inactive (a
+            // source may describe a life with gaps).
+            let from = lo(life.from).max(lo(since));
+            for gap in gaps(&timeline, Validity::new(lo_opt(from), life.to)) {
+                if cur.active_in(&gap) {
+                    ends.push(Op::Terminate {
+                        uuid,
+                        kind,
+                        range: gap,
+                    });
+                }
+            }
             for s in timeline {
                 if let Some(range) = differing(&cur.slices, s.validity, &s.value) {
                     ops.push(Op::Update {
@@ -467,14 +479,15 @@ mod tests {
     }
 
     /// A `State` fact: a life, a `since`, and a timeline of one to three values from the later
-    /// of them to the end of the life; or a [`Fact::from_date`].
+    /// of them to the end of the life, sometimes with gaps between them; or a
+    /// [`Fact::from_date`].
     fn arb_state(id: u8) -> impl Strategy<Value = Fact> {
         prop_oneof![
             (
                 -12i32..12,
                 proptest::option::of(1i32..15),
                 proptest::option::of(-12i32..20),
-                proptest::collection::vec((1i32..6, 0u8..3), 1..4),
+                proptest::collection::vec((1i32..6, 0u8..3, 0i32..3), 1..4),
                 any::<bool>()
             )
                 .prop_map(move |(from, len, since, parts, open_start)| {
@@ -487,7 +500,7 @@ mod tests {
                     let start = lo(since).max(lo(life.from));
                     let mut timeline: Vec<Slice> = Vec::new();
                     let mut pos = start;
-                    for (i, (len, name)) in parts.iter().enumerate() {
+                    for (i, (len, name, gap)) in parts.iter().enumerate() {
                         let last = i + 1 == parts.len();
                         let to = if last {
                             life.to
@@ -502,7 +515,14 @@ mod tests {
                             Validity::new(lo_opt(pos), to),
                             v(&name.to_string()),
                         ));
+                        // Sometimes a gap before the next value (a life with gaps).
                         pos = hi(to);
+                        if !last && *gap > 0 && pos != Date::MAX {
+                            let after = pos.checked_add(jiff::Span::new().days(*gap)).unwrap();
+                            if after < hi(life.to) {
+                                pos = after;
+                            }
+                        }
                     }
                     let timeline = crate::plan::normalise(timeline);
                     Fact::State {

@@ -67,18 +67,27 @@ fn life(start: Date, end: Option<Date>) -> Validity {
     Validity::new(Some(start), end.filter(|d| *d < Date::MAX).map(next_day))
 }
 
-/// A fact whose value changes over time: `rows` of (validity, value) sorted by start; gaps
-/// between rows are closed by the earlier row.
+/// A fact whose value changes over time: `rows` of (validity, value) sorted by start; where
+/// rows overlap the later one wins, and a gap between rows stays a gap (the object does not
+/// exist then; reconcile ends it there).
 fn history(uuid: Uuid, mut rows: Vec<(Validity, Value)>) -> Option<Fact> {
     rows.sort_by_key(|(v, _)| v.from);
     let first = rows.first()?.0.from;
     let last_to = rows.last()?.0.to;
     let mut timeline: Vec<Slice> = Vec::new();
     for (i, (v, value)) in rows.iter().enumerate() {
-        let to = rows.get(i + 1).map(|(n, _)| n.from).unwrap_or(last_to);
-        let to = if i + 1 < rows.len() { to } else { v.to };
+        // A row ends at its own end, or where the next row starts when they overlap; a gap
+        // between rows stays a gap (the unit did not exist then).
+        let to = match rows.get(i + 1) {
+            Some((n, _)) => {
+                let end = v.to.unwrap_or(Date::MAX).min(n.from.unwrap_or(Date::MIN));
+                (end != Date::MAX).then_some(end)
+            }
+            None => v.to,
+        };
         if let Some(prev) = timeline.last_mut()
             && prev.value == *value
+            && prev.validity.to == v.from
         {
             prev.validity.to = to;
             continue;
@@ -313,15 +322,19 @@ fn facts_of(
         if edit {
             // Each row changes the object from the file date (the last row of an object wins).
             if let Some((v, value)) = rows.into_iter().last() {
-                let start = ctx
-                    .current
-                    .get(&uuid)
-                    .and_then(|o| o.slices.first())
-                    .map_or(v.from, |s| s.validity.from);
+                // An object MO has keeps its days before the file date as they are, gaps
+                // included; a new one lives from the row's start.
+                let start = match ctx.current.get(&uuid).and_then(|o| o.slices.first()) {
+                    Some(s) => {
+                        let from = s.validity.from.min(v.from);
+                        Some(from.map_or(ctx.file_date, |f| f.max(ctx.file_date)))
+                    }
+                    None => v.from,
+                };
                 m.facts.push(Fact::state(
                     uuid,
                     value,
-                    Validity::new(start.min(v.from), v.to),
+                    Validity::new(start, v.to),
                     Some(ctx.file_date),
                 ));
             }
