@@ -13,6 +13,8 @@ mod mo;
 mod opus;
 mod os2sync;
 mod plan2learn;
+#[cfg(test)]
+mod tidy_tests;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

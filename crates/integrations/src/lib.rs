@@ -3,6 +3,7 @@
 //! and current MO state to facts; the runners around them do the I/O through the backend trait.
 
 pub mod ad;
+pub mod common;
 pub mod dar;
 pub mod los;
 pub mod opus;
@@ -10,3 +11,6 @@ pub mod os2sync;
 pub mod plan2learn;
 pub mod settings;
 pub mod transport;
+
+#[cfg(test)]
+mod layering_tests;

@@ -15,8 +15,8 @@ use super::files::{self, FileKind, Planned};
 use super::map::{self, Ctx, Mapped};
 use super::parse::{self, Rows};
 use super::{seed, state};
+use crate::common::env::Env;
 use crate::dar::{self, AddressRegister, DarError, Lookup, Pending};
-use crate::opus::run::Env;
 use crate::transport::source::{Source, SourceError};
 use dipex_backend::{Backend, BackendError, Query, Registration};
 use dipex_model::{Cpr, Date, Fact, Kind, Object, Plan, reconcile};
@@ -198,7 +198,7 @@ fn dar_answers<'t>(
         if !seen.insert(text) {
             continue;
         }
-        let split = crate::plan2learn::address::split(text);
+        let split = crate::common::address::split(text);
         if split.postcode.is_empty() {
             out.insert(text.to_string(), None);
         } else {

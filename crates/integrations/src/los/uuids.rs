@@ -4,16 +4,16 @@
 //! number, so where upstream used the CPR (person e-mail, AZ IT user, manager) dipex uses the
 //! person's uuid in its place; persons themselves get random uuids (found by CPR later).
 
-use crate::opus::uuids::OpusUuids;
+use crate::common::uuids::DerivedUuids;
 use uuid::Uuid;
 
 /// The two namespaces.
 pub fn ns_los(value: &str) -> Uuid {
-    OpusUuids::new("aarhus-los").unit(value)
+    DerivedUuids::new("aarhus-los").unit(value)
 }
 
 pub fn ns_aak(value: &str) -> Uuid {
-    OpusUuids::new("AAK").unit(value)
+    DerivedUuids::new("AAK").unit(value)
 }
 
 /// A constant of §7.1 (value = the constant's name).

@@ -35,15 +35,7 @@ pub enum Mode {
     Last,
 }
 
-/// The clock and identity sources, supplied by the CLI (tests give fixed ones).
-pub trait Env {
-    /// Local wall-clock time, for the run history.
-    fn now(&self) -> DateTime;
-    /// The registration time of writes.
-    fn timestamp(&self) -> jiff::Timestamp;
-    /// A uuid for a new person no register knows.
-    fn new_uuid(&mut self) -> Uuid;
-}
+pub use crate::common::env::Env;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {

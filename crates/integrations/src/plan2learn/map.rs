@@ -2,8 +2,8 @@
 //! the units' DAR addresses in; the rows of the five files out. The rules (the seed document,
 //! `specs/plan2learn.md` §1 and DESIGN.md ruling 11) are described in `docs/plan2learn.md`.
 
-use super::address;
 use super::read::Snapshot;
+use crate::common::address;
 use crate::settings::Settings;
 use dipex_model::{Address, Class, Date, Engagement, Manager, Object, OrgUnit, Person, Value};
 use std::cmp::Reverse;

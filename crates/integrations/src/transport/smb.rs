@@ -21,6 +21,7 @@
 //!
 //! Errors and `Debug` output never contain the password: it is handed to libsmbclient only in
 //! its authentication callback, and libsmbclient's errors are `errno` values.
+#![allow(unsafe_code)] // the FFI to libsmbclient; nowhere else
 
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::fmt;

@@ -1,0 +1,111 @@
+//! Tidy tests of the whole workspace (ARCHITECTURE.md "Invariants"): every Rust file says what
+//! it is for in a leading `//!` comment, every crate takes the workspace lints, and `unsafe` is
+//! allowed in one module only (the SMB transport's FFI).
+
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The `.rs` files under `dir`, recursively (build output left out).
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            if path.file_name().is_some_and(|n| n == "target") {
+                continue;
+            }
+            out.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The crates of the workspace (folders under `crates/` with a Cargo.toml).
+fn crates() -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(root().join("crates"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("Cargo.toml").is_file())
+        .collect();
+    out.sort();
+    out
+}
+
+/// Files of `files` whose text does not start with a `//!` comment, relative to the root.
+fn without_purpose(files: &[PathBuf]) -> Vec<String> {
+    files
+        .iter()
+        .filter(|f| !std::fs::read_to_string(f).unwrap().starts_with("//!"))
+        .map(|f| f.strip_prefix(root()).unwrap_or(f).display().to_string())
+        .collect()
+}
+
+#[test]
+fn every_rust_file_starts_with_what_it_is_for() {
+    let mut files = Vec::new();
+    for c in crates() {
+        files.extend(rust_files(&c));
+    }
+    files.extend(rust_files(&root().join("fuzz")));
+    assert!(files.len() > 100, "found only {} files", files.len());
+    assert_eq!(without_purpose(&files), Vec::<String>::new());
+}
+
+#[test]
+fn every_crate_takes_the_workspace_lints() {
+    let lints = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    assert!(lints.contains("[workspace.lints.rust]\nunsafe_code = \"deny\""));
+    let missing: Vec<String> = crates()
+        .into_iter()
+        .filter(|c| {
+            !std::fs::read_to_string(c.join("Cargo.toml"))
+                .unwrap()
+                .contains("[lints]\nworkspace = true")
+        })
+        .map(|c| c.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(missing, Vec::<String>::new());
+}
+
+#[test]
+fn unsafe_code_is_allowed_in_the_smb_ffi_only() {
+    let mut allowing = Vec::new();
+    for c in crates() {
+        for f in rust_files(&c) {
+            if std::fs::read_to_string(&f)
+                .unwrap()
+                .contains("allow(unsafe_code)")
+            {
+                allowing.push(f.strip_prefix(root()).unwrap().display().to_string());
+            }
+        }
+    }
+    // This file names the attribute too.
+    assert_eq!(
+        allowing,
+        vec![
+            "crates/cli/src/tidy_tests.rs".to_string(),
+            "crates/integrations/src/transport/smb.rs".to_string()
+        ]
+    );
+}
+
+/// The checks see what they look for (a test of the tests).
+#[test]
+fn a_file_without_a_purpose_comment_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let (good, bad) = (dir.path().join("good.rs"), dir.path().join("bad.rs"));
+    std::fs::write(&good, "//! Does a thing.\nfn main() {}\n").unwrap();
+    std::fs::write(&bad, "// Not a purpose.\nfn main() {}\n").unwrap();
+    let found = without_purpose(&rust_files(dir.path()));
+    assert_eq!(found, vec![bad.display().to_string()]);
+}
