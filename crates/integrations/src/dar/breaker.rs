@@ -5,10 +5,13 @@
 //! one timeout per address; everything not looked up becomes pending for the next run.
 //!
 //! Any `Err` of the register counts as a failure (transport, timeout, non-2xx, unreadable
-//! answer); any definitive answer resets the count.
+//! answer); any definitive answer resets the count. After a failure no new question is sent
+//! until every question in flight has its answer: requests sent together to a hanging register
+//! time out together, so the breaker trips on them before anyone sends another (a hanging
+//! register costs one timeout, not two).
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::{AddressRegister, DarError, Lookup};
@@ -19,6 +22,8 @@ pub struct Breaker<R> {
     max_failures: u32,
     budget: Duration,
     state: Mutex<State>,
+    /// Signalled when the last question in flight is answered.
+    drained: Condvar,
 }
 
 #[derive(Default)]
@@ -26,6 +31,10 @@ struct State {
     consecutive: u32,
     started: Option<Instant>,
     tripped: Option<String>,
+    /// Questions sent and not answered yet.
+    in_flight: u32,
+    /// A question failed: hold new ones until nothing is in flight.
+    draining: bool,
 }
 
 impl<R: AddressRegister> Breaker<R> {
@@ -37,6 +46,7 @@ impl<R: AddressRegister> Breaker<R> {
             max_failures: max_failures.max(1),
             budget,
             state: Mutex::new(State::default()),
+            drained: Condvar::new(),
         }
     }
 
@@ -58,25 +68,38 @@ impl<R: AddressRegister> Breaker<R> {
     fn call<T>(&self, f: impl FnOnce(&R) -> Result<T, DarError>) -> Result<T, DarError> {
         {
             let mut state = self.lock();
-            let started = *state.started.get_or_insert_with(Instant::now);
-            if state.tripped.is_none() && started.elapsed() > self.budget {
-                state.tripped = Some(format!(
-                    "the time budget of {} s for this run is used up",
-                    self.budget.as_secs()
-                ));
+            loop {
+                let started = *state.started.get_or_insert_with(Instant::now);
+                if state.tripped.is_none() && started.elapsed() > self.budget {
+                    state.tripped = Some(format!(
+                        "the time budget of {} s for this run is used up",
+                        self.budget.as_secs()
+                    ));
+                }
+                if let Some(reason) = &state.tripped {
+                    return Err(DarError::Unavailable {
+                        reason: reason.clone(),
+                    });
+                }
+                if state.draining && state.in_flight > 0 {
+                    state = self
+                        .drained
+                        .wait(state)
+                        .unwrap_or_else(|e| e.into_inner());
+                    continue;
+                }
+                break;
             }
-            if let Some(reason) = &state.tripped {
-                return Err(DarError::Unavailable {
-                    reason: reason.clone(),
-                });
-            }
+            state.in_flight += 1;
         }
         let result = f(&self.inner);
         let mut state = self.lock();
+        state.in_flight -= 1;
         match &result {
             Ok(_) => state.consecutive = 0,
             Err(e) => {
                 state.consecutive += 1;
+                state.draining = true;
                 if state.consecutive >= self.max_failures && state.tripped.is_none() {
                     state.tripped = Some(format!(
                         "{} consecutive failures, the last: {}",
@@ -85,6 +108,10 @@ impl<R: AddressRegister> Breaker<R> {
                     ));
                 }
             }
+        }
+        if state.in_flight == 0 && state.draining {
+            state.draining = false;
+            self.drained.notify_all();
         }
         result
     }
