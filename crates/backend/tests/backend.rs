@@ -960,3 +960,46 @@ fn mo_pull_from_the_real_os2mo_mirrors_it_and_follows_changes() {
         "incremental: {second:?} after {first:?}"
     );
 }
+
+/// A real OS2mo names a DAR address itself (`Address.resolve` → `DARAddress.name`, from its own
+/// address register), so the exporters read the texts from there (`Backend::dar_texts`) instead
+/// of calling the register; the store (and a `mo pull` mirror) has no such service and answers
+/// `None`. CI starts the real OS2mo with the register of `examples/opus/adresser.csv`, whose
+/// first address is Søndergade 65, 8340 Malling.
+#[test]
+fn a_real_os2mo_resolves_its_dar_addresses_the_store_does_not() {
+    assert_eq!(Store::open_in_memory().unwrap().dar_texts().unwrap(), None);
+    let Some(mut mo) = peer_client("DAR texts of a real OS2mo") else {
+        return;
+    };
+    fresh_ids();
+    const DAR_TYPE: u128 = 40;
+    const HOME: u128 = 41;
+    let id = Uuid::parse_str("3f9c5e3c-056d-5a11-961f-d1299f1635ee").unwrap();
+    let mut plan = sample_plan();
+    plan.ops.push(create(
+        DAR_TYPE,
+        None,
+        class("AdressePostEmployee", 13, Some("DAR")),
+    ));
+    plan.ops.push(create(
+        HOME,
+        day(2021, 1, 1),
+        Value::Address(Address {
+            user_key: id.to_string(),
+            value: id.to_string(),
+            address_type: u(DAR_TYPE),
+            visibility: None,
+            person: Some(u(ANNA)),
+            org_unit: None,
+            engagement: None,
+            ituser: None,
+        }),
+    ));
+    mo.apply(plan, &reg()).unwrap();
+    let texts = mo.dar_texts().unwrap().expect("a real OS2mo resolves");
+    assert_eq!(
+        texts.get(&id).map(String::as_str),
+        Some("Søndergade 65, 8340 Malling")
+    );
+}

@@ -82,10 +82,7 @@ impl<R: AddressRegister> Breaker<R> {
                     });
                 }
                 if state.draining && state.in_flight > 0 {
-                    state = self
-                        .drained
-                        .wait(state)
-                        .unwrap_or_else(|e| e.into_inner());
+                    state = self.drained.wait(state).unwrap_or_else(|e| e.into_inner());
                     continue;
                 }
                 break;
