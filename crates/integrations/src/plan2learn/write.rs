@@ -1,7 +1,9 @@
 //! Writing the five files: `;`-separated, every field quoted (`"` doubled inside), CRLF line
 //! ends, UTF-8 without BOM, the header even when there are no rows. All five are written under
-//! temporary names first and then renamed, so a failed export never leaves half files and the
-//! previous export stays whole until the new one is complete.
+//! temporary names first and then put in place together by the same all-or-nothing rule as an
+//! upload ([`crate::transport::put::put_all`] on the folder): a failed export never leaves half
+//! files or a mix of old and new ones, and the previous export stays whole until the new one is
+//! complete.
 
 use super::map::Table;
 use std::path::{Path, PathBuf};
@@ -51,12 +53,23 @@ pub fn write_dir(dir: &Path, tables: &[Table]) -> Result<Vec<PathBuf>, WriteErro
         }
         temps.push((tmp, dir.join(t.name)));
     }
-    let mut out = Vec::new();
-    for (tmp, path) in temps {
-        std::fs::rename(&tmp, &path).map_err(err(&path))?;
-        out.push(path);
+    let files: Vec<(PathBuf, String)> = temps
+        .iter()
+        .zip(tables)
+        .map(|((tmp, _), t)| (tmp.clone(), t.name.to_string()))
+        .collect();
+    let put = crate::transport::put::put_all(
+        &mut crate::transport::put::Folder(dir.to_path_buf()),
+        &files,
+    );
+    for (tmp, _) in &temps {
+        let _ = std::fs::remove_file(tmp);
     }
-    Ok(out)
+    put.map_err(|e| WriteError {
+        path: dir.display().to_string(),
+        error: std::io::Error::other(e.to_string()),
+    })?;
+    Ok(temps.into_iter().map(|(_, path)| path).collect())
 }
 
 #[cfg(test)]

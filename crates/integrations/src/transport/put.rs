@@ -387,7 +387,12 @@ pub struct Folder(pub PathBuf);
 fn io_failure(e: std::io::Error) -> Failure {
     Failure {
         code: None,
-        refused: e.kind() == std::io::ErrorKind::PermissionDenied,
+        // The file system refused this one operation (as a server's 5xx would); a missing
+        // file (no backup to put back) is such a refusal too.
+        refused: matches!(
+            e.kind(),
+            std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::NotFound
+        ),
         message: e.to_string(),
     }
 }
