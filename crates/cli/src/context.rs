@@ -244,6 +244,18 @@ pub fn check(ctx: &Context) -> Result<Outcome> {
             }
         }
     }
+    if s.los_csv_folder.is_some() || s.los_ftp_url.is_some() {
+        match crate::los::check(ctx) {
+            Ok(what) => line(true, "los source", what),
+            Err(e) => line(false, "los source", format!("{e:#}")),
+        }
+    }
+    if s.p2l_host.is_some() {
+        match crate::plan2learn::check(ctx) {
+            Ok(what) => line(true, "plan2learn upload", what),
+            Err(e) => line(false, "plan2learn upload", format!("{e:#}")),
+        }
+    }
     if failed > 0 {
         bail!("{failed} check(s) failed");
     }

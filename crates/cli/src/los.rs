@@ -86,6 +86,18 @@ fn source(s: &Settings) -> Result<Source> {
     Ok(Source::Ftp(cfg))
 }
 
+/// `dipex check`'s line for the LOS import: the source is listed for real (FTP/SFTP: connect,
+/// log in, list) and the files an import would read now are counted.
+pub fn check(ctx: &Context) -> Result<String> {
+    let s = &ctx.settings;
+    let state_file = s
+        .los_state_file
+        .clone()
+        .context("setting integrations.aarhus_los.state_file is required")?;
+    let source = source(s)?;
+    Ok(run::check(&source, &state_file)?)
+}
+
 pub fn run(ctx: &Context, c: LosCommand) -> Result<Outcome> {
     let LosCommand::Import {
         dry_run,

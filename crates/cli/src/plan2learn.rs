@@ -76,6 +76,19 @@ fn export(ctx: &Context, out: &Path, today: Date) -> Result<()> {
 }
 
 /// The FTPS connection from `exporters.plan2learn.*`.
+/// `dipex check`'s line for plan2learn's upload: connect, log in and list the target folder
+/// over FTPS, as `ship` would.
+pub fn check(ctx: &Context) -> Result<String> {
+    let cfg = ftps(ctx)?;
+    let source = dipex_integrations::transport::source::Source::Ftp(cfg);
+    let files = source.list()?;
+    Ok(format!(
+        "{}: logged in, {} files in the target folder",
+        source.describe(),
+        files.len()
+    ))
+}
+
 fn ftps(ctx: &Context) -> Result<FtpConfig> {
     let s = &ctx.settings;
     let (Some(host), Some(user), Some(password)) = (&s.p2l_host, &s.p2l_user, &s.p2l_password)

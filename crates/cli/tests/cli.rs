@@ -559,6 +559,17 @@ fn plan2learn_export_then_ship_over_ftps_and_the_failures_that_give_exit_code_tw
     assert!(engagements.lines().count() > 1, "{engagements}");
     let o = s.run(&["--settings", "p2l.json", "plan2learn", "ship", "out"]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    // `dipex check` logs in and lists the target folder, as `ship` would.
+    let o = s.run(&["--settings", "p2l.json", "check"]);
+    assert_eq!(code(&o), 0, "{}{}", text(&o.stdout), text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains(&format!(
+            "ok   plan2learn upload: ftps://{USER}@127.0.0.1:{}/: logged in, 5 files in the target folder\n",
+            server.port
+        )),
+        "{}",
+        text(&o.stdout)
+    );
     for f in files {
         assert_eq!(
             std::fs::read(server.path(f)).unwrap(),
@@ -588,6 +599,15 @@ fn plan2learn_export_then_ship_over_ftps_and_the_failures_that_give_exit_code_tw
     assert!(
         err.contains("530") && !err.contains("not-the-password-17"),
         "{err}"
+    );
+    let o = s.run(&["--settings", "bad.json", "check"]);
+    let out = text(&o.stdout);
+    assert_eq!(code(&o), 2, "{out}");
+    assert!(
+        out.contains("FAIL plan2learn upload: ")
+            && out.contains("530")
+            && !out.contains("not-the-password-17"),
+        "{out}"
     );
     // A certificate the client does not trust: the TLS handshake is refused.
     let other = cert_for(&["localhost", "127.0.0.1"]);
@@ -733,6 +753,22 @@ fn los_import_from_a_local_folder_then_nothing_new() {
             "integrations.dar.address_file": los.join("adresser.csv"),
         }),
     );
+    // `dipex check` lists the source and counts what an import would read.
+    let o = s.run(&["--settings", "los.json", "check"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let los_line = |o: &std::process::Output| {
+        text(&o.stdout)
+            .lines()
+            .find(|l| l.contains("los source"))
+            .map(str::to_string)
+    };
+    assert_eq!(
+        los_line(&o),
+        Some(format!(
+            "ok   los source: folder {}: 19 LOS files to import (no import yet), 0 already imported, 0 other files",
+            s.path("losfiles").display()
+        ))
+    );
     // A dry run writes nothing, so the managers of persons the run would create are rejected
     // there (exit code 1), never a failure.
     let o = s.run(&["--settings", "los.json", "los", "import", "--dry-run"]);
@@ -748,6 +784,15 @@ fn los_import_from_a_local_folder_then_nothing_new() {
         text(&o.stderr).contains("los import: 0 files"),
         "{}",
         text(&o.stderr)
+    );
+    let o = s.run(&["--settings", "los.json", "check"]);
+    let line = los_line(&o).unwrap();
+    assert!(
+        line.starts_with(&format!(
+            "ok   los source: folder {}: 0 LOS files to import since the last import (",
+            s.path("losfiles").display()
+        )) && line.ends_with("), 19 already imported, 0 other files"),
+        "{line}"
     );
     // Without the server settings, the missing key is named.
     with_settings(

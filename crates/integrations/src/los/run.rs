@@ -524,3 +524,29 @@ fn import_file(
     }
     Ok(fr)
 }
+
+/// What `dipex check` says about the LOS source: it lists the folder (connecting and logging in
+/// for FTP/SFTP) and tells how many files an import would read now, by the state file.
+pub fn check(source: &Source, state_file: &Path) -> Result<String, RunError> {
+    let last = state::read(state_file)?;
+    let listing: Vec<files::RemoteFile> = source
+        .list()?
+        .into_iter()
+        .map(|f| files::RemoteFile {
+            name: f.name,
+            modified: f.modified,
+        })
+        .collect();
+    let planned = files::plan(&listing, last);
+    let since = match last {
+        Some(t) => format!("since the last import ({t})"),
+        None => "(no import yet)".to_string(),
+    };
+    Ok(format!(
+        "{}: {} LOS files to import {since}, {} already imported, {} other files",
+        source.describe(),
+        planned.files.len(),
+        planned.unchanged.len(),
+        planned.unrecognised.len()
+    ))
+}
