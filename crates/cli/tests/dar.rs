@@ -290,6 +290,21 @@ fn los_postal_addresses_wait_for_the_register_and_are_never_listed_as_misses() {
         let e = e.unwrap();
         std::fs::copy(e.path(), p("losfiles").join(e.file_name())).unwrap();
     }
+    // A later Org_ret moves unit 5 (whose Org_inital rows give it two postal addresses in
+    // turn) to a third address: with the register down, both files' rows of the unit wait.
+    let header = std::fs::read_to_string(los_fixtures().join("ok/Org_ret_20210302_020000.csv"))
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    std::fs::write(
+        p("losfiles/Org_ret_20210309_020000.csv"),
+        format!(
+            "{header}\r\na1000000-0000-4000-8000-000000000005;SOLB;Plejehjemmet Solbakken;b1000000-0000-4000-8000-000000000003;a1000000-0000-4000-8000-000000000004;1;1004;55133018;5798000000005;1000000005;55133018;4712;;Vejlby Centervej 46, 8240 Risskov;2021-03-09;9999-12-31\r\n"
+        ),
+    )
+    .unwrap();
     let settings = |url: &str| {
         let s = serde_json::json!({
             "dipex.store": p("store.sqlite3"),
@@ -365,4 +380,52 @@ fn los_postal_addresses_wait_for_the_register_and_are_never_listed_as_misses() {
     );
     assert!(postal() > 0);
     assert!(server.washes() > 0);
+
+    // Nothing was lost: the units' addresses, with their history, are those of a run that had
+    // the register from the start (every file's pending rows were kept and mapped again in
+    // file order, also where two files mention the same unit).
+    let addresses = |run: &dyn Fn(&[&str]) -> Output| -> Vec<String> {
+        let o = run(&["mo", "dump", "--type", "address"]);
+        // Units' addresses (persons get random uuids, and their addresses uuids from them).
+        let mut lines: Vec<String> = text(&o.stdout)
+            .lines()
+            .filter(|l| l.contains("\"org_unit\""))
+            .map(str::to_string)
+            .collect();
+        lines.sort();
+        lines
+    };
+    let delayed = addresses(&run);
+    let healthy = tempfile::tempdir().unwrap();
+    let q = |s: &str| healthy.path().join(s);
+    std::fs::create_dir(q("losfiles")).unwrap();
+    for e in std::fs::read_dir(p("losfiles")).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file()
+            && !e.file_name().to_string_lossy().starts_with("failed_addr_")
+        {
+            std::fs::copy(e.path(), q("losfiles").join(e.file_name())).unwrap();
+        }
+    }
+    let s = serde_json::json!({
+        "dipex.store": q("store.sqlite3"),
+        "integrations.aarhus_los.import_csv_folder": q("losfiles"),
+        "integrations.aarhus_los.state_file": q("los/state"),
+        "integrations.dar.base_url": server.url(),
+        "integrations.dar.protocol": "adressevaelger",
+        "integrations.dar.state_db": q("dar.sqlite3"),
+    });
+    std::fs::write(q("settings.json"), s.to_string()).unwrap();
+    let run_healthy = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_dipex"))
+            .current_dir(healthy.path())
+            .env_remove("DIPEX_SETTINGS")
+            .env_remove("DIPEX_LOG")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = run_healthy(&["los", "import"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert_eq!(delayed, addresses(&run_healthy));
 }

@@ -7,9 +7,11 @@
 //!
 //! A postal address whose lookup *failed* (register down, hanging, 5xx) is not a DAR miss and
 //! never lands on the failure list: the unit's postal address rows of that file are kept as
-//! pending in the register's state database (importer `los`, object = the unit uuid), and the
-//! next run maps them first, before its files, whether or not any file mentions the unit again.
-//! A later file that settles the unit's postal address replaces its pending rows.
+//! pending in the register's state database (importer `los`, object = `<unit uuid> <file>`, so
+//! two files whose lookups failed for the same unit are both kept), and the next run maps them
+//! first, file by file in file-date order, before its own files, whether or not any file
+//! mentions the unit again. A later file that settles the unit's postal address replaces all
+//! of its pending rows.
 
 use super::files::{self, FileKind, Planned};
 use super::map::{self, Ctx, Mapped};
@@ -95,6 +97,16 @@ pub struct Report {
     pub pending: usize,
     /// Pending units of earlier runs settled by this run.
     pub pending_resolved: usize,
+}
+
+/// The pending object key of a unit's postal address rows from `file`.
+fn pending_key(unit: Uuid, file: &str) -> String {
+    format!("{unit} {file}")
+}
+
+/// The unit a pending object key names (keys of older versions are the unit alone).
+fn pending_unit(key: &str) -> &str {
+    key.split(' ').next().unwrap_or(key)
 }
 
 /// The importer name of LOS's pending address lookups.
@@ -289,7 +301,15 @@ fn retry_pending(
             dar_pending: mapped.dar_pending.len(),
             ..FileReport::default()
         };
-        let settled: Vec<String> = mapped.dar_settled.iter().map(Uuid::to_string).collect();
+        // This file's entries of the units it settled (another file's are settled by their own
+        // group of this loop).
+        let settled_units: HashSet<String> =
+            mapped.dar_settled.iter().map(Uuid::to_string).collect();
+        let settled: Vec<String> = units
+            .iter()
+            .map(|(key, _)| key.clone())
+            .filter(|key| settled_units.contains(pending_unit(key)))
+            .collect();
         report.pending_resolved += settled.len();
         fr.plan = write(backend, mapped.facts, job.dry_run, &reg(env, &name))?;
         if !job.dry_run {
@@ -499,13 +519,25 @@ fn import_file(
     fr.plan = write(backend, mapped.facts, job.dry_run, &reg(env, &file.name))?;
     if !job.dry_run {
         write_failure_list(job, &file.name, &mapped.dar_failures, &mut fr, dar_lists)?;
-        // Only now that MO holds the file: settle the units it answered, keep the failed ones.
-        let settled: Vec<String> = mapped.dar_settled.iter().map(Uuid::to_string).collect();
+        // Only now that MO holds the file: settle the units it answered (every pending entry of
+        // theirs, from any file), keep the failed ones (this file's rows, beside other files').
+        let settled_units: HashSet<String> =
+            mapped.dar_settled.iter().map(Uuid::to_string).collect();
+        let settled: Vec<String> = if settled_units.is_empty() {
+            Vec::new()
+        } else {
+            job.register
+                .pending(PENDING_IMPORTER)?
+                .into_iter()
+                .map(|p| p.object)
+                .filter(|key| settled_units.contains(pending_unit(key)))
+                .collect()
+        };
         let added = mapped
             .dar_pending
             .into_iter()
             .map(|address| {
-                let object = address.unit.to_string();
+                let object = pending_key(address.unit, &file.name);
                 let stored = Stored {
                     file: file.name.clone(),
                     file_date,
