@@ -5,6 +5,7 @@
 //! ```text
 //! cargo run --release -p dipex-bench -- opus --units 3000 --employees 50000 --days 2
 //! cargo run --release -p dipex-bench -- los --units 3000 --engagements 30000
+//! OS2MO_PEER_ROOT=/tmp/os2mo-peer cargo run --release -p dipex-bench -- os2mo-peer --employees 1000
 //! cargo run --release -p dipex-bench -- generate --units 12 --employees 40 --days 3 --out examples/opus
 //! ```
 
@@ -23,6 +24,7 @@ use std::process::Command as Process;
 use std::time::Instant;
 
 mod los;
+mod peer;
 
 #[derive(Parser)]
 #[command(name = "dipex-bench")]
@@ -76,6 +78,10 @@ enum Cmd {
         #[arg(long, default_value_t = 100)]
         batch: usize,
     },
+    /// Benchmark the OPUS import into a real OS2mo (OS2MO_URL, OS2MO_SESSION, OS2MO_PEER_ROOT for
+    /// the server's CPU time): writes per second, and OS2mo's and PostgreSQL's CPU time
+    #[command(name = "os2mo-peer")]
+    Os2moPeer(peer::PeerArgs),
     /// Benchmark the plan2learn export: the first dump imported into the embedded store, then the
     /// export (read, map, write) measured in a fresh child process
     Plan2learn {
@@ -479,6 +485,7 @@ fn main() -> Result<()> {
             },
             batch,
         ),
+        Cmd::Os2moPeer(a) => peer::bench(&a),
         Cmd::Plan2learn { size } => plan2learn(&size),
         Cmd::ExportP2l { dir } => export_p2l(&dir),
         Cmd::ImportNext { dir } => import_next(&dir),

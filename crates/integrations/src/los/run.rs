@@ -12,7 +12,7 @@ use super::{seed, state};
 use crate::dar::{AddressRegister, DarError};
 use crate::opus::run::Env;
 use crate::transport::source::{Source, SourceError};
-use dipex_backend::{Backend, BackendError, Query, Registration};
+use dipex_backend::{Backend, BackendError, Query, Refused, Registration};
 use dipex_model::{Cpr, Date, Fact, Kind, Object, Plan, reconcile};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -55,6 +55,8 @@ pub struct FileReport {
     pub rows: usize,
     pub plan: Plan,
     pub rejected: Vec<(u64, String)>,
+    /// Operations OS2mo refused (or did not get because they depend on a refused object).
+    pub refused: Vec<Refused>,
     pub warnings: Vec<String>,
     pub dar_failures: usize,
 }
@@ -70,7 +72,15 @@ pub struct Report {
 
 impl Report {
     pub fn rejected(&self) -> usize {
-        self.files.iter().map(|f| f.rejected.len()).sum()
+        self.files
+            .iter()
+            .map(|f| f.rejected.len() + f.refused.len())
+            .sum()
+    }
+
+    /// Operations OS2mo refused, over all files.
+    pub fn refused(&self) -> usize {
+        self.files.iter().map(|f| f.refused.len()).sum()
     }
 }
 
@@ -113,20 +123,22 @@ fn fact_kinds(facts: &[Fact]) -> HashMap<Uuid, Kind> {
         .collect()
 }
 
-/// Reconcile facts with MO and apply them (or only plan them in a dry run).
+/// Reconcile facts with MO and apply them (or only plan them in a dry run). Returns the plan and
+/// the operations OS2mo refused.
 fn write(
     backend: &mut dyn Backend,
     facts: Vec<Fact>,
     dry_run: bool,
     reg: &Registration,
-) -> Result<Plan, BackendError> {
+) -> Result<(Plan, Vec<Refused>), BackendError> {
     let kinds = fact_kinds(&facts);
     let current = current_of(backend, &facts, &kinds)?;
     let plan = reconcile(facts, &current);
+    let mut refused = Vec::new();
     if !dry_run && !plan.is_empty() {
-        backend.apply(plan.clone(), reg)?;
+        refused = backend.apply(plan.clone(), reg)?.refused;
     }
-    Ok(plan)
+    Ok((plan, refused))
 }
 
 /// Persons in MO by CPR, for the CPR numbers of a file.
@@ -206,18 +218,28 @@ pub fn import(
 
     // Seed: the organisation and default facets when MO has none; classes and AZ every run.
     let org_exists = !backend.read(&Query::all(Kind::Organisation))?.is_empty();
-    report.seed = write(
+    let (seed, refused) = write(
         backend,
         seed::facts(org_exists, job.azid_system),
         job.dry_run,
         &reg(env, "seed"),
     )?;
+    report.seed = seed;
+    if !refused.is_empty() {
+        report.files.push(FileReport {
+            name: "(seed)".into(),
+            refused,
+            ..FileReport::default()
+        });
+    }
 
     for file in &planned.files {
         let fr = import_file(backend, job, env, file, today, &mut report.dar_lists)?;
         report.files.push(fr);
     }
-    if !job.dry_run {
+    // A refused object is tried again next run: the files are read again (reconcile makes that
+    // safe), so the state only advances when OS2mo took everything.
+    if !job.dry_run && report.refused() == 0 {
         state::write(job.state_file, started)?;
     }
     Ok(report)
@@ -332,6 +354,6 @@ fn import_file(
             ));
         }
     }
-    fr.plan = write(backend, mapped.facts, job.dry_run, &reg(env, &file.name))?;
+    (fr.plan, fr.refused) = write(backend, mapped.facts, job.dry_run, &reg(env, &file.name))?;
     Ok(fr)
 }

@@ -9,6 +9,7 @@ mod los;
 mod los_import;
 mod opus;
 mod os2mo;
+mod os2mo_peer_write;
 mod os2sync;
 mod plan2learn;
 mod sftp;
