@@ -27,10 +27,11 @@ pub struct Registration {
 /// What a backend can fail with. Messages never contain CPR numbers or secrets.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
-    #[error("store {path}: {source}")]
+    #[error("store {path}: {error}")]
     Sqlite {
         path: String,
-        source: rusqlite::Error,
+        /// Not a `source()`: the message shows it, and error chains are printed once.
+        error: rusqlite::Error,
     },
     #[error("store {path}: object {uuid}: stored data is unreadable: {reason}")]
     Corrupt {
@@ -38,8 +39,12 @@ pub enum BackendError {
         uuid: String,
         reason: String,
     },
-    #[error("store {path}: {source}; nothing was written")]
-    Apply { path: String, source: ApplyError },
+    #[error("store {path}: {error}; nothing was written")]
+    Apply {
+        path: String,
+        /// Not a `source()`: the message shows it, and error chains are printed once.
+        error: ApplyError,
+    },
     #[error("store {path} has schema version {found}, this dipex knows {expected}")]
     Schema {
         path: String,
@@ -110,4 +115,13 @@ pub trait Backend {
     fn apply(&mut self, plan: Plan, registration: &Registration) -> Result<Applied, BackendError>;
     /// A one-line description for logs and `dipex check` (no secrets).
     fn describe(&self) -> String;
+
+    /// The address texts MO itself resolves for the DAR addresses it holds now (a real OS2mo
+    /// answers `Address.resolve` with a `DARAddress`), by DAR id. `Ok(None)`: this backend does
+    /// not resolve addresses (the embedded store, a `mo pull` mirror): ask the address register.
+    fn dar_texts(
+        &self,
+    ) -> Result<Option<std::collections::HashMap<uuid::Uuid, String>>, BackendError> {
+        Ok(None)
+    }
 }

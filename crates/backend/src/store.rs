@@ -87,14 +87,14 @@ impl Store {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| BackendError::Sqlite {
                 path: name.clone(),
-                source: rusqlite::Error::InvalidPath(
+                error: rusqlite::Error::InvalidPath(
                     format!("cannot create folder {}: {e}", dir.display()).into(),
                 ),
             })?;
         }
         let conn = Connection::open(path).map_err(|source| BackendError::Sqlite {
             path: name.clone(),
-            source,
+            error: source,
         })?;
         Store::init(conn, name)
     }
@@ -104,7 +104,7 @@ impl Store {
         let name = ":memory:".to_string();
         let conn = Connection::open_in_memory().map_err(|source| BackendError::Sqlite {
             path: name.clone(),
-            source,
+            error: source,
         })?;
         Store::init(conn, name)
     }
@@ -204,7 +204,7 @@ impl Store {
     fn err(&self, source: rusqlite::Error) -> BackendError {
         BackendError::Sqlite {
             path: self.path.clone(),
-            source,
+            error: source,
         }
     }
 
@@ -419,7 +419,7 @@ impl Backend for Store {
         let path = self.path.clone();
         let sql_err = |source| BackendError::Sqlite {
             path: path.clone(),
-            source,
+            error: source,
         };
         // `apply` holds `&mut self`, so nothing else can use the connection meanwhile.
         let tx = self.conn.unchecked_transaction().map_err(sql_err)?;
@@ -486,7 +486,7 @@ impl Backend for Store {
                 .unwrap_or_else(|| existing.remove(&uuid));
             let next = apply_owned(cur, op).map_err(|source| BackendError::Apply {
                 path: path.clone(),
-                source,
+                error: source,
             })?;
             let left = remaining.get_mut(&uuid).expect("counted above");
             *left -= 1;

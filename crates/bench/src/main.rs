@@ -5,6 +5,8 @@
 //! ```text
 //! cargo run --release -p dipex-bench -- opus --units 3000 --employees 50000 --days 2
 //! cargo run --release -p dipex-bench -- los --units 3000 --engagements 30000
+//! cargo run --release -p dipex-bench -- dar --latency-ms 20 --connections 10
+//! OS2MO_URL=… OS2MO_SESSION=… cargo run --release -p dipex-bench -- os2mo --peer --dir /tmp/b
 //! OS2MO_PEER_ROOT=/tmp/os2mo-peer cargo run --release -p dipex-bench -- os2mo-peer --employees 1000
 //! cargo run --release -p dipex-bench -- generate --units 12 --employees 40 --days 3 --out examples/opus
 //! ```
@@ -23,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 use std::time::Instant;
 
+mod dar;
 mod los;
 mod peer;
 
@@ -77,6 +80,14 @@ enum Cmd {
         /// Mutations per request
         #[arg(long, default_value_t = 100)]
         batch: usize,
+        /// Against the real OS2mo at OS2MO_URL (session OS2MO_SESSION) instead of the loopback
+        /// server: import the first dump (unless `--dir` holds a run that did), then a full
+        /// `mo pull`, an incremental one with nothing changed, and one after a one-object change
+        #[arg(long)]
+        peer: bool,
+        /// Keep the data, run history and mirror here (with `--peer`: re-use them)
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
     /// Benchmark the OPUS import into a real OS2mo (OS2MO_URL, OS2MO_SESSION, OS2MO_PEER_ROOT for
     /// the server's CPU time): writes per second, and OS2mo's and PostgreSQL's CPU time
@@ -93,6 +104,12 @@ enum Cmd {
     Los {
         #[command(flatten)]
         size: los::LosSize,
+    },
+    /// Benchmark the OPUS first import with the address register on loopback: healthy with a
+    /// latency, refusing connections, hanging
+    Dar {
+        #[command(flatten)]
+        args: dar::DarArgs,
     },
     /// (internal) import the LOS files of DIR, in this process
     #[command(hide = true)]
@@ -430,7 +447,6 @@ fn os2mo(s: &Size, batch: usize) -> Result<()> {
         );
     }
     let mut mirror = Store::open(&dir.join("mirror.sqlite3"))?;
-    // Client and server share this machine's clock, so the second pull needs no margin.
     let steps = [
         (
             "mo pull (first)",
@@ -438,10 +454,7 @@ fn os2mo(s: &Size, batch: usize) -> Result<()> {
         ),
         (
             "mo pull (incremental)",
-            dipex_backend::pull::PullOptions {
-                full: false,
-                margin: jiff::SignedDuration::ZERO,
-            },
+            dipex_backend::pull::PullOptions::default(),
         ),
     ];
     for (step, opts) in steps {
@@ -467,6 +480,120 @@ fn os2mo(s: &Size, batch: usize) -> Result<()> {
     Ok(())
 }
 
+/// The OPUS import and `mo pull` against a real OS2mo (OS2MO_URL, OS2MO_SESSION).
+fn os2mo_peer(s: &Size, batch: usize, dir: Option<PathBuf>) -> Result<()> {
+    use dipex_backend::os2mo::{Auth, Config as MoConfig};
+    use dipex_backend::pull::{PullOptions, pull};
+    use dipex_backend::{Backend, Query, Registration};
+    use dipex_model::{Kind, Op, Plan, Value};
+    let url = std::env::var("OS2MO_URL").context("OS2MO_URL (the real OS2mo's base URL)")?;
+    let session = std::env::var("OS2MO_SESSION").context("OS2MO_SESSION")?;
+    let dir = dir.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("dipex-bench-peer-{}", std::process::id()))
+    });
+    if !dir.join("dumps").exists() {
+        generate(s, &dir)?;
+    }
+    let cfg = Config::new("Benchby Kommune");
+    let mut mc = MoConfig::new(&url, Auth::Session(session));
+    mc.batch_size = batch;
+    let mut mo = dipex_backend::Os2mo::new(mc)?;
+    let register = OfflineRegister::load(dir.join("adresser.csv"))?;
+    let cpr_map = HashMap::new();
+    let job = Job {
+        cfg: &cfg,
+        register: &register,
+        cpr_map: &cpr_map,
+        ad: None,
+        dry_run: false,
+        only: None,
+    };
+    let (dumps, _) = list_dumps(&dir.join("dumps"))?;
+    let mut db = RunDb::open(&dir.join("run_db.sqlite"))?;
+    println!(
+        "{} units / {} employments, real OS2mo at {url} ({batch} mutations per request)",
+        s.units, s.employees
+    );
+    let requests = mo.requests();
+    let t = Instant::now();
+    let r = run::import(
+        &mut mo,
+        Some(&mut db),
+        &job,
+        &mut BenchEnv,
+        &dumps,
+        Mode::Next,
+        &mut |_| {},
+    )?;
+    let c = r.counts();
+    let writes = c.created + c.updated + c.terminated + c.deleted;
+    println!(
+        "{:<34} {:>8.1} s, {writes} writes, {} requests",
+        if r.dumps.is_empty() {
+            "import (already done)"
+        } else {
+            "import of the first dump"
+        },
+        t.elapsed().as_secs_f64(),
+        mo.requests() - requests
+    );
+    let mut mirror = Store::open(&dir.join("mirror.sqlite3"))?;
+    let reg = |note: &str| Registration {
+        at: jiff::Timestamp::now(),
+        actor: "bench".into(),
+        note: note.into(),
+    };
+    let mut step = |name: &str, full: bool, mo: &dipex_backend::Os2mo| -> Result<()> {
+        let requests = mo.requests();
+        let t = Instant::now();
+        let c = pull(
+            mo,
+            &mut mirror,
+            &reg("pull"),
+            PullOptions { full },
+            &mut |_| {},
+        )?;
+        println!(
+            "{name:<34} {:>8.1} s, {} objects read in full ({} new, {} changed, {} deleted), {} requests",
+            t.elapsed().as_secs_f64(),
+            c.read,
+            c.created,
+            c.replaced,
+            c.deleted,
+            mo.requests() - requests
+        );
+        Ok(())
+    };
+    step("mo pull --full", true, &mo)?;
+    step("mo pull, nothing changed", false, &mo)?;
+    // One change: rename one unit from today.
+    let units = mo.read(&Query::all(Kind::OrgUnit).user_keys(["1"]))?;
+    let unit = match units.first() {
+        Some(u) => u.clone(),
+        None => mo
+            .read(&Query::all(Kind::OrgUnit))?
+            .into_iter()
+            .next()
+            .context("no unit in OS2mo")?,
+    };
+    let Value::OrgUnit(mut value) = unit.last().value.clone() else {
+        bail!("not a unit");
+    };
+    value.name = format!("{} (renamed {})", value.name, jiff::Timestamp::now());
+    let today = jiff::Zoned::now().date();
+    let plan = Plan {
+        ops: vec![Op::Update {
+            uuid: unit.uuid,
+            validity: dipex_model::Validity::new(Some(today), None),
+            value: Value::OrgUnit(value),
+        }],
+    };
+    mo.apply(plan, &reg("bench change"))?;
+    step("mo pull, one unit renamed", false, &mo)?;
+    println!("(OS2mo and dipex share this machine; its PostgreSQL is OS2mo's own)");
+    Ok(())
+}
+
 fn main() -> Result<()> {
     match Cli::parse().command {
         Cmd::Generate { size, out } => generate(&size, &out),
@@ -476,20 +603,27 @@ fn main() -> Result<()> {
             employees,
             days,
             batch,
-        } => os2mo(
-            &Size {
+            peer,
+            dir,
+        } => {
+            let size = Size {
                 units,
                 employees,
                 days,
                 seed: 1,
-            },
-            batch,
-        ),
+            };
+            if peer {
+                os2mo_peer(&size, batch, dir)
+            } else {
+                os2mo(&size, batch)
+            }
+        }
         Cmd::Os2moPeer(a) => peer::bench(&a),
         Cmd::Plan2learn { size } => plan2learn(&size),
         Cmd::ExportP2l { dir } => export_p2l(&dir),
         Cmd::ImportNext { dir } => import_next(&dir),
         Cmd::Los { size } => los::bench(&size),
+        Cmd::Dar { args } => dar::bench(&args),
         Cmd::ImportLos { dir } => los::import(&dir),
     }
 }

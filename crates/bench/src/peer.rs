@@ -104,9 +104,12 @@ fn used(before: &HashMap<u32, f64>, after: &HashMap<u32, f64>) -> f64 {
 }
 
 pub fn bench(a: &PeerArgs) -> Result<()> {
-    let url = std::env::var("OS2MO_URL").context("OS2MO_URL is not set (source the peer's run/peer.env)")?;
+    let url = std::env::var("OS2MO_URL")
+        .context("OS2MO_URL is not set (source the peer's run/peer.env)")?;
     let session = std::env::var("OS2MO_SESSION").context("OS2MO_SESSION is not set")?;
-    let root = PathBuf::from(std::env::var("OS2MO_PEER_ROOT").unwrap_or_else(|_| "/tmp/os2mo-peer".into()));
+    let root = PathBuf::from(
+        std::env::var("OS2MO_PEER_ROOT").unwrap_or_else(|_| "/tmp/os2mo-peer".into()),
+    );
     let os2mo_pid = pid_file(&root.join("run/os2mo.pid"));
     let pg_pid = pid_file(&root.join("pgdata/postmaster.pid"));
     if os2mo_pid.is_none() || pg_pid.is_none() {
@@ -144,16 +147,24 @@ pub fn bench(a: &PeerArgs) -> Result<()> {
     };
     let (dumps, _) = list_dumps(&dir.join("dumps"))?;
     let mut db = RunDb::open(&dir.join("run_db.sqlite"))?;
-    let cores = a.server_cores.unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64)
-    });
+    let cores = a
+        .server_cores
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64));
     println!(
         "OPUS import of {} units / {} employments into the OS2mo at {url} ({} mutations per request, {} requests in flight; server cores {cores})",
         a.units, a.employees, a.batch, a.concurrency
     );
     println!(
         "{:<13} {:>8} {:>7} {:>8} {:>9} {:>8} {:>8} {:>9} {:>10}",
-        "step", "wall (s)", "writes", "writes/s", "requests", "MO cpu", "PG cpu", "dipex cpu", "saturated"
+        "step",
+        "wall (s)",
+        "writes",
+        "writes/s",
+        "requests",
+        "MO cpu",
+        "PG cpu",
+        "dipex cpu",
+        "saturated"
     );
     let self_cpu = || cpu_of(&[std::process::id()]).values().sum::<f64>();
     for day in 0..a.days {

@@ -82,15 +82,6 @@ impl Context {
         Ok(Store::open(&self.store_path())?)
     }
 
-    /// Where the address register keeps its answers for exports: the OPUS run database when
-    /// there is one, else `dar_cache.sqlite3` beside the embedded store.
-    pub fn dar_cache(&self) -> PathBuf {
-        self.settings
-            .opus_run_db
-            .clone()
-            .unwrap_or_else(|| self.store_path().with_file_name("dar_cache.sqlite3"))
-    }
-
     /// The embedded store itself (for counts in `dipex check`).
     pub fn store_path(&self) -> PathBuf {
         self.store_override
@@ -193,6 +184,10 @@ pub fn check(ctx: &Context) -> Result<Outcome> {
         },
         Err(e) => line(false, "backend", format!("{e:#}")),
     }
+    match crate::dar::check(ctx) {
+        Ok(what) => line(true, "address register", what),
+        Err(e) => line(false, "address register", format!("{e:#}")),
+    }
     let s = &ctx.settings;
     let remote_dumps = [&s.opus_smb_host, &s.opus_gcloud_bucket_name]
         .iter()
@@ -232,10 +227,6 @@ pub fn check(ctx: &Context) -> Result<Outcome> {
                 "integrations.opus.import.run_db is not set".into(),
             ),
         }
-        match crate::opus::register(ctx, true) {
-            Ok(r) => line(true, "address register", r.1),
-            Err(e) => line(false, "address register", format!("{e:#}")),
-        }
         if let Some(ad) = &s.ad {
             // The same one search an import makes: connect, bind, read every account.
             match dipex_integrations::ad::ldap::read_directory(ad) {
@@ -259,4 +250,20 @@ pub fn check(ctx: &Context) -> Result<Outcome> {
     }
     tracing::info!("check: all ok");
     Ok(Outcome::Ok)
+}
+
+/// Explicit FTPS with the two TLS settings every FTPS user has (`<prefix>.verify_tls`,
+/// `<prefix>.ca_file`): plan2learn's upload and the LOS import share this one configuration.
+/// Turning verification off is warned about, naming the setting.
+pub fn explicit_tls(
+    prefix: &str,
+    verify: bool,
+    ca_file: Option<PathBuf>,
+) -> dipex_integrations::transport::ftp::FtpSecurity {
+    if !verify {
+        tracing::warn!(
+            "{prefix}.verify_tls is false: the FTPS server's certificate is not checked (only for legacy servers)"
+        );
+    }
+    dipex_integrations::transport::ftp::FtpSecurity::ExplicitTls { verify, ca_file }
 }

@@ -72,10 +72,11 @@ fn source(s: &Settings) -> Result<Source> {
     }
     let password = password.context("setting integrations.aarhus_los.ftp_pass is required")?;
     let security = if s.los_ftps {
-        FtpSecurity::ExplicitTls {
-            verify: true,
-            ca_file: None,
-        }
+        crate::context::explicit_tls(
+            "integrations.aarhus_los",
+            s.los_verify_tls,
+            s.los_ca_file.clone(),
+        )
     } else {
         FtpSecurity::Plain
     };
@@ -105,7 +106,7 @@ pub fn run(ctx: &Context, c: LosCommand) -> Result<Outcome> {
         (None, None) => Uuid::parse_str(uuids::AZID_SYSTEM).expect("a uuid"),
     };
     let mut backend = ctx.backend()?;
-    let (register, what) = crate::opus::register_at(ctx, &ctx.dar_cache())?;
+    let (register, what) = crate::dar::open(ctx, dry_run)?;
     tracing::info!(
         "los import from {} into {}; addresses from {what}",
         source.describe(),
@@ -119,8 +120,12 @@ pub fn run(ctx: &Context, c: LosCommand) -> Result<Outcome> {
         from_date,
         dry_run,
     };
-    let report = run::import(&mut *backend, &job, &mut SystemEnv)?;
-    register.flush()?;
+    let report = run::import(&mut *backend, &job, &mut SystemEnv);
+    if !dry_run {
+        register.flush()?;
+    }
+    crate::dar::log_stats(&register);
+    let report = report?;
     for name in &report.unrecognised {
         tracing::warn!("{name}: not a LOS file name; skipped");
     }
@@ -151,11 +156,12 @@ pub fn run(ctx: &Context, c: LosCommand) -> Result<Outcome> {
         counts.terminated += c.terminated;
         counts.deleted += c.deleted;
         tracing::info!(
-            "{}: {} rows, {} changes, {} DAR misses",
+            "{}: {} rows, {} changes, {} DAR misses, {} postal addresses pending",
             f.name,
             f.rows,
             f.plan.len(),
-            f.dar_failures
+            f.dar_failures,
+            f.dar_pending
         );
     }
     for p in &report.dar_lists {
@@ -177,6 +183,19 @@ pub fn run(ctx: &Context, c: LosCommand) -> Result<Outcome> {
             ""
         }
     );
+    if report.pending_resolved > 0 {
+        tracing::info!(
+            "los import: {} pending postal addresses of earlier runs settled",
+            report.pending_resolved
+        );
+    }
+    if report.pending > 0 {
+        tracing::warn!(
+            "los import: {} postal addresses pending (the address register failed); they are looked up again next run",
+            report.pending
+        );
+        return Ok(Outcome::Pending);
+    }
     Ok(if report.rejected() > 0 {
         Outcome::Rejected
     } else {

@@ -1,10 +1,14 @@
 //! `dipex`: the command line. The only part of dipex that reads the environment and the clock,
 //! prints, and exits. Every command ends with a one-line summary on stderr; data goes to stdout.
 //! Exit codes: 0 success, 1 finished but some records were rejected (each reported; a record
-//! OS2mo refuses is one), 2 failed and nothing was written, 3 failed after part of the work was
-//! applied (the message names what was; a re-run continues safely).
+//! OS2mo refuses is one) or some work is pending (address lookups that failed, counted on one
+//! line), 2 failed and nothing was written, 3 failed after part of the work was applied (the
+//! message names what was; a re-run continues safely).
 
+#[cfg(test)]
+mod chain_tests;
 mod context;
+mod dar;
 mod los;
 mod mo;
 mod opus;
@@ -64,6 +68,8 @@ pub enum Outcome {
     Ok,
     /// Finished, but records were rejected.
     Rejected,
+    /// Finished, but work is pending (address lookups that failed; tried again next run).
+    Pending,
 }
 
 fn main() -> ExitCode {
@@ -96,7 +102,7 @@ fn main() -> ExitCode {
         });
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
-        Ok(Outcome::Rejected) => ExitCode::from(1),
+        Ok(Outcome::Rejected | Outcome::Pending) => ExitCode::from(1),
         Err(e) => {
             tracing::error!("{e:#}");
             if partly_applied(&e) {

@@ -5,7 +5,7 @@ use crate::context::{Context, SystemEnv};
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Subcommand};
 use dipex_integrations::ad;
-use dipex_integrations::dar::{self, AddressRegister, CachedRegister, DarSettings};
+use dipex_integrations::dar;
 use dipex_integrations::opus::map::Config;
 use dipex_integrations::opus::run::{self, Event, ImportReport, Job, Mode};
 use dipex_integrations::opus::state::RunDb;
@@ -232,45 +232,10 @@ fn config(ctx: &Context) -> Result<Config> {
     })
 }
 
-/// The address register with its cache in the run database, and a description of it.
-/// Read-only (dry runs, `check`) never creates or changes the file and caches in memory only.
-pub fn register(
-    ctx: &Context,
-    read_only: bool,
-) -> Result<(CachedRegister<Box<dyn AddressRegister>>, String)> {
-    register_in(ctx, run_db_path(ctx)?, read_only)
-}
-
-/// The address register with its cache in `cache` (a SQLite file).
-pub fn register_at(
-    ctx: &Context,
-    cache: &std::path::Path,
-) -> Result<(CachedRegister<Box<dyn AddressRegister>>, String)> {
-    register_in(ctx, cache, false)
-}
-
-fn register_in(
-    ctx: &Context,
-    cache: &std::path::Path,
-    read_only: bool,
-) -> Result<(CachedRegister<Box<dyn AddressRegister>>, String)> {
-    let s = &ctx.settings;
-    let settings = DarSettings {
-        base_url: s.dar_base_url.clone(),
-        address_file: s.dar_address_file.clone(),
-        timeout: Duration::from_secs(s.dar_timeout_seconds),
-    };
-    let inner = dar::register_from_settings(&settings)?;
-    let what = describe_register(&settings);
-    Ok((CachedRegister::new(inner, cache, read_only)?, what))
-}
-
-fn describe_register(settings: &DarSettings) -> String {
-    match (&settings.address_file, &settings.base_url) {
-        (Some(f), _) => format!("offline address file {}", f.display()),
-        (None, Some(u)) => format!("DAWA-compatible service {u}"),
-        (None, None) => format!("DAWA-compatible service {}", dar::DEFAULT_BASE_URL),
-    }
+/// The address register with its state database, and a description of it. Read-only (dry
+/// runs) never creates or changes the file and caches in memory only.
+pub fn register(ctx: &Context, read_only: bool) -> Result<(dar::Register, String)> {
+    crate::dar::open(ctx, read_only)
 }
 
 fn cpr_map(ctx: &Context) -> Result<HashMap<dipex_model::Cpr, uuid::Uuid>> {
@@ -378,6 +343,19 @@ fn report(r: &ImportReport, dry_run: bool) -> Outcome {
         c.deleted,
         rejected
     );
+    if r.pending_resolved > 0 {
+        tracing::info!(
+            "opus import: {} pending addresses of earlier runs settled",
+            r.pending_resolved
+        );
+    }
+    if r.pending > 0 {
+        tracing::warn!(
+            "opus import: {} addresses pending (the address register failed); they are looked up again next run",
+            r.pending
+        );
+        return Outcome::Pending;
+    }
     if rejected > 0 {
         Outcome::Rejected
     } else {
@@ -480,6 +458,7 @@ fn import(ctx: &Context, a: ImportArgs) -> Result<Outcome> {
     if !a.dry_run {
         register.flush()?;
     }
+    crate::dar::log_stats(&register);
     let r = result?;
     if r.dumps.is_empty() {
         tracing::info!("opus import: nothing to do, every dump is imported");

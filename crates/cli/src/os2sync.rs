@@ -43,7 +43,7 @@ pub fn run(ctx: &Context, c: Os2syncCommand) -> Result<Outcome> {
     }
     let cfg = Config::from_settings(&ctx.settings)?;
     let backend = ctx.backend()?;
-    let (register, _) = crate::opus::register_at(ctx, &ctx.dar_cache())?;
+    let (register, _) = crate::dar::open(ctx, false)?;
     let (report, dry_run) = match c {
         Os2syncCommand::Export {
             dry_run,

@@ -5,7 +5,7 @@ use crate::context::{Context, today};
 use anyhow::{Context as _, Result, bail};
 use clap::Subcommand;
 use dipex_integrations::plan2learn::{self, Config};
-use dipex_integrations::transport::ftp::{self, FtpConfig, FtpSecurity};
+use dipex_integrations::transport::ftp::{self, FtpConfig};
 use dipex_model::Date;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -51,7 +51,7 @@ pub fn run(ctx: &Context, c: Plan2learnCommand) -> Result<Outcome> {
 fn export(ctx: &Context, out: &Path, today: Date) -> Result<()> {
     let cfg = Config::from_settings(&ctx.settings)?;
     let backend = ctx.backend()?;
-    let (register, what) = crate::opus::register_at(ctx, &ctx.dar_cache())?;
+    let (register, what) = crate::dar::open(ctx, false)?;
     tracing::info!(
         "plan2learn export for {today} from {}; addresses from {what}",
         backend.describe()
@@ -93,10 +93,11 @@ fn ftps(ctx: &Context) -> Result<FtpConfig> {
         port,
         user: user.clone(),
         password: password.expose().to_string(),
-        security: FtpSecurity::ExplicitTls {
-            verify: s.p2l_verify_tls,
-            ca_file: s.p2l_ca_file.clone(),
-        },
+        security: crate::context::explicit_tls(
+            "exporters.plan2learn",
+            s.p2l_verify_tls,
+            s.p2l_ca_file.clone(),
+        ),
         timeout: Duration::from_secs(30),
         dir: s.p2l_remote_dir.clone(),
     })
@@ -116,10 +117,11 @@ fn ship(ctx: &Context, dir: &Path) -> Result<()> {
         }
         files.push((path, name.to_string()));
     }
-    ftp::upload_files(&cfg, &files)
-        .with_context(|| format!("shipping {} to {}:{}", dir.display(), cfg.host, cfg.port))?;
+    // All five or none: the error names protocol, server, step and file, and what the server
+    // holds now.
+    ftp::put_all(&cfg, &files).with_context(|| format!("shipping {}", dir.display()))?;
     tracing::info!(
-        "plan2learn ship: {} files uploaded to {}:{}",
+        "plan2learn ship: {} files put in place on {}:{}",
         files.len(),
         cfg.host,
         cfg.port

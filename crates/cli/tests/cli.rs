@@ -135,8 +135,9 @@ fn import_then_dump_tree_status_and_nothing_to_do() {
     let o = s.run(&["opus", "import"]);
     assert_eq!(code(&o), 0);
     assert!(text(&o.stderr).contains("nothing to do"));
-    // The address answers of the first run were cached in the run database.
-    let c = rusqlite::Connection::open(s.path("run_db.sqlite")).unwrap();
+    // The address answers of the first run were cached in the register's state database
+    // (`dar.sqlite3` beside the run database).
+    let c = rusqlite::Connection::open(s.path("dar.sqlite3")).unwrap();
     let cached: i64 = c
         .query_row(
             "SELECT COUNT(*) FROM dar_cache WHERE result IS NOT NULL",
@@ -241,6 +242,27 @@ fn a_running_row_blocks_until_unblock() {
         "Status ok, no delete\n"
     );
     assert_eq!(code(&s.run(&["opus", "import"])), 0);
+}
+
+#[test]
+fn settings_typos_warn_with_the_nearest_key_and_other_tools_keys_stay_quiet() {
+    let s = Site::new(&[DAY1]);
+    let mut settings: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(s.path("settings.json")).unwrap()).unwrap();
+    settings.insert("os2sync.top_unit_uid".into(), "x".into());
+    settings.insert("exporters.os2phonebook.host".into(), "x".into());
+    settings.insert("integrations.SD_Lon.import.manager_file".into(), "x".into());
+    std::fs::write(
+        s.path("typo.json"),
+        serde_json::Value::Object(settings).to_string(),
+    )
+    .unwrap();
+    let o = s.run(&["--settings", "typo.json", "--quiet", "opus", "status"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert_eq!(
+        text(&o.stderr),
+        " WARN unknown setting \"os2sync.top_unit_uid\" (did you mean \"os2sync.top_unit_uuid\"?)\n"
+    );
 }
 
 #[test]
@@ -595,6 +617,12 @@ fn plan2learn_export_then_ship_over_ftps_and_the_failures_that_give_exit_code_tw
     let err = text(&o.stderr);
     assert_eq!(code(&o), 2, "{err}");
     assert!(err.contains("bruger.csv"), "{err}");
+    assert_eq!(
+        err.matches(&format!("FTPS 127.0.0.1:{}", cutting.port))
+            .count(),
+        1,
+        "the error is printed once: {err}"
+    );
     assert!(
         !cutting.path("bruger.csv").exists(),
         "never a half file under the real name"
@@ -682,11 +710,19 @@ fn os2sync_check_dry_run_export_and_a_refused_request_gives_exit_code_one() {
 fn los_import_from_a_local_folder_then_nothing_new() {
     let s = Site::new(&[]);
     let los = repo().join("crates/integrations/tests/fixtures/los");
-    // A copy: the import writes its DAR failure list into the source folder.
+    // A copy: the import writes its DAR failure list into the source folder. Delivered an hour
+    // ago (a file modified in the second a run starts counts as new, docs/los.md).
     std::fs::create_dir(s.path("losfiles")).unwrap();
     for e in std::fs::read_dir(los.join("ok")).unwrap() {
         let e = e.unwrap();
-        std::fs::copy(e.path(), s.path("losfiles").join(e.file_name())).unwrap();
+        let to = s.path("losfiles").join(e.file_name());
+        std::fs::copy(e.path(), &to).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&to)
+            .unwrap()
+            .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3600))
+            .unwrap();
     }
     with_settings(
         &s,

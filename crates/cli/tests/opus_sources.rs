@@ -289,4 +289,13 @@ fn remote_runs_download_only_what_they_need_and_dry_runs_write_nothing() {
         "{err}"
     );
     assert!(!err.contains("ya29."), "{err}");
+    // Printed once: the listing error shows the bucket's answer, not chained again as a cause.
+    assert_eq!(
+        err,
+        format!(
+            "ERROR cannot list OPUS dumps in gs://nope at {}: Google Cloud Storage bucket nope: \
+             listing: HTTP 404: The specified bucket does not exist.\n",
+            server.endpoint()
+        )
+    );
 }

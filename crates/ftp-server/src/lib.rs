@@ -1,9 +1,12 @@
 //! An FTP/FTPS server on loopback for tests: libunftp in its own tokio runtime, explicit FTPS
 //! with an rcgen certificate (or plain FTP), one user ([`USER`] / [`PASSWORD`]), passive ports
 //! chosen by the OS, and storage that can misbehave like real servers do ([`Quirks`]: refusing dot
-//! files or renames over existing files, failing or dropping the connection halfway through an
-//! upload). Control connections reach libunftp through a relay that works around a race in its
+//! files, renames over existing files or of one name, failing or dropping the connection
+//! halfway through an upload). [`vsftpd`] runs the real Debian vsftpd for the tests that must
+//! agree with a real server. Control connections reach libunftp through a relay that works around a race in its
 //! `AUTH TLS` handling (see [`relay`]). Used by dipex's transport, plan2learn and CLI tests.
+
+pub mod vsftpd;
 
 use std::fmt::Debug;
 use std::net::{IpAddr, Shutdown, SocketAddr};
@@ -61,6 +64,9 @@ pub struct Quirks {
     pub refuse_dot_files: bool,
     /// Refuse to rename onto an existing file (550), like servers on Windows.
     pub refuse_rename_over: bool,
+    /// Refuse every rename of the file with this name (550), e.g. of one upload's temporary
+    /// name, as a server that will not let that file be put in place.
+    pub refuse_rename_from: Option<&'static str>,
     /// Fail an upload after this many bytes; the server answers 451.
     pub fail_after: Option<u64>,
     /// After this many bytes of an upload, drop the control connection and the data connection.
@@ -354,13 +360,17 @@ impl StorageBackend<DefaultUser> for Quirky {
         from: P,
         to: P,
     ) -> storage::Result<()> {
-        if self.quirks.refuse_rename_over
+        let refused_name = self
+            .quirks
+            .refuse_rename_from
+            .is_some_and(|n| from.as_ref().file_name().is_some_and(|f| f == n));
+        let over = self.quirks.refuse_rename_over
             && self
                 .inner
                 .metadata(user, to.as_ref().to_path_buf())
                 .await
-                .is_ok()
-        {
+                .is_ok();
+        if refused_name || over {
             self.refusals.fetch_add(1, Ordering::SeqCst);
             return Err(ErrorKind::PermissionDenied.into());
         }

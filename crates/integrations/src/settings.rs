@@ -1,8 +1,9 @@
 //! Settings: `settings.json` with flat dotted keys exactly as the seed documents name them, plus
 //! environment overrides (`DIPEX_<KEY>` with `.` written as `__`, e.g. `DIPEX_MORA__BASE`).
-//! Pure: the CLI reads the file and the environment and hands both in. Unknown keys are
-//! reported as warnings (real files carry keys of other tools); a known key with a wrong type is
-//! an error naming the key. Secrets are never part of an error message.
+//! Pure: the CLI reads the file and the environment and hands both in. An unknown key in a
+//! namespace dipex implements is a warning naming the nearest known key; keys of other tools
+//! (real files carry many) stay quiet. A known key with a wrong type is an error naming the key.
+//! Secrets are never part of an error message.
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
@@ -196,6 +197,12 @@ pub struct Settings {
     /// Explicit FTPS instead of plain FTP.
     #[serde(rename = "integrations.aarhus_los.ftps")]
     pub los_ftps: bool,
+    /// Verify the FTPS server's certificate (off only for legacy servers), as plan2learn's.
+    #[serde(rename = "integrations.aarhus_los.verify_tls")]
+    pub los_verify_tls: bool,
+    /// Extra trusted CA certificates (PEM) for the FTPS server, as plan2learn's.
+    #[serde(rename = "integrations.aarhus_los.ca_file")]
+    pub los_ca_file: Option<PathBuf>,
     #[serde(rename = "integrations.aarhus_los.ftp_folder")]
     pub los_ftp_folder: String,
     #[serde(rename = "integrations.aarhus_los.state_file")]
@@ -289,9 +296,28 @@ pub struct Settings {
     #[serde(rename = "os2sync.use_lc_db")]
     pub os2sync_use_lc_db: bool,
 
-    /// DAWA-compatible address service (the `datavask` endpoints).
+    /// The address register's web service: Adressevælger (default) or a DAWA mirror.
     #[serde(rename = "integrations.dar.base_url")]
     pub dar_base_url: Option<String>,
+    /// `adressevaelger` or `dawa`; unset: DAWA when `base_url` is set (and not the closed
+    /// public DAWA), else Adressevælger.
+    #[serde(rename = "integrations.dar.protocol")]
+    pub dar_protocol: Option<String>,
+    /// Adressevælger's token (default `adressevaelger123`).
+    #[serde(rename = "integrations.dar.token")]
+    pub dar_token: Option<Secret>,
+    /// Concurrent connections to the web service.
+    #[serde(rename = "integrations.dar.connections")]
+    pub dar_connections: usize,
+    /// The register's state database (cache and pending lookups).
+    #[serde(rename = "integrations.dar.state_db")]
+    pub dar_state_db: Option<PathBuf>,
+    /// Consecutive failures after which the register is not asked any more this run.
+    #[serde(rename = "integrations.dar.max_failures")]
+    pub dar_max_failures: u32,
+    /// Seconds after the first lookup of a run after which the register is not asked any more.
+    #[serde(rename = "integrations.dar.time_budget_seconds")]
+    pub dar_time_budget_seconds: u64,
     /// An offline address register (CSV in DAWA's export format); wins over `base_url`.
     #[serde(rename = "integrations.dar.address_file")]
     pub dar_address_file: Option<PathBuf>,
@@ -345,6 +371,8 @@ impl Default for Settings {
             los_known_hosts: None,
             los_insecure_host_key: false,
             los_ftps: false,
+            los_verify_tls: true,
+            los_ca_file: None,
             los_ftp_folder: "TEST".into(),
             los_state_file: None,
             los_csv_folder: None,
@@ -389,6 +417,12 @@ impl Default for Settings {
             p2l_ca_file: None,
             p2l_remote_dir: None,
             dar_base_url: None,
+            dar_protocol: None,
+            dar_token: None,
+            dar_connections: 10,
+            dar_state_db: None,
+            dar_max_failures: 5,
+            dar_time_budget_seconds: 3600,
             dar_address_file: None,
             dar_timeout_seconds: 10,
         }
@@ -404,6 +438,7 @@ pub const SECRET_KEYS: &[&str] = &[
     "integrations.opus.smb_password",
     "crontab.CLIENT_SECRET",
     "mora.session",
+    "integrations.dar.token",
 ];
 
 /// Environment variables without the `DIPEX_` prefix that set a key, as the upstream tools read
@@ -417,18 +452,116 @@ const PLAIN_ENV: &[(&str, &str)] = &[
     ("MUNICIPALITY", "municipality.cvr"),
 ];
 
-/// Keys that belong to integrations dipex implements later or to neighbouring tools; they are
-/// accepted silently so an existing `settings.json` does not drown the log in warnings.
-const FOREIGN_PREFIXES: &[&str] = &[
-    "os2sync.",
-    "exporters.",
-    "integrations.aarhus_los.",
-    "integrations.ad.",
-    "integrations.SD_Lon.",
-    "crontab.",
-    "mox.",
-    "municipality.",
-];
+/// Namespaces that hold keys dipex reads but that belong to many tools (the crontab's keys, SD's
+/// import): an unknown key there is reported only when it is a near miss of a key dipex knows.
+const SHARED_PREFIXES: &[&str] = &["crontab.", "integrations.SD_Lon."];
+
+/// The namespace of a dotted key: `integrations.<name>.` and `exporters.<name>.` for keys under
+/// them, else the first segment and its dot. `None` for keys without a namespace of their own
+/// (`integrations.ad`, `mox`).
+fn prefix(key: &str) -> Option<&str> {
+    let segments = if key.starts_with("integrations.") || key.starts_with("exporters.") {
+        2
+    } else {
+        1
+    };
+    let end = key.match_indices('.').nth(segments - 1)?.0;
+    Some(&key[..=end])
+}
+
+/// The optimal string alignment distance (Damerau–Levenshtein where no substring is edited
+/// twice): insertions, deletions, substitutions and swaps of two neighbours count one each.
+fn osa_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let w = b.len() + 1;
+    let mut d = vec![0usize; (a.len() + 1) * w];
+    for i in 0..=a.len() {
+        for j in 0..=b.len() {
+            d[i * w + j] = if i == 0 || j == 0 {
+                i + j
+            } else {
+                let cost = usize::from(a[i - 1] != b[j - 1]);
+                let mut v = (d[(i - 1) * w + j] + 1)
+                    .min(d[i * w + j - 1] + 1)
+                    .min(d[(i - 1) * w + j - 1] + cost);
+                if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                    v = v.min(d[(i - 2) * w + j - 2] + 1);
+                }
+                v
+            };
+        }
+    }
+    d[a.len() * w + b.len()]
+}
+
+/// The candidate nearest to `name`, when it is close enough to be a typo of it: at most two
+/// edits and at most a third of its length. Ties go to the first candidate.
+fn nearest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (osa_distance(name, c), c))
+        .filter(|(d, c)| *d <= 2 && *d * 3 <= c.chars().count())
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// The warning for a key of the settings file dipex does not know, or `None` when it belongs to
+/// another tool: every unknown key in a namespace dipex implements (one in which it knows a key,
+/// except the shared ones) is reported; elsewhere only near misses of known keys in the same
+/// namespace are.
+fn unknown_key_warning(key: &str, known: &[String]) -> Option<Warning> {
+    let implemented = prefix(key)
+        .is_some_and(|p| !SHARED_PREFIXES.contains(&p) && known.iter().any(|k| k.starts_with(p)));
+    // Candidates share the key's namespace: across namespaces short names are near by chance
+    // (`mox.base`, another tool's key, is two edits from `mora.base`).
+    let suggestion = nearest(
+        key,
+        known
+            .iter()
+            .map(String::as_str)
+            .filter(|k| prefix(k) == prefix(key)),
+    );
+    match suggestion {
+        Some(s) => Some(Warning(format!(
+            "unknown setting {key:?} (did you mean {s:?}?)"
+        ))),
+        None if implemented => Some(Warning(format!("unknown setting {key:?}"))),
+        None => None,
+    }
+}
+
+/// The environment variable that sets a known key: `DIPEX_` + the key in capitals with `.`
+/// written as `__`.
+fn dipex_env_name(key: &str) -> String {
+    format!("DIPEX_{}", key.replace('.', "__").to_uppercase())
+}
+
+/// The warning for an environment variable in dipex's own `DIPEX_` or `OS2SYNC_` namespace that
+/// sets no setting, with the nearest variable that does.
+fn unknown_env_warning(var: &str, known: &[String]) -> Warning {
+    let upper = var.to_uppercase();
+    let names: Vec<(String, &str)> = if upper.starts_with("OS2SYNC_") {
+        known
+            .iter()
+            .filter(|k| k.starts_with("os2sync."))
+            .map(|k| (k.replace('.', "_").to_uppercase(), k.as_str()))
+            .collect()
+    } else {
+        known
+            .iter()
+            .map(|k| (dipex_env_name(k), k.as_str()))
+            .collect()
+    };
+    let near = nearest(&upper, names.iter().map(|(n, _)| n.as_str()))
+        .and_then(|n| names.iter().find(|(m, _)| m == n));
+    Warning(match near {
+        Some((name, key)) => {
+            format!("unknown environment variable {var} (did you mean {name}, setting {key:?}?)")
+        }
+        None => format!("unknown environment variable {var}: no such setting"),
+    })
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -498,19 +631,12 @@ impl Settings {
                     reason: "top level is not an object".into(),
                 });
             };
-            let mut unknown = Vec::new();
             for (k, v) in m {
                 if known.contains(&k) {
                     map.insert(k, v);
-                } else if !FOREIGN_PREFIXES.iter().any(|p| k.starts_with(p)) {
-                    unknown.push(k);
+                } else {
+                    warnings.extend(unknown_key_warning(&k, &known));
                 }
-            }
-            if !unknown.is_empty() {
-                warnings.push(Warning(format!(
-                    "{name}: ignoring keys dipex does not know: {}",
-                    unknown.join(", ")
-                )));
             }
         }
         for (var, raw) in env {
@@ -522,6 +648,10 @@ impl Settings {
                     _ => serde_json::from_str::<Value>(&raw).unwrap_or(Value::String(raw)),
                 };
                 map.insert(key, v);
+                continue;
+            }
+            if var.to_uppercase().starts_with("OS2SYNC_") {
+                warnings.push(unknown_env_warning(&var, &known));
                 continue;
             }
             if let Some((_, key)) = PLAIN_ENV.iter().find(|(v, _)| *v == var) {
@@ -537,9 +667,10 @@ impl Settings {
                     // A plain word like `true` or `42` parses as JSON; a path or URL stays a string.
                     map.insert(key, v);
                 }
-                None => warnings.push(Warning(format!(
-                    "ignoring environment variable {var}: no such setting"
-                ))),
+                // Only the form that names a setting (dots written `__`) can be a typo of one;
+                // other `DIPEX_*` variables (`DIPEX_OS2MO_SCHEMA` of the tests, …) are not settings.
+                None if var.contains("__") => warnings.push(unknown_env_warning(&var, &known)),
+                None => {}
             }
         }
         let settings: Settings =
@@ -609,8 +740,109 @@ mod tests {
         assert_eq!(s.municipality_name.as_deref(), Some("Andeby Kommune"));
         assert_eq!(s.opus_filter_ids, vec!["350", "12"]);
         assert_eq!(s.opus_unit_user_key, "@id");
-        assert_eq!(w.len(), 1);
-        assert!(w[0].0.contains("some.other.tool") && !w[0].0.contains("crontab"));
+        // Keys of other tools stay quiet.
+        assert!(w.is_empty(), "{w:?}");
+    }
+
+    fn warnings(json: &str, env: &[(&str, &str)]) -> Vec<String> {
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        let (_, w) = Settings::load(Some(("settings.json", json)), env).unwrap();
+        w.into_iter().map(|w| w.0).collect()
+    }
+
+    #[test]
+    fn unknown_keys_in_dipex_namespaces_warn_with_the_nearest_key() {
+        let w = warnings(
+            r#"{"os2sync.top_unit_uid": "x", "mora.bsae": "http://mo", "integrations.opus.skip_employes": true,
+                "integrations.dar.nothing_like_it": 1, "exporters.plan2learn.hots": "h",
+                "integrations.aarhus_los.ftp_usr": "u", "dipex.stor": "s", "municipality.nmae": "n",
+                "plan2learn.email.priorty": [], "integrations.opus.import.xml_pth": "/x",
+                "os2sync.api_key": "k", "crontab.CLIENT_ID": "c"}"#,
+            &[],
+        );
+        // One warning per key, in key order.
+        assert_eq!(
+            w,
+            [
+                r#"unknown setting "dipex.stor" (did you mean "dipex.store"?)"#,
+                r#"unknown setting "exporters.plan2learn.hots" (did you mean "exporters.plan2learn.host"?)"#,
+                r#"unknown setting "integrations.aarhus_los.ftp_usr" (did you mean "integrations.aarhus_los.ftp_user"?)"#,
+                r#"unknown setting "integrations.dar.nothing_like_it""#,
+                r#"unknown setting "integrations.opus.import.xml_pth" (did you mean "integrations.opus.import.xml_path"?)"#,
+                r#"unknown setting "integrations.opus.skip_employes" (did you mean "integrations.opus.skip_employees"?)"#,
+                r#"unknown setting "mora.bsae" (did you mean "mora.base"?)"#,
+                r#"unknown setting "municipality.nmae" (did you mean "municipality.name"?)"#,
+                r#"unknown setting "os2sync.top_unit_uid" (did you mean "os2sync.top_unit_uuid"?)"#,
+                r#"unknown setting "plan2learn.email.priorty" (did you mean "plan2learn.email.priority"?)"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn other_tools_keys_stay_quiet_and_shared_namespaces_warn_only_for_near_misses() {
+        let w = warnings(
+            r#"{"integrations.SD_Lon.import.manager_file": "m", "exporters.os2phonebook.host": "h",
+                "crontab.RUN_OPUS_DIFF_IMPORT": true, "crontab.SAML_TOKEN": "t", "mox.base": "b",
+                "integrations.ad.winrm_host": "w", "integrations.ad.write.uuid_field": "u",
+                "integrations.SD_Lon.import.to_deep": [], "crontab.CLIENT_IDS": "c",
+                "crontab.AUTH_REALMS": "r", "some.other.tool": 1}"#,
+            &[],
+        );
+        assert_eq!(
+            w,
+            [
+                r#"unknown setting "crontab.AUTH_REALMS" (did you mean "crontab.AUTH_REALM"?)"#,
+                r#"unknown setting "crontab.CLIENT_IDS" (did you mean "crontab.CLIENT_ID"?)"#,
+                r#"unknown setting "integrations.SD_Lon.import.to_deep" (did you mean "integrations.SD_Lon.import.too_deep"?)"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_environment_variables_warn_with_the_nearest_variable() {
+        let w = warnings(
+            "{}",
+            &[
+                ("DIPEX_OS2SYNC__TOP_UNIT_UID", "x"),
+                ("DIPEX_NOPE__X", "1"),
+                ("DIPEX_OS2MO_SCHEMA", "/tmp/schema.graphql"),
+                ("OS2SYNC_TOP_UNIT_UID", "x"),
+                ("OS2SYNC_SOMETHING_ELSE", "x"),
+                (
+                    "OS2SYNC_TOP_UNIT_UUID",
+                    "6f2f4b7e-3c1a-4d4e-9a55-0c0ffee0b0b0",
+                ),
+                ("DIPEX_MORA__BASE", "http://mo"),
+                ("PATH", "/bin"),
+                ("SD_LON_THING", "1"),
+            ],
+        );
+        assert_eq!(
+            w,
+            [
+                r#"unknown environment variable DIPEX_OS2SYNC__TOP_UNIT_UID (did you mean DIPEX_OS2SYNC__TOP_UNIT_UUID, setting "os2sync.top_unit_uuid"?)"#,
+                "unknown environment variable DIPEX_NOPE__X: no such setting",
+                r#"unknown environment variable OS2SYNC_TOP_UNIT_UID (did you mean OS2SYNC_TOP_UNIT_UUID, setting "os2sync.top_unit_uuid"?)"#,
+                "unknown environment variable OS2SYNC_SOMETHING_ELSE: no such setting",
+            ]
+        );
+    }
+
+    #[test]
+    fn distance_counts_swaps_as_one_edit() {
+        assert_eq!(osa_distance("mora.base", "mora.bsae"), 1);
+        assert_eq!(osa_distance("abc", "abc"), 0);
+        assert_eq!(osa_distance("", "abc"), 3);
+        assert_eq!(osa_distance("kitten", "sitting"), 3);
+        assert_eq!(osa_distance("ca", "abc"), 3);
+        assert_eq!(nearest("ab", ["ac"]), None, "a third of the length at most");
+        assert_eq!(nearest("abcdef", ["abcdxy", "abcdez"]), Some("abcdez"));
+        assert_eq!(prefix("integrations.ad"), None);
+        assert_eq!(
+            prefix("integrations.ad.winrm_host"),
+            Some("integrations.ad.")
+        );
+        assert_eq!(prefix("mora.base"), Some("mora."));
     }
 
     #[test]
@@ -626,14 +858,19 @@ mod tests {
                 "DIPEX_INTEGRATIONS__OPUS__IMPORT__XML_PATH".to_string(),
                 "/opt/customer".to_string(),
             ),
-            ("DIPEX_NOPE".to_string(), "1".to_string()),
+            ("DIPEX_NOPE__X".to_string(), "1".to_string()),
             ("PATH".to_string(), "/bin".to_string()),
         ];
         let (s, w) = Settings::load(Some(("s.json", json)), env).unwrap();
         assert_eq!(s.mora_base.as_deref(), Some("http://env"));
         assert!(s.opus_skip_employees);
         assert_eq!(s.opus_xml_path, Some(PathBuf::from("/opt/customer")));
-        assert_eq!(w.len(), 1);
+        assert_eq!(
+            w,
+            [Warning(
+                "unknown environment variable DIPEX_NOPE__X: no such setting".into()
+            )]
+        );
     }
 
     #[test]

@@ -44,6 +44,14 @@ pub(crate) fn format_boundary(d: Date) -> String {
     format!("{}T00:00:00{}", d, offset_text(d))
 }
 
+/// A registration time the way MO prints it: Copenhagen wall time with microseconds and offset
+/// (`2026-12-02T20:03:43.227262+01:00`).
+pub(crate) fn format_timestamp(t: jiff::Timestamp) -> String {
+    t.to_zoned(copenhagen().clone())
+        .strftime("%Y-%m-%dT%H:%M:%S%.6f%:z")
+        .to_string()
+}
+
 /// `YYYY-MM-DD 00:00:00+01:00`, Python's `str(datetime)`, used in pydantic messages.
 pub(crate) fn format_python(d: Date) -> String {
     format!("{} 00:00:00{}", d, offset_text(d))

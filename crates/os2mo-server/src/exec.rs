@@ -217,6 +217,63 @@ fn link_uuids(v: Option<&Value>) -> Vec<Uuid> {
     }
 }
 
+/// The registration periods of an object: each write opens one, the next write closes it; the
+/// last is open (`None`).
+fn registration_periods(
+    obj: &Obj,
+) -> impl Iterator<Item = (jiff::Timestamp, Option<jiff::Timestamp>)> + '_ {
+    obj.registrations
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (*t, obj.registrations.get(i + 1).copied()))
+}
+
+/// MO's registration filter: the period `[a, b)` overlaps `[start, end]` (an overlap test, not
+/// "written since").
+fn overlaps_registration(
+    a: jiff::Timestamp,
+    b: Option<jiff::Timestamp>,
+    start: jiff::Timestamp,
+    end: jiff::Timestamp,
+) -> bool {
+    a <= end && b.is_none_or(|b| b > start)
+}
+
+/// The model name of a kind in the `registrations` query.
+fn registration_model(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Facet => "facet",
+        Kind::Class => "class",
+        Kind::ItSystem => "itsystem",
+        Kind::OrgUnit => "org_unit",
+        Kind::Person => "employee",
+        Kind::Engagement => "engagement",
+        Kind::Address => "address",
+        Kind::ItUser => "ituser",
+        Kind::Manager => "manager",
+        Kind::Association => "association",
+        Kind::Leave => "leave",
+        Kind::Kle => "kle",
+    }
+}
+
+fn registration_type(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Facet => "FacetRegistration",
+        Kind::Class => "ClassRegistration",
+        Kind::ItSystem => "ITSystemRegistration",
+        Kind::OrgUnit => "OrganisationUnitRegistration",
+        Kind::Person => "PersonRegistration",
+        Kind::Engagement => "EngagementRegistration",
+        Kind::Address => "AddressRegistration",
+        Kind::ItUser => "ITUserRegistration",
+        Kind::Manager => "ManagerRegistration",
+        Kind::Association => "AssociationRegistration",
+        Kind::Leave => "LeaveRegistration",
+        Kind::Kle => "KLERegistration",
+    }
+}
+
 impl Engine {
     pub(crate) fn today(&self) -> Date {
         self.today.unwrap_or_else(crate::dates::today_copenhagen)
@@ -290,6 +347,7 @@ impl Engine {
                         let obj = json!({"mo_version": null, "mo_hash": null, "dipex_test_server": true, "__typename": "Version"});
                         project_plain(req, f, &obj, "Version")?
                     }
+                    "registrations" => self.registrations(req, f)?,
                     "__typename" => Value::String("Query".into()),
                     _ => return Err(unknown_field(name, "Query").at(req.loc(f))),
                 }
@@ -466,7 +524,7 @@ impl Engine {
 
     fn obj_matches(&self, obj: &Obj, f: &Filter) -> bool {
         if let Some((start, end)) = f.registration
-            && !obj.registrations.iter().any(|t| *t >= start && *t < end)
+            && !registration_periods(obj).any(|(a, b)| overlaps_registration(a, b, start, end))
         {
             return false;
         }
@@ -524,6 +582,118 @@ impl Engine {
             }
         }
         (out, false)
+    }
+
+    /// The top-level `registrations` query: the registrations matching the filter (`uuids`,
+    /// `models`, and `start`/`end` as an overlap test), paged by object uuid.
+    fn registrations(&self, req: &Request, f: &Node<ast::Field>) -> Result<Value, GqlError> {
+        check_args(req, f, "Query", &["filter", "limit", "cursor"])?;
+        let filter = req.arg(f, "filter").unwrap_or(Value::Null);
+        let empty = Map::new();
+        let m = match &filter {
+            Value::Null => &empty,
+            Value::Object(m) => m,
+            other => {
+                return Err(GqlError::new(format!(
+                    "Expected type 'RegistrationFilter' to be a dict, got {other}."
+                ))
+                .at(req.loc(f)));
+            }
+        };
+        let mut uuids: Option<HashSet<Uuid>> = None;
+        let mut models: Option<HashSet<String>> = None;
+        let (mut start, mut end) = (None, None);
+        for (k, v) in m {
+            match k.as_str() {
+                "uuids" if !v.is_null() => uuids = Some(uuid_list(v)?.into_iter().collect()),
+                "models" if !v.is_null() => models = Some(str_list(v, k)?.into_iter().collect()),
+                "start" => start = parse_timestamp(v)?,
+                "end" => end = parse_timestamp(v)?,
+                "actors" if v.is_null() => {}
+                "actors" => {
+                    return Err(unsupported("The registration filter field 'actors'")
+                        .with_path(key(f))
+                        .at(req.loc(f)));
+                }
+                "uuids" | "models" => {}
+                other => {
+                    return Err(GqlError::new(format!(
+                        "Field '{other}' is not defined by type 'RegistrationFilter'."
+                    ))
+                    .at(req.loc(f)));
+                }
+            }
+        }
+        let bounded = start.is_some() || end.is_some();
+        let (start, end) = (
+            start.unwrap_or(jiff::Timestamp::MIN),
+            end.unwrap_or(jiff::Timestamp::MAX),
+        );
+        let (size, after) = self.paging_args(req, f).map_err(|e| e.at(req.loc(f)))?;
+        // Every matching registration, by object uuid.
+        let mut by_uuid: std::collections::BTreeMap<Uuid, Vec<Value>> = Default::default();
+        for kind in Kind::ALL {
+            let model = registration_model(kind);
+            if models.as_ref().is_some_and(|ms| !ms.contains(model)) {
+                continue;
+            }
+            for (u, obj) in self.store.map(kind) {
+                if uuids.as_ref().is_some_and(|us| !us.contains(u))
+                    || after.is_some_and(|a| *u <= a)
+                {
+                    continue;
+                }
+                for (i, (a, b)) in registration_periods(obj).enumerate() {
+                    if bounded && !overlaps_registration(a, b, start, end) {
+                        continue;
+                    }
+                    by_uuid.entry(*u).or_default().push(json!({
+                        "__typename": registration_type(kind),
+                        "model": model,
+                        "uuid": u.to_string(),
+                        "registration_id": i,
+                        "start": crate::dates::format_timestamp(a),
+                        "end": b.map(crate::dates::format_timestamp),
+                        "actor": "42c432e8-9c4a-11e6-9f62-873cf34a735f",
+                        "note": null,
+                    }));
+                }
+            }
+        }
+        let full = by_uuid.len() > size;
+        let page: Vec<(Uuid, Vec<Value>)> = by_uuid.into_iter().take(size).collect();
+        let next = if full {
+            page.last().map(|(u, _)| encode_cursor(u))
+        } else {
+            None
+        };
+        let ty = "IRegistrationPaged";
+        let mut out = Map::new();
+        for sub in req.fields(&f.selection_set)? {
+            let v = match sub.name.as_str() {
+                "objects" => {
+                    check_args(req, sub, ty, &[])?;
+                    let mut list = Vec::new();
+                    for r in page.iter().flat_map(|(_, rs)| rs) {
+                        let t = r["__typename"]
+                            .as_str()
+                            .unwrap_or("IRegistration")
+                            .to_string();
+                        list.push(project_plain(req, sub, r, &t)?);
+                    }
+                    Value::Array(list)
+                }
+                "page_info" => {
+                    check_args(req, sub, ty, &[])?;
+                    let obj = json!({"next_cursor": next, "__typename": "PageInfo"});
+                    project_plain(req, sub, &obj, "PageInfo")?
+                }
+                "__typename" => Value::String(ty.into()),
+                other => return Err(unknown_field(other, ty).at(req.loc(sub))),
+            };
+            out.insert(key(sub).to_string(), v);
+        }
+        Ok(Value::Object(out))
     }
 
     fn page_size(&self, limit: Option<usize>) -> usize {

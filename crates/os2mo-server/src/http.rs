@@ -200,11 +200,13 @@ fn graphql(shared: &Shared, req: &Request) -> Option<Response> {
     };
     let mut injected = take(&mut shared.failures.lock().expect("failures"));
     // A mutation request: its document starts with `mutation`.
-    let is_write = serde_json::from_slice::<Value>(&req.body).ok().is_some_and(|b| {
-        b.get("query")
-            .and_then(Value::as_str)
-            .is_some_and(|q| q.trim_start().starts_with("mutation"))
-    });
+    let is_write = serde_json::from_slice::<Value>(&req.body)
+        .ok()
+        .is_some_and(|b| {
+            b.get("query")
+                .and_then(Value::as_str)
+                .is_some_and(|q| q.trim_start().starts_with("mutation"))
+        });
     if is_write && injected.is_none() {
         injected = take(&mut shared.write_failures.lock().expect("failures"));
     }

@@ -13,6 +13,7 @@ mod gql;
 mod http;
 mod model;
 mod mutate;
+pub mod peer;
 mod schema;
 mod store;
 

@@ -1329,7 +1329,8 @@ fn paging_and_registration() {
     let x = err(&srv, q, json!({"cursor": "garbage!"}));
     assert!(x["message"].as_str().unwrap().contains("cursor"), "{x}");
 
-    // Registration filter: objects written in [start, end).
+    // Registration filter: an overlap test of each registration's period [written, replaced)
+    // with [start, end], as on a real OS2mo (not "written since").
     let srv = server("2025-01-01");
     let t0 = jiff::Timestamp::now();
     let mut all = Vec::new();
@@ -1364,9 +1365,42 @@ fn paging_and_registration() {
             .map(|o| o["uuid"].as_str().unwrap().to_string())
             .collect::<Vec<_>>()
     };
-    assert_eq!(count(t1, None), vec![all[4].clone()]);
+    assert_eq!(
+        count(t1, None).len(),
+        10,
+        "every object has an open registration"
+    );
+    let future: jiff::Timestamp = "9999-01-01T00:00:00Z".parse().unwrap();
+    assert_eq!(count(future, None).len(), 10);
     assert_eq!(count(t0, None).len(), 10);
-    assert_eq!(count(t0, Some(t0)).len(), 0);
+    assert_eq!(
+        count(t0, Some(t0)).len(),
+        0,
+        "nothing was registered before t0"
+    );
+    assert_eq!(count(t0, Some(t1)).len(), 10);
+    // The top-level `registrations`: every registration of the matching objects, paged by
+    // object; a start in the future keeps only the open ones.
+    let rq = "query Q($f: RegistrationFilter, $l: int, $c: Cursor) { registrations(filter: $f, limit: $l, cursor: $c) { page_info { next_cursor } objects { model uuid start end } } }";
+    let d = ok(&srv, rq, json!({"f": {"uuids": [all[4]]}}));
+    let regs = d["registrations"]["objects"].as_array().unwrap();
+    assert_eq!(regs.len(), 2, "{d}");
+    assert_eq!(regs[0]["end"], regs[1]["start"]);
+    assert_eq!(regs[1]["end"], Value::Null);
+    assert_eq!(regs[0]["model"], "itsystem");
+    let d = ok(
+        &srv,
+        rq,
+        json!({"f": {"start": "9999-01-01T00:00:00+00:00", "models": ["itsystem"]}, "l": 4}),
+    );
+    assert_eq!(d["registrations"]["objects"].as_array().unwrap().len(), 4);
+    assert!(d["registrations"]["page_info"]["next_cursor"].is_string());
+    let d = ok(
+        &srv,
+        rq,
+        json!({"f": {"start": "9999-01-01T00:00:00+00:00", "models": ["org_unit"]}}),
+    );
+    assert_eq!(d["registrations"]["objects"], json!([]));
 }
 
 #[test]
@@ -1459,4 +1493,260 @@ fn schema_validation() {
     assert_eq!(s, 200);
     assert!(String::from_utf8_lossy(&body).contains("scalar CPR"));
     ok(&srv, "{ facets { objects { uuid } } }", json!({}));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The same probe against this server and a real OS2mo, to keep them in step.
+
+/// A GraphQL endpoint with a legacy session.
+struct Target {
+    base: String,
+    session: String,
+}
+
+impl Target {
+    fn call(&self, query: &str, variables: Value) -> Value {
+        let body = serde_json::to_vec(&json!({"query": query, "variables": variables})).unwrap();
+        let (status, _, body) = http(
+            &self.base,
+            "POST",
+            "/graphql/v30",
+            &[
+                ("content-type", "application/json"),
+                ("session", &self.session),
+            ],
+            &body,
+        );
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        serde_json::from_slice(&body).unwrap()
+    }
+
+    /// `null` when the request succeeded, else each error's path, `error_key` and status.
+    fn outcome(&self, query: &str, variables: Value) -> Value {
+        let r = self.call(query, variables);
+        match r.get("errors") {
+            None => Value::Null,
+            Some(errors) => Value::Array(
+                errors
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| {
+                        json!({"path": e["path"], "error_key": context(e)["error_key"],
+                               "status": context(e)["status"]})
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    fn data(&self, query: &str, variables: Value) -> Value {
+        let r = self.call(query, variables);
+        assert!(r.get("errors").is_none(), "{r:#}");
+        r["data"].clone()
+    }
+}
+
+/// No-op updates, the registration filter and `registrations`, clearing an IT user's
+/// engagements, and an error shape, as `(what, observation)` pairs.
+fn probe(t: &Target) -> Vec<(&'static str, Value)> {
+    let fresh = || uuid::Uuid::new_v4().to_string();
+    let (a, b) = (fresh(), fresh());
+    let key = |u: &str, n: u32| format!("probe-{}-{n}", &u[..8]);
+    let facet = "mutation M($u: UUID!, $k: String!) { x: facet_update(input: {uuid: $u, user_key: $k, validity: {from: \"2020-01-01\"}}) { uuid } }";
+    for u in [&a, &b] {
+        t.data(
+            "mutation M($u: UUID!, $k: String!) { facet_create(input: {uuid: $u, user_key: $k, validity: {from: \"2020-01-01\"}}) { uuid } }",
+            json!({"u": u, "k": key(u, 0)}),
+        );
+        // (On a real OS2mo the first update after a create is never a no-op.)
+        t.data(facet, json!({"u": u, "k": key(u, 1)}));
+    }
+    let user_key = |u: &str| {
+        let d = t.data(
+            "query Q($u: UUID!) { facets(filter: {uuids: [$u]}) { objects { current { user_key } } } }",
+            json!({"u": u}),
+        );
+        d["facets"]["objects"][0]["current"]["user_key"].clone()
+    };
+    let two = |first: (&str, String), second: (&str, String)| {
+        t.outcome(
+            "mutation M($a: UUID!, $ak: String!, $b: UUID!, $bk: String!) { \
+             a: facet_update(input: {uuid: $a, user_key: $ak, validity: {from: \"2020-01-01\"}}) { uuid } \
+             b: facet_update(input: {uuid: $b, user_key: $bk, validity: {from: \"2020-01-01\"}}) { uuid } }",
+            json!({"a": first.0, "ak": first.1, "b": second.0, "bk": second.1}),
+        )
+    };
+    let mut out = vec![];
+    out.push((
+        "a no-op alone",
+        t.outcome(facet, json!({"u": b, "k": key(&b, 1)})),
+    ));
+    out.push((
+        "a no-op, then a change",
+        two((b.as_str(), key(&b, 1)), (a.as_str(), key(&a, 2))),
+    ));
+    out.push(("… the change", user_key(&a)));
+    out.push((
+        "a change, then a no-op",
+        two((a.as_str(), key(&a, 3)), (b.as_str(), key(&b, 1))),
+    ));
+    out.push(("… the change", user_key(&a)));
+    let regs = |f: Value| {
+        let d = t.data(
+            "query Q($f: RegistrationFilter) { registrations(filter: $f) { objects { model uuid end } } }",
+            json!({"f": f}),
+        );
+        let mut v: Vec<Value> = d["registrations"]["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                json!([
+                    if r["uuid"] == a { "a" } else { "b" },
+                    r["model"],
+                    r["end"].is_null()
+                ])
+            })
+            .collect();
+        v.sort_by_key(|x| x.to_string());
+        Value::Array(v)
+    };
+    out.push(("registrations, all", regs(json!({"uuids": [a, b]}))));
+    out.push((
+        "registrations from the future: the open ones",
+        regs(json!({"uuids": [a, b], "start": "9999-01-01T00:00:00+00:00"})),
+    ));
+    out.push((
+        "registrations until 2000: none",
+        regs(json!({"uuids": [a, b], "end": "2000-01-01T00:00:00+00:00"})),
+    ));
+    let filtered = |r: Value| -> Value {
+        let d = t.data(
+            "query Q($f: FacetFilter) { facets(filter: $f) { objects { uuid } } }",
+            json!({"f": {"uuids": [a, b], "registration": r}}),
+        );
+        d["facets"]["objects"].as_array().unwrap().len().into()
+    };
+    out.push((
+        "registration filter with a future start",
+        filtered(json!({"start": "9999-01-01T00:00:00+00:00"})),
+    ));
+    out.push((
+        "registration filter ending in 2000",
+        filtered(json!({"end": "2000-01-01T00:00:00+00:00"})),
+    ));
+
+    // An IT user linked to an engagement; `engagements: null` keeps the link, `[]` clears it.
+    let (sys, unit, person, eng, it) = (fresh(), fresh(), fresh(), fresh(), fresh());
+    let n = uuid::Uuid::new_v4().as_u128();
+    let cpr = format!(
+        "{:02}0{}6{}{:04}",
+        1 + n % 28,
+        1 + (n >> 8) % 9,
+        (n >> 16) % 10,
+        (n >> 24) % 4000
+    );
+    t.data(
+        "mutation M($s: UUID!, $k: String!, $u: UUID!, $t: UUID!, $p: UUID!, $cpr: CPR!) { \
+         s: itsystem_create(input: {uuid: $s, user_key: $k, name: $k, validity: {from: null}}) { uuid } \
+         u: org_unit_create(input: {uuid: $u, name: $k, user_key: $k, org_unit_type: $t, validity: {from: \"2020-01-01\"}}) { uuid } \
+         p: employee_create(input: {uuid: $p, given_name: \"Probe\", surname: \"Testesen\", cpr_number: $cpr}) { uuid } }",
+        json!({"s": sys, "k": key(&sys, 0), "u": unit, "t": fresh(), "p": person, "cpr": cpr}),
+    );
+    let engagement = "mutation M($e: UUID!, $u: UUID!, $p: UUID!, $j: UUID!, $from: DateTime!) { \
+         engagement_create(input: {uuid: $e, org_unit: $u, person: $p, job_function: $j, engagement_type: $j, validity: {from: $from}}) { uuid } }";
+    out.push((
+        "an engagement before its unit",
+        t.outcome(
+            engagement,
+            json!({"e": eng, "u": unit, "p": person, "j": fresh(), "from": "2019-01-01"}),
+        ),
+    ));
+    t.data(
+        engagement,
+        json!({"e": eng, "u": unit, "p": person, "j": fresh(), "from": "2021-01-01"}),
+    );
+    t.data(
+        "mutation M($i: UUID!, $s: UUID!, $p: UUID!, $e: UUID!, $k: String!) { \
+         ituser_create(input: {uuid: $i, itsystem: $s, person: $p, engagements: [$e], user_key: $k, validity: {from: \"2021-01-01\"}}) { uuid } }",
+        json!({"i": it, "s": sys, "p": person, "e": eng, "k": key(&it, 0)}),
+    );
+    let links = || {
+        let d = t.data(
+            "query Q($i: UUID!) { itusers(filter: {uuids: [$i]}) { objects { current { user_key engagements_responses(filter: {from_date: null, to_date: null}) { objects { uuid } } } } } }",
+            json!({"i": it}),
+        );
+        let c = &d["itusers"]["objects"][0]["current"];
+        json!([
+            c["user_key"] == key(&it, 1) || c["user_key"] == key(&it, 2),
+            c["engagements_responses"]["objects"]
+                .as_array()
+                .unwrap()
+                .len()
+        ])
+    };
+    let update = |k: u32, engagements: Value| {
+        t.outcome(
+            "mutation M($i: UUID!, $s: UUID!, $p: UUID!, $e: [UUID!], $k: String!) { \
+             ituser_update(input: {uuid: $i, itsystem: $s, person: $p, engagements: $e, user_key: $k, validity: {from: \"2021-01-01\"}}) { uuid } }",
+            json!({"i": it, "s": sys, "p": person, "e": engagements, "k": key(&it, k)}),
+        )
+    };
+    out.push((
+        "an IT user update with engagements: null",
+        update(1, Value::Null),
+    ));
+    out.push(("… its engagements", links()));
+    out.push((
+        "an IT user update with engagements: []",
+        update(2, json!([])),
+    ));
+    out.push(("… its engagements", links()));
+    out
+}
+
+#[test]
+fn the_probe_gives_the_same_answers_here_and_on_a_real_os2mo() {
+    let srv = server("2025-01-01");
+    let here = probe(&Target {
+        base: srv.base_url(),
+        session: SESSION.into(),
+    });
+    let expected = json!([
+        ["a no-op alone", null],
+        ["a no-op, then a change", [{"path": ["b"], "error_key": "E_UNKNOWN", "status": 500}]],
+        ["… the change", "probe-A-1"],
+        ["a change, then a no-op", null],
+        ["… the change", "probe-A-1"],
+        ["registrations, all", [["a", "facet", false], ["a", "facet", true], ["b", "facet", false], ["b", "facet", true]]],
+        ["registrations from the future: the open ones", [["a", "facet", true], ["b", "facet", true]]],
+        ["registrations until 2000: none", []],
+        ["registration filter with a future start", 2],
+        ["registration filter ending in 2000", 0],
+        ["an engagement before its unit", [{"path": ["engagement_create"], "error_key": "V_DATE_OUTSIDE_ORG_UNIT_RANGE", "status": 400}]],
+        ["an IT user update with engagements: null", null],
+        ["… its engagements", [true, 1]],
+        ["an IT user update with engagements: []", null],
+        ["… its engagements", [true, 0]],
+    ]);
+    // The facet's user_key names its uuid; compare without it.
+    let normal = |obs: Vec<(&str, Value)>| -> Value {
+        let re = |v: &Value| match v.as_str() {
+            Some(s) if s.starts_with("probe-") => {
+                Value::String(format!("probe-A-{}", s.rsplit('-').next().unwrap()))
+            }
+            _ => v.clone(),
+        };
+        Value::Array(obs.iter().map(|(w, v)| json!([w, re(v)])).collect())
+    };
+    assert_eq!(normal(here), expected, "this server");
+    let Some(peer) = dipex_os2mo_server::peer::from_env("the probe against a real OS2mo") else {
+        return;
+    };
+    let there = probe(&Target {
+        base: peer.url,
+        session: peer.session,
+    });
+    assert_eq!(normal(there), expected, "the real OS2mo");
 }

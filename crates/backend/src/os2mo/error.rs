@@ -229,7 +229,9 @@ fn partial_message(
     refused: usize,
 ) -> String {
     let refused = if refused > 0 {
-        format!(" ({refused} operations refused by MO or depending on a refused object, reported above)")
+        format!(
+            " ({refused} operations refused by MO or depending on a refused object, reported above)"
+        )
     } else {
         String::new()
     };

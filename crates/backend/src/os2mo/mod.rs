@@ -7,13 +7,14 @@ pub mod error;
 pub mod http;
 pub mod kinds;
 pub mod read;
+pub mod resolve;
 pub mod write;
 
 pub use error::{ErrorKey, GqlError, Os2moError};
 pub use http::{Auth, Config};
 
 use crate::{Applied, Backend, BackendError, Query, Registration};
-use dipex_model::{Kind, Object, Plan};
+use dipex_model::{Object, Plan};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -50,55 +51,13 @@ impl Os2mo {
         ))
     }
 
-    /// The uuids of every object of a kind, all history (cheap: no fields).
-    pub fn list_uuids(&self, kind: Kind) -> Result<Vec<Uuid>, Os2moError> {
-        self.uuids_where(kind, json!({"from_date": null, "to_date": null}))
-    }
-
-    /// The uuids of objects of a kind that got a registration (any write) since `since`.
-    pub fn changed_since(
+    /// The open (current) registration of every object of the given `registrations` models
+    /// (see [`read::registration_model`]): `(model, uuid, start of the registration)`.
+    pub fn current_registrations(
         &self,
-        kind: Kind,
-        since: jiff::Timestamp,
-    ) -> Result<Vec<Uuid>, Os2moError> {
-        self.uuids_where(kind, json!({"from_date": null, "to_date": null, "registration": {"start": since.to_string()}}))
-    }
-
-    fn uuids_where(&self, kind: Kind, filter: serde_json::Value) -> Result<Vec<Uuid>, Os2moError> {
-        let Some(doc) = read::uuids_document(kind) else {
-            return Ok(read::read_raw(&self.t, &Query::all(kind))?
-                .into_iter()
-                .map(|o| o.uuid)
-                .collect());
-        };
-        let mut filter = filter.as_object().cloned().unwrap_or_default();
-        if kind == Kind::Role {
-            filter.insert(
-                "association_type".into(),
-                json!({"facet": {"user_keys": [kinds::ROLE_FACET]}}),
-            );
-        }
-        let names = kinds::names(kind).expect("documented kinds have names");
-        let objs = read::pages(
-            &self.t,
-            &format!("list {kind}"),
-            &doc,
-            names.collection,
-            &filter,
-        )?;
-        let mut out: Vec<Uuid> = objs
-            .iter()
-            .filter_map(|o| o.get("uuid")?.as_str()?.parse().ok())
-            .collect();
-        if kind == Kind::Association {
-            // Roles are associations too; leave them to Kind::Role.
-            let roles: std::collections::HashSet<Uuid> =
-                self.list_uuids(Kind::Role)?.into_iter().collect();
-            out.retain(|u| !roles.contains(u));
-        }
-        out.sort();
-        out.dedup();
-        Ok(out)
+        models: &[&str],
+    ) -> Result<Vec<(String, Uuid, jiff::Timestamp)>, Os2moError> {
+        read::current_registrations(&self.t, models)
     }
 }
 
@@ -128,5 +87,9 @@ impl Backend for Os2mo {
     fn describe(&self) -> String {
         let c = self.t.config();
         format!("OS2mo {} (auth: {:?})", c.graphql_url(), c.auth)
+    }
+
+    fn dar_texts(&self) -> Result<Option<std::collections::HashMap<Uuid, String>>, BackendError> {
+        Ok(Some(resolve::dar_texts(&self.t)?))
     }
 }

@@ -42,6 +42,93 @@ pub fn uuids_document(kind: Kind) -> Option<String> {
     ))
 }
 
+/// OS2mo's `registrations` query: one entry per registration (a write) of an object, with the
+/// object's model (`employee`, `org_unit`, …), uuid and the registration's start.
+pub const REGISTRATIONS_DOCUMENT: &str = "query Registrations($filter: RegistrationFilter, $limit: int, $cursor: Cursor) \
+     { registrations(filter: $filter, limit: $limit, cursor: $cursor) \
+     { page_info { next_cursor } objects { model uuid start } } }";
+
+/// The model name OS2mo's `registrations` query gives a kind's objects (roles are associations).
+pub fn registration_model(kind: Kind) -> Option<&'static str> {
+    Some(match kind {
+        Kind::Facet => "facet",
+        Kind::Class => "class",
+        Kind::ItSystem => "itsystem",
+        Kind::OrgUnit => "org_unit",
+        Kind::Person => "employee",
+        Kind::Engagement => "engagement",
+        Kind::Address => "address",
+        Kind::ItUser => "ituser",
+        Kind::Manager => "manager",
+        Kind::Role | Kind::Association => "association",
+        Kind::Leave => "leave",
+        Kind::Kle => "kle",
+        Kind::Organisation => return None,
+    })
+}
+
+/// The current registration of every object of the given models, as `(model, uuid, start)`.
+///
+/// OS2mo's registration filter is an overlap test (`start <= registration end` and
+/// `registration start <= end`), not "written since": a `start` far in the future therefore
+/// selects exactly the registrations still open, one per object, deleted objects included (their
+/// open registration is the deletion). Its start changes with every write to the object.
+pub fn current_registrations(
+    t: &Transport,
+    models: &[&str],
+) -> Result<Vec<(String, Uuid, jiff::Timestamp)>, Os2moError> {
+    let mut filter = Map::new();
+    filter.insert("models".into(), json!(models));
+    filter.insert("start".into(), json!(OPEN_REGISTRATION));
+    // Entries are small: pages ten times the configured size.
+    let limit = t.config().page_size.saturating_mul(10).max(1);
+    let mut out = Vec::new();
+    let mut cursor = Json::Null;
+    loop {
+        let vars = json!({"filter": filter, "limit": limit, "cursor": cursor});
+        let data = t.graphql("list registrations", REGISTRATIONS_DOCUMENT, vars)?;
+        let page = data
+            .get("registrations")
+            .ok_or_else(|| Os2moError::Decode {
+                what: "list registrations".into(),
+                reason: "no registrations in the answer".into(),
+            })?;
+        for o in page
+            .get("objects")
+            .and_then(Json::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            let bad = |what: &str| Os2moError::Decode {
+                what: "list registrations".into(),
+                reason: format!("an entry without a valid {what}: {o}"),
+            };
+            let model = o
+                .get("model")
+                .and_then(Json::as_str)
+                .ok_or_else(|| bad("model"))?;
+            let uuid: Uuid = o
+                .get("uuid")
+                .and_then(Json::as_str)
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| bad("uuid"))?;
+            let start: jiff::Timestamp = o
+                .get("start")
+                .and_then(Json::as_str)
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| bad("start"))?;
+            out.push((model.to_string(), uuid, start));
+        }
+        match page.pointer("/page_info/next_cursor") {
+            Some(Json::Null) | None => return Ok(out),
+            Some(c) => cursor = c.clone(),
+        }
+    }
+}
+
+/// A registration `start` no registration reaches: the filter then keeps only open ones.
+pub const OPEN_REGISTRATION: &str = "9999-01-01T00:00:00+00:00";
+
 /// The root organisation.
 pub const ORG_DOCUMENT: &str = "query Org { org { uuid user_key name municipality_code } }";
 

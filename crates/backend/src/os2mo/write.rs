@@ -21,9 +21,9 @@
 //! * Any other failure stops the write with [`Os2moError::Partial`], which says what was applied.
 
 use super::error::Os2moError;
+use super::error::{ErrorKey, GqlError};
 use super::http::Transport;
 use super::kinds::{self, Mode};
-use super::error::{ErrorKey, GqlError};
 use super::read::read_raw;
 use crate::{Applied, Query, Refused};
 use dipex_model::plan::{Counts, apply as apply_op};
@@ -508,7 +508,9 @@ fn refers_to(op: &Op) -> Vec<Uuid> {
 /// An error MO gives for a reason tied to the object of one mutation: a validation or
 /// not-found `error_key` (not `E_UNKNOWN`, MO's catch-all for server faults).
 fn tied_to_object(e: &GqlError) -> bool {
-    e.error_key.as_ref().is_some_and(|k| *k != ErrorKey::Unknown)
+    e.error_key
+        .as_ref()
+        .is_some_and(|k| *k != ErrorKey::Unknown)
 }
 
 /// The alias index (`m3` → 3) an error names.
@@ -680,7 +682,9 @@ fn run_batches(
         let first = b
             .first()
             .and_then(|c| c.first())
-            .map_or(String::new(), |w| w.m.what.split_whitespace().collect::<Vec<_>>().join(" "));
+            .map_or(String::new(), |w| {
+                w.m.what.split_whitespace().collect::<Vec<_>>().join(" ")
+            });
         if n == 1 {
             first
         } else {
@@ -707,7 +711,8 @@ fn run_batches(
         return (done, rest.collect());
     }
     let n = batches.len();
-    let jobs: Vec<Mutex<Option<Batch>>> = batches.into_iter().map(|b| Mutex::new(Some(b))).collect();
+    let jobs: Vec<Mutex<Option<Batch>>> =
+        batches.into_iter().map(|b| Mutex::new(Some(b))).collect();
     let done: Mutex<Vec<(Settled, Option<(String, Os2moError)>)>> = Mutex::new(Vec::new());
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
@@ -813,7 +818,9 @@ pub fn send(t: &Transport, writes: Vec<Write>) -> Result<Applied, Os2moError> {
         let layer = first.layer;
         let mut chains: Vec<Vec<Write>> = Vec::new();
         let mut pos: HashMap<Uuid, usize> = HashMap::new();
-        for w in std::iter::once(first).chain(std::iter::from_fn(|| rest.next_if(|w| w.layer == layer))) {
+        for w in
+            std::iter::once(first).chain(std::iter::from_fn(|| rest.next_if(|w| w.layer == layer)))
+        {
             let i = *pos.entry(w.op.uuid()).or_insert_with(|| {
                 chains.push(Vec::new());
                 chains.len() - 1
@@ -880,7 +887,12 @@ pub fn send(t: &Transport, writes: Vec<Write>) -> Result<Applied, Os2moError> {
             drop(not_started);
             let applied = total_by_kind
                 .iter()
-                .map(|(k, n)| format!("{k} {} of {n}", written_by_kind.get(k).copied().unwrap_or(0)))
+                .map(|(k, n)| {
+                    format!(
+                        "{k} {} of {n}",
+                        written_by_kind.get(k).copied().unwrap_or(0)
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join(", ");
             return Err(Os2moError::Partial {

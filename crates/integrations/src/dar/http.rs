@@ -71,21 +71,41 @@ const MAX_BODY_BYTES: u64 = 4 * 1024 * 1024;
 pub struct HttpRegister {
     agent: ureq::Agent,
     base: BaseUrl,
+    connections: usize,
+}
+
+/// One keep-alive agent for a web register: `timeout` bounds each request from connecting to
+/// reading the whole body; up to `connections` idle connections are kept for reuse.
+pub(crate) fn agent(timeout: Duration, connections: usize) -> ureq::Agent {
+    let config = ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false)
+        .max_idle_connections(connections.max(1) * 2)
+        .max_idle_connections_per_host(connections.max(1))
+        .user_agent(concat!("dipex/", env!("CARGO_PKG_VERSION")))
+        .build();
+    ureq::Agent::new_with_config(config)
 }
 
 impl HttpRegister {
-    /// A client for the service at `base_url` (for example `https://api.dataforsyningen.dk`);
-    /// `timeout` bounds each request from connecting to reading the whole body.
+    /// A client for the service at `base_url` (for example `https://dawa.kommune.dk`);
+    /// `timeout` bounds each request from connecting to reading the whole body. One connection.
     pub fn new(base_url: &str, timeout: Duration) -> Result<Self, DarError> {
+        Self::with_connections(base_url, timeout, 1)
+    }
+
+    /// The same, asked over up to `connections` connections at once (see
+    /// [`crate::dar::lookup_all`]).
+    pub fn with_connections(
+        base_url: &str,
+        timeout: Duration,
+        connections: usize,
+    ) -> Result<Self, DarError> {
         let base = BaseUrl::parse(base_url)?;
-        let config = ureq::Agent::config_builder()
-            .timeout_global(Some(timeout))
-            .http_status_as_error(false)
-            .user_agent(concat!("dipex/", env!("CARGO_PKG_VERSION")))
-            .build();
         Ok(HttpRegister {
-            agent: ureq::Agent::new_with_config(config),
+            agent: agent(timeout, connections),
             base,
+            connections: connections.max(1),
         })
     }
 
@@ -97,36 +117,14 @@ impl HttpRegister {
     /// One GET of `url` (shown as `shown`): the body of a 2xx answer, `Ok(None)` on HTTP 404,
     /// `Err` otherwise.
     fn get(&self, url: &str, shown: &str) -> Result<Option<Vec<u8>>, DarError> {
-        let scrub = |message: String| message.replace(url, shown);
-        let mut response = self
-            .agent
-            .get(url)
-            .header("Accept", "application/json")
-            .call()
-            .map_err(|e| DarError::Transport {
-                url: shown.to_string(),
-                message: scrub(e.to_string()),
-            })?;
-        let status = response.status().as_u16();
-        if status == 404 {
-            return Ok(None);
-        }
-        if !(200..300).contains(&status) {
-            return Err(DarError::Status {
+        match get(&self.agent, url, shown)? {
+            (404, _) => Ok(None),
+            (200..=299, body) => Ok(Some(body)),
+            (status, _) => Err(DarError::Status {
                 url: shown.to_string(),
                 status,
-            });
+            }),
         }
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(MAX_BODY_BYTES)
-            .read_to_vec()
-            .map_err(|e| DarError::Transport {
-                url: shown.to_string(),
-                message: scrub(e.to_string()),
-            })?;
-        Ok(Some(body))
     }
 
     /// One datavask call. `Ok(None)` means "try the other endpoint" (404 or kategori C).
@@ -204,6 +202,45 @@ impl AddressRegister for HttpRegister {
         }
         self.betegnelse(ACCESS_ADDRESS_OBJECTS, id)
     }
+
+    /// One wash of a made-up address: any definitive answer means the service works.
+    fn probe(&self) -> Result<String, DarError> {
+        self.lookup("Testvej 1", "8000")?;
+        Ok(format!(
+            "DAWA-compatible service {} answers",
+            self.base.shown
+        ))
+    }
+
+    fn connections(&self) -> usize {
+        self.connections
+    }
+}
+
+/// One GET of `url` (shown as `shown` in errors): the status and body of any HTTP answer, `Err`
+/// when there was none. A transport error on a reused keep-alive connection (the server may
+/// have closed it meanwhile) is tried once more; a timeout never is.
+pub(crate) fn get(agent: &ureq::Agent, url: &str, shown: &str) -> Result<(u16, Vec<u8>), DarError> {
+    let scrub = |message: String| message.replace(url, shown);
+    let transport = |e: ureq::Error| DarError::Transport {
+        url: shown.to_string(),
+        message: scrub(e.to_string()),
+    };
+    let call = || agent.get(url).header("Accept", "application/json").call();
+    let mut response = match call() {
+        Ok(r) => r,
+        Err(e @ ureq::Error::Timeout(_)) => return Err(transport(e)),
+        Err(ureq::Error::Io(_)) => call().map_err(transport)?,
+        Err(e) => return Err(transport(e)),
+    };
+    let status = response.status().as_u16();
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(MAX_BODY_BYTES)
+        .read_to_vec()
+        .map_err(transport)?;
+    Ok((status, body))
 }
 
 /// The part of a datavask answer that is used; a result's `adresse.id` is read only when it is
@@ -222,7 +259,7 @@ struct AddressObject {
 
 /// A parsed base URL: what requests go to, and what messages show.
 #[derive(Debug, Clone)]
-struct BaseUrl {
+pub(crate) struct BaseUrl {
     /// `scheme://[userinfo@]host[:port][/path]`, no trailing slash.
     prefix: String,
     /// The same without user info.
@@ -232,11 +269,11 @@ struct BaseUrl {
     /// The same with every value masked.
     shown_query: String,
     /// The whole base URL as shown in messages.
-    shown: String,
+    pub(crate) shown: String,
 }
 
 impl BaseUrl {
-    fn parse(raw: &str) -> Result<Self, DarError> {
+    pub(crate) fn parse(raw: &str) -> Result<Self, DarError> {
         let raw = raw.trim();
         let invalid = |reason: &str| DarError::InvalidBaseUrl {
             url: redact_userinfo(raw),
@@ -290,7 +327,7 @@ impl BaseUrl {
 
     /// The request URL and its shown form for `path` with the (already encoded) parameter
     /// `param`, after the base URL's own query.
-    fn url_with(&self, path: &str, param: &str) -> (String, String) {
+    pub(crate) fn url_with(&self, path: &str, param: &str) -> (String, String) {
         let join = |prefix: &str, base_query: &str| {
             if base_query.is_empty() {
                 format!("{prefix}{path}?{param}")

@@ -56,7 +56,7 @@ impl OfflineRegister {
         let path = path.as_ref();
         let bytes = std::fs::read(path).map_err(|source| DarError::Io {
             path: path.to_path_buf(),
-            source,
+            error: source,
         })?;
         Self::from_bytes(path, &bytes)
     }
@@ -223,22 +223,30 @@ impl AddressRegister for OfflineRegister {
                 self.texts[start as usize..end as usize].to_string()
             }))
     }
+
+    fn probe(&self) -> Result<String, DarError> {
+        Ok(format!(
+            "offline address file {}: {} addresses",
+            self.path().display(),
+            self.rows()
+        ))
+    }
 }
 
 /// The fields of one row that make up its address text (each trimmed, `""` when absent).
-struct Parts<'a> {
-    street: &'a str,
-    number: &'a str,
-    floor: &'a str,
-    door: &'a str,
-    town: &'a str,
-    postal: &'a str,
-    postal_name: &'a str,
+pub(crate) struct Parts<'a> {
+    pub(crate) street: &'a str,
+    pub(crate) number: &'a str,
+    pub(crate) floor: &'a str,
+    pub(crate) door: &'a str,
+    pub(crate) town: &'a str,
+    pub(crate) postal: &'a str,
+    pub(crate) postal_name: &'a str,
 }
 
 /// Append the address text of `p` to `out`, in DAWA's `betegnelse` form:
 /// `"Vejnavn 12, 2. tv, Tillægsby, 8000 Bynavn"`.
-fn push_betegnelse(out: &mut String, p: &Parts<'_>) {
+pub(crate) fn push_betegnelse(out: &mut String, p: &Parts<'_>) {
     out.push_str(p.street);
     if !p.number.is_empty() {
         out.push(' ');

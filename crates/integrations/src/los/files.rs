@@ -7,8 +7,8 @@
 //! and terminations. The nine STAM files have fixed names and no date. Both `Org_inital` (the
 //! spelling LOS uses) and `Org_initial` are recognised.
 //!
-//! Files are *selected* by their modified time (strictly later than the last import), never by
-//! the date in the name, and *ordered* by kind (see [`FileKind`]), then file date, then name.
+//! Files are *selected* by their modified time (to the second, the same as or later than the
+//! start of the last import; see [`plan`]), never by the date in the name, and *ordered* by kind (see [`FileKind`]), then file date, then name.
 
 use std::fmt;
 
@@ -218,9 +218,14 @@ pub struct Plan {
 
 /// Choose and order the files of a run.
 ///
-/// A LOS file is selected when its modified time is strictly later than `last_import`, or when
-/// there is no `last_import` (first run) or no modified time (it cannot be shown to be old; the
-/// import steps are safe to repeat). The selected files are ordered by kind (STAM first, then
+/// A LOS file is selected when its modified time, to the whole second, is the same as or later
+/// than `last_import` (the start of the last successful run) to the whole second, or when there
+/// is no `last_import` (first run) or no modified time (it cannot be shown to be old). Servers
+/// report modified times to the second (FTP's `MLSD` and `MDTM`, SFTP) while the start is kept
+/// to the microsecond, so comparing at the listing's precision with "equal is new" never misses
+/// a file that arrived during the second a run started, after it; a file modified in that second
+/// just *before* the start is read once more by the next run, which changes nothing (every
+/// import step is idempotent: reconcile turns facts MO already holds into an empty plan). The selected files are ordered by kind (STAM first, then
 /// `Org_inital`, `Org_nye`, `Org_ret`, `Pers_nye`, `Pers_ret`, `Pers_luk`, `Leder_nye`,
 /// `Leder_ret`, `Leder_luk`), within a kind by file date, then by name.
 pub fn plan(listing: &[RemoteFile], last_import: Option<Timestamp>) -> Plan {
@@ -231,7 +236,7 @@ pub fn plan(listing: &[RemoteFile], last_import: Option<Timestamp>) -> Plan {
             continue;
         };
         let fresh = match (last_import, file.modified) {
-            (Some(last), Some(modified)) => modified > last,
+            (Some(last), Some(modified)) => modified.as_second() >= last.as_second(),
             _ => true,
         };
         if fresh {
@@ -350,8 +355,11 @@ mod tests {
             file("Org_nye_20210129_000000.csv", "2020-01-28T00:00:00Z"),
             // Older name, newer modified time: selected, with the name's date.
             file("Org_nye_20190128_123742.csv", "2021-01-28T00:00:00Z"),
-            // Equal to the last import: not selected.
+            // The same second as the last import's start (listed to the second, the start
+            // stored with a fraction): selected, equal is new.
             file("STAM_UUID_Enhedstype.csv", "2020-06-01T00:00:00Z"),
+            // The second before: not selected.
+            file("STAM_UUID_Lederniveau.csv", "2020-05-31T23:59:59.999Z"),
             file("STAM_UUID_Ledertype.csv", "2020-06-01T00:00:01Z"),
             RemoteFile {
                 name: "Pers_nye_20200101_000000.csv".into(),
@@ -359,7 +367,7 @@ mod tests {
             },
             file("garbage", "2021-01-01T00:00:00Z"),
         ];
-        let plan = plan(&listing, Some(ts("2020-06-01T00:00:00Z")));
+        let plan = plan(&listing, Some(ts("2020-06-01T00:00:00.4Z")));
         let got: Vec<_> = plan
             .files
             .iter()
@@ -368,6 +376,7 @@ mod tests {
         assert_eq!(
             got,
             [
+                ("STAM_UUID_Enhedstype.csv", None),
                 ("STAM_UUID_Ledertype.csv", None),
                 (
                     "Org_nye_20190128_123742.csv",
@@ -392,7 +401,7 @@ mod tests {
             [
                 "Org_nye_20200128_123742.csv",
                 "Org_nye_20210129_000000.csv",
-                "STAM_UUID_Enhedstype.csv"
+                "STAM_UUID_Lederniveau.csv"
             ]
         );
         assert_eq!(plan.unrecognised, ["garbage"]);

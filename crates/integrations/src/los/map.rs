@@ -30,7 +30,8 @@ pub struct Ctx<'a> {
     /// The day of the run.
     pub today: Date,
     pub azid_system: Uuid,
-    /// DAR answers for postal address texts (`None`: no unambiguous match).
+    /// DAR answers for postal address texts (`None`: no unambiguous match). A text that is
+    /// not a key had a *failed* lookup: the unit's postal address is pending, not a miss.
     pub dar: &'a HashMap<String, Option<Uuid>>,
 }
 
@@ -41,7 +42,20 @@ pub struct Mapped {
     /// Rows that could not be imported (file line and why; never a CPR number).
     pub rejected: Vec<(u64, String)>,
     pub dar_failures: Vec<DarFailure>,
+    /// Units whose postal address could not be looked up (the register failed): their rows'
+    /// postal addresses, to be mapped again by [`post_addresses`] in a later run.
+    pub dar_pending: Vec<PendingAddress>,
+    /// Units whose postal address this file settled (looked up, found or a definitive miss).
+    pub dar_settled: Vec<Uuid>,
     pub warnings: Vec<String>,
+}
+
+/// The postal addresses of one unit's rows in one file, waiting for the register.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PendingAddress {
+    pub unit: Uuid,
+    /// Each row's validity and `PostAdresse` text, in file order.
+    pub rows: Vec<(Validity, String)>,
 }
 
 fn next_day(d: Date) -> Date {
@@ -77,9 +91,11 @@ fn history(uuid: Uuid, mut rows: Vec<(Validity, Value)>) -> Option<Fact> {
     if timeline.is_empty() {
         return None;
     }
+    // The rows describe the whole life: the input speaks about all of the history.
     Some(Fact::State {
         uuid,
         life: Validity::new(first, last_to),
+        since: None,
         timeline,
     })
 }
@@ -223,6 +239,20 @@ pub fn org_units(rows: &[OrgUnitRow], edit: bool, ctx: &Ctx<'_>) -> Mapped {
         }
         groups.entry(uuid).or_default().push((v, value));
     };
+    // Units with a postal address whose lookup failed: none of their postal address rows is
+    // mapped now (no partial history); they are pending as a whole.
+    let post_text = |r: &OrgUnitRow| {
+        r.post_address
+            .as_ref()
+            .filter(|t| !t.trim().is_empty())
+            .cloned()
+    };
+    let waiting: std::collections::HashSet<Uuid> = rows
+        .iter()
+        .filter(|r| post_text(r).is_some_and(|t| !ctx.dar.contains_key(t.trim())))
+        .map(|r| r.uuid)
+        .collect();
+    let mut pending: BTreeMap<Uuid, Vec<(Validity, String)>> = BTreeMap::new();
     for r in rows {
         let v = life(r.start, r.end);
         push(r.uuid, v, unit_value(r), &mut groups);
@@ -234,7 +264,11 @@ pub fn org_units(rows: &[OrgUnitRow], edit: bool, ctx: &Ctx<'_>) -> Mapped {
                 &mut groups,
             );
         }
-        if let Some(text) = r.post_address.as_ref().filter(|t| !t.trim().is_empty()) {
+        if let Some(text) = post_text(r) {
+            if waiting.contains(&r.uuid) {
+                pending.entry(r.uuid).or_default().push((v, text));
+                continue;
+            }
             match ctx.dar.get(text.trim()).copied().flatten() {
                 Some(id) => push(
                     uuids::unit_address(r.uuid, "postaddr"),
@@ -249,6 +283,31 @@ pub fn org_units(rows: &[OrgUnitRow], edit: bool, ctx: &Ctx<'_>) -> Mapped {
             }
         }
     }
+    let mut settled: Vec<Uuid> = rows
+        .iter()
+        .filter(|r| post_text(r).is_some() && !waiting.contains(&r.uuid))
+        .map(|r| r.uuid)
+        .collect();
+    settled.sort();
+    settled.dedup();
+    m.dar_settled = settled;
+    m.dar_pending = pending
+        .into_iter()
+        .map(|(unit, rows)| PendingAddress { unit, rows })
+        .collect();
+    facts_of(order, groups, edit, ctx, &mut m);
+    m
+}
+
+/// The facts of grouped rows: whole histories, or (`edit`) each object changed from the file
+/// date by its last row.
+fn facts_of(
+    order: Vec<Uuid>,
+    mut groups: BTreeMap<Uuid, Vec<(Validity, Value)>>,
+    edit: bool,
+    ctx: &Ctx<'_>,
+    m: &mut Mapped,
+) {
     for uuid in order {
         let rows = groups.remove(&uuid).unwrap_or_default();
         if edit {
@@ -270,6 +329,41 @@ pub fn org_units(rows: &[OrgUnitRow], edit: bool, ctx: &Ctx<'_>) -> Mapped {
             m.facts.push(f);
         }
     }
+}
+
+/// The postal addresses of units that were pending, mapped as their file would have mapped
+/// them (`edit`: an `Org_ret` file; `ctx.file_date`: that file's date). Units whose lookups fail
+/// again stay pending; definitive misses go to the failure list.
+pub fn post_addresses(pending: &[PendingAddress], edit: bool, ctx: &Ctx<'_>) -> Mapped {
+    let mut m = Mapped::default();
+    let mut groups: BTreeMap<Uuid, Vec<(Validity, Value)>> = BTreeMap::new();
+    let mut order = Vec::new();
+    for p in pending {
+        if p.rows.iter().any(|(_, t)| !ctx.dar.contains_key(t.trim())) {
+            m.dar_pending.push(p.clone());
+            continue;
+        }
+        m.dar_settled.push(p.unit);
+        let uuid = uuids::unit_address(p.unit, "postaddr");
+        for (v, text) in &p.rows {
+            match ctx.dar.get(text.trim()).copied().flatten() {
+                Some(id) => {
+                    if !groups.contains_key(&uuid) {
+                        order.push(uuid);
+                    }
+                    groups
+                        .entry(uuid)
+                        .or_default()
+                        .push((*v, unit_address(p.unit, "UNIT_POSTADDR", id.to_string())));
+                }
+                None => m.dar_failures.push(DarFailure {
+                    org_unit: p.unit,
+                    post_address: text.clone(),
+                }),
+            }
+        }
+    }
+    facts_of(order, groups, edit, ctx, &mut m);
     m
 }
 
@@ -347,7 +441,10 @@ pub fn persons(
             Fact::state(r.engagement, engagement, life(r.start, r.end), effective),
             &mut latest,
         );
-        let detail_life = life(ctx.file_date.max(r.start), r.end);
+        // E-mail and AZ user are not dated by LOS: the row speaks about them from the file date
+        // (or its own later start) on, and what MO holds before that day stays (§11.4, §13.1).
+        let detail_since = ctx.file_date.max(r.start);
+        let detail_end = life(r.start, r.end).to;
         if let Some(email) = r.email.as_ref().filter(|e| !e.trim().is_empty()) {
             let value = Value::Address(Address {
                 user_key: email.clone(),
@@ -360,11 +457,11 @@ pub fn persons(
                 ituser: None,
             });
             keep(
-                Fact::state(
+                Fact::from_date(
                     uuids::person_detail(person, "email"),
                     value,
-                    detail_life,
-                    effective,
+                    detail_since,
+                    detail_end,
                 ),
                 &mut latest,
             );
@@ -380,11 +477,11 @@ pub fn persons(
                 primary: None,
             });
             keep(
-                Fact::state(
+                Fact::from_date(
                     uuids::person_detail(person, "azid"),
                     value,
-                    detail_life,
-                    effective,
+                    detail_since,
+                    detail_end,
                 ),
                 &mut latest,
             );
@@ -522,7 +619,7 @@ mod tests {
                 .map(|(start, len, name)| (Validity::new(Some(day(start)), len.map(|l| day(start + l))), unit(name)))
                 .collect();
             let earliest = rows.iter().map(|(v, _)| v.from).min().unwrap();
-            let Some(Fact::State { uuid, life, timeline }) = history(Uuid::nil(), rows) else {
+            let Some(Fact::State { uuid, life, timeline, .. }) = history(Uuid::nil(), rows) else {
                 return Err(TestCaseError::fail("no fact"));
             };
             prop_assert_eq!(life.from, earliest);
@@ -813,6 +910,7 @@ mod tests {
             uuid,
             life,
             timeline,
+            ..
         } = &m.facts[0]
         else {
             panic!()

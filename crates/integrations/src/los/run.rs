@@ -4,12 +4,18 @@
 //! map to facts, reconcile with MO and apply (one plan per file). The state file is written
 //! only when every file went through; a failed run leaves it, so the next run processes the
 //! same files again (reconcile makes that safe).
+//!
+//! A postal address whose lookup *failed* (register down, hanging, 5xx) is not a DAR miss and
+//! never lands on the failure list: the unit's postal address rows of that file are kept as
+//! pending in the register's state database (importer `los`, object = the unit uuid), and the
+//! next run maps them first, before its files, whether or not any file mentions the unit again.
+//! A later file that settles the unit's postal address replaces its pending rows.
 
 use super::files::{self, FileKind, Planned};
 use super::map::{self, Ctx, Mapped};
 use super::parse::{self, Rows};
 use super::{seed, state};
-use crate::dar::{AddressRegister, DarError};
+use crate::dar::{self, AddressRegister, DarError, Lookup, Pending};
 use crate::opus::run::Env;
 use crate::transport::source::{Source, SourceError};
 use dipex_backend::{Backend, BackendError, Query, Refused, Registration};
@@ -21,20 +27,37 @@ use uuid::Uuid;
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("reading the files: {0}")]
-    Source(#[from] SourceError),
+    Source(SourceError),
     #[error(transparent)]
     Parse(#[from] parse::ParseError),
     #[error("MO: {0}")]
-    Backend(#[from] BackendError),
+    Backend(BackendError),
     #[error("the address register: {0}")]
-    Dar(#[from] DarError),
+    Dar(DarError),
     #[error(transparent)]
     State(#[from] state::StateError),
-    #[error("{file}: {source}")]
-    Write {
-        file: String,
-        source: std::io::Error,
-    },
+    #[error("{file}: {error}")]
+    Write { file: String, error: std::io::Error },
+}
+
+// The wrapped errors are shown in the message, so they are not also given as `source()`:
+// `{:#}` (anyhow) would print them twice.
+impl From<SourceError> for RunError {
+    fn from(e: SourceError) -> RunError {
+        RunError::Source(e)
+    }
+}
+
+impl From<BackendError> for RunError {
+    fn from(e: BackendError) -> RunError {
+        RunError::Backend(e)
+    }
+}
+
+impl From<DarError> for RunError {
+    fn from(e: DarError) -> RunError {
+        RunError::Dar(e)
+    }
 }
 
 /// What a run needs.
@@ -59,6 +82,8 @@ pub struct FileReport {
     pub refused: Vec<Refused>,
     pub warnings: Vec<String>,
     pub dar_failures: usize,
+    /// Units whose postal address lookup failed (pending).
+    pub dar_pending: usize,
 }
 
 #[derive(Debug, Default)]
@@ -68,6 +93,22 @@ pub struct Report {
     pub unrecognised: Vec<String>,
     /// Files written with the DAR failures.
     pub dar_lists: Vec<PathBuf>,
+    /// Units whose postal address is pending after the run (the register failed).
+    pub pending: usize,
+    /// Pending units of earlier runs settled by this run.
+    pub pending_resolved: usize,
+}
+
+/// The importer name of LOS's pending address lookups.
+pub const PENDING_IMPORTER: &str = "los";
+
+/// What is kept for a pending unit: its rows and the file they came from.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Stored {
+    file: String,
+    file_date: Date,
+    edit: bool,
+    address: map::PendingAddress,
 }
 
 impl Report {
@@ -156,33 +197,169 @@ fn persons_by_cpr(
     Ok(out)
 }
 
-/// DAR answers for the distinct non-empty postal addresses of org unit rows.
-fn dar_answers(
+/// DAR answers for the distinct non-empty postal address texts, asked concurrently. A text
+/// whose lookup failed is left out (the mapping treats it as pending, not as a miss).
+fn dar_answers<'t>(
     register: &dyn AddressRegister,
-    rows: &[parse::OrgUnitRow],
-) -> Result<HashMap<String, Option<Uuid>>, DarError> {
+    texts: impl IntoIterator<Item = &'t str>,
+) -> (HashMap<String, Option<Uuid>>, usize) {
     let mut out = HashMap::new();
-    for r in rows {
-        let Some(text) = r
-            .post_address
-            .as_deref()
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-        else {
-            continue;
-        };
-        if out.contains_key(text) {
+    let mut queries = Vec::new();
+    let mut seen = HashSet::new();
+    for text in texts.into_iter().map(str::trim).filter(|t| !t.is_empty()) {
+        if !seen.insert(text) {
             continue;
         }
         let split = crate::plan2learn::address::split(text);
-        let answer = if split.postcode.is_empty() {
-            None
+        if split.postcode.is_empty() {
+            out.insert(text.to_string(), None);
         } else {
-            register.lookup(&split.street, &split.postcode)?.uuid()
-        };
-        out.insert(text.to_string(), answer);
+            queries.push((text.to_string(), split.street, split.postcode));
+        }
     }
-    Ok(out)
+    let answers = dar::lookup_all(
+        register,
+        queries.iter().map(|(_, s, p)| (s.clone(), p.clone())),
+    );
+    let mut failed = 0;
+    for (text, street, postcode) in queries {
+        match answers.get(&(street, postcode)) {
+            Some(Ok(Lookup::Found(id))) => {
+                out.insert(text, Some(*id));
+            }
+            Some(Ok(Lookup::NotFound)) => {
+                out.insert(text, None);
+            }
+            Some(Err(_)) | None => failed += 1,
+        }
+    }
+    (out, failed)
+}
+
+/// Map the pending postal addresses of earlier runs again (before this run's files), write
+/// them, and record what is still pending.
+fn retry_pending(
+    backend: &mut dyn Backend,
+    job: &Job<'_>,
+    env: &mut dyn Env,
+    today: Date,
+    report: &mut Report,
+) -> Result<(), RunError> {
+    let stored: Vec<(String, Stored)> = job
+        .register
+        .pending(PENDING_IMPORTER)?
+        .into_iter()
+        .filter_map(|p| Some((p.object, serde_json::from_str(&p.data).ok()?)))
+        .collect();
+    if stored.is_empty() {
+        return Ok(());
+    }
+    let (dar, _) = dar_answers(
+        job.register,
+        stored
+            .iter()
+            .flat_map(|(_, s)| s.address.rows.iter().map(|(_, t)| t.as_str())),
+    );
+    // Each file's pending units are mapped as that file would have: by its date and kind.
+    let mut by_file: BTreeMap<(Date, String, bool), Vec<(String, map::PendingAddress)>> =
+        BTreeMap::new();
+    for (object, s) in stored {
+        by_file
+            .entry((s.file_date, s.file, s.edit))
+            .or_default()
+            .push((object, s.address));
+    }
+    for ((file_date, file, edit), units) in by_file {
+        let addresses: Vec<map::PendingAddress> = units.iter().map(|(_, a)| a.clone()).collect();
+        let ids: Vec<Uuid> = addresses
+            .iter()
+            .flat_map(|a| [a.unit, super::uuids::unit_address(a.unit, "postaddr")])
+            .collect();
+        let current: HashMap<Uuid, Object> = [Kind::OrgUnit, Kind::Address]
+            .into_iter()
+            .map(|k| backend.read(&Query::all(k).uuids(ids.iter().copied())))
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .flatten()
+            .map(|o| (o.uuid, o))
+            .collect();
+        let persons = HashMap::new();
+        let ctx = Ctx {
+            current: &current,
+            persons: &persons,
+            file_date,
+            today,
+            azid_system: job.azid_system,
+            dar: &dar,
+        };
+        let mapped = map::post_addresses(&addresses, edit, &ctx);
+        let name = format!("{file} (pending addresses)");
+        let mut fr = FileReport {
+            name: name.clone(),
+            rows: addresses.len(),
+            dar_failures: mapped.dar_failures.len(),
+            dar_pending: mapped.dar_pending.len(),
+            ..FileReport::default()
+        };
+        let settled: Vec<String> = mapped.dar_settled.iter().map(Uuid::to_string).collect();
+        (fr.plan, fr.refused) = write(backend, mapped.facts, job.dry_run, &reg(env, &name))?;
+        if !job.dry_run {
+            write_failure_list(
+                job,
+                &file,
+                &mapped.dar_failures,
+                &mut fr,
+                &mut report.dar_lists,
+            )?;
+            // A pending address OS2mo refused stays pending: no file brings it back.
+            if fr.refused.is_empty() {
+                job.register
+                    .update_pending(PENDING_IMPORTER, &settled, &[])?;
+            }
+        }
+        if fr.refused.is_empty() {
+            report.pending_resolved += settled.len();
+        }
+        report.files.push(fr);
+    }
+    Ok(())
+}
+
+/// Write the DAR failure list (definitive misses only) of `file` beside the state file, and
+/// put it into `DARfejlliste` on the server.
+fn write_failure_list(
+    job: &Job<'_>,
+    file: &str,
+    failures: &[parse::DarFailure],
+    fr: &mut FileReport,
+    dar_lists: &mut Vec<PathBuf>,
+) -> Result<(), RunError> {
+    if failures.is_empty() {
+        return Ok(());
+    }
+    let dir = job
+        .state_file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = files::dar_failure_file_name(file);
+    let path = dir.join(&name);
+    let list = parse::write_dar_failures(failures);
+    std::fs::create_dir_all(dir)
+        .and_then(|_| std::fs::write(&path, &list))
+        .map_err(|error| RunError::Write {
+            file: path.display().to_string(),
+            error,
+        })?;
+    dar_lists.push(path);
+    // Also onto the server, for LOS's people; a server that refuses is only a warning.
+    if let Err(e) = job.source.put("DARfejlliste", &name, list.as_bytes()) {
+        fr.warnings.push(format!(
+            "the DAR failure list could not be put into DARfejlliste on {}: {e}",
+            job.source.describe()
+        ));
+    }
+    Ok(())
 }
 
 /// One import run.
@@ -233,8 +410,11 @@ pub fn import(
         });
     }
 
+    retry_pending(backend, job, env, today, &mut report)?;
+    let mut new_pending = 0;
     for file in &planned.files {
         let fr = import_file(backend, job, env, file, today, &mut report.dar_lists)?;
+        new_pending += fr.dar_pending;
         report.files.push(fr);
     }
     // A refused object is tried again next run: the files are read again (reconcile makes that
@@ -242,6 +422,11 @@ pub fn import(
     if !job.dry_run && report.refused() == 0 {
         state::write(job.state_file, started)?;
     }
+    report.pending = if job.dry_run {
+        job.register.pending(PENDING_IMPORTER)?.len() + new_pending
+    } else {
+        job.register.pending(PENDING_IMPORTER)?.len()
+    };
     Ok(report)
 }
 
@@ -283,7 +468,14 @@ fn import_file(
     let current = match &rows {
         Rows::Classes(..) | Rows::ItSystems(_) => HashMap::new(),
         Rows::OrgUnits(r) => {
-            dar = dar_answers(job.register, r)?;
+            let (answers, failed) = dar_answers(
+                job.register,
+                r.iter().filter_map(|x| x.post_address.as_deref()),
+            );
+            if failed > 0 {
+                fr.warnings.push(format!("{failed} address lookups failed; those units' postal addresses are pending: looked up again next run"));
+            }
+            dar = answers;
             kind(Kind::OrgUnit, r.iter().map(|x| x.uuid).collect())?
         }
         Rows::Persons(r) => {
@@ -330,30 +522,32 @@ fn import_file(
     fr.rejected = mapped.rejected;
     fr.warnings.extend(mapped.warnings);
     fr.dar_failures = mapped.dar_failures.len();
-    if !mapped.dar_failures.is_empty() && !job.dry_run {
-        let dir = job
-            .state_file
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let path = dir.join(files::dar_failure_file_name(&file.name));
-        let list = parse::write_dar_failures(&mapped.dar_failures);
-        std::fs::create_dir_all(dir)
-            .and_then(|_| std::fs::write(&path, &list))
-            .map_err(|source| RunError::Write {
-                file: path.display().to_string(),
-                source,
-            })?;
-        dar_lists.push(path);
-        // Also onto the server, for LOS's people; a server that refuses is only a warning.
-        let name = files::dar_failure_file_name(&file.name);
-        if let Err(e) = job.source.put("DARfejlliste", &name, list.as_bytes()) {
-            fr.warnings.push(format!(
-                "the DAR failure list could not be put into DARfejlliste on {}: {e}",
-                job.source.describe()
-            ));
+    fr.dar_pending = mapped.dar_pending.len();
+    (fr.plan, fr.refused) = write(backend, mapped.facts, job.dry_run, &reg(env, &file.name))?;
+    if !job.dry_run {
+        write_failure_list(job, &file.name, &mapped.dar_failures, &mut fr, dar_lists)?;
+        // Only now that MO holds the file: settle the units it answered, keep the failed ones.
+        let settled: Vec<String> = mapped.dar_settled.iter().map(Uuid::to_string).collect();
+        let added = mapped
+            .dar_pending
+            .into_iter()
+            .map(|address| {
+                let object = address.unit.to_string();
+                let stored = Stored {
+                    file: file.name.clone(),
+                    file_date,
+                    edit: file.kind == FileKind::OrgEdit,
+                    address,
+                };
+                // Plain data (uuids, dates, texts): serialising it cannot fail.
+                let data = serde_json::to_string(&stored).unwrap_or_default();
+                Pending { object, data }
+            })
+            .collect::<Vec<_>>();
+        if !settled.is_empty() || !added.is_empty() {
+            job.register
+                .update_pending(PENDING_IMPORTER, &settled, &added)?;
         }
     }
-    (fr.plan, fr.refused) = write(backend, mapped.facts, job.dry_run, &reg(env, &file.name))?;
     Ok(fr)
 }

@@ -9,10 +9,11 @@ use uuid::Uuid;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CprMapError {
-    #[error("{file}: {source}")]
+    #[error("{file}: {error}")]
     Io {
         file: String,
-        source: std::io::Error,
+        /// Not a `source()`: the message shows it, and error chains are printed once.
+        error: std::io::Error,
     },
     #[error("{file}: line {line}: {reason}")]
     Csv {
@@ -95,7 +96,7 @@ pub fn write_cpr_map(
 ) -> Result<usize, CprMapError> {
     let io = |source| CprMapError::Io {
         file: file.into(),
-        source,
+        error: source,
     };
     let mut w = csv::WriterBuilder::new()
         .delimiter(b';')

@@ -174,8 +174,20 @@ pub struct Changes {
     pub leaves: Vec<String>,
     /// Employments in the previous dump (not as leave markers) that are gone: cancelled.
     pub cancelled: Vec<String>,
-    /// True when there was no previous dump to compare with (everything counts as new).
+    /// True when nothing was imported before: every record is new to the source. (The runner
+    /// clears it when a previous import exists but its digests are unknown: then every record
+    /// counts as changed, not as new.)
     pub first: bool,
+    /// Units and employments the previous dump did not have (empty when `first`).
+    pub new: HashSet<String>,
+}
+
+impl Changes {
+    /// Whether the source has this unit or employment for the first time: then it speaks
+    /// about its whole life, not only from the change on.
+    pub fn is_new(&self, id: &str) -> bool {
+        self.first || self.new.contains(id)
+    }
 }
 
 /// Compare a dump with the digests of the previous one. `only` restricts everything to the
@@ -200,6 +212,14 @@ pub fn changes(
         .filter(|u| previous.is_none_or(|p| p.units.get(&u.id) != Some(&u.digest)))
         .collect();
     units.sort_by_key(|u| tree.depth[u.id.as_str()]);
+    if let Some(p) = previous {
+        out.new.extend(
+            units
+                .iter()
+                .filter(|u| !p.units.contains_key(&u.id))
+                .map(|u| u.id.clone()),
+        );
+    }
     out.units = units.into_iter().map(|u| u.id.clone()).collect();
     let mut filtered: Vec<String> = filtered
         .into_iter()
@@ -222,6 +242,9 @@ pub fn changes(
         if e.is_leave_marker() {
             out.leaves.push(e.id.clone());
         } else {
+            if previous.is_some_and(|p| !p.employees.contains_key(&e.id)) {
+                out.new.insert(e.id.clone());
+            }
             out.employees.push(e.id.clone());
         }
     }

@@ -37,26 +37,30 @@ pub fn dump_name(name: &str) -> &str {
 
 #[derive(Debug, thiserror::Error)]
 pub enum FilesError {
-    #[error("cannot list OPUS dumps in {path}: {source}")]
+    #[error("cannot list OPUS dumps in {path}: {error}")]
     List {
         path: String,
-        source: std::io::Error,
+        /// Not a `source()`: the message shows it, and error chains are printed once.
+        error: std::io::Error,
     },
-    #[error("cannot list OPUS dumps in {source_name}: {source}")]
+    #[error("cannot list OPUS dumps in {source_name}: {error}")]
     Remote {
         source_name: String,
-        source: Box<SourceError>,
+        /// Not a `source()`: the message shows it, and error chains are printed once.
+        error: Box<SourceError>,
     },
-    #[error("cannot download OPUS dump {name} from {source_name}: {source}")]
+    #[error("cannot download OPUS dump {name} from {source_name}: {error}")]
     Fetch {
         name: String,
         source_name: String,
-        source: Box<SourceError>,
+        /// Not a `source()`: the message shows it, and error chains are printed once.
+        error: Box<SourceError>,
     },
-    #[error("spool folder {path}: {source}")]
+    #[error("spool folder {path}: {error}")]
     Spool {
         path: String,
-        source: std::io::Error,
+        /// Not a `source()`: the message shows it, and error chains are printed once.
+        error: std::io::Error,
     },
     #[error("{first} and {second} carry the same timestamp; remove one of them")]
     Duplicate { first: String, second: String },
@@ -93,7 +97,7 @@ fn pick<T>(entries: Vec<(String, T)>) -> Result<Picked<T>, FilesError> {
 pub fn list_dumps(dir: &Path) -> Result<(Vec<DumpFile>, Vec<String>), FilesError> {
     let err = |source| FilesError::List {
         path: dir.display().to_string(),
-        source,
+        error: source,
     };
     let mut entries = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(err)? {
@@ -138,7 +142,7 @@ pub fn list_source_dumps(
 ) -> Result<(Vec<RemoteDump>, Vec<String>), FilesError> {
     let files = source.list().map_err(|source_err| FilesError::Remote {
         source_name: source.describe(),
-        source: Box::new(source_err),
+        error: Box::new(source_err),
     })?;
     let (dumps, skipped) = pick(files.into_iter().map(|f| (f.name, f.size)).collect())?;
     let dumps = dumps
@@ -167,7 +171,7 @@ pub fn fetch_dumps(source: &Source, dumps: &[&RemoteDump]) -> Result<usize, File
         if let Some(dir) = d.dump.path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| FilesError::Spool {
                 path: dir.display().to_string(),
-                source: e,
+                error: e,
             })?;
         }
         if let (Ok(meta), Some(size)) = (std::fs::metadata(&d.dump.path), d.size)
@@ -182,7 +186,7 @@ pub fn fetch_dumps(source: &Source, dumps: &[&RemoteDump]) -> Result<usize, File
             .map_err(|e| FilesError::Fetch {
                 name: d.remote.clone(),
                 source_name: source.describe(),
-                source: Box::new(e),
+                error: Box::new(e),
             })?;
         fetched += 1;
     }
@@ -194,7 +198,7 @@ pub fn fetch_dumps(source: &Source, dumps: &[&RemoteDump]) -> Result<usize, File
 pub fn prune_spool(spool: &Path, keep_from: DateTime) -> Result<Vec<String>, FilesError> {
     let err = |e| FilesError::Spool {
         path: spool.display().to_string(),
-        source: e,
+        error: e,
     };
     let mut removed = Vec::new();
     let entries = match std::fs::read_dir(spool) {

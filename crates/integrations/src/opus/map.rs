@@ -155,7 +155,7 @@ impl<'a> Index<'a> {
             }
             let refs = last.refs();
             if let Some(owner) = refs.person.or(refs.org_unit)
-                && matches!(o.kind, Kind::Address | Kind::ItUser)
+                && matches!(o.kind, Kind::Address | Kind::ItUser | Kind::Engagement)
             {
                 ix.by_owner.entry((o.kind, owner)).or_default().push(o.uuid);
             }
@@ -337,6 +337,16 @@ fn next_day(d: Date) -> Date {
     d.tomorrow().unwrap_or(d)
 }
 
+/// A lower bound as a day (`None` is the earliest day).
+fn lo(d: Option<Date>) -> Date {
+    d.unwrap_or(Date::MIN)
+}
+
+/// An upper bound as a day (`None` is the last day).
+fn hi(d: Option<Date>) -> Date {
+    d.unwrap_or(Date::MAX)
+}
+
 /// The day a record's change takes effect (ruling 1).
 pub fn effective(last_changed: Option<Date>, dump_date: Date) -> Date {
     match last_changed {
@@ -379,6 +389,9 @@ struct Employment<'a> {
     life: Validity,
     effective: Date,
     changed: bool,
+    /// New to the source (the previous dump did not have it): the input speaks about its whole
+    /// life.
+    new: bool,
 }
 
 /// The mapping of one dump.
@@ -403,6 +416,8 @@ pub struct Mapper<'a> {
     details: Vec<Fact>,
     managers: Vec<Fact>,
     ends: Vec<Fact>,
+    /// Engagements this dump deletes (cancellations): they take no part in primary classes.
+    deleted: HashSet<Uuid>,
 }
 
 impl<'a> Mapper<'a> {
@@ -440,6 +455,7 @@ impl<'a> Mapper<'a> {
             details: Vec::new(),
             managers: Vec::new(),
             ends: Vec::new(),
+            deleted: HashSet::new(),
         }
     }
 
@@ -454,7 +470,7 @@ impl<'a> Mapper<'a> {
         let primary = PrimaryClasses::ensure(&mut |f, k, t, s| self.classes.class(f, k, t, s));
         for id in &changes.units {
             let unit = self.tree.by_id[id.as_str()];
-            self.unit(unit)?;
+            self.unit(unit, changes.is_new(id))?;
         }
         let end = next_day(self.dump_date);
         for id in changes.vanished_units.iter().chain(&changes.filtered_units) {
@@ -478,14 +494,19 @@ impl<'a> Mapper<'a> {
             + self.details.len()
             + self.managers.len()
             + self.ends.len();
+        // Each stage's buffer is freed as soon as it is copied (peak memory of large imports).
         let mut facts = Vec::with_capacity(total);
         facts.extend(classes);
-        facts.append(&mut self.units);
-        facts.append(&mut self.persons);
-        facts.append(&mut self.engagements);
-        facts.append(&mut self.details);
-        facts.append(&mut self.managers);
-        facts.append(&mut self.ends);
+        for stage in [
+            &mut self.units,
+            &mut self.persons,
+            &mut self.engagements,
+            &mut self.details,
+            &mut self.managers,
+            &mut self.ends,
+        ] {
+            facts.extend(std::mem::take(stage));
+        }
         self.out.facts = facts;
         Ok(self.out)
     }
@@ -506,7 +527,7 @@ impl<'a> Mapper<'a> {
         }
     }
 
-    fn unit(&mut self, unit: &Unit) -> Result<(), MapError> {
+    fn unit(&mut self, unit: &Unit, new: bool) -> Result<(), MapError> {
         let uuid = self.cfg.uuids.unit(&unit.id);
         let type_key = unit
             .org_type
@@ -530,7 +551,6 @@ impl<'a> Mapper<'a> {
             unit.end_date.filter(|d| *d < Date::MAX).map(next_day),
         );
         let eff = effective(unit.last_changed, self.dump_date);
-        let existing = self.ix.get(&uuid).is_some();
         let value = Value::OrgUnit(OrgUnit {
             user_key: user_key.to_string(),
             name: unit.long_name.clone(),
@@ -540,9 +560,12 @@ impl<'a> Mapper<'a> {
             unit_hierarchy: None,
             time_planning: None,
         });
-        self.units.push(Fact::state(uuid, value, life, Some(eff)));
+        // A unit new to the source is described over its whole life; a changed one from the
+        // change on. Whether MO already has it does not matter (an interrupted first import).
+        let since = if new { start } else { eff };
+        self.units.push(Fact::state(uuid, value, life, Some(since)));
         // Addresses start with the unit when it is new, else at the change.
-        let addr_start = if existing { eff } else { start };
+        let addr_start = since;
         let ean = unit.ean.as_deref().filter(|v| *v != "9999999999999");
         let pnr = unit
             .p_nr
@@ -628,11 +651,24 @@ impl<'a> Mapper<'a> {
                 |o| matches!(&o.last().value, Value::Address(a) if a.address_type == address_type),
             )
             .collect();
-        let current = existing.iter().min_by_key(|o| o.uuid);
+        // A unit's addresses are part of the unit's record: from the change on they are what
+        // the record says. A person's are facts of their own: one MO still holds at the end
+        // is current; one that ended before (a protected address, a removed phone) is history
+        // and stays as it is.
+        let person = owner.person().is_some();
+        let open: Vec<&Object> = existing
+            .iter()
+            .copied()
+            .filter(|o| !person || o.last().validity.to.is_none() || o.last().validity.to == end)
+            .collect();
+        let current = open
+            .iter()
+            .min_by_key(|o| o.uuid)
+            .or_else(|| existing.iter().min_by_key(|o| o.uuid));
         match wanted {
             Wanted::Keep => {}
             Wanted::No => {
-                for o in existing {
+                for o in open {
                     self.details.push(Fact::End {
                         uuid: o.uuid,
                         kind: Kind::Address,
@@ -658,9 +694,6 @@ impl<'a> Mapper<'a> {
                     },
                     |o| o.uuid,
                 );
-                let from = current
-                    .and_then(|o| o.slices[0].validity.from)
-                    .unwrap_or(start);
                 let v = Value::Address(Address {
                     user_key: value.clone(),
                     value,
@@ -671,12 +704,16 @@ impl<'a> Mapper<'a> {
                     engagement: None,
                     ituser: None,
                 });
-                self.details.push(Fact::state(
-                    uuid,
-                    v,
-                    Validity::new(Some(from), end),
-                    Some(eff),
-                ));
+                // A person's address MO already holds with this value is not written again: a
+                // change of another field, dated earlier, must not move its start.
+                if person
+                    && current.is_some_and(|o| o.last().validity.to == end && o.last().value == v)
+                {
+                    return;
+                }
+                // From `start` on (the unit's start for a new unit, else the change); what MO
+                // holds before it stays, also when the address existed once and ended.
+                self.details.push(Fact::from_date(uuid, v, start, end));
             }
         }
     }
@@ -723,7 +760,15 @@ impl<'a> Mapper<'a> {
             }
             return None;
         }
-        let entry = match data.entry_date {
+        // Without an entryDate the start is the one MO has (the lastChanged it was hired
+        // with); only a new employment starts at its lastChanged.
+        let known_start = self
+            .ix
+            .user_key(Kind::Engagement, &rec.id)
+            .iter()
+            .filter_map(|u| self.ix.get(u))
+            .find_map(|o| o.slices[0].validity.from);
+        let entry = match data.entry_date.or(known_start) {
             Some(d) => d,
             None => {
                 if changed {
@@ -753,6 +798,7 @@ impl<'a> Mapper<'a> {
             life: Validity::new(Some(entry), end),
             effective: effective(rec.last_changed, self.dump_date),
             changed,
+            new: false,
         })
     }
 
@@ -786,6 +832,11 @@ impl<'a> Mapper<'a> {
         }
         let end = next_day(self.dump_date);
         let mut ended: HashMap<&Cpr, Vec<(Uuid, Engagement, Validity)>> = HashMap::new();
+        // Per person, the earliest day a leave marker or a cancellation changes the set of
+        // engagements (a cancellation: the engagement's whole life).
+        let mut set_changed: HashMap<&Cpr, Date> = HashMap::new();
+        // Persons with no employment left in the dump that can be imported.
+        let mut left: std::collections::BTreeMap<Uuid, Left> = Default::default();
         for (id, cancelled) in changes
             .leaves
             .iter()
@@ -802,6 +853,7 @@ impl<'a> Mapper<'a> {
             }
             for uuid in engagements {
                 if cancelled {
+                    self.deleted.insert(uuid);
                     self.ends.push(Fact::Delete {
                         uuid,
                         kind: Kind::Engagement,
@@ -820,6 +872,13 @@ impl<'a> Mapper<'a> {
                     && let Some(cpr) = self.ix.get(&e.person).and_then(|p| p.last().value.cpr())
                     && let Some((k, _)) = by_cpr.get_key_value(cpr)
                 {
+                    let day = if cancelled {
+                        obj.slices[0].validity.from.unwrap_or(Date::MIN)
+                    } else {
+                        end
+                    };
+                    let at = set_changed.entry(*k).or_insert(day);
+                    *at = (*at).min(day);
                     if !cancelled {
                         let life = Validity::new(obj.slices[0].validity.from, Some(end));
                         if !life.is_empty() {
@@ -829,6 +888,21 @@ impl<'a> Mapper<'a> {
                     if seen.insert(k) {
                         touched.push(k);
                     }
+                } else if let Some(obj) = self.ix.get(&uuid)
+                    && let Value::Engagement(e) = &obj.last().value
+                {
+                    // The person has no employment left in the dump: their Opus IT users end
+                    // after the dump date, and their other engagements get their primary class
+                    // again from the day the set changed.
+                    let l = left.entry(e.person).or_default();
+                    let day = if cancelled {
+                        obj.slices[0].validity.from.unwrap_or(Date::MIN)
+                    } else {
+                        l.ended.push((uuid, end));
+                        end
+                    };
+                    l.since = Some(l.since.map_or(day, |s| s.min(day)));
+                    l.it_end = Some(l.it_end.map_or(end, |s| s.min(end)));
                 }
             }
             for kind in [Kind::Manager, Kind::Role] {
@@ -849,12 +923,27 @@ impl<'a> Mapper<'a> {
             let records = &by_cpr[cpr];
             let mut employments: Vec<Employment<'a>> = Vec::new();
             for rec in records {
-                if let Some(e) = self.employment(rec, changed.contains(rec.id.as_str()), &filtered)
-                {
+                let is_changed = changed.contains(rec.id.as_str());
+                if let Some(mut e) = self.employment(rec, is_changed, &filtered) {
+                    e.new = is_changed && changes.is_new(&rec.id);
                     employments.push(e);
                 }
             }
             if employments.is_empty() {
+                // No employment that can be imported is left: the person's Opus IT users end
+                // with the engagements that ended, and the primary classes are computed again.
+                if let Some(person) = self.ix.person_by_cpr.get(cpr).copied() {
+                    let l = left.entry(person).or_default();
+                    for (uuid, _, life) in ended.get(cpr).map_or(&[][..], Vec::as_slice) {
+                        if let Some(to) = life.to {
+                            l.ended.push((*uuid, to));
+                            l.it_end = Some(l.it_end.map_or(to, |s| s.min(to)));
+                        }
+                    }
+                    if let Some(day) = set_changed.get(cpr).copied() {
+                        l.since = Some(l.since.map_or(day, |s| s.min(day)));
+                    }
+                }
                 continue;
             }
             employments.sort_by(|a, b| {
@@ -863,8 +952,71 @@ impl<'a> Mapper<'a> {
                     .then(a.rec.id.cmp(&b.rec.id))
             });
             let ended = ended.get(cpr).map_or(&[][..], Vec::as_slice);
-            self.person(cpr, &employments, ended, primary, new_uuid);
+            let set_changed = set_changed.get(cpr).copied();
+            self.person(cpr, &employments, ended, set_changed, primary, new_uuid);
         }
+        for (person, l) in left {
+            if let Some(at) = l.it_end {
+                self.it_users(&[], person, at);
+            }
+            if let Some(since) = l.since {
+                let cands =
+                    self.mo_candidates(person, &HashSet::new(), since, &l.ended, true, primary);
+                for fact in primary::facts(&cands, primary) {
+                    self.engagements.push(fact);
+                }
+            }
+        }
+    }
+
+    /// The engagements MO holds for `person` (but those in `skip` and those deleted by this
+    /// dump) as candidates of the primary calculation from `since`, with MO's values; `ended`
+    /// cuts the life of ones a leave marker ends. With `emit`, they get their primary classes
+    /// again; without, they only take part.
+    fn mo_candidates(
+        &self,
+        person: Uuid,
+        skip: &HashSet<Uuid>,
+        since: Date,
+        ended: &[(Uuid, Date)],
+        emit: bool,
+        primary: &PrimaryClasses,
+    ) -> Vec<primary::Candidate> {
+        let mut out = Vec::new();
+        for o in self.ix.owned(Kind::Engagement, person) {
+            if skip.contains(&o.uuid) || self.deleted.contains(&o.uuid) {
+                continue;
+            }
+            let Value::Engagement(value) = &o.last().value else {
+                continue;
+            };
+            let mut to = o.last().validity.to;
+            if let Some((_, end)) = ended.iter().find(|(u, _)| *u == o.uuid) {
+                to = Some(hi(to).min(*end));
+            }
+            let life = Validity::new(o.slices[0].validity.from, to);
+            if life.is_empty() {
+                continue;
+            }
+            out.push(primary::Candidate {
+                uuid: o.uuid,
+                value: value.clone(),
+                life,
+                since,
+                value_since: Date::MAX,
+                old: o.slices.clone(),
+                rank: self.engagement_rank(&o.last().value),
+                old_ranks: o
+                    .slices
+                    .iter()
+                    .map(|s| self.engagement_rank(&s.value))
+                    .collect(),
+                number: primary::employment_number(&value.user_key),
+                explicit: value.primary == Some(primary.explicit),
+                emit,
+            });
+        }
+        out
     }
 
     fn person(
@@ -872,6 +1024,7 @@ impl<'a> Mapper<'a> {
         cpr: &Cpr,
         employments: &[Employment<'a>],
         ended: &[(Uuid, Engagement, Validity)],
+        set_changed: Option<Date>,
         primary: &PrimaryClasses,
         new_uuid: &mut dyn FnMut() -> Uuid,
     ) {
@@ -926,16 +1079,59 @@ impl<'a> Mapper<'a> {
             cpr_number: Some(cpr.clone()),
             seniority: None,
         });
-        self.persons.push(Fact::state(
-            person_uuid,
-            value,
-            Validity::ALWAYS,
-            Some(rep.effective),
-        ));
+        // Person data MO already holds is not written again (a change of another field, dated
+        // earlier, must not date the name back).
+        if existing
+            .and_then(|u| self.ix.get(&u))
+            .is_none_or(|o| o.last().value != value || o.last().validity.to.is_some())
+        {
+            self.persons.push(Fact::state(
+                person_uuid,
+                value,
+                Validity::ALWAYS,
+                Some(rep.effective),
+            ));
+        }
 
-        // Engagements, with the primary calculated over all of the person's employments.
-        let mut plans = Vec::with_capacity(employments.len());
+        // Engagements, with the primary calculated over all of the person's employments. Each
+        // engagement's own value holds from the day the input dates it: a new one from its
+        // entryDate, a changed one from its effective date (its whole life when that lies after
+        // its end). The primary classes are computed again from the earliest day the person's
+        // set of engagements changes; before that day nothing changes.
+        let mut own: Vec<(Uuid, Option<Date>)> = Vec::with_capacity(employments.len());
+        let mut person_since = set_changed.unwrap_or(Date::MAX);
         for e in employments {
+            let uuid = self.engagement_uuid(&e.rec.id, person_uuid);
+            let mut from = None;
+            if e.new {
+                from = Some(lo(e.life.from));
+            } else if e.changed {
+                // A change dated after the engagement's end changes none of its days (only a
+                // moved start or end changes its life).
+                let d = e.effective;
+                from = Some(d);
+                // A changed entryDate or leaveDate changes the set from the earlier of its
+                // old and new value on.
+                if let Some(o) = self.ix.get(&uuid) {
+                    let (of, ot) = (lo(o.slices[0].validity.from), hi(o.last().validity.to));
+                    if of != lo(e.life.from) {
+                        person_since = person_since.min(of.min(lo(e.life.from)));
+                    }
+                    if ot != hi(e.life.to) {
+                        person_since = person_since.min(ot.min(hi(e.life.to)));
+                    }
+                }
+            }
+            if let Some(d) = from {
+                person_since = person_since.min(d);
+            }
+            own.push((uuid, from));
+        }
+        if person_since == Date::MAX {
+            person_since = next_day(self.dump_date);
+        }
+        let mut plans = Vec::with_capacity(employments.len());
+        for (e, (uuid, from)) in employments.iter().zip(own) {
             let d = e.data;
             let position = d.position.as_deref().expect("validated");
             let job_function =
@@ -945,7 +1141,6 @@ impl<'a> Mapper<'a> {
             let engagement_type =
                 self.classes
                     .class("engagement_type", type_key, type_key, Some("TEXT"));
-            let uuid = self.engagement_uuid(&e.rec.id, person_uuid);
             let explicit = self.ix.get(&uuid).is_some_and(|o| {
                 matches!(&o.at_or_latest(self.dump_date).value, Value::Engagement(x) if x.primary == Some(primary.explicit))
             });
@@ -959,35 +1154,65 @@ impl<'a> Mapper<'a> {
                 fraction: fraction(d.numerator.as_deref(), d.denominator.as_deref()),
                 extensions: Box::default(),
             };
+            // An unchanged engagement (a sibling of a changed one) keeps MO's values; only its
+            // primary class is computed again.
+            let value_since = match from {
+                Some(d) => d,
+                None if self.ix.get(&uuid).is_some() => Date::MAX,
+                None => person_since,
+            };
+            // MO's values before the engagement's own change are kept (only the primary class
+            // is computed again for them).
+            let old: Vec<dipex_model::Slice> = match self.ix.get(&uuid) {
+                Some(o) if person_since < value_since => {
+                    let window = Validity::new(
+                        (person_since != Date::MIN).then_some(person_since),
+                        (value_since != Date::MAX).then_some(value_since),
+                    );
+                    o.slices
+                        .iter()
+                        .filter_map(|s| {
+                            s.validity
+                                .intersect(&window)
+                                .map(|v| dipex_model::Slice::new(v, s.value.clone()))
+                        })
+                        .collect()
+                }
+                _ => Vec::new(),
+            };
             let rank = primary::rank(&self.cfg.primary_order, engagement_type, type_key);
+            let old_ranks = old.iter().map(|s| self.engagement_rank(&s.value)).collect();
             plans.push(primary::Candidate {
                 uuid,
                 value,
                 life: e.life,
-                effective: e.effective,
+                since: person_since,
+                value_since,
+                old,
                 rank,
+                old_ranks,
                 number: primary::employment_number(&e.rec.id),
                 explicit,
                 emit: true,
             });
         }
-        // Engagements a leave marker ends take part until their end, but get no new facts.
-        for (uuid, value, life) in ended {
-            let type_key = self
-                .classes
-                .user_key_of(value.engagement_type)
-                .unwrap_or_default();
-            plans.push(primary::Candidate {
-                uuid: *uuid,
-                value: value.clone(),
-                life: *life,
-                effective: self.dump_date,
-                rank: primary::rank(&self.cfg.primary_order, value.engagement_type, &type_key),
-                number: primary::employment_number(&value.user_key),
-                explicit: value.primary == Some(primary.explicit),
-                emit: false,
-            });
-        }
+        // Every other engagement MO holds for the person (one a leave marker ends, one that
+        // left earlier, one made in MO) takes part too, with MO's values; only its primary
+        // class is computed again.
+        let taking_part: HashSet<Uuid> = plans.iter().map(|c| c.uuid).collect();
+        let cuts: Vec<(Uuid, Date)> = ended
+            .iter()
+            .filter_map(|(u, _, life)| Some((*u, life.to?)))
+            .collect();
+        let others = self.mo_candidates(
+            person_uuid,
+            &taking_part,
+            person_since,
+            &cuts,
+            true,
+            primary,
+        );
+        plans.extend(others);
         for fact in primary::facts(&plans, primary) {
             self.engagements.push(fact);
         }
@@ -996,11 +1221,34 @@ impl<'a> Mapper<'a> {
             self.manager(e, person_uuid, plan.uuid);
             self.roles(e, person_uuid);
         }
-        self.it_users(employments, person_uuid, rep.effective);
+        // The day the input changes the person: its earliest changed employment, or the end a
+        // leave marker gives (IT users that disappear end then, never before).
+        let change = employments
+            .iter()
+            .filter(|e| e.changed)
+            .map(|e| e.effective)
+            .chain(ended.iter().filter_map(|(_, _, life)| life.to))
+            .min()
+            .unwrap_or_else(|| next_day(self.dump_date));
+        self.it_users(employments, person_uuid, change);
         if let Some(lookup) = ad {
-            self.ad_it_user(lookup, person_uuid, rep.effective, rep.rec.line);
+            self.ad_it_user(lookup, person_uuid, change, rep.rec.line);
         }
         self.person_addresses(rep, person_uuid);
+    }
+
+    /// The rank of an engagement value's type in `integrations.opus.eng_types_primary_order`.
+    fn engagement_rank(&self, v: &Value) -> usize {
+        match v {
+            Value::Engagement(x) => {
+                let key = self
+                    .classes
+                    .user_key_of(x.engagement_type)
+                    .unwrap_or_default();
+                primary::rank(&self.cfg.primary_order, x.engagement_type, &key)
+            }
+            _ => usize::MAX,
+        }
     }
 
     fn engagement_uuid(&self, id: &str, person: Uuid) -> Uuid {
@@ -1014,6 +1262,10 @@ impl<'a> Mapper<'a> {
     }
 
     fn manager(&mut self, e: &Employment<'a>, person: Uuid, engagement: Uuid) {
+        // An unchanged employment (a sibling of a changed one) says nothing new about it.
+        if !e.changed {
+            return;
+        }
         let d = e.data;
         let existing = self.ix.user_key(Kind::Manager, &e.rec.id).to_vec();
         if d.is_manager.as_deref() != Some("true") {
@@ -1047,6 +1299,39 @@ impl<'a> Mapper<'a> {
             .first()
             .copied()
             .unwrap_or_else(|| self.cfg.uuids.derived("manager", &[&e.rec.id]));
+        // The manager function is the employment's flag per day: a new employment describes it
+        // over its whole life; a change only from its date on (the days before, when the
+        // person may or may not have been a manager, stay as MO has them), and a change dated
+        // after the employment's end only ends it there.
+        // A moved entryDate moves the function's start with the engagement's, from the
+        // earlier of the old and new start.
+        let mut since = e.effective;
+        let old_start = self
+            .ix
+            .get(&engagement)
+            .map(|o| lo(o.slices[0].validity.from));
+        if let Some(old) = old_start
+            && old != lo(e.life.from)
+        {
+            since = since.min(old).min(lo(e.life.from));
+        }
+        let life = if e.new {
+            since = lo(e.life.from);
+            e.life
+        } else if since >= hi(e.life.to) {
+            if !existing.is_empty()
+                && let Some(at) = e.life.to
+            {
+                self.managers.push(Fact::End {
+                    uuid,
+                    kind: Kind::Manager,
+                    at,
+                });
+            }
+            return;
+        } else {
+            Validity::new(Some(lo(e.life.from).max(since)), e.life.to)
+        };
         for extra in existing.iter().skip(1) {
             self.out.warnings.push(Notice::at(
                 e.rec.line,
@@ -1066,7 +1351,7 @@ impl<'a> Mapper<'a> {
             responsibilities: vec![responsibility],
         });
         self.managers
-            .push(Fact::state(uuid, value, e.life, Some(e.effective)));
+            .push(Fact::state(uuid, value, life, Some(since)));
     }
 
     fn roles(&mut self, e: &Employment<'a>, person: Uuid) {
@@ -1125,19 +1410,33 @@ impl<'a> Mapper<'a> {
         }
     }
 
-    /// One IT user in `Opus` per distinct `userId` of the person's employments.
-    fn it_users(&mut self, employments: &[Employment<'a>], person: Uuid, eff: Date) {
-        let wanted: BTreeSet<&str> = employments
-            .iter()
-            .filter_map(|e| e.data.user_id.as_deref())
-            .collect();
+    /// One IT user in `Opus` per distinct `userId` of the person's employments, from the
+    /// effective date of the (earliest changed) employment that carries it; nothing before that
+    /// day changes. One that disappears is ended at `change`.
+    fn it_users(&mut self, employments: &[Employment<'a>], person: Uuid, change: Date) {
+        // userId → the day the input speaks about it from.
+        let mut wanted: std::collections::BTreeMap<&str, (bool, Date)> = Default::default();
+        for e in employments {
+            let Some(user) = e.data.user_id.as_deref() else {
+                continue;
+            };
+            let key = (!e.changed, e.effective);
+            wanted
+                .entry(user)
+                .and_modify(|k| *k = (*k).min(key))
+                .or_insert(key);
+        }
         let existing = self.person_it_users(person, "Opus", None);
         if wanted.is_empty() && existing.is_empty() {
             return;
         }
         let itsystem = self.classes.itsystem("Opus");
-        for user in &wanted {
-            let found = existing.iter().find(|(_, k, _)| k == user);
+        for (user, (_, since)) in &wanted {
+            // The active one when MO holds several with this name.
+            let found = existing
+                .iter()
+                .filter(|(_, k, _, _)| k == user)
+                .max_by_key(|f| f.3);
             let uuid = found.map_or_else(
                 || {
                     self.cfg
@@ -1146,34 +1445,36 @@ impl<'a> Mapper<'a> {
                 },
                 |f| f.0,
             );
-            let from = found.and_then(|f| f.2).unwrap_or(eff);
             let value = person_it_user(user, itsystem, person);
-            self.details.push(Fact::state(
-                uuid,
-                value,
-                Validity::from_day(from.min(eff)),
-                Some(eff),
-            ));
+            // One MO holds already, unchanged and still active, is not written again.
+            if found.is_some_and(|f| f.3)
+                && self.ix.get(&uuid).is_some_and(|o| o.last().value == value)
+            {
+                continue;
+            }
+            self.details
+                .push(Fact::from_date(uuid, value, *since, None));
         }
-        for (uuid, key, _) in existing {
-            if !wanted.contains(key.as_str()) {
+        for (uuid, key, _, open) in existing {
+            if open && !wanted.contains_key(key.as_str()) {
                 self.details.push(Fact::End {
                     uuid,
                     kind: Kind::ItUser,
-                    at: eff,
+                    at: change,
                 });
             }
         }
     }
 
     /// The person's IT users in the IT system named (or keyed) `system` that MO holds, as
-    /// (uuid, user name, first day); with `active_after`, only those still active after that day.
+    /// (uuid, user name, first day, active with no end); with `active_after`, only those still
+    /// active after that day.
     fn person_it_users(
         &self,
         person: Uuid,
         system: &str,
         active_after: Option<Date>,
-    ) -> Vec<(Uuid, String, Option<Date>)> {
+    ) -> Vec<(Uuid, String, Option<Date>, bool)> {
         let system = self
             .classes
             .itsystems
@@ -1188,7 +1489,12 @@ impl<'a> Mapper<'a> {
                         && active_after
                             .is_none_or(|d| o.last().validity.to.is_none_or(|t| t > d)) =>
                 {
-                    Some((o.uuid, i.user_key.clone(), o.slices[0].validity.from))
+                    Some((
+                        o.uuid,
+                        i.user_key.clone(),
+                        o.slices[0].validity.from,
+                        o.last().validity.to.is_none(),
+                    ))
                 }
                 _ => None,
             })
@@ -1218,29 +1524,27 @@ impl<'a> Mapper<'a> {
         }
         match (wanted, current.first()) {
             (None, None) => {}
-            (None, Some((uuid, _, _))) => self.details.push(Fact::End {
+            (None, Some((uuid, _, _, _))) => self.details.push(Fact::End {
                 uuid: *uuid,
                 kind: Kind::ItUser,
                 at: eff,
             }),
             (Some(sam), found) => {
                 let itsystem = self.classes.itsystem(ad::IT_SYSTEM);
-                let (uuid, from) = match found {
-                    Some((uuid, _, from)) => (*uuid, from.unwrap_or(eff).min(eff)),
-                    None => (
-                        self.cfg
-                            .uuids
-                            .derived("ituser", &[&person.to_string(), ad::IT_SYSTEM, sam]),
-                        eff,
-                    ),
+                let uuid = match found {
+                    Some((uuid, _, _, _)) => *uuid,
+                    None => self
+                        .cfg
+                        .uuids
+                        .derived("ituser", &[&person.to_string(), ad::IT_SYSTEM, sam]),
                 };
                 let value = person_it_user(sam, itsystem, person);
-                self.details.push(Fact::state(
-                    uuid,
-                    value,
-                    Validity::from_day(from),
-                    Some(eff),
-                ));
+                if found.is_some_and(|f| f.3)
+                    && self.ix.get(&uuid).is_some_and(|o| o.last().value == value)
+                {
+                    return;
+                }
+                self.details.push(Fact::from_date(uuid, value, eff, None));
             }
         }
     }
@@ -1312,6 +1616,17 @@ impl<'a> Mapper<'a> {
             );
         }
     }
+}
+
+/// A person with no employment left in the dump that can be imported.
+#[derive(Default)]
+struct Left {
+    /// The day their Opus IT users end (after the dump date, or an ended engagement's end).
+    it_end: Option<Date>,
+    /// The earliest day the set of engagements changed: primary classes are computed again.
+    since: Option<Date>,
+    /// Engagements a leave marker ends, and the day.
+    ended: Vec<(Uuid, Date)>,
 }
 
 /// What an address should be.

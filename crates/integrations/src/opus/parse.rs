@@ -245,7 +245,7 @@ pub enum ParseErrorKind {
     },
     /// Reading the input failed.
     #[error("I/O error: {0}")]
-    Io(#[source] Arc<io::Error>),
+    Io(Arc<io::Error>),
 }
 
 impl fmt::Display for ParseError {
@@ -275,14 +275,8 @@ impl fmt::Display for ParseError {
     }
 }
 
-impl std::error::Error for ParseError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match &self.kind {
-            ParseErrorKind::Io(e) => Some(e.as_ref()),
-            _ => None,
-        }
-    }
-}
+/// No `source()`: the message already shows the I/O error, and error chains are printed once.
+impl std::error::Error for ParseError {}
 
 /// Parse a dump from a file. Errors carry the path as their `source`.
 ///
@@ -2598,7 +2592,12 @@ mod tests {
     fn missing_file_is_an_io_error() {
         let e = parse_file(Path::new("/nonexistent/ZLPE20200101220000_delta.xml")).unwrap_err();
         assert!(matches!(e.kind, ParseErrorKind::Io(_)));
-        assert!(std::error::Error::source(&e).is_some());
+        // The message shows the I/O error; it is not given again as `source()` (printed once).
+        assert_eq!(
+            e.to_string(),
+            "/nonexistent/ZLPE20200101220000_delta.xml:1:1: I/O error: No such file or directory (os error 2)"
+        );
+        assert!(std::error::Error::source(&e).is_none());
     }
 
     #[test]

@@ -48,9 +48,18 @@ pub struct Candidate {
     /// Its value apart from `primary`.
     pub value: Engagement,
     pub life: Validity,
-    pub effective: Date,
-    /// Position of its engagement type in the priority list (`usize::MAX` when unlisted).
+    /// From this day on the fact speaks (the earliest day the input changes the person's set
+    /// of engagements or this engagement); nothing before it changes.
+    pub since: Date,
+    /// From this day on the engagement holds `value`; before it (and from `since`), MO's
+    /// values in `old` are kept and only their primary class is computed again.
+    pub value_since: Date,
+    /// MO's slices of the engagement in `[since, value_since)` (empty when there are none).
+    pub old: Vec<Slice>,
+    /// Position of `value`'s engagement type in the priority list (`usize::MAX` when unlisted).
     pub rank: usize,
+    /// The same for each slice of `old` (its engagement type may differ from `value`'s).
+    pub old_ranks: Vec<usize>,
     pub number: (u64, String),
     /// Set to explicitly primary in MO: keeps that and wins.
     pub explicit: bool,
@@ -80,17 +89,32 @@ fn hi(d: Option<Date>) -> Date {
     d.unwrap_or(Date::MAX)
 }
 
-/// The winner among the candidates active on `day`.
+impl Candidate {
+    /// The engagement's value apart from `primary` on `day`, and its rank: MO's before
+    /// `value_since` where MO has one, else `value`.
+    fn on(&self, day: Date) -> (&Engagement, usize) {
+        if day < self.value_since
+            && let Some((i, Value::Engagement(e))) = self
+                .old
+                .iter()
+                .enumerate()
+                .find(|(_, s)| s.validity.contains(day))
+                .map(|(i, s)| (i, &s.value))
+        {
+            return (e, self.old_ranks.get(i).copied().unwrap_or(usize::MAX));
+        }
+        (&self.value, self.rank)
+    }
+}
+
+/// The winner among the candidates active on `day` (each ranked by its type on that day).
 fn winner(cands: &[Candidate], day: Date) -> Option<usize> {
     let active = cands
         .iter()
         .enumerate()
-        .filter(|(_, c)| c.life.contains(day));
-    active
-        .min_by(|(_, a), (_, b)| {
-            (!a.explicit, a.rank, &a.number).cmp(&(!b.explicit, b.rank, &b.number))
-        })
-        .map(|(i, _)| i)
+        .filter(|(_, c)| c.life.contains(day))
+        .map(|(i, c)| (i, (!c.explicit, c.on(day).1, &c.number)));
+    active.min_by(|(_, a), (_, b)| a.cmp(b)).map(|(i, _)| i)
 }
 
 /// One fact per candidate, its timeline split wherever its primary class changes.
@@ -106,16 +130,31 @@ pub fn facts(cands: &[Candidate], classes: &PrimaryClasses) -> Vec<Fact> {
         if !c.emit {
             continue;
         }
-        let mut start = lo(c.life.from).max(c.effective);
-        if start >= hi(c.life.to) {
-            start = lo(c.life.from);
-        }
+        let start = lo(c.life.from).max(c.since);
         let end = hi(c.life.to);
+        if start >= end {
+            continue;
+        }
         let mut points: Vec<Date> = cuts
             .iter()
             .copied()
+            // A sibling's type may change inside the window: the winner may change there.
+            .chain(cands.iter().flat_map(|o| {
+                o.old
+                    .iter()
+                    .flat_map(|s| [lo(s.validity.from), hi(s.validity.to)])
+                    .chain([o.value_since])
+            }))
+            .chain(
+                c.old
+                    .iter()
+                    .flat_map(|s| [lo(s.validity.from), hi(s.validity.to)]),
+            )
+            .chain([c.value_since])
             .filter(|d| *d > start && *d < end)
             .collect();
+        points.sort();
+        points.dedup();
         points.insert(0, start);
         points.push(end);
         let mut timeline: Vec<Slice> = Vec::new();
@@ -127,22 +166,22 @@ pub fn facts(cands: &[Candidate], classes: &PrimaryClasses) -> Vec<Fact> {
             } else {
                 classes.non_primary
             };
+            let mut v = c.on(w[0]).0.clone();
+            v.primary = Some(class);
+            let v = Value::Engagement(v);
             let to = (w[1] != Date::MAX).then_some(w[1]);
             match timeline.last_mut() {
-                Some(prev) if matches!(&prev.value, Value::Engagement(e) if e.primary == Some(class)) => {
-                    prev.validity.to = to
-                }
+                Some(prev) if prev.value == v => prev.validity.to = to,
                 _ => {
-                    let mut v = c.value.clone();
-                    v.primary = Some(class);
                     let from = (w[0] != Date::MIN).then_some(w[0]);
-                    timeline.push(Slice::new(Validity::new(from, to), Value::Engagement(v)));
+                    timeline.push(Slice::new(Validity::new(from, to), v));
                 }
             }
         }
         out.push(Fact::State {
             uuid: c.uuid,
             life: c.life,
+            since: (c.since != Date::MIN).then_some(c.since),
             timeline,
         });
     }
@@ -183,8 +222,11 @@ mod tests {
                 extensions: Box::default(),
             },
             life: Validity::new(Some(from), to),
-            effective: from,
+            since: from,
+            value_since: from,
+            old: Vec::new(),
             rank,
+            old_ranks: Vec::new(),
             number: employment_number(number),
             explicit,
             emit: true,

@@ -2,20 +2,26 @@
 //! changed, reads the MO objects concerned through the backend, asks the address register,
 //! maps, reconciles and applies the plan in one transaction, then records the run in the state
 //! database. A dump applies completely or not at all; the state only advances after success.
+//!
+//! Address lookups that *failed* (register down, hanging, 5xx) are not misses: the unit or
+//! employment is recorded as pending in the register's state database (importer `opus`,
+//! objects `unit:<id>` / `employment:<id>`), and every later run counts it as changed until its
+//! lookup gets a definitive answer, so its address facts are computed again even when the dumps
+//! never change it. A run with no new dump retries the pending objects against the last
+//! imported dump. Pending rows change only after the plan was applied.
 
 use super::diff::{self, Changes, Tree, TreeError};
 use super::files::DumpFile;
 use super::map::{self, Config, DarAnswers, MapError, Mapper, Notice, Rejection};
-use super::parse::{self, Dump, ParseError};
-use super::parse::Digest;
+use super::parse::{self, AddressField, Digest, Dump, ParseError};
 use super::state::{Digests, RunDb, RunRow, StateError};
 use crate::ad::{AdLookup, Directory};
-use crate::dar::{AddressRegister, Lookup};
+use crate::dar::{self, AddressRegister, DarError, Lookup, Pending};
 use dipex_backend::{Backend, BackendError, Query, Refused, Registration};
 use dipex_model::plan::Counts;
 use dipex_model::{Cpr, Fact, Kind, Object, Plan, Value, reconcile};
 use jiff::civil::DateTime;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use uuid::Uuid;
 
 /// Which pending dumps to import.
@@ -47,10 +53,11 @@ pub enum RunError {
     Parse(#[from] ParseError),
     #[error(transparent)]
     Tree(#[from] TreeError),
-    #[error("{source_name}:{source}")]
+    #[error("{source_name}:{error}")]
     Map {
         source_name: String,
-        source: MapError,
+        /// Not a `source()`: the message shows it, and error chains are printed once.
+        error: MapError,
     },
     #[error(transparent)]
     Backend(#[from] BackendError),
@@ -58,6 +65,8 @@ pub enum RunError {
     State(#[from] StateError),
     #[error("no unit or employment with OPUS id {id} in the dumps from {since} on")]
     NotFound { id: String, since: DateTime },
+    #[error(transparent)]
+    Dar(#[from] DarError),
 }
 
 /// An operation OS2mo refused (or did not get because it depends on a refused object), with the
@@ -73,7 +82,9 @@ impl MoRefusal {
     /// `file:line: element: <operation>: refused by MO: KEY (description)`.
     pub fn render(&self, file: &str) -> String {
         match &self.record {
-            Some((line, element)) if *line > 0 => format!("{file}:{line}: {element}: {}", self.refused),
+            Some((line, element)) if *line > 0 => {
+                format!("{file}:{line}: {element}: {}", self.refused)
+            }
             Some((_, element)) => format!("{file}: {element}: {}", self.refused),
             None => format!("{file}: {}", self.refused),
         }
@@ -83,6 +94,9 @@ impl MoRefusal {
 /// The digest stored for a record MO refused: it matches no record, so the next run sees the
 /// record as changed and tries it again.
 pub const REFUSED: Digest = Digest([0; 16]);
+
+/// The importer name of OPUS's pending address lookups.
+pub const PENDING_IMPORTER: &str = "opus";
 
 /// What happened to one dump.
 #[derive(Debug)]
@@ -96,6 +110,10 @@ pub struct DumpReport {
     pub warnings: Vec<Notice>,
     /// The plan, kept for dry runs.
     pub plan: Option<Plan>,
+    /// Units and employments whose address lookup failed in this dump (pending).
+    pub pending: usize,
+    /// Pending objects of earlier runs this dump settled.
+    pub pending_settled: usize,
 }
 
 /// What an import did.
@@ -104,6 +122,11 @@ pub struct ImportReport {
     pub dumps: Vec<DumpReport>,
     /// Dumps that were pending but not processed (dry runs look at one dump only).
     pub not_processed: Vec<String>,
+    /// Objects whose address is still pending after the run (their lookup failed; tried again
+    /// next run).
+    pub pending: usize,
+    /// Pending objects of earlier runs that got a definitive answer in this run.
+    pub pending_resolved: usize,
 }
 
 impl ImportReport {
@@ -263,6 +286,12 @@ fn read_current(
         .filter(|id| ids.insert(id))
         .collect();
     read_employments(siblings, &mut current, &mut persons)?;
+    // Every engagement of those persons takes part in the primary calculation too, also one
+    // whose employment is only a leave marker in the dump, or one made in MO.
+    add(
+        backend.read(&Query::all(Kind::Engagement).persons(persons.iter().copied()))?,
+        &mut current,
+    );
     add(
         backend.read(&Query::all(Kind::Address).persons(persons.iter().copied()))?,
         &mut current,
@@ -274,7 +303,8 @@ fn read_current(
     Ok(current)
 }
 
-/// Ask the register about every address the mapping will need.
+/// Ask the register about every address the mapping will need (concurrently, each distinct
+/// address once).
 fn resolve(
     register: &dyn AddressRegister,
     queries: impl IntoIterator<Item = (String, String)>,
@@ -282,32 +312,60 @@ fn resolve(
 ) -> DarAnswers {
     let mut answers = DarAnswers::new();
     let mut failures = 0;
-    for (street, zip) in queries {
-        let answer = match register.lookup(&street, &zip) {
+    for (key, answer) in dar::lookup_all(register, queries) {
+        let answer = match answer {
             Ok(Lookup::Found(u)) => Ok(Some(u)),
             Ok(Lookup::NotFound) => Ok(None),
             Err(e) => {
                 failures += 1;
-                Err(dar_reason(&e))
+                Err(e.reason())
             }
         };
-        answers.insert((street, zip), answer);
+        answers.insert(key, answer);
     }
     if failures > 0 {
-        warnings.push(Notice::general(format!("{failures} address lookups failed; those addresses are left as they were and are looked up again next run")));
+        warnings.push(Notice::general(format!("{failures} address lookups failed; those addresses are pending: left as they were and looked up again next run")));
     }
     answers
 }
 
-/// Why a lookup failed, without the URL (its query string holds the address, which for an
-/// employee is personal data).
-fn dar_reason(e: &crate::dar::DarError) -> String {
-    use crate::dar::DarError as E;
-    match e {
-        E::Transport { message, .. } => format!("address service unreachable: {message}"),
-        E::Status { status, .. } => format!("address service answered HTTP {status}"),
-        E::BadResponse { .. } => "address service gave an unreadable answer".into(),
-        other => other.to_string(),
+/// Count the pending objects of earlier runs as changed (when the dump still has them, they
+/// are not filtered away and `only` allows them), so their addresses are mapped again.
+fn force_pending(
+    changes: &mut Changes,
+    dump: &Dump,
+    tree: &Tree<'_>,
+    pending: &BTreeMap<String, String>,
+    cfg: &Config,
+    only: Option<&str>,
+) {
+    let filtered = tree.filtered(&cfg.filter_ids);
+    let units: HashSet<String> = changes.units.iter().cloned().collect();
+    let employees: HashSet<String> = changes.employees.iter().cloned().collect();
+    let by_id: HashMap<&str, &parse::Employee> =
+        dump.employees.iter().map(|e| (e.id.as_str(), e)).collect();
+    let mut added_unit = false;
+    for object in pending.keys() {
+        if let Some(id) = object.strip_prefix("unit:") {
+            if only.is_none_or(|o| o == id)
+                && tree.by_id.contains_key(id)
+                && !filtered.contains(id)
+                && !units.contains(id)
+            {
+                changes.units.push(id.to_string());
+                added_unit = true;
+            }
+        } else if let Some(id) = object.strip_prefix("employment:")
+            && only.is_none_or(|o| o == id)
+            && !cfg.skip_employees
+            && by_id.get(id).is_some_and(|e| !e.is_leave_marker())
+            && !employees.contains(id)
+        {
+            changes.employees.push(id.to_string());
+        }
+    }
+    if added_unit {
+        changes.units.sort_by_key(|id| tree.depth[id.as_str()]);
     }
 }
 
@@ -415,6 +473,51 @@ fn origins(
     out
 }
 
+/// The objects whose address lookup failed: changed units with a failed address, and every
+/// employment (of a changed person) whose home address failed. The data names the address.
+fn failed_objects(
+    dump: &Dump,
+    changes: &Changes,
+    tree: &Tree<'_>,
+    answers: &DarAnswers,
+    skip_address: bool,
+) -> BTreeMap<String, String> {
+    let failed = |s: &str, z: &str| {
+        answers
+            .get(&(s.to_string(), z.to_string()))
+            .is_some_and(|a| a.is_err())
+    };
+    let data = |s: &str, z: &str| serde_json::json!({"street": s, "postal_code": z}).to_string();
+    let mut out = BTreeMap::new();
+    for id in &changes.units {
+        let u = tree.by_id[id.as_str()];
+        if let (Some(s), Some(z)) = (&u.street, &u.zip_code)
+            && failed(s, z)
+        {
+            out.insert(format!("unit:{id}"), data(s, z));
+        }
+    }
+    if !skip_address {
+        let changed: HashSet<&str> = changes.employees.iter().map(String::as_str).collect();
+        let cprs: HashSet<&Cpr> = dump
+            .employees
+            .iter()
+            .filter(|e| changed.contains(e.id.as_str()))
+            .filter_map(|e| e.data.as_ref().map(|d| &d.cpr))
+            .collect();
+        for e in &dump.employees {
+            if let Some(d) = &e.data
+                && cprs.contains(&d.cpr)
+                && let (Some(AddressField::Plain(s)), Some(z)) = (&d.address, &d.postal_code)
+                && failed(s, z)
+            {
+                out.insert(format!("employment:{}", e.id), data(s, z));
+            }
+        }
+    }
+    out
+}
+
 /// The id and line of the units and employees of a dump, by index (for [`Rec`]).
 struct Records {
     units: Vec<(String, u64)>,
@@ -450,20 +553,62 @@ impl Records {
     }
 }
 
+/// The pending objects of earlier runs this dump settled: mapped again (and not failed again),
+/// or gone from the dump.
+fn settled(
+    pending: &BTreeMap<String, String>,
+    changes: &Changes,
+    dump: &Dump,
+    tree: &Tree<'_>,
+    failed: &BTreeMap<String, String>,
+    only: Option<&str>,
+) -> Vec<String> {
+    let units: HashSet<&str> = changes.units.iter().map(String::as_str).collect();
+    let employees: HashSet<&str> = changes.employees.iter().map(String::as_str).collect();
+    let present: HashSet<&str> = dump
+        .employees
+        .iter()
+        .filter(|e| !e.is_leave_marker())
+        .map(|e| e.id.as_str())
+        .collect();
+    pending
+        .keys()
+        .filter(|object| !failed.contains_key(*object))
+        .filter(|object| {
+            if let Some(id) = object.strip_prefix("unit:") {
+                units.contains(id) || (only.is_none() && !tree.by_id.contains_key(id))
+            } else if let Some(id) = object.strip_prefix("employment:") {
+                employees.contains(id) || (only.is_none() && !present.contains(id))
+            } else {
+                true
+            }
+        })
+        .cloned()
+        .collect()
+}
+
 /// Import one dump against `previous`; returns the report and the plan (applied unless dry run).
+/// `fresh`: nothing was imported before; `pending`: the objects whose address lookups failed.
+#[allow(clippy::too_many_arguments)]
 fn import_dump(
     backend: &mut dyn Backend,
     job: &Job<'_>,
     env: &mut dyn Env,
     file: &DumpFile,
     previous: Option<&Digests>,
+    fresh: bool,
+    pending: &mut BTreeMap<String, String>,
     events: &mut dyn FnMut(Event<'_>),
 ) -> Result<(DumpReport, Digests), RunError> {
     events(Event::Stage("parse"));
     let dump = parse::parse_file(&file.path)?;
     let digests = digests_of(&dump);
     let tree = Tree::check(&dump, &file.name)?;
-    let changes = diff::changes(&dump, &tree, previous, &job.cfg.filter_ids, job.only);
+    let mut changes = diff::changes(&dump, &tree, previous, &job.cfg.filter_ids, job.only);
+    // Without digests of an earlier import, records are changed, not new: their history in MO
+    // before the change is kept.
+    changes.first &= fresh;
+    force_pending(&mut changes, &dump, &tree, pending, job.cfg, job.only);
     events(Event::Stage("read MO"));
     let current = read_current(&*backend, &dump, &changes, job.cfg, job.ad)?;
     events(Event::Stage("address lookups"));
@@ -475,6 +620,14 @@ fn import_dump(
         job.cfg.skip_address || job.cfg.skip_employees,
     );
     let answers = resolve(job.register, queries, &mut warnings);
+    let failed = failed_objects(
+        &dump,
+        &changes,
+        &tree,
+        &answers,
+        job.cfg.skip_address || job.cfg.skip_employees,
+    );
+    let resolved = settled(pending, &changes, &dump, &tree, &failed, job.only);
     events(Event::Stage("map"));
     let dump_date = file.timestamp.date();
     let mapper = Mapper::new(
@@ -492,7 +645,7 @@ fn import_dump(
         .map(&changes, &mut new_uuid)
         .map_err(|source| RunError::Map {
             source_name: file.name.clone(),
-            source,
+            error: source,
         })?;
     warnings.extend(mapped.warnings);
     let origin = if job.dry_run {
@@ -536,11 +689,29 @@ fn import_dump(
         let applied = backend.apply(plan, &reg)?;
         for r in applied.refused {
             uncount(&mut counts, &r);
-            let record = origin.get(&r.uuid).map(|rec| records.refuse(*rec, &mut digests));
+            let record = origin
+                .get(&r.uuid)
+                .map(|rec| records.refuse(*rec, &mut digests));
             refused.push(MoRefusal { record, refused: r });
         }
+        // Only now that MO holds the plan: forget the settled pending objects, remember the new.
+        // (A settled object whose record MO refused is tried again through its digest.)
+        let added: Vec<Pending> = failed
+            .iter()
+            .map(|(object, data)| Pending {
+                object: object.clone(),
+                data: data.clone(),
+            })
+            .collect();
+        job.register
+            .update_pending(PENDING_IMPORTER, &resolved, &added)?;
         None
     };
+    for object in &resolved {
+        pending.remove(object);
+    }
+    let new_pending = failed.len();
+    pending.extend(failed);
     let report = DumpReport {
         name: file.name.clone(),
         changes,
@@ -549,6 +720,8 @@ fn import_dump(
         refused,
         warnings,
         plan,
+        pending: new_pending,
+        pending_settled: resolved.len(),
     };
     Ok((report, digests))
 }
@@ -617,6 +790,40 @@ pub fn import(
     };
     let mut selected = select(dumps, last, mode);
     let mut report = ImportReport::default();
+    let mut pending: BTreeMap<String, String> = job
+        .register
+        .pending(PENDING_IMPORTER)?
+        .into_iter()
+        .map(|p| (p.object, p.data))
+        .collect();
+    if selected.is_empty()
+        && !pending.is_empty()
+        && let Some(file) = last.and_then(|l| dumps.iter().find(|d| d.timestamp == l))
+    {
+        // No new dump: retry the pending objects against the last imported one (compared with
+        // itself, only they count as changed). No run row: the run history does not move.
+        let mut warnings = Vec::new();
+        let previous = previous_digests(rundb.as_deref(), last, dumps, &mut warnings)?;
+        events(Event::Dump {
+            index: 0,
+            total: 1,
+            name: &file.name,
+        });
+        let (mut dump_report, _) = import_dump(
+            backend,
+            job,
+            env,
+            file,
+            previous.as_ref().map(|p| &p.0),
+            false,
+            &mut pending,
+            events,
+        )?;
+        warnings.append(&mut dump_report.warnings);
+        dump_report.warnings = warnings;
+        dump_report.name = format!("{} (pending addresses)", file.name);
+        report.dumps.push(dump_report);
+    }
     if job.dry_run && selected.len() > 1 {
         report.not_processed = selected
             .split_off(1)
@@ -656,6 +863,8 @@ pub fn import(
             env,
             file,
             previous.as_ref().map(|p| &p.0),
+            last.is_none(),
+            &mut pending,
             events,
         ) {
             Ok((mut dump_report, digests)) => {
@@ -682,6 +891,8 @@ pub fn import(
             }
         }
     }
+    report.pending = pending.len();
+    report.pending_resolved = report.dumps.iter().map(|d| d.pending_settled).sum();
     Ok(report)
 }
 
@@ -702,6 +913,15 @@ pub fn reimport(
     };
     let mut report = ImportReport::default();
     let mut previous: Option<Digests> = None;
+    // Pending objects of the import are left alone, except this object's, which a replay
+    // settles or records again like an import does.
+    let mut pending: BTreeMap<String, String> = job
+        .register
+        .pending(PENDING_IMPORTER)?
+        .into_iter()
+        .filter(|p| p.object.split_once(':').is_some_and(|(_, o)| o == id))
+        .map(|p| (p.object, p.data))
+        .collect();
     let selected: Vec<&DumpFile> = dumps.iter().filter(|d| d.timestamp >= since).collect();
     let total = selected.len();
     let mut found = false;
@@ -711,8 +931,16 @@ pub fn reimport(
             total,
             name: &file.name,
         });
-        let (dump_report, digests) =
-            import_dump(backend, &job, env, file, previous.as_ref(), events)?;
+        let (dump_report, digests) = import_dump(
+            backend,
+            &job,
+            env,
+            file,
+            previous.as_ref(),
+            true,
+            &mut pending,
+            events,
+        )?;
         let present = digests.units.contains_key(id) || digests.employees.contains_key(id);
         found |= present;
         // Keep only this record's digest: the next dump is compared with this version of it.
@@ -732,6 +960,7 @@ pub fn reimport(
             since,
         });
     }
+    report.pending = pending.len();
     Ok(report)
 }
 
@@ -753,18 +982,22 @@ pub fn check_dar(
     register: &dyn AddressRegister,
 ) -> Vec<DarProblem> {
     let filtered = tree.filtered(filter_ids);
+    let units: Vec<(&parse::Unit, &String, &String)> = dump
+        .units
+        .iter()
+        .filter(|u| !filtered.contains(u.id.as_str()))
+        .filter_map(|u| Some((u, u.street.as_ref()?, u.zip_code.as_ref()?)))
+        .collect();
+    let mut answers = dar::lookup_all(
+        register,
+        units.iter().map(|(_, s, z)| ((*s).clone(), (*z).clone())),
+    );
     let mut out = Vec::new();
-    for u in &dump.units {
-        if filtered.contains(u.id.as_str()) {
-            continue;
-        }
-        let (Some(street), Some(zip)) = (&u.street, &u.zip_code) else {
-            continue;
-        };
-        let reason = match register.lookup(street, zip) {
-            Ok(Lookup::Found(_)) => continue,
-            Ok(Lookup::NotFound) => "no unambiguous match".to_string(),
-            Err(e) => e.to_string(),
+    for (u, street, zip) in units {
+        let reason = match answers.get_mut(&(street.clone(), zip.clone())) {
+            Some(Ok(Lookup::Found(_))) => continue,
+            Some(Ok(Lookup::NotFound)) | None => "no unambiguous match".to_string(),
+            Some(Err(e)) => e.to_string(),
         };
         out.push(DarProblem {
             id: u.id.clone(),

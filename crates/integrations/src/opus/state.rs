@@ -11,10 +11,11 @@ use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("run database {path}: {source}")]
+    #[error("run database {path}: {error}")]
     Sqlite {
         path: String,
-        source: rusqlite::Error,
+        /// Not a `source()`: the message shows it, and error chains are printed once.
+        error: rusqlite::Error,
     },
     #[error("run database {path}: row {id} has an unreadable dump_date {value:?}")]
     BadDate {
@@ -73,7 +74,7 @@ impl RunDb {
         let name = path.display().to_string();
         let e = |source| StateError::Sqlite {
             path: name.clone(),
-            source,
+            error: source,
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|io| {
@@ -103,7 +104,7 @@ impl RunDb {
         let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(|source| StateError::Sqlite {
                 path: name.clone(),
-                source,
+                error: source,
             })?;
         Ok(Some(RunDb { conn, path: name }))
     }
@@ -115,7 +116,7 @@ impl RunDb {
     fn err(&self, source: rusqlite::Error) -> StateError {
         StateError::Sqlite {
             path: self.path.clone(),
-            source,
+            error: source,
         }
     }
 
@@ -209,7 +210,7 @@ impl RunDb {
         let path = self.path.clone();
         let e = |source| StateError::Sqlite {
             path: path.clone(),
-            source,
+            error: source,
         };
         let tx = self.conn.transaction().map_err(e)?;
         let incremental = stored;

@@ -202,7 +202,9 @@ impl<'a> Ix<'a> {
 
     /// The units under the top unit, breadth first (parents before children, siblings by uuid),
     /// limited to the hierarchies named in `filter_hierarchy_names`, minus the subtrees of
-    /// ignored levels and types. The top unit is always synced.
+    /// ignored levels and types. Only the hierarchy filter spares the top unit: an ignored level
+    /// or type prunes its subtree wherever it is, the top included (DESIGN.md ruling 10), and
+    /// then nothing is synced (with a warning).
     fn select_units(&mut self) -> Result<(), BuildError> {
         let top = self.cfg.top_unit;
         if !self.units.contains_key(&top) {
@@ -242,7 +244,13 @@ impl<'a> Ix<'a> {
                 continue;
             }
             let unit = self.units[&u];
-            if u != top && ignored(unit) {
+            if ignored(unit) {
+                if u == top {
+                    self.warnings.push(format!(
+                        "the top unit {top} ({}) has a level or type in os2sync.ignored.unit_levels/unit_types; no unit is synced",
+                        unit.name.trim()
+                    ));
+                }
                 continue; // the whole subtree
             }
             let in_hierarchy = u == top

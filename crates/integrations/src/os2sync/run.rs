@@ -18,9 +18,9 @@ use uuid::Uuid;
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("reading MO: {0}")]
-    Backend(#[from] BackendError),
+    Backend(BackendError),
     #[error("the address register: {0}")]
-    Dar(#[from] DarError),
+    Dar(DarError),
     #[error(transparent)]
     Build(#[from] BuildError),
     #[error(transparent)]
@@ -31,6 +31,20 @@ pub enum RunError {
         "unit {0} is not exported to OS2Sync (not valid today, not under os2sync.top_unit_uuid, or left out by the hierarchy, level or type settings)"
     )]
     NotSynced(Uuid),
+}
+
+// The wrapped errors are shown in the message, so they are not also given as `source()`:
+// `{:#}` (anyhow) would print them twice.
+impl From<BackendError> for RunError {
+    fn from(e: BackendError) -> RunError {
+        RunError::Backend(e)
+    }
+}
+
+impl From<DarError> for RunError {
+    fn from(e: DarError) -> RunError {
+        RunError::Dar(e)
+    }
 }
 
 /// What a run did.
@@ -161,17 +175,12 @@ impl Ctx<'_> {
 }
 
 fn texts(
+    backend: &dyn Backend,
     snap: &Snapshot,
     register: &dyn AddressRegister,
     today: Date,
 ) -> Result<HashMap<Uuid, String>, DarError> {
-    let mut t = HashMap::new();
-    for id in Ix::dar_ids(snap, today) {
-        if let Some(text) = register.describe(id)? {
-            t.insert(id, text);
-        }
-    }
-    Ok(t)
+    crate::dar::texts_for_export(backend, register, Ix::dar_ids(snap, today))
 }
 
 fn ctx(cfg: &Config, dry_run: bool) -> Result<Ctx<'_>, RunError> {
@@ -196,7 +205,7 @@ pub fn export(
     // OS2Sync reads FK Organisation in the background while MO is read.
     let job = c.api.start_hierarchy()?;
     let snap = Snapshot::read(backend, today, None)?;
-    let texts = texts(&snap, register, today)?;
+    let texts = texts(backend, &snap, register, today)?;
     let mut ix = Ix::new(&snap, cfg, today, &texts)?;
     let units = ix.units();
     let users = ix.users()?;
@@ -250,7 +259,7 @@ pub fn sync_unit(
 ) -> Result<Report, RunError> {
     let mut c = ctx(cfg, dry_run)?;
     let snap = Snapshot::read(backend, today, Some(&[]))?;
-    let texts = texts(&snap, register, today)?;
+    let texts = texts(backend, &snap, register, today)?;
     let mut ix = Ix::new(&snap, cfg, today, &texts)?;
     let payload = ix.unit(unit).ok_or(RunError::NotSynced(unit))?;
     c.upsert_unit(&payload, false);
@@ -268,7 +277,7 @@ pub fn sync_user(
 ) -> Result<Report, RunError> {
     let mut c = ctx(cfg, dry_run)?;
     let snap = Snapshot::read(backend, today, Some(&[person]))?;
-    let texts = texts(&snap, register, today)?;
+    let texts = texts(backend, &snap, register, today)?;
     let mut ix = Ix::new(&snap, cfg, today, &texts)?;
     let users = ix.users_of(person)?;
     if users.is_empty() {

@@ -669,3 +669,29 @@ fn settings_from_the_environment_win_and_are_checked() {
             .contains("municipality.cvr")
     );
 }
+
+/// Issue 12, case 7: an ignored level or type prunes the whole subtree, the top unit included
+/// (DESIGN.md ruling 10); only `filter_hierarchy_names` spares the top.
+#[test]
+fn an_ignored_level_of_the_top_unit_leaves_nothing_to_sync_and_says_so() {
+    let mut snap = snapshot();
+    snap.units[0] = obj(u(TOP), unit("Kommune", None, Some(TEAM_LEVEL), Some(LINE)));
+    let t = texts();
+    let cfg = config(serde_json::json!({"os2sync.ignored.unit_levels": ["Team"]}));
+    let mut ix = Ix::new(&snap, &cfg, TODAY, &t).unwrap();
+    assert!(ix.units().is_empty());
+    assert!(ix.users().unwrap().is_empty());
+    assert_eq!(
+        ix.warnings,
+        vec![format!(
+            "the top unit {} (Kommune) has a level or type in os2sync.ignored.unit_levels/unit_types; no unit is synced",
+            u(TOP)
+        )]
+    );
+    // The hierarchy filter alone still spares the top.
+    let cfg =
+        config(serde_json::json!({"os2sync.filter_hierarchy_names": ["Sikkerhedsorganisation"]}));
+    let (units, _, _) = build(&cfg);
+    let names: Vec<&str> = units.iter().map(|u| u.name.as_str()).collect();
+    assert_eq!(names, vec!["Kommune", "Sikkerhed"]);
+}

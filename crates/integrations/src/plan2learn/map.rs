@@ -289,6 +289,9 @@ pub fn export(
     // Engagements of an allowed type, current or future.
     let allowed = |t: Uuid| rank(&cfg.allowed_engagement_types, t, classes.get(&t)).is_some();
     let mut engs: Vec<Eng> = Vec::new();
+    // Every current or future engagement, of any type: a person's job title comes from their
+    // primary engagement even when its type is not exported (only the rows are limited).
+    let mut every: Vec<Eng> = Vec::new();
     for o in &snap.engagements {
         let Some(first) = o
             .slices
@@ -300,6 +303,12 @@ pub fn export(
         let Value::Engagement(e) = &first.value else {
             continue;
         };
+        every.push(Eng {
+            uuid: o.uuid,
+            e,
+            from: first.validity.from,
+            units: Vec::new(),
+        });
         if !allowed(e.engagement_type) {
             continue;
         }
@@ -321,7 +330,8 @@ pub fn export(
     }
     let active = |from: Option<Date>| from.is_none_or(|f| f <= today);
 
-    // The job title of a person: their primary engagement (an active one before a future one).
+    // The job title of a person: their primary engagement (an active one before a future one),
+    // whatever its type.
     let title = |e: &Engagement| {
         e.extensions
             .get(cfg.job_title_extension)
@@ -331,7 +341,7 @@ pub fn export(
             .unwrap_or_default()
     };
     let mut primary_of: HashMap<Uuid, &Eng> = HashMap::new();
-    for g in engs.iter().filter(|g| is_primary(&classes, g.e.primary)) {
+    for g in every.iter().filter(|g| is_primary(&classes, g.e.primary)) {
         let better = |old: &Eng| {
             (!active(g.from), &g.e.user_key, g.uuid)
                 < (!active(old.from), &old.e.user_key, old.uuid)

@@ -7,19 +7,38 @@ use super::write::{self, WriteError};
 use crate::dar::{AddressRegister, DarError};
 use dipex_backend::{Backend, BackendError};
 use dipex_model::Date;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("reading MO: {0}")]
-    Backend(#[from] BackendError),
+    Backend(BackendError),
     #[error("the address register: {0}")]
-    Dar(#[from] DarError),
+    Dar(DarError),
     #[error(transparent)]
     Export(#[from] ExportError),
     #[error("writing the files: {0}")]
-    Write(#[from] WriteError),
+    Write(WriteError),
+}
+
+// The wrapped errors are shown in the message, so they are not also given as `source()`:
+// `{:#}` (anyhow) would print them twice.
+impl From<BackendError> for RunError {
+    fn from(e: BackendError) -> RunError {
+        RunError::Backend(e)
+    }
+}
+
+impl From<DarError> for RunError {
+    fn from(e: DarError) -> RunError {
+        RunError::Dar(e)
+    }
+}
+
+impl From<WriteError> for RunError {
+    fn from(e: WriteError) -> RunError {
+        RunError::Write(e)
+    }
 }
 
 /// What an export wrote.
@@ -37,12 +56,7 @@ pub fn build(
     today: Date,
 ) -> Result<Export, RunError> {
     let snap = Snapshot::read(backend, today)?;
-    let mut texts = HashMap::new();
-    for id in map::dar_ids(&snap, today) {
-        if let Some(text) = register.describe(id)? {
-            texts.insert(id, text);
-        }
-    }
+    let texts = crate::dar::texts_for_export(backend, register, map::dar_ids(&snap, today))?;
     Ok(map::export(&snap, cfg, today, &texts)?)
 }
 

@@ -619,3 +619,56 @@ fn the_root_must_exist_and_rows_are_stable() {
         "users in unit pre-order (Skolen's subtree after Arkivet), first unit wins"
     );
 }
+
+/// Issue 12, case 6: a person whose primary engagement is of a type that is not exported still
+/// gets that engagement's job title as `Stilling` (the seed: "Stillingsbetegnelse for brugerens
+/// primærengagement"); only the engagement rows are limited to the allowed types.
+#[test]
+fn job_title_comes_from_the_primary_engagement_even_of_a_type_not_exported() {
+    const VIKAR: u128 = 20;
+    const PAEDAGOG: u128 = 21;
+    let mut snap = snapshot();
+    snap.classes
+        .push(obj(u(VIKAR), always(), class("vikar", "Vikar", None)));
+    snap.classes.push(obj(
+        u(PAEDAGOG),
+        always(),
+        class("pædagog", "Pædagog", None),
+    ));
+    snap.persons = vec![obj(u(1010), always(), person("Frida", "0606900000"))];
+    let mut e10001 = eng(1010, SCHOOL, VIKAR, PRIMARY, TEACHER, &[]);
+    let mut e10002 = eng(1010, SCHOOL, MONTHLY, NON_PRIMARY, PAEDAGOG, &[]);
+    for (e, key) in [(&mut e10001, "10001"), (&mut e10002, "10002")] {
+        if let Value::Engagement(e) = e {
+            e.user_key = key.into();
+        }
+    }
+    let y2020 = from(date(2020, 1, 1));
+    snap.engagements = vec![obj(u(2010), y2020, e10001), obj(u(2011), y2020, e10002)];
+    snap.person_addresses.clear();
+    snap.managers.clear();
+    let e = export(&snap, &config(), TODAY, &texts()).unwrap();
+    let table = |name| e.tables.iter().find(|t| t.name == name).unwrap();
+    assert_eq!(
+        String::from_utf8(super::write::csv_bytes(table("bruger.csv"))).unwrap(),
+        format!(
+            "\"BrugerId\";\"CPR\";\"Navn\";\"E-mail\";\"Mobil\";\"Stilling\"\r\n\
+             \"{}\";\"0606900000\";\"Frida Testesen\";\"\";\"\";\"Lærer\"\r\n",
+            id(1010)
+        )
+    );
+    assert_eq!(
+        rows(&e, "engagement.csv"),
+        &vec![vec![
+            id(2011),
+            id(1010),
+            id(SCHOOL),
+            "1".into(),
+            id(PAEDAGOG),
+            "0".into(),
+            "Månedsløn".into(),
+            "".into(),
+        ]],
+        "only the Månedsløn engagement is a row"
+    );
+}

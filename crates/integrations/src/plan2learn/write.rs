@@ -7,10 +7,11 @@ use super::map::Table;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
-#[error("{path}: {source}")]
+#[error("{path}: {error}")]
 pub struct WriteError {
     pub path: String,
-    pub source: std::io::Error,
+    /// Not a `source()`: the message shows it already.
+    pub error: std::io::Error,
 }
 
 /// The bytes of one file.
@@ -32,7 +33,7 @@ pub fn csv_bytes(t: &Table) -> Vec<u8> {
 pub fn write_dir(dir: &Path, tables: &[Table]) -> Result<Vec<PathBuf>, WriteError> {
     let err = |p: &Path| {
         let path = p.display().to_string();
-        move |source| WriteError { path, source }
+        move |error| WriteError { path, error }
     };
     std::fs::create_dir_all(dir).map_err(err(dir))?;
     let mut temps = Vec::new();

@@ -14,11 +14,13 @@
 //!    when set. Data connections use passive mode (`PASV`); like the old Python tool, the address
 //!    in the `PASV` reply is ignored and the control connection's address is used.
 //!
-//! Uploads are atomic for the receiver: a file is `STOR`ed under a temporary name
-//! (`.<name>.part`, or `<name>.part` when the server refuses names starting with a dot) and then
-//! renamed (`RNFR`/`RNTO`) to its final name. When the server will not rename over an existing
-//! file, that file is deleted first. On an error the temporary file is deleted if possible (over a
-//! new connection when the old one is broken), so the final name never holds partial content.
+//! Uploads ([`put_all`]) put a set of files into place all together or not at all, by the rule
+//! of [`super::put`]: every file is `STOR`ed under a temporary name (`.<name>.part`, or
+//! `<name>.part` when the server refuses names starting with a dot), and only when all are there
+//! are the previous files renamed to backup names and the new ones renamed (`RNFR`/`RNTO`) to
+//! their final names. No rename goes onto an existing name and no final file is deleted before
+//! its replacement is in place; a failure puts the previous files back (over a new connection
+//! when the old one broke) and deletes the temporary names.
 //!
 //! Certificates are verified by default against the webpki roots plus an optional PEM file;
 //! `verify: false` accepts any certificate (the old tool did; plan2learn's server may need it) and
@@ -44,6 +46,9 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, StreamOwned};
 use suppaftp::types::{FileType, Response};
 use suppaftp::{ImplFtpStream, Status, TlsConnector, TlsStream};
+
+use super::put::{self, Failure, PutError, Remote as _};
+use std::collections::BTreeSet;
 
 pub use super::RemoteFile;
 
@@ -98,6 +103,14 @@ impl FtpConfig {
             security,
             timeout: DEFAULT_TIMEOUT,
             dir: None,
+        }
+    }
+
+    /// `FTP` or `FTPS`, for messages.
+    pub fn protocol(&self) -> &'static str {
+        match self.security {
+            FtpSecurity::Plain => "FTP",
+            FtpSecurity::ExplicitTls { .. } => "FTPS",
         }
     }
 
@@ -190,16 +203,20 @@ impl fmt::Display for Step {
 #[derive(Debug, thiserror::Error)]
 pub enum FtpError {
     /// The TLS settings could not be built (unreadable or empty CA file, bad host name).
-    #[error("FTP {server}: {step}{}: {message}", of(*step, file))]
+    #[error("{protocol} {server}: {step}{}: {message}", of(*step, file))]
     Setup {
+        /// `FTP` or `FTPS`.
+        protocol: &'static str,
         server: String,
         step: Step,
         file: Option<String>,
         message: String,
     },
     /// The server answered the step with a negative or unexpected reply.
-    #[error("FTP {server}: {step}{} refused by the server: {reply}", of(*step, file))]
+    #[error("{protocol} {server}: {step}{} refused by the server: {reply}", of(*step, file))]
     Refused {
+        /// `FTP` or `FTPS`.
+        protocol: &'static str,
         server: String,
         step: Step,
         file: Option<String>,
@@ -210,21 +227,24 @@ pub enum FtpError {
     },
     /// The connection failed: network error, timeout, TLS failure, connection closed, or a reply
     /// that is not FTP.
-    #[error("FTP {server}: {step}{} failed: {message}", of(*step, file))]
+    #[error("{protocol} {server}: {step}{} failed: {message}", of(*step, file))]
     Connection {
+        /// `FTP` or `FTPS`.
+        protocol: &'static str,
         server: String,
         step: Step,
         file: Option<String>,
         message: String,
     },
     /// A local file could not be read (upload) or the caller's writer failed (download).
-    #[error("FTP {server}: {step}{} failed: {source}", of(*step, file))]
+    #[error("{protocol} {server}: {step}{} failed: {error}", of(*step, file))]
     Local {
+        protocol: &'static str,
         server: String,
         step: Step,
         file: Option<String>,
-        #[source]
-        source: io::Error,
+        /// Not a `source()`: the message already shows it, and error chains are printed once.
+        error: io::Error,
     },
 }
 
@@ -237,7 +257,26 @@ fn of(step: Step, file: &Option<String>) -> String {
     }
 }
 
+/// The message of an error without its "<protocol> <server>: " prefix.
+fn detail(e: &FtpError) -> String {
+    let text = e.to_string();
+    let prefix = format!("{} {}: ", e.protocol(), e.server());
+    text.strip_prefix(&prefix)
+        .map(str::to_owned)
+        .unwrap_or(text)
+}
+
 impl FtpError {
+    /// `FTP` or `FTPS`.
+    pub fn protocol(&self) -> &'static str {
+        match self {
+            FtpError::Setup { protocol, .. }
+            | FtpError::Refused { protocol, .. }
+            | FtpError::Connection { protocol, .. }
+            | FtpError::Local { protocol, .. } => protocol,
+        }
+    }
+
     /// The step that failed.
     pub fn step(&self) -> Step {
         match self {
@@ -283,45 +322,141 @@ impl FtpError {
             _ => None,
         }
     }
+}
 
-    /// Whether the connection may be broken (as opposed to a clean refusal by the server).
-    fn connection_lost(&self) -> bool {
-        matches!(self, FtpError::Connection { .. })
+/// Put `files` (local path, remote name) into the login (or [`FtpConfig::dir`]) directory, all
+/// or none, by the rule of [`super::put`]: every file is uploaded under a temporary name first,
+/// and only when all are there are the previous files moved to backup names and the new ones
+/// renamed into place; a failure puts the previous files back and removes the temporary names.
+///
+/// A remote name is a plain file name; names and local files are checked before connecting.
+/// Each upload gets its own connection, as the old tool did (plan2learn's server was seen to
+/// time out the session after an upload); the renames share one.
+pub fn put_all(cfg: &FtpConfig, files: &[(PathBuf, String)]) -> Result<(), PutError> {
+    let ctx = Ctx::new(cfg);
+    let mut remote = FtpRemote {
+        cfg,
+        ctx: Ctx::new(cfg),
+        conn: None,
+    };
+    let early = |step: Step, file: String, message: String| PutError {
+        protocol: remote.protocol(),
+        server: ctx.server.clone(),
+        step: put::PutStep::Prepare,
+        file: Some(file),
+        temp: None,
+        failure: Box::new(Failure {
+            code: None,
+            message: format!("{step}: {message}"),
+            refused: false,
+        }),
+        left: Box::new(put::Left::Unchanged),
+    };
+    for (local, name) in files {
+        if let Err(e) = check_remote_name(&ctx, name) {
+            return Err(early(
+                Step::Stor,
+                name.escape_debug().to_string(),
+                detail(&e),
+            ));
+        }
+        if let Err(e) = File::open(local) {
+            return Err(early(
+                Step::ReadLocal,
+                local.display().to_string(),
+                e.to_string(),
+            ));
+        }
+    }
+    let result = put::put_all(&mut remote, files);
+    if let Some(ftp) = remote.conn.take() {
+        quit(&ctx, ftp);
+    }
+    result
+}
+
+/// An FTP folder as [`put::Remote`]: one connection, opened when needed and again after it broke.
+struct FtpRemote<'a> {
+    cfg: &'a FtpConfig,
+    ctx: Ctx,
+    conn: Option<Ftp>,
+}
+
+impl FtpRemote<'_> {
+    /// Run `f` on the connection (opening one if needed); a broken connection is dropped so
+    /// that the next operation opens a new one.
+    fn with<T>(
+        &mut self,
+        f: impl FnOnce(&Ctx, &mut Ftp) -> Result<T, FtpError>,
+    ) -> Result<T, Failure> {
+        if self.conn.is_none() {
+            self.conn = Some(connect(self.cfg).map_err(|e| failure(&e))?);
+        }
+        let ftp = self.conn.as_mut().expect("connected");
+        let result = f(&self.ctx, ftp);
+        if let Err(e) = &result
+            && !matches!(e, FtpError::Refused { .. })
+        {
+            self.conn = None;
+        }
+        result.map_err(|e| failure(&e))
     }
 }
 
-/// Upload `files` (local path, remote name) in order, each atomically.
-///
-/// A remote name is a plain file name in the login (or [`FtpConfig::dir`]) directory; an existing
-/// file of that name is replaced. Stops at the first error; files uploaded before it stay.
-///
-/// Each file gets its own connection, as the old tool did: plan2learn's server was seen to time
-/// out the session after an upload, and a handshake per file costs little.
-pub fn upload_files(cfg: &FtpConfig, files: &[(PathBuf, String)]) -> Result<(), FtpError> {
-    let ctx = Ctx::new(cfg);
-    // Check names and local files before connecting, so a bad one uploads nothing.
-    for (local, remote) in files {
-        check_remote_name(&ctx, remote)?;
-        File::open(local).map_err(|source| FtpError::Local {
-            server: ctx.server.clone(),
-            step: Step::ReadLocal,
-            file: Some(local.display().to_string()),
-            source,
-        })?;
+/// An [`FtpError`] as a [`Failure`] of one operation (the server is named by the [`PutError`]).
+fn failure(e: &FtpError) -> Failure {
+    Failure {
+        code: e.code(),
+        message: detail(e),
+        refused: matches!(e, FtpError::Refused { .. }) && e.code().is_some_and(is_5xx),
     }
-    // Whether the server accepts temporary names starting with a dot; learnt on the first file.
-    let mut dot_ok = true;
-    for (local, remote) in files {
-        let mut ftp = connect(cfg)?;
-        if let Err((err, temp)) = upload_one(&ctx, &mut ftp, local, remote, &mut dot_ok) {
-            if let Some(temp) = temp {
-                remove_temp(cfg, &ctx, &mut ftp, remote, &temp, err.connection_lost());
-            }
-            return Err(err);
+}
+
+impl put::Remote for FtpRemote<'_> {
+    fn protocol(&self) -> &'static str {
+        self.cfg.protocol()
+    }
+
+    fn server(&self) -> String {
+        self.ctx.server.clone()
+    }
+
+    fn names(&mut self) -> Result<BTreeSet<String>, Failure> {
+        self.with(list_on)
+            .map(|files| files.into_iter().map(|f| f.name).collect())
+    }
+
+    fn store(&mut self, name: &str, local: &Path) -> Result<(), Failure> {
+        let result = self.with(|ctx, ftp| {
+            let mut input = File::open(local).map_err(|error| FtpError::Local {
+                protocol: ctx.protocol,
+                server: ctx.server.clone(),
+                step: Step::ReadLocal,
+                file: Some(local.display().to_string()),
+                error,
+            })?;
+            store(ctx, ftp, name, name, local, &mut input)
+        });
+        // A new connection for the next upload.
+        if let Some(ftp) = self.conn.take() {
+            quit(&self.ctx, ftp);
         }
-        quit(&ctx, ftp);
+        result
     }
-    Ok(())
+
+    fn rename(&mut self, from: &str, to: &str) -> Result<(), Failure> {
+        self.with(|ctx, ftp| {
+            ftp.rename(from, to)
+                .map_err(|e| ctx.err(Step::Rename, Some(from), e))
+        })
+    }
+
+    fn delete(&mut self, name: &str) -> Result<(), Failure> {
+        self.with(|ctx, ftp| {
+            ftp.rm(name)
+                .map_err(|e| ctx.err(Step::Delete, Some(name), e))
+        })
+    }
 }
 
 /// List the files in the login (or [`FtpConfig::dir`]) directory.
@@ -332,19 +467,24 @@ pub fn upload_files(cfg: &FtpConfig, files: &[(PathBuf, String)]) -> Result<(), 
 pub fn list(cfg: &FtpConfig) -> Result<Vec<RemoteFile>, FtpError> {
     let ctx = Ctx::new(cfg);
     let mut ftp = connect(cfg)?;
-    let files = match ftp.mlsd(None) {
-        Ok(lines) => lines
-            .iter()
-            .filter_map(|line| parse_mlsd_line(line))
-            .collect(),
-        Err(suppaftp::FtpError::UnexpectedResponse(reply)) if is_permanent(&reply) => {
-            tracing::debug!(server = %ctx.server, "MLSD refused, listing with NLST");
-            list_nlst(&ctx, &mut ftp)?
-        }
-        Err(e) => return Err(ctx.err(Step::Mlsd, None, e)),
-    };
+    let files = list_on(&ctx, &mut ftp)?;
     quit(&ctx, ftp);
     Ok(files)
+}
+
+/// `MLSD`, or `NLST` with `SIZE` and `MDTM` when the server refuses it.
+fn list_on(ctx: &Ctx, ftp: &mut Ftp) -> Result<Vec<RemoteFile>, FtpError> {
+    match ftp.mlsd(None) {
+        Ok(lines) => Ok(lines
+            .iter()
+            .filter_map(|line| parse_mlsd_line(line))
+            .collect()),
+        Err(suppaftp::FtpError::UnexpectedResponse(reply)) if is_permanent(&reply) => {
+            tracing::debug!(server = %ctx.server, "MLSD refused, listing with NLST");
+            list_nlst(ctx, ftp)
+        }
+        Err(e) => Err(ctx.err(Step::Mlsd, None, e)),
+    }
 }
 
 /// Download the remote file `name` into `to`, streamed; returns the number of bytes written.
@@ -373,13 +513,14 @@ pub fn download(cfg: &FtpConfig, name: &str, to: &mut dyn Write) -> Result<u64, 
                 });
             }
         };
-        if let Err(source) = to.write_all(&buf[..n]) {
+        if let Err(error) = to.write_all(&buf[..n]) {
             drop(stream);
             return Err(FtpError::Local {
+                protocol: ctx.protocol,
                 server: ctx.server,
                 step: Step::WriteLocal,
                 file: file.map(str::to_owned),
-                source,
+                error,
             });
         }
         total += n as u64;
@@ -397,6 +538,7 @@ type Ftp = ImplFtpStream<TlsSession>;
 
 /// Facts every error needs, and the password to scrub from server replies.
 struct Ctx {
+    protocol: &'static str,
     server: String,
     password: String,
 }
@@ -404,6 +546,7 @@ struct Ctx {
 impl Ctx {
     fn new(cfg: &FtpConfig) -> Ctx {
         Ctx {
+            protocol: cfg.protocol(),
             server: cfg.server(),
             password: cfg.password.clone(),
         }
@@ -425,6 +568,7 @@ impl Ctx {
         let server = self.server.clone();
         match e {
             suppaftp::FtpError::UnexpectedResponse(reply) => FtpError::Refused {
+                protocol: self.protocol,
                 server,
                 step,
                 file,
@@ -439,6 +583,7 @@ impl Ctx {
                     message = rest;
                 }
                 FtpError::Connection {
+                    protocol: self.protocol,
                     server,
                     step,
                     file,
@@ -446,12 +591,14 @@ impl Ctx {
                 }
             }
             suppaftp::FtpError::BadResponse => FtpError::Connection {
+                protocol: self.protocol,
                 server,
                 step,
                 file,
                 message: "the server's reply is not valid FTP".to_owned(),
             },
             other => FtpError::Connection {
+                protocol: self.protocol,
                 server,
                 step,
                 file,
@@ -469,6 +616,7 @@ impl Ctx {
             _ => e.to_string(),
         };
         FtpError::Connection {
+            protocol: self.protocol,
             server: self.server.clone(),
             step,
             file: file.map(str::to_owned),
@@ -605,6 +753,7 @@ fn tls_config(
     ca_file: Option<&Path>,
 ) -> Result<Arc<ClientConfig>, FtpError> {
     let setup_err = |file: Option<&Path>, message: String| FtpError::Setup {
+        protocol: ctx.protocol,
         server: ctx.server.clone(),
         step: Step::TlsSetup,
         file: file.map(|f| f.display().to_string()),
@@ -771,6 +920,7 @@ fn check_remote_name(ctx: &Ctx, remote: &str) -> Result<(), FtpError> {
         || remote.contains(['/', '\\', '\r', '\n', '\0']);
     if bad {
         return Err(FtpError::Setup {
+            protocol: ctx.protocol,
             server: ctx.server.clone(),
             step: Step::Stor,
             file: Some(remote.escape_debug().to_string()),
@@ -780,77 +930,8 @@ fn check_remote_name(ctx: &Ctx, remote: &str) -> Result<(), FtpError> {
     Ok(())
 }
 
-/// Upload one file. On error, also returns the temporary name if it may exist on the server.
-fn upload_one(
-    ctx: &Ctx,
-    ftp: &mut Ftp,
-    local: &Path,
-    remote: &str,
-    dot_ok: &mut bool,
-) -> Result<(), (FtpError, Option<String>)> {
-    let file = Some(remote);
-    let open = || {
-        File::open(local).map_err(|source| FtpError::Local {
-            server: ctx.server.clone(),
-            step: Step::ReadLocal,
-            file: Some(local.display().to_string()),
-            source,
-        })
-    };
-    let mut temp = temp_name(remote, *dot_ok);
-    let mut input = open().map_err(|e| (e, None))?;
-    match store(ctx, ftp, &temp, remote, local, &mut input) {
-        Ok(()) => {}
-        // Some servers refuse names that start with a dot; try once without it.
-        Err(err @ FtpError::Refused { .. }) if *dot_ok && err.code().is_some_and(is_5xx) => {
-            tracing::debug!(server = %ctx.server, file = remote, reply = err.reply(),
-                "STOR of a dot file refused, trying without the dot");
-            remove_quietly(ftp, &temp);
-            *dot_ok = false;
-            temp = temp_name(remote, false);
-            let mut input = open().map_err(|e| (e, None))?;
-            store(ctx, ftp, &temp, remote, local, &mut input)
-                .map_err(|e| (e, Some(temp.clone())))?;
-        }
-        Err(err) => return Err((err, Some(temp))),
-    }
-    match ftp.rename(temp.as_str(), remote) {
-        Ok(()) => Ok(()),
-        Err(suppaftp::FtpError::UnexpectedResponse(reply)) if is_permanent(&reply) => {
-            // Servers on Windows will not rename over an existing file: delete it, then retry.
-            tracing::debug!(server = %ctx.server, file = remote, reply = %reply_text(&reply),
-                "rename over an existing file refused, deleting it first");
-            if let Err(e) = ftp.rm(remote) {
-                let delete_err = ctx.err(Step::Delete, file, e);
-                // Report the rename refusal when the delete is refused too (no file to delete).
-                let err = if delete_err.connection_lost() {
-                    delete_err
-                } else {
-                    ctx.err(
-                        Step::Rename,
-                        file,
-                        suppaftp::FtpError::UnexpectedResponse(reply),
-                    )
-                };
-                return Err((err, Some(temp)));
-            }
-            ftp.rename(temp.as_str(), remote)
-                .map_err(|e| (ctx.err(Step::Rename, file, e), Some(temp.clone())))
-        }
-        Err(e) => Err((ctx.err(Step::Rename, file, e), Some(temp))),
-    }
-}
-
 fn is_5xx(code: u32) -> bool {
     (500..600).contains(&code)
-}
-
-fn temp_name(remote: &str, dot: bool) -> String {
-    if dot {
-        format!(".{remote}.part")
-    } else {
-        format!("{remote}.part")
-    }
 }
 
 /// `STOR` `input` (read from `local`) as `temp`; errors name the final remote name.
@@ -873,15 +954,16 @@ fn store(
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(source) => {
+            Err(error) => {
                 // Closing the data connection early ends the transfer; the partial temporary
                 // file is removed by the caller.
                 drop(stream);
                 return Err(FtpError::Local {
+                    protocol: ctx.protocol,
                     server: ctx.server.clone(),
                     step: Step::ReadLocal,
                     file: Some(local.display().to_string()),
-                    source,
+                    error,
                 });
             }
         };
@@ -900,41 +982,6 @@ fn store(
         return Err(err);
     }
     stream.finish().map_err(|e| ctx.err(Step::Stor, file, e))
-}
-
-/// Delete a temporary file after a failed upload, over a new connection if the old one broke.
-/// Failures are logged, not returned: the upload's own error is what the caller needs.
-fn remove_temp(cfg: &FtpConfig, ctx: &Ctx, ftp: &mut Ftp, remote: &str, temp: &str, lost: bool) {
-    let delete = |ftp: &mut Ftp| {
-        ftp.rm(temp)
-            .map_err(|e| ctx.err(Step::Delete, Some(temp), e))
-    };
-    // Over the old connection unless it broke; over a new one if that turns out to be broken.
-    let removed = match (!lost).then(|| delete(ftp)) {
-        Some(Err(e)) if e.connection_lost() => None,
-        other => other,
-    };
-    let removed = removed.unwrap_or_else(|| {
-        connect(cfg).and_then(|mut fresh| {
-            let result = delete(&mut fresh);
-            quit(ctx, fresh);
-            result
-        })
-    });
-    match removed {
-        Ok(()) => {}
-        // Nothing was stored under the temporary name.
-        Err(FtpError::Refused { code: 550, .. }) => {}
-        Err(e) => tracing::warn!(
-            server = %ctx.server, file = remote, temp, error = %e,
-            "could not remove the temporary file of a failed upload"
-        ),
-    }
-}
-
-/// Delete a file, ignoring the outcome.
-fn remove_quietly(ftp: &mut Ftp, name: &str) {
-    let _ = ftp.rm(name);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@
 
 pub mod ftp;
 pub mod gcs;
+pub mod put;
 pub mod sftp;
 pub mod smb;
 pub mod source;

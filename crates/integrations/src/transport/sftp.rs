@@ -48,6 +48,7 @@ use russh_sftp::protocol::FileAttributes;
 use tokio::io::AsyncReadExt;
 
 pub use super::RemoteFile;
+use super::put::{self, Failure, PutError};
 
 mod known_hosts;
 
@@ -332,13 +333,13 @@ pub enum SftpError {
         message: String,
     },
     /// The caller's writer failed.
-    #[error("SFTP {server}: {step}{} failed: {source}", of(*step, file))]
+    #[error("SFTP {server}: {step}{} failed: {error}", of(*step, file))]
     Local {
         server: String,
         step: Step,
         file: Option<String>,
-        #[source]
-        source: io::Error,
+        /// Not a `source()`: the message shows it already (error chains are printed once).
+        error: io::Error,
     },
 }
 
@@ -428,65 +429,211 @@ pub fn download(cfg: &SftpConfig, name: &str, to: &mut dyn Write) -> Result<u64,
 /// Write `bytes` as the file `name` in the folder `subdir` of [`SftpConfig::dir`] (or of the
 /// login directory), replacing a file of that name. The folder must exist.
 ///
-/// The data goes to `name.part` first and is then renamed, so a reader never sees half a file;
-/// `subdir` and `name` must be plain names.
-pub fn upload(cfg: &SftpConfig, subdir: &str, name: &str, bytes: &[u8]) -> Result<(), SftpError> {
+/// One file through [`put_all`]: the data goes to a temporary name first, the previous file to a
+/// backup name, then the new one is renamed into place (SFTP version 3 renames refuse an existing
+/// target, and the previous file is never deleted before its replacement is there). `subdir` and
+/// `name` must be plain names.
+pub fn upload(cfg: &SftpConfig, subdir: &str, name: &str, bytes: &[u8]) -> Result<(), PutError> {
     let ctx = Ctx::new(cfg);
-    check_remote_name(&ctx, subdir)?;
-    check_remote_name(&ctx, name)?;
-    let prepared = prepare(&ctx, cfg)?;
-    let folder = cfg.path_of(subdir);
-    run(&ctx, async {
-        let session = connect(&ctx, cfg, prepared).await?;
-        let result = put(&ctx, &session, &folder, name, bytes).await;
-        session.close().await;
-        result
-    })
+    let early = |e: SftpError| PutError {
+        protocol: "SFTP",
+        server: ctx.server.clone(),
+        step: put::PutStep::Prepare,
+        file: Some(name.to_owned()),
+        temp: None,
+        failure: Box::new(failure(&e)),
+        left: Box::new(put::Left::Unchanged),
+    };
+    check_remote_name(&ctx, subdir).map_err(early)?;
+    check_remote_name(&ctx, name).map_err(early)?;
+    let local = std::env::temp_dir().join(format!("dipex-sftp-{}-{name}", std::process::id()));
+    std::fs::write(&local, bytes).map_err(|e| {
+        early(ctx.failed(
+            Step::Upload,
+            Some(name),
+            format!("a local temporary file: {e}"),
+        ))
+    })?;
+    let mut cfg = cfg.clone();
+    cfg.dir = Some(cfg.path_of(subdir));
+    let result = put_all(&cfg, &[(local.clone(), name.to_owned())]);
+    let _ = std::fs::remove_file(&local);
+    result
 }
 
-async fn put(
-    ctx: &Ctx,
-    session: &Session,
-    folder: &str,
-    name: &str,
-    bytes: &[u8],
-) -> Result<(), SftpError> {
-    use tokio::io::AsyncWriteExt;
-    let file = Some(name);
-    let step = Step::Upload;
-    let target = format!("{folder}/{name}");
-    let part = format!("{target}.part");
-    let mut remote = timed(ctx, step, file, session.sftp.create(part.clone()), |e| {
-        ctx.sftp_err(step, file, e)
-    })
-    .await?;
-    let written = tokio::time::timeout(ctx.timeout, async {
-        remote.write_all(bytes).await?;
-        remote.shutdown().await
-    })
-    .await;
-    match written {
-        Err(_) => return Err(ctx.timed_out(step, file)),
-        Ok(Err(e)) => return Err(ctx.io_err(step, file, &e)),
-        Ok(Ok(())) => {}
+/// Put `files` (local path, remote name) into [`SftpConfig::dir`] (or the login directory) all
+/// together or not at all, by the rule of [`super::put`], over one SSH connection (a new one if
+/// it breaks).
+pub fn put_all(cfg: &SftpConfig, files: &[(std::path::PathBuf, String)]) -> Result<(), PutError> {
+    let ctx = Ctx::new(cfg);
+    let early = |file: &str, e: SftpError| PutError {
+        protocol: "SFTP",
+        server: ctx.server.clone(),
+        step: put::PutStep::Prepare,
+        file: Some(file.to_owned()),
+        temp: None,
+        failure: Box::new(failure(&e)),
+        left: Box::new(put::Left::Unchanged),
+    };
+    for (local, name) in files {
+        check_remote_name(&ctx, name).map_err(|e| early(name, e))?;
+        if let Err(e) = std::fs::File::open(local) {
+            return Err(early(
+                &local.display().to_string(),
+                ctx.failed(Step::Upload, None, format!("reading the local file: {e}")),
+            ));
+        }
     }
-    // SFTP version 3 renames refuse an existing target, so the old file goes first.
-    if let Ok(Ok(_)) =
-        tokio::time::timeout(ctx.timeout, session.sftp.metadata(target.clone())).await
-    {
-        timed(
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            early(
+                "",
+                ctx.failed(
+                    Step::Connect,
+                    None,
+                    format!("cannot start the I/O runtime: {e}"),
+                ),
+            )
+        })?;
+    let mut remote = SftpRemote {
+        cfg,
+        ctx: Ctx::new(cfg),
+        runtime,
+        session: None,
+    };
+    let result = put::put_all(&mut remote, files);
+    if let Some(session) = remote.session.take() {
+        remote.runtime.block_on(session.close());
+    }
+    result
+}
+
+/// An [`SftpError`] as the [`Failure`] of one operation (without the server, which the
+/// [`PutError`] names).
+fn failure(e: &SftpError) -> Failure {
+    let text = e.to_string();
+    let prefix = format!("SFTP {}: ", e.server());
+    Failure {
+        code: None,
+        message: text
+            .strip_prefix(&prefix)
+            .map(str::to_owned)
+            .unwrap_or(text),
+        refused: matches!(e, SftpError::Refused { .. }),
+    }
+}
+
+/// An SFTP folder as [`put::Remote`].
+struct SftpRemote<'a> {
+    cfg: &'a SftpConfig,
+    ctx: Ctx,
+    runtime: tokio::runtime::Runtime,
+    session: Option<Session>,
+}
+
+impl SftpRemote<'_> {
+    /// Connect if there is no session (the first operation, or after one broke).
+    fn connected(&mut self) -> Result<(), Failure> {
+        if self.session.is_none() {
+            let prepared = prepare(&self.ctx, self.cfg).map_err(|e| failure(&e))?;
+            let session = self
+                .runtime
+                .block_on(connect(&self.ctx, self.cfg, prepared))
+                .map_err(|e| failure(&e))?;
+            self.session = Some(session);
+        }
+        Ok(())
+    }
+
+    /// An operation's outcome; a broken session is dropped so that the next one reconnects.
+    fn done<T>(&mut self, result: Result<T, SftpError>) -> Result<T, Failure> {
+        if let Err(e) = &result
+            && !matches!(e, SftpError::Refused { .. })
+        {
+            self.session = None;
+        }
+        result.map_err(|e| failure(&e))
+    }
+}
+
+impl put::Remote for SftpRemote<'_> {
+    fn protocol(&self) -> &'static str {
+        "SFTP"
+    }
+
+    fn server(&self) -> String {
+        self.ctx.server.clone()
+    }
+
+    fn names(&mut self) -> Result<std::collections::BTreeSet<String>, Failure> {
+        self.connected()?;
+        let session = self.session.as_ref().expect("connected");
+        let result = self
+            .runtime
+            .block_on(list_dir(&self.ctx, self.cfg, session));
+        self.done(result)
+            .map(|files| files.into_iter().map(|f| f.name).collect())
+    }
+
+    fn store(&mut self, name: &str, local: &Path) -> Result<(), Failure> {
+        let bytes = std::fs::read(local).map_err(|e| Failure {
+            code: None,
+            message: format!("reading the local file {}: {e}", local.display()),
+            refused: false,
+        })?;
+        self.connected()?;
+        let (ctx, session) = (&self.ctx, self.session.as_ref().expect("connected"));
+        let path = self.cfg.path_of(name);
+        let result = self.runtime.block_on(async {
+            use tokio::io::AsyncWriteExt;
+            let (step, file) = (Step::Upload, Some(name));
+            let mut remote = timed(ctx, step, file, session.sftp.create(path), |e| {
+                ctx.sftp_err(step, file, e)
+            })
+            .await?;
+            let written = tokio::time::timeout(ctx.timeout, async {
+                remote.write_all(&bytes).await?;
+                remote.shutdown().await
+            })
+            .await;
+            match written {
+                Err(_) => Err(ctx.timed_out(step, file)),
+                Ok(Err(e)) => Err(ctx.io_err(step, file, &e)),
+                Ok(Ok(())) => Ok(()),
+            }
+        });
+        self.done(result)
+    }
+
+    fn rename(&mut self, from: &str, to: &str) -> Result<(), Failure> {
+        self.connected()?;
+        let (ctx, session) = (&self.ctx, self.session.as_ref().expect("connected"));
+        let (a, b) = (self.cfg.path_of(from), self.cfg.path_of(to));
+        let (step, file) = (Step::Upload, Some(from));
+        let result =
+            self.runtime
+                .block_on(timed(ctx, step, file, session.sftp.rename(a, b), |e| {
+                    ctx.sftp_err(step, file, e)
+                }));
+        self.done(result)
+    }
+
+    fn delete(&mut self, name: &str) -> Result<(), Failure> {
+        self.connected()?;
+        let (ctx, session) = (&self.ctx, self.session.as_ref().expect("connected"));
+        let path = self.cfg.path_of(name);
+        let (step, file) = (Step::Upload, Some(name));
+        let result = self.runtime.block_on(timed(
             ctx,
             step,
             file,
-            session.sftp.remove_file(target.clone()),
+            session.sftp.remove_file(path),
             |e| ctx.sftp_err(step, file, e),
-        )
-        .await?;
+        ));
+        self.done(result)
     }
-    timed(ctx, step, file, session.sftp.rename(part, target), |e| {
-        ctx.sftp_err(step, file, e)
-    })
-    .await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1162,11 +1309,11 @@ async fn fetch(
             Ok(Ok(0)) => break,
             Ok(Ok(n)) => n,
         };
-        to.write_all(&buf[..n]).map_err(|source| SftpError::Local {
+        to.write_all(&buf[..n]).map_err(|error| SftpError::Local {
             server: ctx.server.clone(),
             step: Step::WriteLocal,
             file: file.map(str::to_owned),
-            source,
+            error,
         })?;
         total += n as u64;
     }

@@ -2,12 +2,14 @@
 //! SFTP server, an SMB share or a Google Cloud Storage bucket. Importers list a source (names,
 //! sizes, modified times in UTC), read small files from it whole ([`Source::read`]) or stream
 //! large ones to a local file ([`Source::fetch`]: written under `<dest>.part`, synced, then
-//! renamed, so `dest` never holds a partial file). The source's description for logs never shows
-//! a password.
+//! renamed, so `dest` never holds a partial file), and put a set of files into a folder or onto
+//! an FTP server all or none ([`Source::put_all`]). The source's description for logs never
+//! shows a password.
 
 use super::RemoteFile;
 use super::ftp::{self, FtpConfig, FtpError};
 use super::gcs::{self, GcsConfig, GcsError};
+use super::put::{self, PutError};
 use super::sftp::{self, SftpConfig, SftpError};
 use super::smb::{self, SmbConfig, SmbError};
 use std::io::Write;
@@ -19,6 +21,8 @@ pub enum SourceError {
     Local { path: String, reason: String },
     #[error(transparent)]
     Ftp(#[from] FtpError),
+    #[error(transparent)]
+    Put(#[from] PutError),
     #[error(transparent)]
     Sftp(#[from] SftpError),
     #[error(transparent)]
@@ -142,11 +146,27 @@ impl Source {
                     Some(d) if !d.is_empty() => format!("{}/{subdir}", d.trim_end_matches('/')),
                     _ => subdir.to_string(),
                 });
-                let result = ftp::upload_files(&cfg, &[(tmp.clone(), name.to_string())]);
+                let result = ftp::put_all(&cfg, &[(tmp.clone(), name.to_string())]);
                 let _ = std::fs::remove_file(&tmp);
                 Ok(result?)
             }
             Source::Sftp(cfg) => Ok(sftp::upload(cfg, subdir, name, bytes)?),
+            Source::Smb(_) | Source::Gcs(_) => Err(SourceError::Unsupported(format!(
+                "{} is read-only for dipex",
+                self.describe()
+            ))),
+        }
+    }
+
+    /// Put `files` (local path, final name) into the source's folder all together or not at
+    /// all, by the rule of [`put`](super::put): staged under temporary names, the previous files
+    /// moved to backup names only when every new one is there, put back on any failure. For a
+    /// local folder, FTP/FTPS and SFTP; SMB and GCS sources are read-only here.
+    pub fn put_all(&self, files: &[(PathBuf, String)]) -> Result<(), SourceError> {
+        match self {
+            Source::Local(dir) => Ok(put::put_all(&mut put::Folder(dir.clone()), files)?),
+            Source::Ftp(cfg) => Ok(ftp::put_all(cfg, files)?),
+            Source::Sftp(cfg) => Ok(sftp::put_all(cfg, files)?),
             Source::Smb(_) | Source::Gcs(_) => Err(SourceError::Unsupported(format!(
                 "{} is read-only for dipex",
                 self.describe()

@@ -33,15 +33,25 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/los")
 }
 
-/// A copy of the fixture files (the import writes its DAR failure list into the source).
+/// A copy of the fixture files (the import writes its DAR failure list into the source),
+/// delivered an hour ago.
 fn copy_of_fixtures(dir: &Path) -> PathBuf {
     let to = dir.join("files");
     std::fs::create_dir_all(&to).unwrap();
     for e in std::fs::read_dir(fixtures().join("ok")).unwrap() {
         let e = e.unwrap();
         std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        delivered_an_hour_ago(&to.join(e.file_name()));
     }
     to
+}
+
+/// Files are new when modified in the second a run starts or later (`docs/los.md`), so files a
+/// test means to be old get a modified time well before the run.
+fn delivered_an_hour_ago(path: &Path) {
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    file.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3600))
+        .unwrap();
 }
 
 fn register() -> OfflineRegister {
@@ -239,6 +249,7 @@ fn files_arriving_after_a_run_are_exactly_the_ones_the_next_run_reads() {
         "Org_inital_20210101_010000.csv",
     ] {
         copy(name);
+        delivered_an_hour_ago(&files.join(name));
     }
     let state = dir.path().join("state");
     let mut store = Store::open_in_memory().unwrap();
@@ -356,7 +367,7 @@ fn same_up_to_person_uuids(store: &Store) -> Vec<String> {
         let cpr = o["validities"][0]["cpr_number"].as_str().unwrap();
         names.insert(
             o["uuid"].as_str().unwrap().to_owned(),
-            format!("person {cpr}"),
+            format!("person {}", crate::pseudonym(cpr)),
         );
     }
     fn rename(v: &mut serde_json::Value, names: &std::collections::HashMap<String, String>) {
@@ -392,4 +403,170 @@ fn same_up_to_person_uuids(store: &Store) -> Vec<String> {
         .collect();
     out.sort();
     out
+}
+
+/// An FTP error of a LOS run is printed once: the run's message shows the transport's message
+/// (protocol, server, step) and is not chained to it again as a `source()` (the CLI prints the
+/// chain with `{:#}`, which used to repeat it after ": ").
+#[test]
+fn an_ftp_error_is_printed_once() {
+    // Nothing listens on the discard port.
+    let mut cfg = FtpConfig::new("127.0.0.1", USER, PASSWORD, FtpSecurity::Plain);
+    cfg.port = 9;
+    let source = Source::Ftp(cfg);
+    let register = register();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let err = run::import(
+        &mut Store::open_in_memory().unwrap(),
+        &job(&source, &register, &state),
+        &mut Clock(0),
+    )
+    .unwrap_err();
+    assert!(std::error::Error::source(&err).is_none(), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.starts_with("reading the files: FTP 127.0.0.1:9: connect failed: "),
+        "{text}"
+    );
+    assert_eq!(text.matches("127.0.0.1:9").count(), 1, "{text}");
+}
+
+/// New person uuids from `base` on, the clock of [`Clock`].
+struct Fresh(u128, u128);
+
+impl Env for Fresh {
+    fn now(&self) -> jiff::civil::DateTime {
+        Clock(0).now()
+    }
+    fn timestamp(&self) -> jiff::Timestamp {
+        jiff::Timestamp::now()
+    }
+    fn new_uuid(&mut self) -> Uuid {
+        self.1 += 1;
+        Uuid::from_u128(self.0 + self.1)
+    }
+}
+
+/// A copy of the fixture files in which every uuid and every CPR number is replaced by one of
+/// this run's own (the same for the same original), so runs never meet on a shared OS2mo.
+fn fixtures_of_this_run(dir: &Path, run: Uuid) -> PathBuf {
+    let to = dir.join("files");
+    std::fs::create_dir_all(&to).unwrap();
+    let mut cprs: std::collections::HashMap<String, String> = Default::default();
+    for e in std::fs::read_dir(fixtures().join("ok")).unwrap() {
+        let e = e.unwrap();
+        // Byte for byte as chars (some files are Latin-1; uuids and digits are ASCII).
+        let text: String = std::fs::read(e.path())
+            .unwrap()
+            .into_iter()
+            .map(char::from)
+            .collect();
+        let mut lines = text.split('\n');
+        let header = lines.next().unwrap();
+        let cpr_col = header
+            .trim_end_matches('\r')
+            .split(';')
+            .position(|h| h == "CPR");
+        let mut out = vec![header.to_string()];
+        for line in lines {
+            let (body, cr) = match line.strip_suffix('\r') {
+                Some(b) => (b, "\r"),
+                None => (line, ""),
+            };
+            let fields: Vec<String> = body
+                .split(';')
+                .enumerate()
+                .map(|(i, f)| {
+                    if let Ok(u) = Uuid::parse_str(f) {
+                        Uuid::new_v5(&run, u.as_bytes()).to_string()
+                    } else if Some(i) == cpr_col && f.len() == 10 {
+                        cprs.entry(f.to_string())
+                            .or_insert_with(|| {
+                                let r = Uuid::new_v4().as_u128();
+                                format!(
+                                    "{:02}{:02}{:02}{}{:03}",
+                                    1 + r % 28,
+                                    1 + (r >> 8) % 12,
+                                    50 + (r >> 16) % 40,
+                                    (r >> 24) % 4,
+                                    (r >> 32) % 1000
+                                )
+                            })
+                            .clone()
+                    } else {
+                        f.to_string()
+                    }
+                })
+                .collect();
+            out.push(fields.join(";") + cr);
+        }
+        let bytes: Vec<u8> = out.join("\n").chars().map(|c| c as u8).collect();
+        std::fs::write(to.join(e.file_name()), bytes).unwrap();
+    }
+    to
+}
+
+/// The fixture files imported into a real OS2mo (`OS2MO_URL`/`OS2MO_SESSION`; SKIPPED without
+/// it, a failure under `CI=true`) give the same objects as in the embedded store, and a second
+/// run changes nothing.
+#[test]
+#[ignore = "does not pass yet against the real OS2mo (see the os2mo branch report); run with --ignored"]
+fn the_fixtures_into_a_real_os2mo_give_the_same_objects_as_the_embedded_store() {
+    use dipex_backend::Os2mo;
+    use dipex_backend::os2mo::{Auth, Config};
+    let Some(peer) = dipex_os2mo_server::peer::from_env("LOS import into a real OS2mo") else {
+        return;
+    };
+    let mut c = Config::new(&peer.url, Auth::Session(peer.session));
+    c.backoff = std::time::Duration::from_millis(50);
+    let mut mo = Os2mo::new(c).unwrap();
+    let run = Uuid::new_v4();
+    let base = run.as_u128() & !0xffff_ffff;
+    let dir = tempfile::tempdir().unwrap();
+    let source = Source::Local(fixtures_of_this_run(dir.path(), run));
+    let register = register();
+    let (a, b) = (dir.path().join("a/state"), dir.path().join("b/state"));
+    let mut store = Store::open_in_memory().unwrap();
+    let in_store = run::import(
+        &mut store,
+        &job(&source, &register, &a),
+        &mut Fresh(base, 0),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let in_mo = run::import(&mut mo, &job(&source, &register, &b), &mut Fresh(base, 0))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(in_store.files.len(), 19);
+    assert_eq!(in_mo.files.len(), 19);
+    assert_eq!((in_store.rejected(), in_mo.rejected()), (0, 0));
+    // The store's objects, and the same uuids read from OS2mo, as `mo dump` lines.
+    let both = |mo: &Os2mo| -> Vec<(Vec<String>, Vec<String>)> {
+        let lines = |v: &[dipex_model::Object]| -> Vec<String> {
+            v.iter().map(|o| o.to_dump_json().to_string()).collect()
+        };
+        Kind::ALL
+            .into_iter()
+            .filter(|k| *k != Kind::Organisation)
+            .map(|kind| {
+                let mine = store.read(&Query::all(kind)).unwrap();
+                let uuids: Vec<Uuid> = mine.iter().map(|o| o.uuid).collect();
+                let there = if uuids.is_empty() {
+                    vec![]
+                } else {
+                    mo.read(&Query::all(kind).uuids(uuids)).unwrap()
+                };
+                (lines(&mine), lines(&there))
+            })
+            .collect()
+    };
+    let first = both(&mo);
+    for (mine, there) in &first {
+        assert_eq!(mine, there);
+    }
+    assert!(first.iter().map(|(m, _)| m.len()).sum::<usize>() > 30);
+    // Every file again (an old state file): OS2mo ends the same.
+    std::fs::write(&b, "0001-01-01T00:00:00").unwrap();
+    let again = run::import(&mut mo, &job(&source, &register, &b), &mut Fresh(base, 0)).unwrap();
+    assert_eq!(again.files.len(), 19);
+    assert_eq!(both(&mo), first);
 }

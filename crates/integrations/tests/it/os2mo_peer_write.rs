@@ -201,11 +201,7 @@ fn dumps_dir(dir: &Path, which: &[&str]) -> PathBuf {
     let d = dir.join("dumps");
     std::fs::create_dir_all(&d).unwrap();
     for name in which {
-        std::fs::copy(
-            repo().join("examples/opus/dumps").join(name),
-            d.join(name),
-        )
-        .unwrap();
+        std::fs::copy(repo().join("examples/opus/dumps").join(name), d.join(name)).unwrap();
     }
     d
 }
@@ -249,7 +245,10 @@ fn a_refused_address_is_a_rejected_record_and_the_next_dump_tries_it_again() {
     assert_eq!(mo.read(&Query::all(Kind::Engagement)).unwrap().len(), 150);
     // The record is stored as refused, so the next dump sees it as changed.
     let db = RunDb::open(&dir.path().join("run_db.sqlite")).unwrap();
-    let stored = db.digests(date(2024, 1, 1).at(22, 0, 0, 0)).unwrap().unwrap();
+    let stored = db
+        .digests(date(2024, 1, 1).at(22, 0, 0, 0))
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.units["2"], run::REFUSED);
     drop(db);
 
@@ -290,7 +289,14 @@ fn an_import_killed_mid_write_converges_on_a_rerun_to_the_uninterrupted_history(
     let reference = tempfile::tempdir().unwrap();
     let mut mo = peer.client();
     let dumps = dumps_dir(reference.path(), &all);
-    let r = import(&mut mo, &dumps, &register, reference.path(), &HashMap::new()).unwrap();
+    let r = import(
+        &mut mo,
+        &dumps,
+        &register,
+        reference.path(),
+        &HashMap::new(),
+    )
+    .unwrap();
     assert_eq!(r.rejected(), 0);
     let expected = dump(&mo);
     let cpr_map: HashMap<Cpr, Uuid> = mo
@@ -316,7 +322,7 @@ fn an_import_killed_mid_write_converges_on_a_rerun_to_the_uninterrupted_history(
     });
     let watcher = peer.client();
     loop {
-        let units = watcher.list_uuids(Kind::OrgUnit).unwrap_or_default();
+        let units = watcher.read(&Query::all(Kind::OrgUnit)).unwrap_or_default();
         if !units.is_empty() || importer.is_finished() {
             break;
         }
@@ -335,7 +341,14 @@ fn an_import_killed_mid_write_converges_on_a_rerun_to_the_uninterrupted_history(
     // OS2mo comes back; the re-run finishes the job.
     peer.run_start(false, &peer_csv());
     let mut mo = peer.client();
-    let r = import(&mut mo, &dir.path().join("dumps"), &peer_csv(), dir.path(), &cpr_map).unwrap();
+    let r = import(
+        &mut mo,
+        &dir.path().join("dumps"),
+        &peer_csv(),
+        dir.path(),
+        &cpr_map,
+    )
+    .unwrap();
     assert_eq!(r.dumps.len(), 3);
     assert_eq!(r.rejected(), 0);
     let got = dump(&mo);

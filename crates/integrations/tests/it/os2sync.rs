@@ -409,3 +409,66 @@ fn autowash_deletes_units_mo_does_not_have_but_never_the_top_and_keeps_fk_only_f
     assert_eq!(r.users_posted, 1);
     assert_eq!(store.read(&Query::all(Kind::Person)).unwrap().len(), 3);
 }
+
+/// Issue 12, case 7: with the top unit's own type ignored (`Enhed`, the type of every unit here)
+/// the whole tree is pruned, the top included; the run says so, posts nothing, and autowash
+/// deletes nothing although OS2Sync holds units and a user MO does not yield. The request log is
+/// exactly the hierarchy job.
+#[test]
+fn an_ignored_type_of_the_top_unit_syncs_nothing_and_autowash_deletes_nothing() {
+    let server = Os2SyncServer::start(Options::default());
+    let stray = Uuid::from_u128(0xeeee);
+    server.seed_org_unit(
+        serde_json::json!({"Uuid": stray.to_string(), "Name": "Fra et andet system"}),
+    );
+    server.seed_org_unit(serde_json::json!({"Uuid": u(A).to_string(), "Name": "Rådhus", "ParentOrgUnitUuid": u(TOP).to_string()}));
+    server.seed_user(serde_json::json!({"Uuid": u(1000).to_string(), "UserId": "anna", "Person": {"Name": "Anna Testesen"}, "Positions": [{"Name": "Lærer", "OrgUnitUuid": u(A).to_string()}]}));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        &server,
+        &dir.path().join("cache.json"),
+        serde_json::json!({"os2sync.autowash": true, "os2sync.ignored.unit_types": ["Enhed"]}),
+    );
+    let r = export(&mo(), &cfg, false);
+    assert!(r.failures.is_empty(), "{:?}", r.failures);
+    assert!(r.requests.is_empty(), "{:?}", r.requests);
+    assert_eq!((r.units_posted, r.users_posted, r.deleted), (0, 0, 0));
+    assert_eq!(
+        r.warnings,
+        vec![
+            format!(
+                "the top unit {} (Kommune) has a level or type in os2sync.ignored.unit_levels/unit_types; no unit is synced",
+                u(TOP)
+            ),
+            "autowash: MO yields no units; nothing is deleted".to_string(),
+            "MO yields no users; no user is deleted in OS2Sync".to_string(),
+        ]
+    );
+    let log: Vec<String> = server
+        .requests()
+        .iter()
+        .map(|r| {
+            let path = match r.path.strip_prefix("/api/hierarchy/") {
+                Some(_) => "/api/hierarchy/{job}",
+                None => r.path.as_str(),
+            };
+            format!("{} {} → {}", r.method, path, r.status)
+        })
+        .collect();
+    assert_eq!(
+        log,
+        vec![
+            "GET /api/hierarchy → 200",
+            "GET /api/hierarchy/{job} → 404",
+            "GET /api/hierarchy/{job} → 404",
+            "GET /api/hierarchy/{job} → 200",
+        ]
+    );
+    assert!(server.deleted_org_units().is_empty());
+    assert!(server.deleted_users().is_empty());
+    assert_eq!(server.org_units().keys().copied().collect::<Vec<_>>(), {
+        let mut v = vec![u(A), stray];
+        v.sort();
+        v
+    });
+}

@@ -22,6 +22,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
 use dipex_integrations::transport::RemoteFile;
+use dipex_integrations::transport::put::PutStep;
 use dipex_integrations::transport::sftp::{
     self, HostKeyCheck, HostKeyProblem, SftpAuth, SftpConfig, SftpError, Step,
 };
@@ -74,6 +75,8 @@ fn run_out(cmd: &mut Command) -> String {
 fn password() -> &'static str {
     static PASSWORD: OnceLock<String> = OnceLock::new();
     PASSWORD.get_or_init(|| {
+        // The FTP tests set up their user at the same moment: one account change at a time.
+        let _accounts = dipex_ftp_server::vsftpd::account_lock();
         let exists = Command::new("id")
             .arg(USER)
             .stdout(Stdio::null())
@@ -410,11 +413,58 @@ fn upload_replaces_and_needs_the_folder() {
     assert_eq!(names, ["list.txt"]);
 
     let err = sftp::upload(&cfg, "missing", "list.txt", b"x").unwrap_err();
-    assert_eq!((err.step(), err.file()), (Step::Upload, Some("list.txt")));
-    assert!(matches!(err, SftpError::Refused { .. }), "{err:?}");
-    assert_no_secrets(&err);
+    assert_eq!(err.step, PutStep::Prepare, "{err}");
+    assert!(err.failure.refused, "{err:?}");
+    assert!(err.to_string().starts_with("SFTP "), "{err}");
+    assert_eq!(fs::read(folder.join("list.txt")).unwrap(), b"second");
     let err = sftp::upload(&cfg, "..", "list.txt", b"x").unwrap_err();
-    assert_eq!(err.step(), Step::Name);
+    assert!(
+        err.to_string().contains("checking the remote name"),
+        "{err}"
+    );
+}
+
+/// `put_all` over SFTP: all files or none; a refused upload of the second file leaves the
+/// previous files as they were.
+#[test]
+fn put_all_replaces_every_file_or_none() {
+    require_sshd!();
+    let server = Sshd::start("");
+    let folder = server.root().join("data/set");
+    fs::create_dir(&folder).unwrap();
+    fs::set_permissions(&folder, fs::Permissions::from_mode(0o777)).unwrap();
+    let mut cfg = server.config(ed25519());
+    cfg.dir = Some(folder.display().to_string());
+    let local = tempfile::tempdir().unwrap();
+    let mut list = Vec::new();
+    for n in ["a.csv", "b.csv"] {
+        fs::write(folder.join(n), format!("old {n}")).unwrap();
+        fs::write(local.path().join(n), format!("new {n}")).unwrap();
+        list.push((local.path().join(n), n.to_string()));
+    }
+    // The second local file cannot be read: nothing is replaced.
+    fs::remove_file(local.path().join("b.csv")).unwrap();
+    assert!(sftp::put_all(&cfg, &list).is_err());
+    fs::write(local.path().join("b.csv"), "new b.csv").unwrap();
+    for n in ["a.csv", "b.csv"] {
+        assert_eq!(
+            fs::read_to_string(folder.join(n)).unwrap(),
+            format!("old {n}")
+        );
+    }
+    sftp::put_all(&cfg, &list).unwrap();
+    let mut names: Vec<_> = fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["a.csv", "b.csv"]);
+    for n in ["a.csv", "b.csv"] {
+        assert_eq!(
+            fs::read_to_string(folder.join(n)).unwrap(),
+            format!("new {n}")
+        );
+    }
 }
 
 /// An encrypted RSA key (PEM, as paramiko wrote them) with its passphrase logs in; without it or

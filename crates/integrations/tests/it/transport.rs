@@ -17,6 +17,7 @@ use std::time::{Duration, SystemTime};
 use dipex_integrations::transport::ftp::{
     self, FtpConfig, FtpError, FtpSecurity, RemoteFile, Step,
 };
+use dipex_integrations::transport::put::{Left, PutStep};
 
 use dipex_ftp_server::{PASSWORD, Quirks, TestCert, TestServer, USER, cert_for, test_cert};
 
@@ -123,7 +124,7 @@ fn ftps_upload_is_complete_and_replaces_existing_files() {
     let files = local_files(local.path());
     let cfg = config(&server, tls_verified(&cert));
 
-    ftp::upload_files(&cfg, &uploads(&files)).unwrap();
+    ftp::put_all(&cfg, &uploads(&files)).unwrap();
     for (_, name, bytes) in &files {
         assert_eq!(&std::fs::read(server.path(name)).unwrap(), bytes, "{name}");
     }
@@ -138,7 +139,7 @@ fn ftps_upload_is_complete_and_replaces_existing_files() {
         changed.extend_from_slice(b"second run\r\n");
         std::fs::write(path, &changed).unwrap();
     }
-    ftp::upload_files(&cfg, &uploads(&files)).unwrap();
+    ftp::put_all(&cfg, &uploads(&files)).unwrap();
     for (_, name, bytes) in &files {
         let mut expected = bytes.clone();
         expected.extend_from_slice(b"second run\r\n");
@@ -165,16 +166,16 @@ fn upload_goes_into_the_configured_directory() {
     let mut cfg = config(&server, tls_verified(&cert));
     cfg.dir = Some("inbox".to_owned());
 
-    ftp::upload_files(&cfg, &uploads(&files[..1])).unwrap();
+    ftp::put_all(&cfg, &uploads(&files[..1])).unwrap();
     assert_eq!(
         std::fs::read(server.path("inbox/bruger.csv")).unwrap(),
         files[0].2
     );
 
     cfg.dir = Some("missing".to_owned());
-    let err = ftp::upload_files(&cfg, &uploads(&files[..1])).unwrap_err();
-    assert_eq!(err.step(), Step::Cwd, "{err}");
-    assert_eq!(err.file(), Some("missing"));
+    let err = ftp::put_all(&cfg, &uploads(&files[..1])).unwrap_err();
+    assert_eq!(err.step, PutStep::Prepare, "{err}");
+    assert!(err.to_string().contains("CWD to missing refused"), "{err}");
     assert_eq!(err.code(), Some(550), "{err}");
 }
 
@@ -235,7 +236,7 @@ fn untrusted_certificate_fails_the_tls_handshake() {
     );
     let local = tempfile::tempdir().unwrap();
     let files = local_files(local.path());
-    ftp::upload_files(&cfg, &uploads(&files[..1])).unwrap();
+    ftp::put_all(&cfg, &uploads(&files[..1])).unwrap();
     assert_eq!(
         std::fs::read(server.path("bruger.csv")).unwrap(),
         files[0].2
@@ -294,14 +295,15 @@ fn bad_upload_list_is_refused_before_connecting() {
     let missing = local.path().join("organisation.csv");
     let mut list = uploads(&files);
     list.push((missing.clone(), "organisation.csv".to_owned()));
-    let err = ftp::upload_files(&cfg, &list).unwrap_err();
-    assert_eq!(err.step(), Step::ReadLocal, "{err}");
-    assert_eq!(err.file(), Some(missing.display().to_string().as_str()));
+    let err = ftp::put_all(&cfg, &list).unwrap_err();
+    assert_eq!(err.step, PutStep::Prepare, "{err}");
+    assert_eq!(err.file, Some(missing.display().to_string()));
+    assert!(err.to_string().contains("reading the local file"), "{err}");
 
-    let err =
-        ftp::upload_files(&cfg, &[(files[0].0.clone(), "sub/bruger.csv".to_owned())]).unwrap_err();
-    assert_eq!(err.step(), Step::Stor, "{err}");
-    assert!(matches!(err, FtpError::Setup { .. }), "{err}");
+    let err = ftp::put_all(&cfg, &[(files[0].0.clone(), "sub/bruger.csv".to_owned())]).unwrap_err();
+    assert_eq!(err.step, PutStep::Prepare, "{err}");
+    assert_eq!(err.file.as_deref(), Some("sub/bruger.csv"));
+    assert!(err.to_string().contains("plain file name"), "{err}");
 }
 
 /// A server that drops the connection halfway through an upload: the error names the file and
@@ -320,17 +322,17 @@ fn disconnect_mid_upload_leaves_no_partial_file() {
     let files = local_files(local.path());
     let cfg = config(&server, tls_verified(&cert));
 
-    let err = ftp::upload_files(&cfg, &uploads(&files[2..])).unwrap_err();
-    assert_eq!(err.step(), Step::Stor, "{err}");
-    assert_eq!(err.file(), Some("engagement.csv"), "{err}");
+    let err = ftp::put_all(&cfg, &uploads(&files[2..])).unwrap_err();
+    assert_eq!(err.step, PutStep::Stage, "{err}");
+    assert_eq!(err.file.as_deref(), Some("engagement.csv"), "{err}");
     assert!(err.to_string().contains("engagement.csv"), "{err}");
-    assert_no_password(&err);
+    assert!(!format!("{err} {err:?}").contains(PASSWORD));
     assert!(!server.path("engagement.csv").exists());
     assert_eq!(server.names(), Vec::<String>::new(), "temporary file left");
 }
 
-/// A server that fails an upload with an error reply: the error carries the reply, the files
-/// before it arrived, and no temporary or final file of the failed one exists.
+/// A server that fails an upload with an error reply: the error carries the reply, and the
+/// files staged before it are removed again (all or none: nothing final appears).
 #[test]
 fn refused_upload_reports_the_reply_and_cleans_up() {
     let cert = test_cert();
@@ -345,12 +347,16 @@ fn refused_upload_reports_the_reply_and_cleans_up() {
     let files = local_files(local.path());
     let cfg = config(&server, tls_verified(&cert));
 
-    let err = ftp::upload_files(&cfg, &uploads(&files)).unwrap_err();
-    assert_eq!(err.step(), Step::Stor, "{err}");
-    assert_eq!(err.file(), Some("engagement.csv"), "{err}");
+    let err = ftp::put_all(&cfg, &uploads(&files)).unwrap_err();
+    assert_eq!(err.step, PutStep::Stage, "{err}");
+    assert_eq!(err.file.as_deref(), Some("engagement.csv"), "{err}");
     assert_eq!(err.code(), Some(451), "{err}");
-    assert!(err.reply().unwrap().starts_with("451"), "{err}");
-    assert_eq!(server.names(), ["bruger.csv", "leder.csv"]);
+    assert!(
+        err.failure.message.contains("refused by the server: 451"),
+        "{err}"
+    );
+    assert_eq!(*err.left, Left::Unchanged);
+    assert_eq!(server.names(), Vec::<String>::new());
 }
 
 /// Servers that refuse dot files and renames over existing files still get atomic replacements.
@@ -369,7 +375,7 @@ fn quirky_server_without_dot_files_or_rename_over_still_gets_the_files() {
     let files = local_files(local.path());
     let cfg = config(&server, tls_verified(&cert));
     for round in 0..2 {
-        ftp::upload_files(&cfg, &uploads(&files)).unwrap();
+        ftp::put_all(&cfg, &uploads(&files)).unwrap();
         for (_, name, bytes) in &files {
             assert_eq!(
                 &std::fs::read(server.path(name)).unwrap(),
@@ -382,9 +388,45 @@ fn quirky_server_without_dot_files_or_rename_over_still_gets_the_files() {
             ["bruger.csv", "engagement.csv", "leder.csv"]
         );
     }
-    // One refused dot file per run (the client then remembers), and three refused renames over
-    // the files of the first round.
-    assert_eq!(server.refusals.load(Ordering::SeqCst), 2 + 3);
+    // One refused dot file per run (the client then remembers); no rename ever goes onto an
+    // existing name.
+    assert_eq!(server.refusals.load(Ordering::SeqCst), 2);
+}
+
+/// (c) A server that refuses renames over existing files (but allows deletes) and also refuses
+/// to put the last new file in place: the files already replaced are put back without ever
+/// deleting a previous file.
+#[test]
+fn a_refused_rename_never_loses_a_previous_file() {
+    let cert = test_cert();
+    let server = TestServer::start(
+        Some(&cert),
+        Quirks {
+            refuse_rename_over: true,
+            refuse_rename_from: Some(".engagement.csv.part"),
+            ..Quirks::default()
+        },
+    );
+    let local = tempfile::tempdir().unwrap();
+    let files = local_files(local.path());
+    for (_, name, _) in &files {
+        std::fs::write(server.path(name), format!("previous {name}")).unwrap();
+    }
+    let cfg = config(&server, tls_verified(&cert));
+    let err = ftp::put_all(&cfg, &uploads(&files)).unwrap_err();
+    assert_eq!(err.step, PutStep::Commit, "{err}");
+    assert_eq!(err.file.as_deref(), Some("engagement.csv"));
+    assert_eq!(*err.left, Left::Restored, "{err}");
+    assert_eq!(
+        server.names(),
+        ["bruger.csv", "engagement.csv", "leder.csv"]
+    );
+    for (_, name, _) in &files {
+        assert_eq!(
+            std::fs::read_to_string(server.path(name)).unwrap(),
+            format!("previous {name}")
+        );
+    }
 }
 
 /// `list` gives names, sizes and UTC modification times (directories left out), and `download`

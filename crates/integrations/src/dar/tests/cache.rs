@@ -55,6 +55,10 @@ impl AddressRegister for Fake {
             _ => Ok(None),
         }
     }
+
+    fn probe(&self) -> Result<String, DarError> {
+        Ok("fake".into())
+    }
 }
 
 /// All rows of `dar_cache`, sorted.
@@ -275,7 +279,9 @@ fn dar_cache_wraps_a_boxed_register() {
 #[test]
 fn dar_cache_unusable_path_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("no/such/dir/state.sqlite3");
+    // Missing folders are created; a folder that is a file cannot be.
+    std::fs::write(dir.path().join("file"), "").unwrap();
+    let db = dir.path().join("file/state.sqlite3");
     let err = CachedRegister::new(Fake::default(), &db, false).unwrap_err();
     assert!(matches!(err, DarError::Cache { .. }), "{err:?}");
     assert!(err.to_string().contains("state.sqlite3"), "{err}");

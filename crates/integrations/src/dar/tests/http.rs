@@ -238,7 +238,8 @@ fn dar_settings_choose_http_with_base_url() {
 #[test]
 fn dar_settings_reject_bad_base_url() {
     let settings = DarSettings {
-        base_url: Some("api.dataforsyningen.dk".into()),
+        // Not the closed public DAWA's host: that one is replaced by Adressevælger.
+        base_url: Some("dawa.mirror.example".into()),
         ..DarSettings::default()
     };
     let err = register_from_settings(&settings).err().unwrap();
