@@ -5,9 +5,11 @@
 //! uninterrupted import.
 //!
 //! The tests start their own peer instance through the peer's scripts (`setup.sh`, then
-//! `start.sh` with `OS2MO_RESET=1`): root `$DIPEX_WRITE_PEER_ROOT` (default
-//! `/tmp/os2mo-peer-kill`), OS2mo on port 5400, PostgreSQL on 55832, its fake DAR register
-//! knowing the bundled example's addresses except Åboulevarden 9. Scripts from
+//! `start.sh` with `OS2MO_RESET=1`), because they reset, restart and kill it: root
+//! `$DIPEX_WRITE_PEER_ROOT` (default `/tmp/os2mo-peer-kill`), OS2mo on port
+//! `$DIPEX_WRITE_PEER_PORT` (default 5400), PostgreSQL on `$DIPEX_WRITE_PEER_PGPORT` (default
+//! 55832), its fake DAR register knowing the bundled example's addresses except Åboulevarden 9.
+//! Never point it at the peer of `OS2MO_URL` while other tests use that one. Scripts from
 //! `$OS2MO_PEER_SCRIPTS` (default `../shared/os2mo/peer` beside the repository). Without the
 //! scripts the tests print `SKIPPED` and pass, unless `CI=true`. They hold one lock, as they
 //! share the instance.
@@ -43,6 +45,13 @@ struct Peer {
     root: String,
     url: String,
     session: String,
+}
+
+fn var_or(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| default.into())
 }
 
 fn skip(reason: &str) -> Option<Peer> {
@@ -97,8 +106,8 @@ impl Peer {
         Command::new("bash")
             .arg(self.scripts.join(name))
             .env("OS2MO_PEER_ROOT", &self.root)
-            .env("OS2MO_PORT", "5400")
-            .env("PGPORT", "55832")
+            .env("OS2MO_PORT", var_or("DIPEX_WRITE_PEER_PORT", "5400"))
+            .env("PGPORT", var_or("DIPEX_WRITE_PEER_PGPORT", "55832"))
             .env("OS2MO_WORKERS", "1")
             .envs(env.iter().copied())
             .output()
@@ -232,10 +241,12 @@ fn a_refused_address_is_a_rejected_record_and_the_next_dump_tries_it_again() {
         .read(&Query::all(Kind::Address).org_units([unit2]))
         .unwrap();
     let address_uuid = refused_uuid(&report);
+    // Åboulevarden 9's DAR id (examples/opus/adresser.csv); MO's answer names it.
+    let dar = "6e189a06-83a9-50d2-8cc5-e1e5a79561c8";
     assert_eq!(
         refused,
         vec![format!(
-            "{FIRST}:22: orgUnit id=\"2\": create address {address_uuid} [2019-11-12, inf) user_key=\"Åboulevarden 9, 8240 Risskov\": refused by MO: V_INVALID_ADDRESS_DAR (Invalid DAR address.)"
+            "{FIRST}:22: orgUnit id=\"2\": create address {address_uuid} [1900-01-01, inf) user_key=\"{dar}\": refused by MO: V_INVALID_ADDRESS_DAR (Invalid address value={dar})"
         )]
     );
     assert_eq!(report.rejected(), 1, "exit code 1");
@@ -305,7 +316,11 @@ fn an_import_killed_mid_write_converges_on_a_rerun_to_the_uninterrupted_history(
         .into_iter()
         .filter_map(|p| Some((p.last().value.cpr()?.clone(), p.uuid)))
         .collect();
-    assert_eq!(cpr_map.len(), 150);
+    assert_eq!(
+        cpr_map.len(),
+        125,
+        "the example's 150 employments belong to 125 persons"
+    );
 
     // The same import into an empty OS2mo, killed once units are being written.
     peer.run_start(true, &register);
@@ -336,7 +351,14 @@ fn an_import_killed_mid_write_converges_on_a_rerun_to_the_uninterrupted_history(
         panic!("{text}")
     };
     assert!(b.partly_applied(), "exit code 3: {text}");
-    assert!(text.contains("writes were applied (class "), "{text}");
+    // How far it got depends on when the kill lands: the seed (facets, classes, the IT system)
+    // was written before the first unit appeared, and the message starts like this.
+    assert!(
+        text.contains(
+            "writes were applied (facet 11 of 11, class 80 of 80, it_system 1 of 1, org_unit "
+        ),
+        "{text}"
+    );
 
     // OS2mo comes back; the re-run finishes the job.
     peer.run_start(false, &peer_csv());
