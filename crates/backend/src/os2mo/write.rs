@@ -2,8 +2,10 @@
 //! (one paged read per kind), so that
 //! * a create is only sent for a uuid that does not exist (on MO a create with a known uuid
 //!   replaces the object's whole history),
-//! * an update or termination that would leave MO as it is, is never sent (a no-op update makes
-//!   a real MO silently drop the whole request it is in: `specs/os2mo-observed.md` §7.1).
+//! * an update or termination that would leave MO as it is, is never sent (on a real MO a no-op
+//!   update makes the mutations after it in the same request fail with `E_UNKNOWN`, or, sent
+//!   last, the whole request is dropped while MO reports success: `docs/os2mo.md`, "Observed on
+//!   a real OS2mo").
 //!
 //! Then the operations are put in dependency layers (classes → units top-down → persons →
 //! engagements → addresses, IT users, managers, roles …; endings afterwards, children first).
@@ -669,6 +671,9 @@ fn replan(
 /// One request's chains.
 type Batch = Vec<Vec<Write>>;
 
+/// What one started batch did, with the batch's description and its error when it failed.
+type Outcome = (Settled, Option<(String, Os2moError)>);
+
 /// Settle `batches` with up to `concurrency` requests in flight. After a failure no new batch is
 /// started; the ones in flight finish. Returns what each started batch did (with its error), and
 /// the batches never started.
@@ -676,7 +681,7 @@ fn run_batches(
     t: &Transport,
     batches: Vec<Batch>,
     concurrency: usize,
-) -> (Vec<(Settled, Option<(String, Os2moError)>)>, Vec<Batch>) {
+) -> (Vec<Outcome>, Vec<Batch>) {
     let describe = |b: &Batch| {
         let n: usize = b.iter().map(Vec::len).sum();
         let first = b
@@ -713,7 +718,7 @@ fn run_batches(
     let n = batches.len();
     let jobs: Vec<Mutex<Option<Batch>>> =
         batches.into_iter().map(|b| Mutex::new(Some(b))).collect();
-    let done: Mutex<Vec<(Settled, Option<(String, Os2moError)>)>> = Mutex::new(Vec::new());
+    let done: Mutex<Vec<Outcome>> = Mutex::new(Vec::new());
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     std::thread::scope(|s| {
