@@ -37,6 +37,10 @@ pub struct PeerArgs {
     /// Keep the generated data here instead of a temporary folder
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Seed of the synthetic data (default: this process's id); the same seed gives the same
+    /// data, so runs with other settings can be compared
+    #[arg(long)]
+    seed: Option<u64>,
 }
 
 /// CPU seconds (user + system) per process of a set of process trees.
@@ -127,7 +131,7 @@ pub fn bench(a: &PeerArgs) -> Result<()> {
         units: a.units,
         employees: a.employees,
         days: a.days,
-        seed: std::process::id() as u64,
+        seed: a.seed.unwrap_or(std::process::id() as u64),
     };
     crate::generate(&size, &dir)?;
     let cfg = Config::new("Benchby Kommune");
@@ -206,6 +210,15 @@ pub fn bench(a: &PeerArgs) -> Result<()> {
         );
         if r.rejected() > 0 {
             println!("  ({} records rejected)", r.rejected());
+            // The renderings name file, line, element and reason; never a CPR number.
+            for d in &r.dumps {
+                for rej in &d.rejected {
+                    println!("  rejected: {}", rej.render(&d.name));
+                }
+                for m in &d.refused {
+                    println!("  refused by OS2mo: {}", m.render(&d.name));
+                }
+            }
         }
     }
     println!(
