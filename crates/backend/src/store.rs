@@ -3,8 +3,8 @@
 //! `reg_to` the one that replaced it (`NULL` = current). Reads see current rows; history of
 //! writes stays in the file for audits. A plan is applied in one transaction: all or nothing.
 
-use crate::{Backend, BackendError, Query, Registration, Window};
-use dipex_model::plan::{Counts, apply_owned};
+use crate::{Applied, Backend, BackendError, Query, Registration, Window};
+use dipex_model::plan::apply_owned;
 use dipex_model::{Date, Kind, Object, Plan, Slice, Validity, Value};
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -411,10 +411,10 @@ impl Backend for Store {
         self.slices_of(&uuids, &q.window)
     }
 
-    fn apply(&mut self, plan: Plan, reg: &Registration) -> Result<Counts, BackendError> {
+    fn apply(&mut self, plan: Plan, reg: &Registration) -> Result<Applied, BackendError> {
         let counts = plan.counts();
         if plan.is_empty() {
-            return Ok(counts);
+            return Ok(Applied::default());
         }
         let path = self.path.clone();
         let sql_err = |source| BackendError::Sqlite {
@@ -522,7 +522,10 @@ impl Backend for Store {
             tx.execute_batch(INDEXES).map_err(sql_err)?;
         }
         tx.commit().map_err(sql_err)?;
-        Ok(counts)
+        Ok(Applied {
+            counts,
+            refused: Vec::new(),
+        })
     }
 
     fn describe(&self) -> String {

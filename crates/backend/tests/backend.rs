@@ -8,9 +8,9 @@
 //! and reads of the real one only see those objects. Then the things only the OS2mo client has:
 //! authentication, retries, refused batches, the no-op guard, and `mo pull`.
 
-use dipex_backend::os2mo::{Auth, Config, ErrorKey, Os2moError};
+use dipex_backend::os2mo::{Auth, Config};
 use dipex_backend::pull::PullOptions;
-use dipex_backend::{Backend, BackendError, Os2mo, Query, Registration, Store, Window};
+use dipex_backend::{Applied, Backend, BackendError, Os2mo, Query, Registration, Store, Window};
 use dipex_model::{
     Address, Class, Cpr, Engagement, Facet, Fact, ItSystem, ItUser, Kind, Manager, Object, Op,
     OrgUnit, Person, Plan, Role, Validity, Value, reconcile,
@@ -127,11 +127,7 @@ impl Backend for Scoped {
         objs.retain(|o| own(o.uuid));
         Ok(objs)
     }
-    fn apply(
-        &mut self,
-        plan: Plan,
-        registration: &Registration,
-    ) -> Result<dipex_model::plan::Counts, BackendError> {
+    fn apply(&mut self, plan: Plan, registration: &Registration) -> Result<Applied, BackendError> {
         self.0.apply(plan, registration)
     }
     fn describe(&self) -> String {
@@ -628,7 +624,7 @@ fn updates_that_change_nothing_are_never_sent() {
             },
         ],
     };
-    let counts = mo.apply(plan, &reg()).unwrap();
+    let counts = mo.apply(plan, &reg()).unwrap().counts;
     assert_eq!((counts.updated, counts.terminated), (1, 0));
     assert_eq!(
         server.stats().mutations - before,
@@ -649,8 +645,25 @@ fn updates_that_change_nothing_are_never_sent() {
     );
 }
 
+fn mail(n: u128, value: &str, engagement: Option<u128>) -> Op {
+    create(
+        n,
+        day(2021, 1, 1),
+        Value::Address(Address {
+            user_key: value.into(),
+            value: value.into(),
+            address_type: u(EMAIL_TYPE),
+            visibility: None,
+            person: Some(u(ANNA)),
+            org_unit: None,
+            engagement: engagement.map(u),
+            ituser: None,
+        }),
+    )
+}
+
 #[test]
-fn a_refused_write_is_found_and_reported_with_what_was_written() {
+fn a_refused_object_is_reported_and_everything_else_is_written() {
     let (server, mut mo) = os2mo(Options::default());
     mo.apply(sample_plan(), &reg()).unwrap();
     let mut ops: Vec<Op> = (0..5)
@@ -662,24 +675,45 @@ fn a_refused_write_is_found_and_reported_with_what_was_written() {
             )
         })
         .collect();
-    // Starts before its unit exists: MO refuses it.
+    // Starts before its unit exists: MO refuses it ...
     ops.insert(
         3,
         create(300, day(2019, 1, 1), engagement("2000", ANNA, CHILD)),
     );
-    let err = mo.apply(Plan { ops }, &reg()).unwrap_err();
-    let text = err.to_string();
-    let BackendError::Os2mo(Os2moError::Partial { written, total, .. }) = &err else {
-        panic!("{text}")
-    };
-    // Order: units (5) before engagements, so all units went through first.
-    assert_eq!((*written, *total), (5, 6), "{text}");
-    assert!(text.contains("V_DATE_OUTSIDE_ORG_UNIT_RANGE"), "{text}");
-    assert!(text.contains(&u(300).to_string()), "{text}");
-    let BackendError::Os2mo(e) = &err else {
-        unreachable!()
-    };
-    assert!(e.error_keys().contains(&ErrorKey::DateOutsideOrgUnitRange));
+    // ... so the later update of it, and an address of it, are not sent.
+    ops.push(Op::Update {
+        uuid: u(300),
+        validity: Validity::new(day(2022, 1, 1), None),
+        value: engagement("2000", ANNA, ROOT),
+    });
+    ops.push(mail(301, "second@example.org", Some(300)));
+    // Not an e-mail address: refused on its own; the good one next to it is written.
+    ops.push(mail(302, "not an address", None));
+    ops.push(mail(303, "third@example.org", None));
+    let applied = mo.apply(Plan { ops }, &reg()).unwrap();
+    let got: Vec<(Uuid, Option<&str>, Option<Uuid>)> = applied
+        .refused
+        .iter()
+        .map(|r| (r.uuid, r.error_key.as_deref(), r.because))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (u(300), Some("V_DATE_OUTSIDE_ORG_UNIT_RANGE"), None),
+            (u(300), None, Some(u(300))),
+            (u(301), None, Some(u(300))),
+            (u(302), Some("V_INVALID_ADDRESS_EMAIL"), None),
+        ]
+    );
+    assert_eq!(applied.counts.created, 6, "five units and one address");
+    assert_eq!(
+        applied.refused[2].to_string(),
+        format!(
+            "create address {} [2021-01-01, inf) user_key=\"second@example.org\": not written: depends on engagement {}, which OS2mo refused or which was not written",
+            u(301),
+            u(300)
+        )
+    );
     assert_eq!(
         mo.read(&Query::all(Kind::OrgUnit).parents([Some(u(ROOT))]))
             .unwrap()
@@ -691,7 +725,77 @@ fn a_refused_write_is_found_and_reported_with_what_was_written() {
             .unwrap()
             .is_empty()
     );
+    assert_eq!(
+        mo.read(&Query::all(Kind::Address).uuids([u(301), u(302), u(303)]))
+            .unwrap()
+            .iter()
+            .map(|o| o.uuid)
+            .collect::<Vec<_>>(),
+        vec![u(303)]
+    );
     assert!(server.stats().failed_requests >= 1);
+}
+
+#[test]
+fn a_write_whose_answer_was_lost_is_read_back_not_sent_again() {
+    // The same plan into a server that loses one answer and into one that does not.
+    let (clean, mut reference) = os2mo(Options::default());
+    reference.apply(sample_plan(), &reg()).unwrap();
+    let planned = clean.stats().mutations;
+    for lost in [2, 5] {
+        let (server, mut mo) = os2mo(Options::default());
+        // Lose the answer of one write request (it is executed).
+        server.fail_writes_after(lost, 1, Failure::LoseAnswer);
+        let applied = mo.apply(sample_plan(), &reg()).unwrap();
+        assert!(applied.refused.is_empty());
+        assert_eq!(
+            server.stats().mutations,
+            planned,
+            "every write executed once: the lost request was not sent again (lost answer {lost})"
+        );
+        assert_eq!(server.stats().failed_requests, 1);
+        for kind in Kind::ALL {
+            if kind != Kind::Organisation {
+                assert_eq!(
+                    mo.read(&Query::all(kind)).unwrap(),
+                    reference.read(&Query::all(kind)).unwrap(),
+                    "{kind}"
+                );
+            }
+        }
+    }
+    // A request lost before it was executed is sent again.
+    let (server, mut mo) = os2mo(Options::default());
+    server.fail_writes_after(3, 1, Failure::Drop);
+    mo.apply(sample_plan(), &reg()).unwrap();
+    assert_eq!(server.stats().mutations, planned);
+    assert_eq!(
+        mo.read(&Query::all(Kind::Role)).unwrap(),
+        reference.read(&Query::all(Kind::Role)).unwrap()
+    );
+}
+
+#[test]
+fn a_failure_after_some_writes_says_what_was_applied() {
+    let (server, mut mo) = os2mo(Options::default());
+    // Facets (3 requests of 4), classes (3) and the IT system (1) are written; then every write
+    // is answered 503 (reads still work, so each is read back and tried again, 3 times).
+    server.fail_writes_after(7, 1000, Failure::Status(503));
+    let err = mo.apply(sample_plan(), &reg()).unwrap_err();
+    assert!(err.partly_applied(), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "OS2mo: the plan was only partly written: 19 of 29 writes were applied (facet 9 of 9, \
+             class 9 of 9, it_system 1 of 1, org_unit 0 of 3, person 0 of 1, engagement 0 of 2, \
+             address 0 of 1, it_user 0 of 1, manager 0 of 1, role 0 of 1). Failed: create org_unit \
+             {} [2020-01-01, inf) user_key=\"root\": OS2mo {}/graphql/v30: HTTP 503: 503 Service \
+             Unavailable (injected by the test server). The other 10 writes were not applied; \
+             re-running continues from what OS2mo now holds",
+            u(ROOT),
+            server.base_url()
+        )
+    );
 }
 
 #[test]

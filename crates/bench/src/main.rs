@@ -7,6 +7,7 @@
 //! cargo run --release -p dipex-bench -- los --units 3000 --engagements 30000
 //! cargo run --release -p dipex-bench -- dar --latency-ms 20 --connections 10
 //! OS2MO_URL=… OS2MO_SESSION=… cargo run --release -p dipex-bench -- os2mo --peer --dir /tmp/b
+//! OS2MO_PEER_ROOT=/tmp/os2mo-peer cargo run --release -p dipex-bench -- os2mo-peer --employees 1000
 //! cargo run --release -p dipex-bench -- generate --units 12 --employees 40 --days 3 --out examples/opus
 //! ```
 
@@ -26,6 +27,7 @@ use std::time::Instant;
 
 mod dar;
 mod los;
+mod peer;
 
 #[derive(Parser)]
 #[command(name = "dipex-bench")]
@@ -87,6 +89,10 @@ enum Cmd {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Benchmark the OPUS import into a real OS2mo (OS2MO_URL, OS2MO_SESSION, OS2MO_PEER_ROOT for
+    /// the server's CPU time): writes per second, and OS2mo's and PostgreSQL's CPU time
+    #[command(name = "os2mo-peer")]
+    Os2moPeer(peer::PeerArgs),
     /// Benchmark the plan2learn export: the first dump imported into the embedded store, then the
     /// export (read, map, write) measured in a fresh child process
     Plan2learn {
@@ -612,6 +618,7 @@ fn main() -> Result<()> {
                 os2mo(&size, batch)
             }
         }
+        Cmd::Os2moPeer(a) => peer::bench(&a),
         Cmd::Plan2learn { size } => plan2learn(&size),
         Cmd::ExportP2l { dir } => export_p2l(&dir),
         Cmd::ImportNext { dir } => import_next(&dir),

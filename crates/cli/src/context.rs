@@ -125,6 +125,7 @@ fn os2mo_config(s: &Settings, base: &str) -> Result<Config> {
     cfg.batch_size = s.mora_batch_size.max(1);
     cfg.page_size = s.mora_page_size.max(1);
     cfg.concurrency = s.mora_concurrency.max(1);
+    cfg.write_concurrency = s.mora_write_concurrency.max(1);
     Ok(cfg)
 }
 

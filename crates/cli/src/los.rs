@@ -151,6 +151,9 @@ pub fn run(ctx: &Context, c: LosCommand) -> Result<Outcome> {
         for w in &f.warnings {
             tracing::warn!("{}: {w}", f.name);
         }
+        for r in &f.refused {
+            tracing::warn!("rejected: {}: {r}", f.name);
+        }
         for (line, why) in &f.rejected {
             tracing::warn!("rejected: {}:{line}: {why}", f.name);
         }

@@ -1,8 +1,9 @@
 //! `dipex`: the command line. The only part of dipex that reads the environment and the clock,
 //! prints, and exits. Every command ends with a one-line summary on stderr; data goes to stdout.
-//! Exit codes: 0 success, 1 finished but some records were rejected (each reported) or some work
-//! is pending (address lookups that failed, counted on one line), 2 failed and nothing was
-//! written.
+//! Exit codes: 0 success, 1 finished but some records were rejected (each reported; a record
+//! OS2mo refuses is one) or some work is pending (address lookups that failed, counted on one
+//! line), 2 failed and nothing was written, 3 failed after part of the work was applied (the
+//! message names what was; a re-run continues safely).
 
 #[cfg(test)]
 mod chain_tests;
@@ -106,7 +107,26 @@ fn main() -> ExitCode {
         Ok(Outcome::Rejected | Outcome::Pending) => ExitCode::from(1),
         Err(e) => {
             tracing::error!("{e:#}");
-            ExitCode::from(2)
+            if partly_applied(&e) {
+                ExitCode::from(3)
+            } else {
+                ExitCode::from(2)
+            }
         }
     }
+}
+
+/// Whether a failure came after part of a plan was written to OS2mo (exit code 3).
+fn partly_applied(e: &anyhow::Error) -> bool {
+    use dipex_backend::BackendError;
+    use dipex_backend::os2mo::Os2moError;
+    use dipex_integrations::{los, opus};
+    e.chain().any(|c| {
+        c.downcast_ref::<Os2moError>()
+            .is_some_and(Os2moError::partly_applied)
+            || c.downcast_ref::<BackendError>()
+                .is_some_and(BackendError::partly_applied)
+            || matches!(c.downcast_ref::<opus::run::RunError>(), Some(opus::run::RunError::Backend(b)) if b.partly_applied())
+            || matches!(c.downcast_ref::<los::run::RunError>(), Some(los::run::RunError::Backend(b)) if b.partly_applied())
+    })
 }

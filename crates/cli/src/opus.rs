@@ -297,6 +297,16 @@ fn report(r: &ImportReport, dry_run: bool) -> Outcome {
         for rej in &d.rejected {
             tracing::warn!("rejected: {}", rej.render(&d.name));
         }
+        for r in &d.refused {
+            tracing::warn!("rejected: {}", r.render(&d.name));
+        }
+        if !d.refused.is_empty() {
+            tracing::warn!(
+                "{}: {} operations refused by OS2mo or depending on a refused object; everything else was written, and their records are tried again on the next run",
+                d.name,
+                d.refused.len()
+            );
+        }
         if let Some(plan) = &d.plan {
             for op in &plan.ops {
                 println!("{op}");

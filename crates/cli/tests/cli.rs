@@ -487,6 +487,49 @@ fn opus_import_into_os2mo_then_dump_and_pull_a_mirror() {
     );
 }
 
+#[test]
+fn an_os2mo_that_fails_after_part_of_the_import_gives_exit_code_three_and_a_rerun_finishes() {
+    let server = dipex_os2mo_server::MoServer::start(dipex_os2mo_server::Options::default());
+    let s = Site::new(&[DAY1]);
+    let base = server.base_url();
+    let auth = server.auth_server();
+    let env = [
+        ("DIPEX_MORA__BASE", base.as_str()),
+        ("CLIENT_ID", "dipex"),
+        ("CLIENT_SECRET", "test-secret"),
+        ("AUTH_SERVER", auth.as_str()),
+        ("DIPEX_MORA__BATCH_SIZE", "5"),
+        ("DIPEX_MORA__WRITE_CONCURRENCY", "1"),
+        ("DIPEX_MORA__RETRIES", "1"),
+    ];
+    // Three write requests go through, then every write is answered 503.
+    server.fail_writes_after(3, 1000, dipex_os2mo_server::Failure::Status(503));
+    let o = s.run_env(&["opus", "import"], &env);
+    let err = text(&o.stderr);
+    assert_eq!(code(&o), 3, "{err}");
+    let error: Vec<&str> = err.lines().filter(|l| l.contains("ERROR")).collect();
+    assert_eq!(
+        error,
+        vec![format!(
+            "ERROR OS2mo: the plan was only partly written: 11 of 75 writes were applied (facet 11 \
+             of 11, class 0 of 26, it_system 0 of 1, org_unit 0 of 3, person 0 of 3, engagement 0 \
+             of 4, address 0 of 23, it_user 0 of 2, manager 0 of 1, role 0 of 1). Failed: a \
+             request of 5 writes starting with create class 505b2a9a-ca59-5380-b95f-ef6cadb67f87 \
+             [-inf, inf) user_key=\"explicitly-primary\": OS2mo {base}/graphql/v30: HTTP 503: \
+             503 Service Unavailable (injected by the test server). The other 64 writes were not \
+             applied; re-running continues from what OS2mo now holds"
+        )],
+        "{err}"
+    );
+    // OS2mo is back: the re-run finishes the import, and the next one has nothing to do.
+    server.fail_writes_after(0, 0, dipex_os2mo_server::Failure::Status(503));
+    let o = s.run_env(&["opus", "import"], &env);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let mutations = server.stats().mutations;
+    assert_eq!(code(&s.run_env(&["opus", "import"], &env)), 0);
+    assert_eq!(server.stats().mutations, mutations);
+}
+
 /// The engagement type classes in the store.
 fn engagement_types(s: &Site) -> Vec<String> {
     let facets = text(&s.run(&["mo", "dump", "--type", "facet"]).stdout);

@@ -57,6 +57,9 @@ pub struct Settings {
     /// Read requests in flight at once.
     #[serde(rename = "mora.concurrency")]
     pub mora_concurrency: usize,
+    /// Write requests in flight at once (independent writes of one dependency layer).
+    #[serde(rename = "mora.write_concurrency")]
+    pub mora_write_concurrency: usize,
     /// Keycloak client credentials (the upstream keys; `CLIENT_ID`, `CLIENT_SECRET`,
     /// `AUTH_SERVER`, `AUTH_REALM` in the environment win).
     #[serde(rename = "crontab.CLIENT_ID")]
@@ -334,6 +337,7 @@ impl Default for Settings {
             mora_batch_size: 100,
             mora_page_size: 500,
             mora_concurrency: 4,
+            mora_write_concurrency: 4,
             client_id: "dipex".into(),
             client_secret: None,
             auth_server: None,

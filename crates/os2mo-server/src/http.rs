@@ -21,6 +21,8 @@ pub(crate) struct Shared {
     pub tokens: Mutex<HashMap<String, Instant>>,
     /// (requests to let through first, requests to fail, how)
     pub failures: Mutex<(usize, usize, Option<Failure>)>,
+    /// The same, for mutation requests only.
+    pub write_failures: Mutex<(usize, usize, Option<Failure>)>,
     pub client_id: String,
     pub client_secret: String,
     pub token_lifetime: Duration,
@@ -185,8 +187,7 @@ fn authenticated(shared: &Shared, req: &Request) -> bool {
 
 fn graphql(shared: &Shared, req: &Request) -> Option<Response> {
     shared.stats.lock().expect("stats").graphql_requests += 1;
-    let injected = {
-        let mut f = shared.failures.lock().expect("failures");
+    let take = |f: &mut (usize, usize, Option<Failure>)| {
         if f.0 > 0 {
             f.0 -= 1;
             None
@@ -197,12 +198,25 @@ fn graphql(shared: &Shared, req: &Request) -> Option<Response> {
             None
         }
     };
+    let mut injected = take(&mut shared.failures.lock().expect("failures"));
+    // A mutation request: its document starts with `mutation`.
+    let is_write = serde_json::from_slice::<Value>(&req.body)
+        .ok()
+        .is_some_and(|b| {
+            b.get("query")
+                .and_then(Value::as_str)
+                .is_some_and(|q| q.trim_start().starts_with("mutation"))
+        });
+    if is_write && injected.is_none() {
+        injected = take(&mut shared.write_failures.lock().expect("failures"));
+    }
     let fail = |resp: Option<Response>| {
         shared.stats.lock().expect("stats").failed_requests += 1;
         resp
     };
     match injected {
         Some(Failure::Drop) => return fail(None),
+        Some(Failure::LoseAnswer) => {}
         Some(Failure::Status(code)) => {
             return fail(Some(Response::text(
                 code,
@@ -260,6 +274,9 @@ fn graphql(shared: &Shared, req: &Request) -> Option<Response> {
         if outcome.silently_rolled_back {
             st.rolled_back += 1;
         }
+    }
+    if injected == Some(Failure::LoseAnswer) {
+        return fail(None);
     }
     Some(Response::json(200, &outcome.response))
 }

@@ -88,6 +88,9 @@ pub enum Failure {
     Status(u16),
     /// Close the connection without answering.
     Drop,
+    /// Execute the request, then close the connection without answering (a lost answer: the
+    /// client cannot know whether its writes were applied).
+    LoseAnswer,
 }
 
 /// A running server on `127.0.0.1`; dropping it stops it.
@@ -119,6 +122,7 @@ impl MoServer {
             stats: Mutex::new(Stats::default()),
             tokens: Mutex::new(Default::default()),
             failures: Mutex::new((0, 0, None)),
+            write_failures: Mutex::new((0, 0, None)),
             client_id: opts.client_id,
             client_secret: opts.client_secret,
             token_lifetime: opts.token_lifetime,
@@ -161,6 +165,12 @@ impl MoServer {
     /// Let the next `skip` GraphQL requests through, then give the `n` after them `how`.
     pub fn fail_after(&self, skip: usize, n: usize, how: Failure) {
         *self.shared.failures.lock().expect("failures") = (skip, n, Some(how));
+    }
+
+    /// Like [`MoServer::fail_after`], counting only mutation requests (writes): let `skip` of
+    /// them through, then give the `n` after them `how`. Reads are not affected.
+    pub fn fail_writes_after(&self, skip: usize, n: usize, how: Failure) {
+        *self.shared.write_failures.lock().expect("failures") = (skip, n, Some(how));
     }
 
     /// The whole store as JSON: per collection, per uuid, the attribute slices, active intervals

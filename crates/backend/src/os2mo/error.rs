@@ -171,12 +171,18 @@ pub enum Os2moError {
     Config(String),
     #[error("OS2mo: plan operation {0}")]
     Plan(dipex_model::plan::ApplyError),
-    #[error("{}", partial_message(*.written, *.total, .failed, .cause))]
+    /// A write failed for a reason not tied to one object (transport, authentication, 5xx,
+    /// an answer that cannot be read). `written` writes were applied before it.
+    #[error("{}", partial_message(*.written, *.total, .applied, .failed, .cause, *.refused))]
     Partial {
         written: usize,
         total: usize,
+        /// What was applied, per kind (`org_unit 300 of 300, engagement 120 of 3000`).
+        applied: String,
         failed: String,
         cause: Box<Os2moError>,
+        /// Operations refused (or skipped as dependents) before the failure.
+        refused: usize,
     },
 }
 
@@ -193,18 +199,51 @@ impl Os2moError {
             _ => Vec::new(),
         }
     }
+
+    /// True when part of a plan was applied before this error (exit code 3).
+    pub fn partly_applied(&self) -> bool {
+        matches!(self, Os2moError::Partial { written, .. } if *written > 0)
+    }
+
+    /// An error after which the answer to a write may have been lost: the request may or may not
+    /// have been applied (transport errors, 5xx answers, answers that are not GraphQL).
+    pub fn answer_lost(&self) -> bool {
+        matches!(
+            self,
+            Os2moError::Transport { .. }
+                | Os2moError::Http {
+                    status: 500..=599,
+                    ..
+                }
+                | Os2moError::Decode { .. }
+        )
+    }
 }
 
-fn partial_message(written: usize, total: usize, failed: &str, cause: &Os2moError) -> String {
-    let after = total.saturating_sub(written + 1);
+fn partial_message(
+    written: usize,
+    total: usize,
+    applied: &str,
+    failed: &str,
+    cause: &Os2moError,
+    refused: usize,
+) -> String {
+    let refused = if refused > 0 {
+        format!(
+            " ({refused} operations refused by MO or depending on a refused object, reported above)"
+        )
+    } else {
+        String::new()
+    };
     if written == 0 {
         format!(
-            "OS2mo: nothing was written. Refused: {failed}: {cause}. The {after} writes after it were not sent"
+            "OS2mo: nothing was written{refused}. Failed: {failed}: {cause}. None of the {total} writes was applied"
         )
     } else {
         format!(
-            "OS2mo: the plan was only partly written: the first {written} of {total} writes went through. \
-             Refused: {failed}: {cause}. The {after} writes after it were not sent; re-running continues from what OS2mo now holds"
+            "OS2mo: the plan was only partly written: {written} of {total} writes were applied ({applied}){refused}. \
+             Failed: {failed}: {cause}. The other {} writes were not applied; re-running continues from what OS2mo now holds",
+            total.saturating_sub(written)
         )
     }
 }

@@ -68,6 +68,8 @@ pub struct Config {
     pub page_size: usize,
     /// Requests in flight at once when reading.
     pub concurrency: usize,
+    /// Write requests in flight at once (independent writes of one dependency layer).
+    pub write_concurrency: usize,
 }
 
 impl Config {
@@ -83,6 +85,7 @@ impl Config {
             batch_size: 100,
             page_size: 500,
             concurrency: 4,
+            write_concurrency: 4,
         }
     }
 
@@ -159,10 +162,35 @@ impl Transport {
     /// Send one document; `Ok` is the answer's `data`. An answer with any `errors` entry is an
     /// `Err(GraphQl)`: MO rolls the whole request back then.
     pub fn graphql(&self, what: &str, query: &str, variables: Value) -> Result<Value, Os2moError> {
+        self.request(what, query, variables, true)
+    }
+
+    /// Send a write once: after a transport error or a 5xx answer the request may or may not
+    /// have been applied, so it is never re-sent as it is (the caller reads back and plans again).
+    pub fn graphql_write(
+        &self,
+        what: &str,
+        query: &str,
+        variables: Value,
+    ) -> Result<Value, Os2moError> {
+        self.request(what, query, variables, false)
+    }
+
+    fn request(
+        &self,
+        what: &str,
+        query: &str,
+        variables: Value,
+        retry: bool,
+    ) -> Result<Value, Os2moError> {
         let body = json!({"query": query, "variables": variables});
         let mut renewed = false;
         loop {
-            let answer = self.post_with_retries(&body)?;
+            let answer = if retry {
+                self.post_with_retries(&body)?
+            } else {
+                self.post_once(&body)?
+            };
             let errors: Vec<GqlError> = answer
                 .get("errors")
                 .and_then(Value::as_array)

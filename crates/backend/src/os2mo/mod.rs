@@ -13,8 +13,7 @@ pub mod write;
 pub use error::{ErrorKey, GqlError, Os2moError};
 pub use http::{Auth, Config};
 
-use crate::{Backend, BackendError, Query, Registration};
-use dipex_model::plan::Counts;
+use crate::{Applied, Backend, BackendError, Query, Registration};
 use dipex_model::{Object, Plan};
 use serde_json::json;
 use uuid::Uuid;
@@ -70,18 +69,19 @@ impl Backend for Os2mo {
             .collect())
     }
 
-    fn apply(&mut self, plan: Plan, _registration: &Registration) -> Result<Counts, BackendError> {
+    fn apply(&mut self, plan: Plan, _registration: &Registration) -> Result<Applied, BackendError> {
         if plan.is_empty() {
-            return Ok(Counts::default());
+            return Ok(Applied::default());
         }
         let total = plan.len();
-        let (muts, skipped) = write::mutations(&self.t, plan)?;
-        if skipped > 0 {
+        let prepared = write::prepare(&self.t, plan)?;
+        if prepared.skipped > 0 {
             tracing::info!(
-                "OS2mo: {skipped} of {total} planned writes are already in OS2mo; not sent"
+                "OS2mo: {} of {total} planned writes are already in OS2mo; not sent",
+                prepared.skipped
             );
         }
-        Ok(write::send(&self.t, &muts)?)
+        Ok(write::send(&self.t, prepared.writes)?)
     }
 
     fn describe(&self) -> String {

@@ -20,7 +20,7 @@ use super::{seed, state};
 use crate::common::env::Env;
 use crate::dar::{self, AddressRegister, DarError, Lookup, Pending};
 use crate::transport::source::{Source, SourceError};
-use dipex_backend::{Backend, BackendError, Query, Registration};
+use dipex_backend::{Backend, BackendError, Query, Refused, Registration};
 use dipex_model::{Cpr, Date, Fact, Kind, Object, Plan, reconcile};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -80,6 +80,8 @@ pub struct FileReport {
     pub rows: usize,
     pub plan: Plan,
     pub rejected: Vec<(u64, String)>,
+    /// Operations OS2mo refused (or did not get because they depend on a refused object).
+    pub refused: Vec<Refused>,
     pub warnings: Vec<String>,
     pub dar_failures: usize,
     /// Units whose postal address lookup failed (pending).
@@ -123,7 +125,15 @@ struct Stored {
 
 impl Report {
     pub fn rejected(&self) -> usize {
-        self.files.iter().map(|f| f.rejected.len()).sum()
+        self.files
+            .iter()
+            .map(|f| f.rejected.len() + f.refused.len())
+            .sum()
+    }
+
+    /// Operations OS2mo refused, over all files.
+    pub fn refused(&self) -> usize {
+        self.files.iter().map(|f| f.refused.len()).sum()
     }
 }
 
@@ -166,20 +176,22 @@ fn fact_kinds(facts: &[Fact]) -> HashMap<Uuid, Kind> {
         .collect()
 }
 
-/// Reconcile facts with MO and apply them (or only plan them in a dry run).
+/// Reconcile facts with MO and apply them (or only plan them in a dry run). Returns the plan and
+/// the operations OS2mo refused.
 fn write(
     backend: &mut dyn Backend,
     facts: Vec<Fact>,
     dry_run: bool,
     reg: &Registration,
-) -> Result<Plan, BackendError> {
+) -> Result<(Plan, Vec<Refused>), BackendError> {
     let kinds = fact_kinds(&facts);
     let current = current_of(backend, &facts, &kinds)?;
     let plan = reconcile(facts, &current);
+    let mut refused = Vec::new();
     if !dry_run && !plan.is_empty() {
-        backend.apply(plan.clone(), reg)?;
+        refused = backend.apply(plan.clone(), reg)?.refused;
     }
-    Ok(plan)
+    Ok((plan, refused))
 }
 
 /// Persons in MO by CPR, for the CPR numbers of a file.
@@ -310,8 +322,7 @@ fn retry_pending(
             .map(|(key, _)| key.clone())
             .filter(|key| settled_units.contains(pending_unit(key)))
             .collect();
-        report.pending_resolved += settled.len();
-        fr.plan = write(backend, mapped.facts, job.dry_run, &reg(env, &name))?;
+        (fr.plan, fr.refused) = write(backend, mapped.facts, job.dry_run, &reg(env, &name))?;
         if !job.dry_run {
             write_failure_list(
                 job,
@@ -320,8 +331,14 @@ fn retry_pending(
                 &mut fr,
                 &mut report.dar_lists,
             )?;
-            job.register
-                .update_pending(PENDING_IMPORTER, &settled, &[])?;
+            // A pending address OS2mo refused stays pending: no file brings it back.
+            if fr.refused.is_empty() {
+                job.register
+                    .update_pending(PENDING_IMPORTER, &settled, &[])?;
+            }
+        }
+        if fr.refused.is_empty() {
+            report.pending_resolved += settled.len();
         }
         report.files.push(fr);
     }
@@ -398,12 +415,20 @@ pub fn import(
 
     // Seed: the organisation and default facets when MO has none; classes and AZ every run.
     let org_exists = !backend.read(&Query::all(Kind::Organisation))?.is_empty();
-    report.seed = write(
+    let (seed, refused) = write(
         backend,
         seed::facts(org_exists, job.azid_system),
         job.dry_run,
         &reg(env, "seed"),
     )?;
+    report.seed = seed;
+    if !refused.is_empty() {
+        report.files.push(FileReport {
+            name: "(seed)".into(),
+            refused,
+            ..FileReport::default()
+        });
+    }
 
     retry_pending(backend, job, env, today, &mut report)?;
     let mut new_pending = 0;
@@ -412,7 +437,9 @@ pub fn import(
         new_pending += fr.dar_pending;
         report.files.push(fr);
     }
-    if !job.dry_run {
+    // A refused object is tried again next run: the files are read again (reconcile makes that
+    // safe), so the state only advances when OS2mo took everything.
+    if !job.dry_run && report.refused() == 0 {
         state::write(job.state_file, started)?;
     }
     report.pending = if job.dry_run {
@@ -516,7 +543,7 @@ fn import_file(
     fr.warnings.extend(mapped.warnings);
     fr.dar_failures = mapped.dar_failures.len();
     fr.dar_pending = mapped.dar_pending.len();
-    fr.plan = write(backend, mapped.facts, job.dry_run, &reg(env, &file.name))?;
+    (fr.plan, fr.refused) = write(backend, mapped.facts, job.dry_run, &reg(env, &file.name))?;
     if !job.dry_run {
         write_failure_list(job, &file.name, &mapped.dar_failures, &mut fr, dar_lists)?;
         // Only now that MO holds the file: settle the units it answered (every pending entry of

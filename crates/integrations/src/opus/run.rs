@@ -13,13 +13,13 @@
 use super::diff::{self, Changes, Tree, TreeError};
 use super::files::DumpFile;
 use super::map::{self, Config, DarAnswers, MapError, Mapper, Notice, Rejection};
-use super::parse::{self, AddressField, Dump, ParseError};
+use super::parse::{self, AddressField, Digest, Dump, ParseError};
 use super::state::{Digests, RunDb, RunRow, StateError};
 use crate::ad::{AdLookup, Directory};
 use crate::dar::{self, AddressRegister, DarError, Lookup, Pending};
-use dipex_backend::{Backend, BackendError, Query, Registration};
+use dipex_backend::{Backend, BackendError, Query, Refused, Registration};
 use dipex_model::plan::Counts;
-use dipex_model::{Cpr, Kind, Object, Plan, reconcile};
+use dipex_model::{Cpr, Fact, Kind, Object, Plan, Value, reconcile};
 use jiff::civil::DateTime;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use uuid::Uuid;
@@ -61,6 +61,32 @@ pub enum RunError {
     Dar(#[from] DarError),
 }
 
+/// An operation OS2mo refused (or did not get because it depends on a refused object), with the
+/// OPUS record it comes from where one is known. Never holds a CPR number.
+#[derive(Debug, Clone)]
+pub struct MoRefusal {
+    /// The record's line and element (`employee id="123"`), when the object has one.
+    pub record: Option<(u64, String)>,
+    pub refused: Refused,
+}
+
+impl MoRefusal {
+    /// `file:line: element: <operation>: refused by MO: KEY (description)`.
+    pub fn render(&self, file: &str) -> String {
+        match &self.record {
+            Some((line, element)) if *line > 0 => {
+                format!("{file}:{line}: {element}: {}", self.refused)
+            }
+            Some((_, element)) => format!("{file}: {element}: {}", self.refused),
+            None => format!("{file}: {}", self.refused),
+        }
+    }
+}
+
+/// The digest stored for a record MO refused: it matches no record, so the next run sees the
+/// record as changed and tries it again.
+pub const REFUSED: Digest = Digest([0; 16]);
+
 /// The importer name of OPUS's pending address lookups.
 pub const PENDING_IMPORTER: &str = "opus";
 
@@ -71,6 +97,8 @@ pub struct DumpReport {
     pub changes: Changes,
     pub counts: Counts,
     pub rejected: Vec<Rejection>,
+    /// Operations OS2mo refused; their records are tried again on the next run.
+    pub refused: Vec<MoRefusal>,
     pub warnings: Vec<Notice>,
     /// The plan, kept for dry runs.
     pub plan: Option<Plan>,
@@ -95,7 +123,10 @@ pub struct ImportReport {
 
 impl ImportReport {
     pub fn rejected(&self) -> usize {
-        self.dumps.iter().map(|d| d.rejected.len()).sum()
+        self.dumps
+            .iter()
+            .map(|d| d.rejected.len() + d.refused.len())
+            .sum()
     }
     pub fn counts(&self) -> Counts {
         let mut c = Counts::default();
@@ -330,6 +361,110 @@ fn force_pending(
     }
 }
 
+/// Take a refused operation out of the planned counts.
+pub fn uncount(c: &mut Counts, r: &Refused) {
+    let n = match r.op.split_whitespace().next() {
+        Some("create") => &mut c.created,
+        Some("update") => &mut c.updated,
+        Some("terminate") => &mut c.terminated,
+        _ => &mut c.deleted,
+    };
+    *n = n.saturating_sub(1);
+}
+
+/// The OPUS record an MO object's facts come from.
+#[derive(Clone, Copy, Debug)]
+enum Rec {
+    /// Index into the dump's units.
+    Unit(u32),
+    /// Index into the dump's employees.
+    Employee(u32),
+    /// A unit no longer in the dump (index into `Changes::vanished_units` then `filtered_units`).
+    Gone(u32),
+    /// An employment no longer in the dump (index into `Changes::cancelled`).
+    Cancelled(u32),
+}
+
+/// Where each fact comes from: units by uuid, employments by user_key, persons by CPR, and the
+/// addresses and IT users of both by their owner. Classes and IT systems have no record.
+fn origins(
+    facts: &[Fact],
+    dump: &Dump,
+    changes: &Changes,
+    current: &HashMap<Uuid, Object>,
+    cfg: &Config,
+) -> HashMap<Uuid, Rec> {
+    let mut units: HashMap<Uuid, Rec> = HashMap::with_capacity(dump.units.len());
+    for (i, u) in dump.units.iter().enumerate() {
+        units.insert(cfg.uuids.unit(&u.id), Rec::Unit(i as u32));
+    }
+    for (i, id) in changes
+        .vanished_units
+        .iter()
+        .chain(&changes.filtered_units)
+        .enumerate()
+    {
+        units
+            .entry(cfg.uuids.unit(id))
+            .or_insert(Rec::Gone(i as u32));
+    }
+    let mut by_key: HashMap<&str, Rec> = HashMap::with_capacity(dump.employees.len());
+    let mut by_cpr: HashMap<&Cpr, Rec> = HashMap::new();
+    for (i, e) in dump.employees.iter().enumerate() {
+        by_key.insert(&e.id, Rec::Employee(i as u32));
+        if let Some(d) = &e.data {
+            by_cpr.entry(&d.cpr).or_insert(Rec::Employee(i as u32));
+        }
+    }
+    for (i, id) in changes.cancelled.iter().enumerate() {
+        by_key.entry(id).or_insert(Rec::Cancelled(i as u32));
+    }
+    let mut out: HashMap<Uuid, Rec> = HashMap::with_capacity(facts.len());
+    let mut persons: HashMap<Uuid, Rec> = HashMap::new();
+    for f in facts {
+        let uuid = f.uuid();
+        let value: Option<&Value> = match f {
+            Fact::State { timeline, .. } => timeline.first().map(|s| &s.value),
+            Fact::End { .. } | Fact::Delete { .. } => current.get(&uuid).map(|o| &o.last().value),
+        };
+        let Some(value) = value else { continue };
+        let refs = value.refs();
+        let person_rec = |p: Uuid, persons: &HashMap<Uuid, Rec>| {
+            persons.get(&p).copied().or_else(|| {
+                let cpr = current.get(&p)?.last().value.cpr()?;
+                by_cpr.get(cpr).copied()
+            })
+        };
+        let rec = match value {
+            Value::OrgUnit(_) => units.get(&uuid).copied(),
+            Value::Person(p) => {
+                let r = p.cpr_number.as_ref().and_then(|c| by_cpr.get(c).copied());
+                if let Some(r) = r {
+                    persons.insert(uuid, r);
+                }
+                r
+            }
+            Value::Engagement(_)
+            | Value::Manager(_)
+            | Value::Role(_)
+            | Value::Association(_)
+            | Value::Leave(_) => by_key
+                .get(value.user_key())
+                .copied()
+                .or_else(|| refs.person.and_then(|p| person_rec(p, &persons))),
+            _ => match (refs.person, refs.org_unit) {
+                (Some(p), _) => person_rec(p, &persons),
+                (None, Some(u)) => units.get(&u).copied(),
+                _ => None,
+            },
+        };
+        if let Some(r) = rec {
+            out.insert(uuid, r);
+        }
+    }
+    out
+}
+
 /// The objects whose address lookup failed: changed units with a failed address, and every
 /// employment (of a changed person) whose home address failed. The data names the address.
 fn failed_objects(
@@ -373,6 +508,41 @@ fn failed_objects(
         }
     }
     out
+}
+
+/// The id and line of the units and employees of a dump, by index (for [`Rec`]).
+struct Records {
+    units: Vec<(String, u64)>,
+    employees: Vec<(String, u64, bool)>,
+    gone: Vec<String>,
+    cancelled: Vec<String>,
+}
+
+impl Records {
+    /// The record of `rec`: its line and element, and marks it refused in `digests` so the next
+    /// run takes it as changed.
+    fn refuse(&self, rec: Rec, digests: &mut Digests) -> (u64, String) {
+        match rec {
+            Rec::Unit(i) | Rec::Gone(i) => {
+                let (id, line) = match rec {
+                    Rec::Unit(_) => self.units[i as usize].clone(),
+                    _ => (self.gone[i as usize].clone(), 0),
+                };
+                digests.units.insert(id.clone(), REFUSED);
+                (line, format!("orgUnit id=\"{id}\""))
+            }
+            Rec::Employee(i) => {
+                let (id, line, leave) = self.employees[i as usize].clone();
+                digests.employees.insert(id.clone(), (REFUSED, leave));
+                (line, format!("employee id=\"{id}\""))
+            }
+            Rec::Cancelled(i) => {
+                let id = self.cancelled[i as usize].clone();
+                digests.employees.insert(id.clone(), (REFUSED, false));
+                (0, format!("employee id=\"{id}\""))
+            }
+        }
+    }
 }
 
 /// The pending objects of earlier runs this dump settled: mapped again (and not failed again),
@@ -470,13 +640,35 @@ fn import_dump(
             error: source,
         })?;
     warnings.extend(mapped.warnings);
+    let origin = if job.dry_run {
+        HashMap::new()
+    } else {
+        origins(&mapped.facts, &dump, &changes, &current, job.cfg)
+    };
+    let records = Records {
+        units: dump.units.iter().map(|u| (u.id.clone(), u.line)).collect(),
+        employees: dump
+            .employees
+            .iter()
+            .map(|e| (e.id.clone(), e.line, e.is_leave_marker()))
+            .collect(),
+        gone: changes
+            .vanished_units
+            .iter()
+            .chain(&changes.filtered_units)
+            .cloned()
+            .collect(),
+        cancelled: changes.cancelled.clone(),
+    };
     // The parsed dump is no longer needed: free it before the plan is built.
     drop(tree);
     drop(dump);
     events(Event::Stage("reconcile"));
     let plan = reconcile(mapped.facts, &current);
     drop(current);
-    let counts = plan.counts();
+    let mut counts = plan.counts();
+    let mut digests = digests;
+    let mut refused = Vec::new();
     let plan = if job.dry_run {
         Some(plan)
     } else {
@@ -486,8 +678,16 @@ fn import_dump(
             actor: "dipex opus import".into(),
             note: file.name.clone(),
         };
-        backend.apply(plan, &reg)?;
+        let applied = backend.apply(plan, &reg)?;
+        for r in applied.refused {
+            uncount(&mut counts, &r);
+            let record = origin
+                .get(&r.uuid)
+                .map(|rec| records.refuse(*rec, &mut digests));
+            refused.push(MoRefusal { record, refused: r });
+        }
         // Only now that MO holds the plan: forget the settled pending objects, remember the new.
+        // (A settled object whose record MO refused is tried again through its digest.)
         let added: Vec<Pending> = failed
             .iter()
             .map(|(object, data)| Pending {
@@ -509,6 +709,7 @@ fn import_dump(
         changes,
         counts,
         rejected: mapped.rejected,
+        refused,
         warnings,
         plan,
         pending: new_pending,

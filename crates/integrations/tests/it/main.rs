@@ -12,6 +12,7 @@ mod los_import;
 mod opus;
 mod oracle;
 mod os2mo;
+mod os2mo_peer_write;
 mod os2sync;
 mod plan2learn;
 mod sftp;

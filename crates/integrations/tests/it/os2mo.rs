@@ -1,7 +1,8 @@
 //! The OPUS import into OS2mo: the same dumps imported into the embedded store and, through the
+//! The OPUS import into OS2mo: the same dumps imported into the embedded store and, through the
 //! OS2mo GraphQL client, into an OS2mo-protocol server on loopback or a real OS2mo
 //! (`OS2MO_URL`/`OS2MO_SESSION`, started by `.ci/run`; SKIPPED without it, a failure under
-//! `CI=true`) give the same objects; a second run writes nothing; a run that OS2mo refuses halfway
+//! `CI=true`) give the same objects; a second run writes nothing; a run whose OS2mo fails halfway
 //! can simply be run again.
 
 use dipex_backend::os2mo::{Auth, Config as MoConfig};
@@ -209,16 +210,20 @@ fn a_run_refused_halfway_is_reported_and_a_rerun_finishes_it() {
     .unwrap();
     let total = probe.stats().graphql_requests;
     // The same import against a server that starts failing before the last three write
-    // requests (and through the three retries of that request): the run stops with an error that says
-    // what went through, and the dump stays pending.
+    // requests and stays down (the read-backs after the first 503 fail too): the run stops with
+    // an error that says what was applied, and the dump stays pending.
     let server = server_for(&cfg);
     let mut mo = client(&server, 50);
-    server.fail_after(total - 3, 4, dipex_os2mo_server::Failure::Status(503));
-    let err = import(&mut mo, &cfg, &dumps, &ex.join("adresser.csv"), dir.path())
-        .unwrap_err()
-        .to_string();
+    server.fail_after(total - 3, 1000, dipex_os2mo_server::Failure::Status(503));
+    let err = import(&mut mo, &cfg, &dumps, &ex.join("adresser.csv"), dir.path()).unwrap_err();
+    let RunError::Backend(b) = &err else {
+        panic!("{err}")
+    };
+    assert!(b.partly_applied(), "{err}");
+    let err = err.to_string();
     assert!(err.contains("503"), "{err}");
-    assert!(err.contains("went through"), "{err}");
+    assert!(err.contains("writes were applied ("), "{err}");
+    server.fail_next(0, dipex_os2mo_server::Failure::Status(503));
     let db = RunDb::open(&dir.path().join("run_db.sqlite")).unwrap();
     assert!(
         db.blocking_row().unwrap().is_none(),

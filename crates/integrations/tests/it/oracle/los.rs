@@ -12,13 +12,13 @@
 use super::los_gen::{self, Day, File};
 use super::los_model::Oracle;
 use super::{Canon, Fields, Span, compress, differences, seeds_and_days};
-use dipex_backend::{Backend, BackendError, Query, Registration, Store};
+use dipex_backend::{Applied, Backend, BackendError, Query, Registration, Store};
 use dipex_integrations::dar::OfflineRegister;
 use dipex_integrations::los::run::{self, Job, Report, RunError};
 use dipex_integrations::los::uuids;
 use dipex_integrations::opus::run::Env;
 use dipex_integrations::transport::source::Source;
-use dipex_model::plan::{ApplyError, Counts};
+use dipex_model::plan::ApplyError;
 use dipex_model::{Kind, Plan, Value};
 use jiff::civil::date;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -54,7 +54,7 @@ impl Backend for Interrupting<'_> {
     fn read(&self, query: &Query) -> Result<Vec<dipex_model::Object>, BackendError> {
         self.inner.read(query)
     }
-    fn apply(&mut self, plan: Plan, reg: &Registration) -> Result<Counts, BackendError> {
+    fn apply(&mut self, plan: Plan, reg: &Registration) -> Result<Applied, BackendError> {
         self.seen += 1;
         if self.seen != self.nth || plan.len() < 2 {
             return self.inner.apply(plan, reg);

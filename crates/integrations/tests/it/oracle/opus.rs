@@ -11,13 +11,13 @@ use super::opus_gen::{self, Day, Emp, Home, PersonData, Rec, Unit};
 use super::opus_model::{Oracle, PRIMARY_ORDER};
 use super::{Canon, Fields, Span, compress, differences, seeds_and_days};
 use crate::pseudonym;
-use dipex_backend::{Backend, BackendError, Query, Registration, Store};
+use dipex_backend::{Applied, Backend, BackendError, Query, Registration, Store};
 use dipex_integrations::dar::OfflineRegister;
 use dipex_integrations::opus::files::list_dumps;
 use dipex_integrations::opus::map::Config;
 use dipex_integrations::opus::run::{self, Env, ImportReport, Job, Mode, RunError};
 use dipex_integrations::opus::state::RunDb;
-use dipex_model::plan::{ApplyError, Counts};
+use dipex_model::plan::ApplyError;
 use dipex_model::{Kind, Plan, Value};
 use jiff::civil::date;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -64,7 +64,7 @@ impl Backend for Interrupting<'_> {
     fn read(&self, query: &Query) -> Result<Vec<dipex_model::Object>, BackendError> {
         self.inner.read(query)
     }
-    fn apply(&mut self, plan: Plan, reg: &Registration) -> Result<Counts, BackendError> {
+    fn apply(&mut self, plan: Plan, reg: &Registration) -> Result<Applied, BackendError> {
         self.seen += 1;
         if self.seen != self.nth || plan.len() < 2 {
             return self.inner.apply(plan, reg);
