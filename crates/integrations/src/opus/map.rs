@@ -476,6 +476,17 @@ impl<'a> Mapper<'a> {
         for id in changes.vanished_units.iter().chain(&changes.filtered_units) {
             let uuid = self.cfg.uuids.unit(id);
             if self.ix.get(&uuid).is_some() {
+                // Its addresses end with it, first (a real OS2mo refuses to end a unit that
+                // still has addresses: V_TERMINATE_UNIT_WITH_ROLES).
+                let addresses: Vec<Uuid> =
+                    self.ix.owned(Kind::Address, uuid).map(|o| o.uuid).collect();
+                for address in addresses {
+                    self.ends.push(Fact::End {
+                        uuid: address,
+                        kind: Kind::Address,
+                        at: end,
+                    });
+                }
                 self.ends.push(Fact::End {
                     uuid,
                     kind: Kind::OrgUnit,

@@ -200,7 +200,14 @@ fn read_current(
     ] {
         add(backend.read(&Query::all(kind))?, &mut current);
     }
-    let unit_uuids: Vec<Uuid> = changes.units.iter().map(|id| cfg.uuids.unit(id)).collect();
+    // The addresses of changed units, and of units that vanish (they end with the unit).
+    let unit_uuids: Vec<Uuid> = changes
+        .units
+        .iter()
+        .chain(&changes.vanished_units)
+        .chain(&changes.filtered_units)
+        .map(|id| cfg.uuids.unit(id))
+        .collect();
     add(
         backend.read(&Query::all(Kind::Address).org_units(unit_uuids))?,
         &mut current,

@@ -618,6 +618,30 @@ fn opus_it_user_ends_when_the_last_employment_leaves() {
     );
 }
 
+/// Found on a real OS2mo (it refuses to end a unit that still has addresses,
+/// `V_TERMINATE_UNIT_WITH_ROLES`): a unit that vanishes from the dump ends with its addresses,
+/// the dump date being the last day of both.
+#[test]
+fn opus_a_vanished_unit_ends_with_its_addresses() {
+    let day1 = vec![
+        root_unit(),
+        unit("2", "1", "2020-01-01", "2023-01-01", "Skolegade 2"),
+    ];
+    let day2 = vec![root_unit()];
+    opus_case(
+        &[("2024-01-01", day1), ("2024-01-02", day2)],
+        &[Kind::OrgUnit, Kind::Address],
+        &[
+            "address: Adresse 0a3f50a0-0001-4e1c-9a6b-000000000001 [1900-01-01, inf)",
+            "address: Adresse 0a3f50a0-0002-4e1c-9a6b-000000000002 [2020-01-01, 2024-01-03)",
+            "address: Telefon 87650001 [1900-01-01, inf)",
+            "address: Telefon 87650002 [2020-01-01, 2024-01-03)",
+            "org_unit: 1 [1900-01-01, inf)",
+            "org_unit: 2 [2020-01-01, 2024-01-03)",
+        ],
+    );
+}
+
 fn los_fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/los")
 }
