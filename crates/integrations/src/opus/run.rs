@@ -392,6 +392,21 @@ enum Rec {
     Cancelled(u32),
 }
 
+/// Which record each written object comes from, sorted by uuid (a plain sorted list: it lives
+/// through the whole write of a first import, a quarter of a million entries, and a hash map
+/// of them would cost twice the memory).
+#[derive(Default)]
+struct Origins(Vec<(Uuid, Rec)>);
+
+impl Origins {
+    fn get(&self, uuid: &Uuid) -> Option<&Rec> {
+        self.0
+            .binary_search_by(|(u, _)| u.cmp(uuid))
+            .ok()
+            .map(|i| &self.0[i].1)
+    }
+}
+
 /// Where each fact comes from: units by uuid, employments by user_key, persons by CPR, and the
 /// addresses and IT users of both by their owner. Classes and IT systems have no record.
 fn origins(
@@ -400,7 +415,7 @@ fn origins(
     changes: &Changes,
     current: &HashMap<Uuid, Object>,
     cfg: &Config,
-) -> HashMap<Uuid, Rec> {
+) -> Origins {
     let mut units: HashMap<Uuid, Rec> = HashMap::with_capacity(dump.units.len());
     for (i, u) in dump.units.iter().enumerate() {
         units.insert(cfg.uuids.unit(&u.id), Rec::Unit(i as u32));
@@ -426,7 +441,7 @@ fn origins(
     for (i, id) in changes.cancelled.iter().enumerate() {
         by_key.entry(id).or_insert(Rec::Cancelled(i as u32));
     }
-    let mut out: HashMap<Uuid, Rec> = HashMap::with_capacity(facts.len());
+    let mut out: Vec<(Uuid, Rec)> = Vec::with_capacity(facts.len());
     let mut persons: HashMap<Uuid, Rec> = HashMap::new();
     for f in facts {
         let uuid = f.uuid();
@@ -466,10 +481,21 @@ fn origins(
             },
         };
         if let Some(r) = rec {
-            out.insert(uuid, r);
+            out.push((uuid, r));
         }
     }
-    out
+    // A later fact about the same object wins (as it does in reconcile): a stable sort, then
+    // the last entry of each uuid.
+    out.sort_by_key(|(u, _)| *u);
+    out.dedup_by(|later, kept| {
+        let same = later.0 == kept.0;
+        if same {
+            kept.1 = later.1;
+        }
+        same
+    });
+    out.shrink_to_fit();
+    Origins(out)
 }
 
 /// The objects whose address lookup failed: changed units with a failed address, and every
@@ -648,7 +674,7 @@ fn import_dump(
         })?;
     warnings.extend(mapped.warnings);
     let origin = if job.dry_run {
-        HashMap::new()
+        Origins::default()
     } else {
         origins(&mapped.facts, &dump, &changes, &current, job.cfg)
     };
