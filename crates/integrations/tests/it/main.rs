@@ -30,6 +30,32 @@ fn pseudonym(cpr: &str) -> String {
     format!("P{h:08x}")
 }
 
+/// A fixed clock (2026-01-01 12:00; registrations at the Unix epoch) and numbered uuids for new
+/// persons, `base + 1`, `base + 2`, …: a run's `Env` for tests that compare histories.
+struct FixedEnv {
+    base: u128,
+    n: u128,
+}
+
+impl FixedEnv {
+    fn new(base: u128) -> FixedEnv {
+        FixedEnv { base, n: 0 }
+    }
+}
+
+impl dipex_integrations::common::env::Env for FixedEnv {
+    fn now(&self) -> jiff::civil::DateTime {
+        jiff::civil::date(2026, 1, 1).at(12, 0, 0, 0)
+    }
+    fn timestamp(&self) -> jiff::Timestamp {
+        jiff::Timestamp::UNIX_EPOCH
+    }
+    fn new_uuid(&mut self) -> uuid::Uuid {
+        self.n += 1;
+        uuid::Uuid::from_u128(self.base + self.n)
+    }
+}
+
 /// A loopback port nobody listens on right now, for the daemons the tests start.
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -19,7 +19,7 @@ use dipex_backend::{Backend, Os2mo, Query};
 use dipex_integrations::dar::OfflineRegister;
 use dipex_integrations::opus::files::list_dumps;
 use dipex_integrations::opus::map::Config;
-use dipex_integrations::opus::run::{self, Env, Job, Mode, RunError};
+use dipex_integrations::opus::run::{self, Job, Mode, RunError};
 use dipex_integrations::opus::state::RunDb;
 use dipex_model::{Cpr, Kind};
 use jiff::civil::date;
@@ -146,22 +146,6 @@ impl Peer {
     }
 }
 
-/// Persons get uuids from a counter (the cpr map wins).
-struct Counter(u128);
-
-impl Env for Counter {
-    fn now(&self) -> jiff::civil::DateTime {
-        date(2026, 1, 1).at(12, 0, 0, 0)
-    }
-    fn timestamp(&self) -> jiff::Timestamp {
-        jiff::Timestamp::UNIX_EPOCH
-    }
-    fn new_uuid(&mut self) -> Uuid {
-        self.0 += 1;
-        Uuid::from_u128(0xfeed_0000_0000_0000_0000_0000_0000_0000 + self.0)
-    }
-}
-
 fn import(
     backend: &mut dyn Backend,
     dumps: &Path,
@@ -185,7 +169,7 @@ fn import(
         backend,
         Some(&mut db),
         &job,
-        &mut Counter(0),
+        &mut crate::FixedEnv::new(0xfeed_0000_0000_0000_0000_0000_0000_0000),
         &files,
         Mode::All,
         &mut |_| {},

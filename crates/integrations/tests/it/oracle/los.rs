@@ -16,7 +16,6 @@ use dipex_backend::{Applied, Backend, BackendError, Query, Registration, Store};
 use dipex_integrations::dar::OfflineRegister;
 use dipex_integrations::los::run::{self, Job, Report, RunError};
 use dipex_integrations::los::uuids;
-use dipex_integrations::opus::run::Env;
 use dipex_integrations::transport::source::Source;
 use dipex_model::plan::ApplyError;
 use dipex_model::{Kind, Plan, Value};
@@ -24,22 +23,6 @@ use jiff::civil::date;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use uuid::Uuid;
-
-/// A fixed clock and numbered uuids for new persons.
-struct Numbered(u128);
-
-impl Env for Numbered {
-    fn now(&self) -> jiff::civil::DateTime {
-        date(2026, 1, 1).at(12, 0, 0, 0)
-    }
-    fn timestamp(&self) -> jiff::Timestamp {
-        jiff::Timestamp::UNIX_EPOCH
-    }
-    fn new_uuid(&mut self) -> Uuid {
-        self.0 += 1;
-        Uuid::from_u128(0x0ac1_e000_0000_4000_9100_0000_0000_0000 + self.0)
-    }
-}
 
 /// A backend that writes only the first half of the `nth` plan it gets, then fails: a run
 /// interrupted in the middle of its writes (as on a real OS2mo, where a plan is many requests).
@@ -87,7 +70,7 @@ struct Importer {
     dir: tempfile::TempDir,
     store: Store,
     register: OfflineRegister,
-    env: Numbered,
+    env: crate::FixedEnv,
     nights: usize,
 }
 
@@ -101,7 +84,7 @@ impl Importer {
                 los_gen::register_csv().as_bytes(),
             )
             .unwrap(),
-            env: Numbered(0),
+            env: crate::FixedEnv::new(0x0ac1_e000_0000_4000_9100_0000_0000_0000),
             nights: 0,
             dir,
         }

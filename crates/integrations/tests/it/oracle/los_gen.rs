@@ -754,7 +754,7 @@ impl Gen {
             .percent(20)
             .then(|| add_days(start.max(t), self.rng.range(30, 200)));
         let row = self.eng_row(&c, unit, start, end);
-        self.touch(format!("person {c}"));
+        self.touch(format!("person {}", crate::pseudonym(&c)));
         self.touch(format!("eng {}", row.eng));
         let p = crate::pseudonym(&c);
         if start > t {
@@ -790,7 +790,9 @@ impl Gen {
             .iter()
             .filter(|(c, p)| {
                 !p.ends
-                    && !self.touched.contains(&format!("person {c}"))
+                    && !self
+                        .touched
+                        .contains(&format!("person {}", crate::pseudonym(&c)))
                     && self
                         .engs
                         .values()
@@ -969,7 +971,7 @@ impl Gen {
                 let cpr = self.rng.pick(&c).clone();
                 let start = add_days(t, self.rng.range(-90, 20)).max(add_days(W0, 30));
                 let row = self.eng_row(&cpr, unit, start, None);
-                self.touch(format!("person {cpr}"));
+                self.touch(format!("person {}", crate::pseudonym(&cpr)));
                 self.touch(format!("eng {}", row.eng));
                 let ret = self.rng.percent(40);
                 self.log(
@@ -1006,7 +1008,10 @@ impl Gen {
                 }
                 let id = *self.rng.pick(&c);
                 let cpr = self.engs[&id].row.cpr.clone();
-                if self.touched.contains(&format!("person {cpr}")) {
+                if self
+                    .touched
+                    .contains(&format!("person {}", crate::pseudonym(&cpr)))
+                {
                     return false;
                 }
                 let settled = self.settled_persons().contains(&cpr);
@@ -1066,7 +1071,7 @@ impl Gen {
                         e.row.name = row.name.clone();
                     }
                 }
-                self.touch(format!("person {cpr}"));
+                self.touch(format!("person {}", crate::pseudonym(&cpr)));
                 self.touch(format!("eng {id}"));
                 self.engs.get_mut(&id).unwrap().row = row.clone();
                 self.log(

@@ -15,7 +15,7 @@ use dipex_backend::{Applied, Backend, BackendError, Query, Registration, Store};
 use dipex_integrations::dar::OfflineRegister;
 use dipex_integrations::opus::files::list_dumps;
 use dipex_integrations::opus::map::Config;
-use dipex_integrations::opus::run::{self, Env, ImportReport, Job, Mode, RunError};
+use dipex_integrations::opus::run::{self, ImportReport, Job, Mode, RunError};
 use dipex_integrations::opus::state::RunDb;
 use dipex_model::plan::ApplyError;
 use dipex_model::{Kind, Plan, Value};
@@ -23,22 +23,6 @@ use jiff::civil::date;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use uuid::Uuid;
-
-/// A fixed clock and numbered uuids for new persons.
-struct Numbered(u128);
-
-impl Env for Numbered {
-    fn now(&self) -> jiff::civil::DateTime {
-        date(2026, 1, 1).at(12, 0, 0, 0)
-    }
-    fn timestamp(&self) -> jiff::Timestamp {
-        jiff::Timestamp::UNIX_EPOCH
-    }
-    fn new_uuid(&mut self) -> Uuid {
-        self.0 += 1;
-        Uuid::from_u128(0x0ac1_e000_0000_4000_9000_0000_0000_0000 + self.0)
-    }
-}
 
 /// The importer's world: dump folder, run database, store, register.
 struct Importer {
@@ -48,7 +32,7 @@ struct Importer {
     store: Store,
     cfg: Config,
     register: OfflineRegister,
-    env: Numbered,
+    env: crate::FixedEnv,
 }
 
 /// A backend that writes only the first half of the `nth` plan it gets, then fails: a run
@@ -109,7 +93,7 @@ impl Importer {
                 opus_gen::register_csv().as_bytes(),
             )
             .unwrap(),
-            env: Numbered(0),
+            env: crate::FixedEnv::new(0x0ac1_e000_0000_4000_9000_0000_0000_0000),
             _dir: dir,
         }
     }
