@@ -644,6 +644,9 @@ impl Engine {
         }
         let mut new = old.clone();
         new.apply_update(from, to, &patch, full);
+        if kind == Kind::OrgUnit && patch.contains_key("org_unit_hierarchy") {
+            new.keep_only_within(from, to, "org_unit_hierarchy");
+        }
         if new.same_content(old) {
             return Ok((uuid, true));
         }

@@ -311,6 +311,19 @@ impl Obj {
         self.active = normalize_intervals(act);
     }
 
+    /// Removes `key` from every slice outside `[from, to)`. A real OS2mo keeps some values
+    /// (a unit's `org_unit_hierarchy`) as a LoRa zero-to-many relation, and an update that
+    /// names one replaces the whole relation with the update's period: the value is left on
+    /// the update's days only. `apply_update` has already split the slices at `from` and `to`.
+    pub(crate) fn keep_only_within(&mut self, from: Date, to: Date, key: &str) {
+        for s in &mut self.attrs {
+            if s.to <= from || s.from >= to {
+                s.vals.remove(key);
+            }
+        }
+        self.attrs = normalize_attrs(std::mem::take(&mut self.attrs));
+    }
+
     /// Same content (attributes and activity) as `other`.
     pub(crate) fn same_content(&self, other: &Obj) -> bool {
         self.attrs == other.attrs && self.active == other.active

@@ -1548,7 +1548,8 @@ impl Target {
 }
 
 /// No-op updates, the registration filter and `registrations`, clearing an IT user's
-/// engagements, and an error shape, as `(what, observation)` pairs.
+/// engagements, an error shape, and what an update does to a unit's hierarchy, as
+/// `(what, observation)` pairs.
 fn probe(t: &Target) -> Vec<(&'static str, Value)> {
     let fresh = || uuid::Uuid::new_v4().to_string();
     let (a, b) = (fresh(), fresh());
@@ -1703,6 +1704,52 @@ fn probe(t: &Target) -> Vec<(&'static str, Value)> {
         update(2, json!([])),
     ));
     out.push(("… its engagements", links()));
+
+    // A unit's hierarchy: an update naming one leaves it on the update's days only; an update
+    // without one keeps it as it is.
+    let (unit, hierarchy) = (fresh(), fresh());
+    t.data(
+        "mutation M($u: UUID!, $k: String!, $t: UUID!, $h: UUID!) { \
+         org_unit_create(input: {uuid: $u, name: $k, user_key: $k, org_unit_type: $t, org_unit_hierarchy: $h, validity: {from: \"2020-01-01\"}}) { uuid } }",
+        json!({"u": unit, "k": key(&unit, 0), "t": fresh(), "h": hierarchy}),
+    );
+    let rename = |n: u32, from: &str, h: Value| {
+        t.outcome(
+            "mutation M($u: UUID!, $k: String!, $h: UUID, $from: DateTime!) { \
+             org_unit_update(input: {uuid: $u, name: $k, org_unit_hierarchy: $h, validity: {from: $from}}) { uuid } }",
+            json!({"u": unit, "k": key(&unit, n), "h": h, "from": from}),
+        )
+    };
+    let hierarchies = || {
+        let d = t.data(
+            "query Q($u: UUID!) { org_units(filter: {uuids: [$u], from_date: null, to_date: null}) { objects { validities { name validity { from } unit_hierarchy_response { uuid } } } } }",
+            json!({"u": unit}),
+        );
+        let mut v: Vec<Value> = d["org_units"]["objects"][0]["validities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                json!([
+                    s["validity"]["from"].as_str().unwrap_or("")[..10],
+                    s["name"].as_str().unwrap().rsplit('-').next(),
+                    !s["unit_hierarchy_response"].is_null()
+                ])
+            })
+            .collect();
+        v.sort_by_key(|x| x.to_string());
+        Value::Array(v)
+    };
+    out.push((
+        "a unit renamed from 2022 without its hierarchy",
+        rename(1, "2022-01-01", Value::Null),
+    ));
+    out.push(("… its hierarchy by day", hierarchies()));
+    out.push((
+        "a unit renamed from 2023 with the same hierarchy",
+        rename(2, "2023-01-01", json!(hierarchy)),
+    ));
+    out.push(("… its hierarchy by day", hierarchies()));
     out
 }
 
@@ -1729,6 +1776,10 @@ fn the_probe_gives_the_same_answers_here_and_on_a_real_os2mo() {
         ["… its engagements", [true, 1]],
         ["an IT user update with engagements: []", null],
         ["… its engagements", [true, 0]],
+        ["a unit renamed from 2022 without its hierarchy", null],
+        ["… its hierarchy by day", [["2020-01-01", "0", true], ["2022-01-01", "1", true]]],
+        ["a unit renamed from 2023 with the same hierarchy", null],
+        ["… its hierarchy by day", [["2020-01-01", "0", false], ["2022-01-01", "1", false], ["2023-01-01", "2", true]]],
     ]);
     // The facet's user_key names its uuid; compare without it.
     let normal = |obs: Vec<(&str, Value)>| -> Value {

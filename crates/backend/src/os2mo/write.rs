@@ -413,7 +413,11 @@ fn plan_op(
                     value: value.clone(),
                 });
             }
-            let sent = kinds::encode(value, Mode::Update)?;
+            let mut sent = kinds::encode(value, Mode::Update)?;
+            let hierarchy = unit_hierarchy_rule(c, &validity, value, &what);
+            if hierarchy == HierarchyRule::Keep {
+                sent.remove("org_unit_hierarchy");
+            }
             let e = effect(c, &validity, &sent)?;
             if !e.uncleared.is_empty() && !resent {
                 let wanted = kinds::encode(value, Mode::Create)?;
@@ -450,18 +454,135 @@ fn plan_op(
             }
         },
     };
-    let next = match cur {
+    let mut next = match cur {
         // A skipped termination of an unknown object stays unknown.
         None if matches!(op, Op::Terminate { .. } | Op::Delete { .. }) => None,
         cur => apply_op(cur, adjusted.as_ref().unwrap_or(op)).map_err(Os2moError::Plan)?,
     };
+    if let (Some(Mutation { value, .. }), Some(n), Op::Update { validity, .. }) =
+        (&m, &mut next, op)
+        && value.get("org_unit_hierarchy").is_some()
+    {
+        // What OS2mo does with it: the hierarchy is left on the update's days only.
+        for s in n
+            .slices
+            .iter_mut()
+            .filter(|s| !s.validity.overlaps(validity))
+        {
+            if let Value::OrgUnit(u) = &mut s.value {
+                u.unit_hierarchy = None;
+            }
+        }
+    }
     Ok((m, next))
+}
+
+/// What to do with a unit's `org_unit_hierarchy` in an update.
+#[derive(Debug, PartialEq)]
+enum HierarchyRule {
+    /// Leave it out: OS2mo already holds it on every day of the update.
+    Keep,
+    /// Send it (when the value has one).
+    Send,
+}
+
+/// A real OS2mo keeps a unit's hierarchy as a LoRa zero-to-many relation, and an update that
+/// names a hierarchy replaces the whole relation with the update's period: the hierarchy of
+/// every other day is erased (`docs/os2mo.md`, "Observed on a real OS2mo"). So an update leaves
+/// it out when OS2mo already holds it on every day of the update, and otherwise sends it and
+/// warns when that erases the hierarchy of other days.
+fn unit_hierarchy_rule(
+    current: &Object,
+    validity: &Validity,
+    value: &Value,
+    what: &str,
+) -> HierarchyRule {
+    let Value::OrgUnit(v) = value else {
+        return HierarchyRule::Send;
+    };
+    let hierarchy = |s: &dipex_model::Slice| match &s.value {
+        Value::OrgUnit(u) => u.unit_hierarchy,
+        _ => None,
+    };
+    let mut covered = lo(validity.from);
+    let mut same = true;
+    for s in current
+        .slices
+        .iter()
+        .filter(|s| s.validity.overlaps(validity))
+    {
+        same &= lo(s.validity.from) <= covered && hierarchy(s) == v.unit_hierarchy;
+        covered = covered.max(hi(s.validity.to));
+    }
+    if same && covered >= hi(validity.to) {
+        return HierarchyRule::Keep;
+    }
+    if v.unit_hierarchy.is_some() {
+        let erased: Vec<String> = current
+            .slices
+            .iter()
+            .filter(|s| !s.validity.overlaps(validity) && hierarchy(s).is_some())
+            .map(|s| s.validity.to_string())
+            .collect();
+        if !erased.is_empty() {
+            tracing::warn!(
+                "{what}: OS2mo keeps one period of a unit's hierarchy; setting it for {validity} erases it on {}",
+                erased.join(", ")
+            );
+        }
+    }
+    HierarchyRule::Send
+}
+
+/// A unit created with a hierarchy and then changed by updates from the end of the create on
+/// (a unit's history in one plan) is created over the whole chain, so that its hierarchy
+/// covers it: OS2mo cannot extend a hierarchy period by an update without erasing the days
+/// before (see [`unit_hierarchy_rule`]). The updates that follow still set every other value
+/// from their own dates.
+fn created_over_its_history(ops: &mut [Op]) {
+    for i in 0..ops.len() {
+        let Op::Create {
+            uuid,
+            validity,
+            value: Value::OrgUnit(unit),
+        } = &ops[i]
+        else {
+            continue;
+        };
+        let (uuid, mut end) = (*uuid, validity.to);
+        let Some(hierarchy) = unit.unit_hierarchy else {
+            continue;
+        };
+        for later in &ops[i + 1..] {
+            if later.uuid() != uuid {
+                continue;
+            }
+            match later {
+                Op::Update {
+                    validity,
+                    value: Value::OrgUnit(u),
+                    ..
+                } if end.is_some()
+                    && validity.from == end
+                    && u.unit_hierarchy == Some(hierarchy) =>
+                {
+                    end = validity.to;
+                }
+                _ => break,
+            }
+        }
+        if let Op::Create { validity, .. } = &mut ops[i] {
+            validity.to = end;
+        }
+    }
 }
 
 /// Turn a plan into the writes that bring MO there, skipping what MO already holds.
 pub fn prepare(t: &Transport, plan: Plan) -> Result<Prepared, Os2moError> {
     let mut state = current_state(t, &plan.ops)?;
-    let ops = layered(plan.ops, &state);
+    let mut ops = plan.ops;
+    created_over_its_history(&mut ops);
+    let ops = layered(ops, &state);
     let mut writes = Vec::with_capacity(ops.len());
     let mut skipped = 0;
     for (layer, op) in ops {

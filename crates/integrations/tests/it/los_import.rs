@@ -511,13 +511,13 @@ fn fixtures_of_this_run(dir: &Path, run: Uuid) -> PathBuf {
 /// it, a failure under `CI=true`) give the same objects as in the embedded store, and a second
 /// run changes nothing.
 #[test]
-#[ignore = "does not pass yet against the real OS2mo (see the os2mo branch report); run with --ignored"]
 fn the_fixtures_into_a_real_os2mo_give_the_same_objects_as_the_embedded_store() {
     use dipex_backend::Os2mo;
     use dipex_backend::os2mo::{Auth, Config};
     let Some(peer) = dipex_os2mo_server::peer::from_env("LOS import into a real OS2mo") else {
         return;
     };
+    let _shared = crate::shared_os2mo();
     let mut c = Config::new(&peer.url, Auth::Session(peer.session));
     c.backoff = std::time::Duration::from_millis(50);
     let mut mo = Os2mo::new(c).unwrap();

@@ -30,6 +30,17 @@ fn pseudonym(cpr: &str) -> String {
     format!("P{h:08x}")
 }
 
+/// Held by the tests that import into the shared real OS2mo (`OS2MO_URL`): they share its
+/// facets and classes, and a LOS import ends classes an OPUS import reads at its start.
+static SHARED_OS2MO: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The lock on the shared real OS2mo (a test that failed while holding it does not poison it).
+fn shared_os2mo() -> std::sync::MutexGuard<'static, ()> {
+    SHARED_OS2MO
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A fixed clock (2026-01-01 12:00; registrations at the Unix epoch) and numbered uuids for new
 /// persons, `base + 1`, `base + 2`, …: a run's `Env` for tests that compare histories.
 struct FixedEnv {

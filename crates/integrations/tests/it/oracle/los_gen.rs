@@ -792,7 +792,7 @@ impl Gen {
                 !p.ends
                     && !self
                         .touched
-                        .contains(&format!("person {}", crate::pseudonym(&c)))
+                        .contains(&format!("person {}", crate::pseudonym(c)))
                     && self
                         .engs
                         .values()
