@@ -1105,4 +1105,87 @@ mod tests {
             "mutation Write($v0: OrganisationUnitCreateInput!, $v1: UUID!) { m0: org_unit_create(input: $v0) { uuid } m1: org_unit_delete(uuid: $v1) { uuid } }"
         );
     }
+
+    fn in_hierarchy(h: Option<u128>, name: &str) -> Value {
+        let Value::OrgUnit(mut v) = unit(None) else {
+            unreachable!()
+        };
+        v.unit_hierarchy = h.map(u);
+        v.name = name.into();
+        Value::OrgUnit(v)
+    }
+
+    fn days(from: (i16, i8), to: Option<(i16, i8)>) -> Validity {
+        let d = |(y, m): (i16, i8)| jiff::civil::date(y, m, 1);
+        Validity::new(Some(d(from)), to.map(d))
+    }
+
+    #[test]
+    fn a_unit_created_with_its_history_is_created_over_all_of_it() {
+        let mut ops = vec![
+            Op::Create {
+                uuid: u(1),
+                validity: days((2010, 1), Some((2012, 1))),
+                value: in_hierarchy(Some(9), "a"),
+            },
+            Op::Create {
+                uuid: u(2),
+                validity: days((2010, 1), Some((2011, 1))),
+                value: in_hierarchy(Some(9), "x"),
+            },
+            Op::Update {
+                uuid: u(1),
+                validity: days((2012, 1), Some((2013, 1))),
+                value: in_hierarchy(Some(9), "b"),
+            },
+            Op::Update {
+                uuid: u(2),
+                validity: days((2011, 1), None),
+                value: in_hierarchy(Some(8), "y"),
+            },
+            Op::Update {
+                uuid: u(1),
+                validity: days((2013, 1), None),
+                value: in_hierarchy(Some(9), "c"),
+            },
+        ];
+        created_over_its_history(&mut ops);
+        let validities: Vec<String> = ops
+            .iter()
+            .map(|o| match o {
+                Op::Create { validity, .. } | Op::Update { validity, .. } => validity.to_string(),
+                _ => unreachable!(),
+            })
+            .collect();
+        // Unit 1 keeps one hierarchy: its create spans the chain; unit 2 changes it: unchanged.
+        assert_eq!(
+            validities,
+            [
+                "[2010-01-01, inf)",
+                "[2010-01-01, 2011-01-01)",
+                "[2012-01-01, 2013-01-01)",
+                "[2011-01-01, inf)",
+                "[2013-01-01, inf)"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_hierarchy_os2mo_holds_on_every_day_of_an_update_is_left_out() {
+        let current = Object::new(
+            u(1),
+            vec![
+                Slice::new(days((2010, 1), Some((2015, 1))), in_hierarchy(Some(9), "a")),
+                Slice::new(days((2015, 1), None), in_hierarchy(Some(9), "b")),
+            ],
+        )
+        .unwrap();
+        let rule = |from: (i16, i8), h: Option<u128>| {
+            unit_hierarchy_rule(&current, &days(from, None), &in_hierarchy(h, "c"), "test")
+        };
+        assert_eq!(rule((2016, 1), Some(9)), HierarchyRule::Keep);
+        assert_eq!(rule((2016, 1), Some(8)), HierarchyRule::Send);
+        // Days before the unit are not held by OS2mo yet.
+        assert_eq!(rule((2009, 1), Some(9)), HierarchyRule::Send);
+    }
 }
