@@ -425,6 +425,78 @@ fn the_bundled_example_into_a_real_os2mo_gives_the_same_objects_as_the_embedded_
             .unwrap()
             .len()
     );
+    // The exporters give the same from both: plan2learn's five files byte for byte, and what
+    // OS2Sync ends up holding.
+    let today = date(2024, 1, 3);
+    let top = cfg.uuids.unit("1");
+    let offline = OfflineRegister::load(&register).unwrap();
+    let p2l = dipex_integrations::plan2learn::Config {
+        root_unit: top,
+        allowed_engagement_types: vec!["Ansat".into(), "Timelønnet".into()],
+        too_deep: vec![],
+        email_priority: vec!["Email".into()],
+        phone_priority: vec!["Telefon".into()],
+        job_title_extension: 2,
+    };
+    let files = |b: &dyn Backend| -> Vec<Vec<u8>> {
+        let export = dipex_integrations::plan2learn::run::build(b, &offline, &p2l, today)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(export.warnings.is_empty(), "{:?}", export.warnings);
+        export
+            .tables
+            .iter()
+            .map(dipex_integrations::plan2learn::write::csv_bytes)
+            .collect()
+    };
+    let (from_store, from_mo) = (files(&store), files(&mo));
+    assert!(from_store.iter().all(|f| f.len() > 200));
+    assert!(from_store == from_mo, "plan2learn's files differ");
+    let synced = |b: &dyn Backend| {
+        let server = dipex_os2sync_server::Os2SyncServer::start(Default::default());
+        let cache = tempfile::tempdir().unwrap();
+        let json = serde_json::json!({
+            "municipality.cvr": "29189129",
+            "os2sync.api_url": server.api_url(),
+            "os2sync.top_unit_uuid": top.to_string(),
+            "os2sync.hash_cache": cache.path().join("hashes.sqlite3"),
+        });
+        let (s, _) = dipex_integrations::settings::Settings::load(
+            Some(("settings.json", &json.to_string())),
+            [],
+        )
+        .unwrap();
+        let mut c = dipex_integrations::os2sync::Config::from_settings(&s).unwrap();
+        c.hierarchy_poll = Duration::from_millis(5);
+        let report = dipex_integrations::os2sync::run::export(b, &offline, &c, today, false)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+        // (Without the time OS2Sync received each one.)
+        let held = |m: std::collections::BTreeMap<Uuid, serde_json::Value>| -> Vec<String> {
+            m.into_values()
+                .map(|mut v| {
+                    v.as_object_mut().unwrap().remove("Timestamp");
+                    v.to_string()
+                })
+                .collect()
+        };
+        (held(server.org_units()), held(server.users()))
+    };
+    let (in_store, in_mo) = (synced(&store), synced(&mo));
+    assert!(in_store.0.len() > 10 && in_store.1.len() > 100);
+    for (mine, there) in [(&in_store.0, &in_mo.0), (&in_store.1, &in_mo.1)] {
+        let differ: Vec<_> = mine
+            .iter()
+            .zip(there)
+            .filter(|(a, b)| a != b)
+            .take(2)
+            .collect();
+        assert!(
+            differ.is_empty() && mine.len() == there.len(),
+            "OS2Sync: {} vs {}; first differences: {differ:#?}",
+            mine.len(),
+            there.len()
+        );
+    }
     // Nothing new: nothing is imported, nothing is written.
     let requests = mo.requests();
     let again = import_with(&mut mo, &cfg, &dumps, &register, &b, base).unwrap();
