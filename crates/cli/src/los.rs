@@ -138,79 +138,15 @@ pub fn run(ctx: &Context, c: LosCommand) -> Result<Outcome> {
     }
     crate::dar::log_stats(&register);
     let report = report?;
-    for name in &report.unrecognised {
-        tracing::warn!("{name}: not a LOS file name; skipped");
-    }
-    let mut counts = dipex_model::plan::Counts::default();
-    for op in &report.seed.ops {
-        if dry_run {
+    if dry_run {
+        for op in &report.seed.ops {
             println!("{op}");
         }
-    }
-    for f in &report.files {
-        for w in &f.warnings {
-            tracing::warn!("{}: {w}", f.name);
-        }
-        for r in &f.refused {
-            tracing::warn!("rejected: {}: {r}", f.name);
-        }
-        for (line, why) in &f.rejected {
-            tracing::warn!("rejected: {}:{line}: {why}", f.name);
-        }
-        if dry_run {
+        for f in &report.files {
             for op in &f.plan.ops {
                 println!("{op}");
             }
         }
-        let c = f.plan.counts();
-        counts.created += c.created;
-        counts.updated += c.updated;
-        counts.terminated += c.terminated;
-        counts.deleted += c.deleted;
-        tracing::info!(
-            "{}: {} rows, {} changes, {} DAR misses, {} postal addresses pending",
-            f.name,
-            f.rows,
-            f.plan.len(),
-            f.dar_failures,
-            f.dar_pending
-        );
     }
-    for p in &report.dar_lists {
-        tracing::warn!(
-            "addresses DAR could not match are listed in {}",
-            p.display()
-        );
-    }
-    tracing::info!(
-        "los import: {} files, {} created, {} updated, {} terminated, {} rejected{}",
-        report.files.len(),
-        counts.created,
-        counts.updated,
-        counts.terminated,
-        report.rejected(),
-        if dry_run {
-            " (dry run: nothing written)"
-        } else {
-            ""
-        }
-    );
-    if report.pending_resolved > 0 {
-        tracing::info!(
-            "los import: {} pending postal addresses of earlier runs settled",
-            report.pending_resolved
-        );
-    }
-    if report.pending > 0 {
-        tracing::warn!(
-            "los import: {} postal addresses pending (the address register failed); they are looked up again next run",
-            report.pending
-        );
-        return Ok(Outcome::Pending);
-    }
-    Ok(if report.rejected() > 0 {
-        Outcome::Rejected
-    } else {
-        Outcome::Ok
-    })
+    Ok(crate::finish(&report.summary(dry_run)))
 }

@@ -65,13 +65,27 @@ enum Command {
     Check,
 }
 
-/// The outcome of a command that finished.
-pub enum Outcome {
-    Ok,
-    /// Finished, but records were rejected.
-    Rejected,
-    /// Finished, but work is pending (address lookups that failed; tried again next run).
-    Pending,
+/// The outcome of a command that finished (the one report shape's).
+pub use dipex_integrations::common::report::Outcome;
+
+/// Prints a finished run the one way every job does: each problem (a warning; rejected ones
+/// say so), the notes on its parts, the summary line, and the lines on pending work; gives
+/// the outcome for the exit code.
+pub fn finish(s: &dipex_integrations::common::report::Summary) -> Outcome {
+    for p in &s.problems {
+        tracing::warn!("{p}");
+    }
+    for n in &s.notes {
+        tracing::info!("{n}");
+    }
+    tracing::info!("{}", s.line());
+    if let Some(line) = s.settled_line() {
+        tracing::info!("{line}");
+    }
+    if let Some(line) = s.pending_line() {
+        tracing::warn!("{line}");
+    }
+    s.outcome()
 }
 
 fn main() -> ExitCode {

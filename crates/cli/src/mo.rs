@@ -249,10 +249,7 @@ fn pull(ctx: &Context, full: bool) -> Result<Outcome> {
         &mo,
         &mut store,
         &reg,
-        dipex_backend::pull::PullOptions {
-            full,
-            ..Default::default()
-        },
+        dipex_backend::pull::PullOptions { full },
         &mut progress,
     );
     pb.finish_and_clear();

@@ -291,76 +291,13 @@ fn progress() -> ProgressBar {
 
 fn report(r: &ImportReport, dry_run: bool) -> Outcome {
     for d in &r.dumps {
-        for w in &d.warnings {
-            tracing::warn!("{}", w.render(&d.name));
-        }
-        for rej in &d.rejected {
-            tracing::warn!("rejected: {}", rej.render(&d.name));
-        }
-        for r in &d.refused {
-            tracing::warn!("rejected: {}", r.render(&d.name));
-        }
-        if !d.refused.is_empty() {
-            tracing::warn!(
-                "{}: {} operations refused by OS2mo or depending on a refused object; everything else was written, and their records are tried again on the next run",
-                d.name,
-                d.refused.len()
-            );
-        }
         if let Some(plan) = &d.plan {
             for op in &plan.ops {
                 println!("{op}");
             }
         }
-        let ch = &d.changes;
-        tracing::info!(
-            "{}: {} units changed, {} vanished, {} filtered; {} employments changed, {} left, {} cancelled",
-            d.name,
-            ch.units.len(),
-            ch.vanished_units.len(),
-            ch.filtered_units.len(),
-            ch.employees.len(),
-            ch.leaves.len(),
-            ch.cancelled.len()
-        );
     }
-    for n in &r.not_processed {
-        tracing::info!("dry run: {n} is pending too; a dry run shows the next dump only");
-    }
-    let c = r.counts();
-    let rejected = r.rejected();
-    tracing::info!(
-        "opus import{}: {} dumps, {} created, {} updated, {} terminated, {} deleted, {} rejected",
-        if dry_run {
-            " (dry run, nothing written)"
-        } else {
-            ""
-        },
-        r.dumps.len(),
-        c.created,
-        c.updated,
-        c.terminated,
-        c.deleted,
-        rejected
-    );
-    if r.pending_resolved > 0 {
-        tracing::info!(
-            "opus import: {} pending addresses of earlier runs settled",
-            r.pending_resolved
-        );
-    }
-    if r.pending > 0 {
-        tracing::warn!(
-            "opus import: {} addresses pending (the address register failed); they are looked up again next run",
-            r.pending
-        );
-        return Outcome::Pending;
-    }
-    if rejected > 0 {
-        Outcome::Rejected
-    } else {
-        Outcome::Ok
-    }
+    crate::finish(&r.summary(dry_run))
 }
 
 fn import(ctx: &Context, a: ImportArgs) -> Result<Outcome> {

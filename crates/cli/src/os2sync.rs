@@ -73,9 +73,6 @@ pub fn run(ctx: &Context, c: Os2syncCommand) -> Result<Outcome> {
 }
 
 fn report_outcome(r: &Report, dry_run: bool) -> Outcome {
-    for w in &r.warnings {
-        tracing::warn!("{w}");
-    }
     for line in &r.requests {
         if dry_run {
             println!("{line}");
@@ -83,24 +80,7 @@ fn report_outcome(r: &Report, dry_run: bool) -> Outcome {
             tracing::debug!("{line}");
         }
     }
-    for f in &r.failures {
-        tracing::error!("OS2Sync refused: {f}");
-    }
-    let what = if dry_run { "would send" } else { "sent" };
-    tracing::info!(
-        "os2sync: {what} {} requests ({} units, {} users posted, {} deleted); {} unchanged; {} failed",
-        r.requests.len(),
-        r.units_posted,
-        r.users_posted,
-        r.deleted,
-        r.unchanged,
-        r.failures.len()
-    );
-    if r.failures.is_empty() {
-        Outcome::Ok
-    } else {
-        Outcome::Rejected
-    }
+    crate::finish(&r.summary(dry_run))
 }
 
 /// `dipex os2sync check`: one line per check.

@@ -35,11 +35,11 @@ pub fn run(ctx: &Context, c: Plan2learnCommand) -> Result<Outcome> {
             today: day,
             ship: and_ship,
         } => {
-            export(ctx, &out, day.unwrap_or_else(today))?;
+            let outcome = export(ctx, &out, day.unwrap_or_else(today))?;
             if and_ship {
                 ship(ctx, &out)?;
             }
-            Ok(Outcome::Ok)
+            Ok(outcome)
         }
         Plan2learnCommand::Ship { dir } => {
             ship(ctx, &dir)?;
@@ -48,7 +48,7 @@ pub fn run(ctx: &Context, c: Plan2learnCommand) -> Result<Outcome> {
     }
 }
 
-fn export(ctx: &Context, out: &Path, today: Date) -> Result<()> {
+fn export(ctx: &Context, out: &Path, today: Date) -> Result<Outcome> {
     let cfg = Config::from_settings(&ctx.settings)?;
     let backend = ctx.backend()?;
     let (register, what) = crate::dar::open(ctx, false)?;
@@ -58,21 +58,8 @@ fn export(ctx: &Context, out: &Path, today: Date) -> Result<()> {
     );
     let report = plan2learn::run::run(&*backend, &register, &cfg, today, out)?;
     register.flush()?;
-    for w in &report.export.warnings {
-        tracing::warn!("{w}");
-    }
-    let counts: Vec<String> = report
-        .export
-        .tables
-        .iter()
-        .map(|t| format!("{} {}", t.rows.len(), t.name.trim_end_matches(".csv")))
-        .collect();
-    tracing::info!(
-        "plan2learn export: {} rows written to {}",
-        counts.join(", "),
-        out.display()
-    );
-    Ok(())
+    tracing::info!("plan2learn export: written to {}", out.display());
+    Ok(crate::finish(&report.summary()))
 }
 
 /// The FTPS connection from `exporters.plan2learn.*`.

@@ -1,6 +1,7 @@
 //! Tidy tests of the whole workspace (ARCHITECTURE.md "Invariants"): every Rust file says what
-//! it is for in a leading `//!` comment, every crate takes the workspace lints, and `unsafe` is
-//! allowed in one module only (the SMB transport's FFI).
+//! it is for in a leading `//!` comment, every crate takes the workspace lints, `unsafe` is
+//! allowed in one module only (the SMB transport's FFI), and finished runs are reported in one
+//! shape (`common::report`), printed by one function of the CLI.
 
 use std::path::{Path, PathBuf};
 
@@ -96,6 +97,41 @@ fn unsafe_code_is_allowed_in_the_smb_ffi_only() {
             "crates/cli/src/tidy_tests.rs".to_string(),
             "crates/integrations/src/transport/smb.rs".to_string()
         ]
+    );
+}
+
+/// What a CLI module may not write itself: rejections, pending work and the outcomes they
+/// give come from a job's `Summary`, printed by `finish` in `main.rs`.
+const OWN_REPORTING: [&str; 3] = [
+    "\"rejected:",
+    "Outcome::Pending",
+    "pending (the address register",
+];
+
+/// The lines of `text` that report a run outside the one report shape.
+fn own_reporting(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| OWN_REPORTING.iter().any(|p| l.contains(p)))
+        .map(|l| l.trim().to_string())
+        .collect()
+}
+
+#[test]
+fn one_report_shape() {
+    let mut found = Vec::new();
+    for f in rust_files(&root().join("crates/cli/src")) {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        if name == "main.rs" || name == "tidy_tests.rs" {
+            continue;
+        }
+        for line in own_reporting(&std::fs::read_to_string(&f).unwrap()) {
+            found.push(format!("{name}: {line}"));
+        }
+    }
+    assert_eq!(found, Vec::<String>::new());
+    assert_eq!(
+        own_reporting("tracing::warn!(\"rejected: {}\", r);\nOk(Outcome::Ok)"),
+        vec!["tracing::warn!(\"rejected: {}\", r);".to_string()]
     );
 }
 

@@ -5,4 +5,5 @@
 
 pub mod address;
 pub mod env;
+pub mod report;
 pub mod uuids;

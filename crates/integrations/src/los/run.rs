@@ -18,6 +18,7 @@ use super::map::{self, Ctx, Mapped};
 use super::parse::{self, Rows};
 use super::{seed, state};
 use crate::common::env::Env;
+use crate::common::report::{Problem, Summary};
 use crate::dar::{self, AddressRegister, DarError, Lookup, Pending};
 use crate::transport::source::{Source, SourceError};
 use dipex_backend::{Backend, BackendError, Query, Refused, Registration};
@@ -134,6 +135,60 @@ impl Report {
     /// Operations OS2mo refused, over all files.
     pub fn refused(&self) -> usize {
         self.files.iter().map(|f| f.refused.len()).sum()
+    }
+
+    /// The run in the one report shape: every warning, rejected row and refused operation as
+    /// a [`Problem`], a note per file, and the counts.
+    pub fn summary(&self, dry_run: bool) -> Summary {
+        let mut s = Summary::new("los import", dry_run);
+        for name in &self.unrecognised {
+            s.problems.push(Problem::warning(
+                name.as_str(),
+                "not a LOS file name; skipped",
+            ));
+        }
+        let mut counts = dipex_model::plan::Counts::default();
+        for f in &self.files {
+            let file = f.name.as_str();
+            for w in &f.warnings {
+                s.problems.push(Problem::warning(file, w.as_str()));
+            }
+            for r in &f.refused {
+                s.problems.push(Problem::rejected(file, r.to_string()));
+            }
+            for (line, why) in &f.rejected {
+                s.problems
+                    .push(Problem::rejected(file, why.as_str()).at(Some(*line)));
+            }
+            let c = f.plan.counts();
+            counts.created += c.created;
+            counts.updated += c.updated;
+            counts.terminated += c.terminated;
+            counts.deleted += c.deleted;
+            s.notes.push(format!(
+                "{file}: {} rows, {} changes, {} DAR misses, {} postal addresses pending",
+                f.rows,
+                f.plan.len(),
+                f.dar_failures,
+                f.dar_pending
+            ));
+        }
+        for p in &self.dar_lists {
+            s.problems.push(Problem::warning(
+                p.display().to_string(),
+                "the addresses DAR could not match are listed here",
+            ));
+        }
+        s.counts = vec![
+            (self.files.len(), "files"),
+            (counts.created, "created"),
+            (counts.updated, "updated"),
+            (counts.terminated, "terminated"),
+            (counts.deleted, "deleted"),
+        ];
+        s.pending = (self.pending, "postal addresses");
+        s.settled = self.pending_resolved;
+        s
     }
 }
 

@@ -16,6 +16,7 @@ use super::map::{self, Config, DarAnswers, MapError, Mapper, Notice, Rejection};
 use super::parse::{self, AddressField, Digest, Dump, ParseError};
 use super::state::{Digests, RunDb, RunRow, StateError};
 use crate::ad::{AdLookup, Directory};
+use crate::common::report::{Problem, Summary};
 use crate::dar::{self, AddressRegister, DarError, Lookup, Pending};
 use dipex_backend::{Backend, BackendError, Query, Refused, Registration};
 use dipex_model::plan::Counts;
@@ -137,6 +138,69 @@ impl ImportReport {
             c.deleted += d.counts.deleted;
         }
         c
+    }
+
+    /// The run in the one report shape: every warning, rejected record and refused operation
+    /// as a [`Problem`], a note per dump, and the counts.
+    pub fn summary(&self, dry_run: bool) -> Summary {
+        let mut s = Summary::new("opus import", dry_run);
+        for d in &self.dumps {
+            let file = d.name.as_str();
+            for w in &d.warnings {
+                s.problems
+                    .push(Problem::warning(file, w.text.clone()).at(w.line));
+            }
+            for r in &d.rejected {
+                s.problems.push(
+                    Problem::rejected(file, r.reason.clone())
+                        .at(Some(r.line))
+                        .element(r.element.clone())
+                        .field(r.field),
+                );
+            }
+            for r in &d.refused {
+                let p = Problem::rejected(file, r.refused.to_string());
+                s.problems.push(match &r.record {
+                    Some((line, element)) => p.at(Some(*line)).element(element.clone()),
+                    None => p,
+                });
+            }
+            if !d.refused.is_empty() {
+                s.problems.push(Problem::warning(
+                    file,
+                    format!(
+                        "{} operations refused by OS2mo or depending on a refused object; everything else was written, and their records are tried again on the next run",
+                        d.refused.len()
+                    ),
+                ));
+            }
+            let ch = &d.changes;
+            s.notes.push(format!(
+                "{file}: {} units changed, {} vanished, {} filtered; {} employments changed, {} left, {} cancelled",
+                ch.units.len(),
+                ch.vanished_units.len(),
+                ch.filtered_units.len(),
+                ch.employees.len(),
+                ch.leaves.len(),
+                ch.cancelled.len()
+            ));
+        }
+        for n in &self.not_processed {
+            s.notes.push(format!(
+                "dry run: {n} is pending too; a dry run shows the next dump only"
+            ));
+        }
+        let c = self.counts();
+        s.counts = vec![
+            (self.dumps.len(), "dumps"),
+            (c.created, "created"),
+            (c.updated, "updated"),
+            (c.terminated, "terminated"),
+            (c.deleted, "deleted"),
+        ];
+        s.pending = (self.pending, "addresses");
+        s.settled = self.pending_resolved;
+        s
     }
 }
 

@@ -9,6 +9,7 @@ use super::config::Config;
 use super::map::{BuildError, Ix};
 use super::payload::{OrgUnit, User, digest};
 use super::read::Snapshot;
+use crate::common::report::{Problem, Summary};
 use crate::dar::{AddressRegister, DarError};
 use dipex_backend::{Backend, BackendError};
 use dipex_model::Date;
@@ -60,6 +61,28 @@ pub struct Report {
     /// Requests OS2Sync refused, each with the reason.
     pub failures: Vec<String>,
     pub warnings: Vec<String>,
+}
+
+impl Report {
+    /// The run in the one report shape: every warning and every request OS2Sync refused as a
+    /// [`Problem`], and the counts.
+    pub fn summary(&self, dry_run: bool) -> Summary {
+        let mut s = Summary::new("os2sync", dry_run);
+        for w in &self.warnings {
+            s.problems.push(Problem::warning("os2sync", w.as_str()));
+        }
+        for f in &self.failures {
+            s.problems.push(Problem::rejected("OS2Sync", f.as_str()));
+        }
+        s.counts = vec![
+            (self.requests.len(), "requests"),
+            (self.units_posted, "units posted"),
+            (self.users_posted, "users posted"),
+            (self.deleted, "deleted"),
+            (self.unchanged, "unchanged"),
+        ];
+        s
+    }
 }
 
 struct Ctx<'a> {

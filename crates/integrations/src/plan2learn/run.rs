@@ -4,6 +4,7 @@
 use super::map::{self, Config, Export, ExportError};
 use super::read::Snapshot;
 use super::write::{self, WriteError};
+use crate::common::report::{Problem, Summary};
 use crate::dar::{AddressRegister, DarError};
 use dipex_backend::{Backend, BackendError};
 use dipex_model::Date;
@@ -46,6 +47,23 @@ impl From<WriteError> for RunError {
 pub struct Report {
     pub export: Export,
     pub paths: Vec<PathBuf>,
+}
+
+impl Report {
+    /// The run in the one report shape: the warnings as [`Problem`]s, the rows per file.
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary::new("plan2learn export", false);
+        for w in &self.export.warnings {
+            s.problems.push(Problem::warning("plan2learn", w.as_str()));
+        }
+        s.counts = self
+            .export
+            .tables
+            .iter()
+            .map(|t| (t.rows.len(), t.name.trim_end_matches(".csv")))
+            .collect();
+        s
+    }
 }
 
 /// Build the export for `today` (nothing written).
