@@ -62,7 +62,7 @@ impl Context {
         if self.store_override.is_some() {
             return Ok(None);
         }
-        let Some(base) = &self.settings.mora_base else {
+        let Some(base) = &self.settings.mora.base else {
             return Ok(None);
         };
         Ok(Some(Os2mo::new(os2mo_config(&self.settings, base)?)?))
@@ -71,7 +71,7 @@ impl Context {
     /// The OS2mo at `mora.base`, even with `--store` (for `mo pull`, which reads OS2mo and writes
     /// the store).
     pub fn os2mo_source(&self) -> Result<Option<Os2mo>> {
-        let Some(base) = &self.settings.mora_base else {
+        let Some(base) = &self.settings.mora.base else {
             return Ok(None);
         };
         Ok(Some(Os2mo::new(os2mo_config(&self.settings, base)?)?))
@@ -96,7 +96,7 @@ fn os2mo_config(s: &Settings, base: &str) -> Result<Config> {
     if !(base.starts_with("http://") || base.starts_with("https://")) {
         bail!("mora.base must be an http:// or https:// URL, got {base:?}");
     }
-    let auth = if let Some(session) = &s.mora_session {
+    let auth = if let Some(session) = &s.mora.session {
         Auth::Session(session.expose().to_string())
     } else if let Some(secret) = &s.client_secret {
         let Some(server) = &s.auth_server else {
@@ -118,14 +118,14 @@ fn os2mo_config(s: &Settings, base: &str) -> Result<Config> {
         );
     };
     let mut cfg = Config::new(base, auth);
-    cfg.version = s.mora_graphql_version;
-    cfg.ca_file = s.mora_ca_file.clone();
-    cfg.timeout = std::time::Duration::from_secs(s.mora_timeout_seconds.max(1));
-    cfg.retries = s.mora_retries;
-    cfg.batch_size = s.mora_batch_size.max(1);
-    cfg.page_size = s.mora_page_size.max(1);
-    cfg.concurrency = s.mora_concurrency.max(1);
-    cfg.write_concurrency = s.mora_write_concurrency.max(1);
+    cfg.version = s.mora.graphql_version;
+    cfg.ca_file = s.mora.ca_file.clone();
+    cfg.timeout = std::time::Duration::from_secs(s.mora.timeout_seconds.max(1));
+    cfg.retries = s.mora.retries;
+    cfg.batch_size = s.mora.batch_size.max(1);
+    cfg.page_size = s.mora.page_size.max(1);
+    cfg.concurrency = s.mora.concurrency.max(1);
+    cfg.write_concurrency = s.mora.write_concurrency.max(1);
     Ok(cfg)
 }
 
@@ -189,10 +189,10 @@ pub fn check(ctx: &Context) -> Result<Outcome> {
         Err(e) => line(false, "address register", format!("{e:#}")),
     }
     let s = &ctx.settings;
-    let remote_dumps = [&s.opus_smb_host, &s.opus_gcloud_bucket_name]
+    let remote_dumps = [&s.opus.smb_host, &s.opus.gcloud_bucket_name]
         .iter()
         .any(|v| v.as_deref().is_some_and(|v| !v.trim().is_empty()));
-    if s.opus_xml_path.is_some() || remote_dumps {
+    if s.opus.xml_path.is_some() || remote_dumps {
         match crate::opus::describe_dumps(ctx) {
             Ok(what) => line(true, "opus dumps", what),
             Err(e) => line(false, "opus dumps", format!("{e:#}")),
@@ -205,7 +205,7 @@ pub fn check(ctx: &Context) -> Result<Outcome> {
                 "required by the OPUS import (it seeds every unit uuid)".into(),
             ),
         }
-        match &s.opus_run_db {
+        match &s.opus.run_db {
             Some(p) => match dipex_integrations::opus::state::RunDb::open_existing(p) {
                 Ok(Some(db)) => {
                     let status = db
@@ -245,13 +245,13 @@ pub fn check(ctx: &Context) -> Result<Outcome> {
             }
         }
     }
-    if s.los_csv_folder.is_some() || s.los_ftp_url.is_some() {
+    if s.los.csv_folder.is_some() || s.los.ftp_url.is_some() {
         match crate::los::check(ctx) {
             Ok(what) => line(true, "los source", what),
             Err(e) => line(false, "los source", format!("{e:#}")),
         }
     }
-    if s.p2l_host.is_some() {
+    if s.plan2learn.host.is_some() {
         match crate::plan2learn::check(ctx) {
             Ok(what) => line(true, "plan2learn upload", what),
             Err(e) => line(false, "plan2learn upload", format!("{e:#}")),

@@ -10,24 +10,24 @@ use std::time::Duration;
 /// The register's settings.
 pub fn settings(ctx: &Context) -> Result<DarSettings> {
     let s = &ctx.settings;
-    let protocol = match s.dar_protocol.as_deref() {
+    let protocol = match s.dar.protocol.as_deref() {
         None => None,
         Some(p) => Some(Protocol::parse(p).with_context(|| {
             format!("setting integrations.dar.protocol: {p:?} is neither \"adressevaelger\" nor \"dawa\"")
         })?),
     };
-    if s.dar_connections == 0 {
+    if s.dar.connections == 0 {
         bail!("setting integrations.dar.connections must be at least 1");
     }
     Ok(DarSettings {
         protocol,
-        base_url: s.dar_base_url.clone(),
-        address_file: s.dar_address_file.clone(),
-        timeout: Duration::from_secs(s.dar_timeout_seconds.max(1)),
-        token: s.dar_token.as_ref().map(|t| t.expose().to_string()),
-        connections: s.dar_connections,
-        max_failures: s.dar_max_failures,
-        time_budget: Duration::from_secs(s.dar_time_budget_seconds),
+        base_url: s.dar.base_url.clone(),
+        address_file: s.dar.address_file.clone(),
+        timeout: Duration::from_secs(s.dar.timeout_seconds.max(1)),
+        token: s.dar.token.as_ref().map(|t| t.expose().to_string()),
+        connections: s.dar.connections,
+        max_failures: s.dar.max_failures,
+        time_budget: Duration::from_secs(s.dar.time_budget_seconds),
     })
 }
 
@@ -35,20 +35,21 @@ pub fn settings(ctx: &Context) -> Result<DarSettings> {
 /// OPUS run database, else beside the LOS state file, else beside the embedded store.
 pub fn state_path(ctx: &Context) -> PathBuf {
     let s = &ctx.settings;
-    if let Some(p) = &s.dar_state_db {
+    if let Some(p) = &s.dar.state_db {
         return p.clone();
     }
     let beside = s
-        .opus_run_db
+        .opus
+        .run_db
         .clone()
-        .or_else(|| s.los_state_file.clone())
+        .or_else(|| s.los.state_file.clone())
         .unwrap_or_else(|| ctx.store_path());
     beside.with_file_name("dar.sqlite3")
 }
 
 /// Files that held the cache before the register had its own database.
 fn legacy_paths(ctx: &Context) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = ctx.settings.opus_run_db.iter().cloned().collect();
+    let mut out: Vec<PathBuf> = ctx.settings.opus.run_db.iter().cloned().collect();
     out.push(ctx.store_path().with_file_name("dar_cache.sqlite3"));
     out
 }

@@ -37,15 +37,15 @@ fn require<'a>(v: Option<&'a str>, key: &str) -> Result<&'a str> {
 
 /// Where the files are: a local folder, SFTP (with a key) or FTP/FTPS.
 fn source(s: &Settings) -> Result<Source> {
-    if let Some(dir) = &s.los_csv_folder {
+    if let Some(dir) = &s.los.csv_folder {
         return Ok(Source::Local(dir.clone()));
     }
-    let host = require(s.los_ftp_url.as_deref(), "ftp_url")?.to_string();
-    let user = require(s.los_ftp_user.as_deref(), "ftp_user")?.to_string();
-    let password = s.los_ftp_pass.as_ref().map(|p| p.expose().to_string());
-    let dir = Some(s.los_ftp_folder.clone()).filter(|d| !d.is_empty());
-    if let Some(key) = &s.los_ssh_key_path {
-        let passphrase = s.los_ssh_key_pass.as_ref().map(|p| p.expose().to_string());
+    let host = require(s.los.ftp_url.as_deref(), "ftp_url")?.to_string();
+    let user = require(s.los.ftp_user.as_deref(), "ftp_user")?.to_string();
+    let password = s.los.ftp_pass.as_ref().map(|p| p.expose().to_string());
+    let dir = Some(s.los.ftp_folder.clone()).filter(|d| !d.is_empty());
+    if let Some(key) = &s.los.ssh_key_path {
+        let passphrase = s.los.ssh_key_pass.as_ref().map(|p| p.expose().to_string());
         let auth = match password {
             Some(password) => SftpAuth::KeyThenPassword {
                 path: key.clone(),
@@ -57,7 +57,7 @@ fn source(s: &Settings) -> Result<Source> {
                 passphrase,
             },
         };
-        let host_keys = match (&s.los_known_hosts, s.los_insecure_host_key) {
+        let host_keys = match (&s.los.known_hosts, s.los.insecure_host_key) {
             (Some(k), _) => HostKeyCheck::KnownHosts(k.clone()),
             (None, true) => HostKeyCheck::Insecure,
             (None, false) => bail!(
@@ -66,16 +66,16 @@ fn source(s: &Settings) -> Result<Source> {
             ),
         };
         let mut cfg = SftpConfig::new(&host, &user, auth, host_keys);
-        cfg.port = s.los_ftp_port;
+        cfg.port = s.los.ftp_port;
         cfg.dir = dir;
         return Ok(Source::Sftp(cfg));
     }
     let password = password.context("setting integrations.aarhus_los.ftp_pass is required")?;
-    let security = if s.los_ftps {
+    let security = if s.los.ftps {
         crate::context::explicit_tls(
             "integrations.aarhus_los",
-            s.los_verify_tls,
-            s.los_ca_file.clone(),
+            s.los.verify_tls,
+            s.los.ca_file.clone(),
         )
     } else {
         FtpSecurity::Plain
@@ -91,7 +91,8 @@ fn source(s: &Settings) -> Result<Source> {
 pub fn check(ctx: &Context) -> Result<String> {
     let s = &ctx.settings;
     let state_file = s
-        .los_state_file
+        .los
+        .state_file
         .clone()
         .context("setting integrations.aarhus_los.state_file is required")?;
     let source = source(s)?;
@@ -106,11 +107,12 @@ pub fn run(ctx: &Context, c: LosCommand) -> Result<Outcome> {
     } = c;
     let s = &ctx.settings;
     let state_file = s
-        .los_state_file
+        .los
+        .state_file
         .clone()
         .context("setting integrations.aarhus_los.state_file is required")?;
     let source = source(s)?;
-    let azid_system = match (azid_it_system_uuid, &s.los_azid_it_system) {
+    let azid_system = match (azid_it_system_uuid, &s.los.azid_it_system) {
         (Some(u), _) => u,
         (None, Some(u)) => Uuid::parse_str(u.trim()).with_context(|| {
             format!("setting integrations.aarhus_los.azid_it_system_uuid: {u:?} is not a uuid")

@@ -82,25 +82,25 @@ fn nonempty(v: &Option<String>) -> Option<&str> {
 
 fn dump_source(ctx: &Context) -> Result<DumpSource> {
     let s = &ctx.settings;
-    if let Some(bucket) = nonempty(&s.opus_gcloud_bucket_name) {
+    if let Some(bucket) = nonempty(&s.opus.gcloud_bucket_name) {
         // The only place dipex reads Google's variable: the key file of a service account.
         let credentials =
             match std::env::var_os("GOOGLE_APPLICATION_CREDENTIALS").filter(|v| !v.is_empty()) {
                 Some(path) => GcsCredentials::KeyFile(PathBuf::from(path)),
-                None => GcsCredentials::Metadata(s.opus_gcloud_metadata_url.clone()),
+                None => GcsCredentials::Metadata(s.opus.gcloud_metadata_url.clone()),
             };
         let mut cfg = GcsConfig::new(bucket, credentials);
-        cfg.endpoint = s.opus_gcloud_endpoint.clone();
+        cfg.endpoint = s.opus.gcloud_endpoint.clone();
         return Ok(DumpSource::Remote {
             source: Source::Gcs(cfg),
             spool: spool_dir(ctx)?,
         });
     }
-    if let Some(host) = nonempty(&s.opus_smb_host) {
-        let user = nonempty(&s.opus_smb_user).context(
+    if let Some(host) = nonempty(&s.opus.smb_host) {
+        let user = nonempty(&s.opus.smb_user).context(
             "setting integrations.opus.smb_user is required with integrations.opus.smb_host",
         )?;
-        let password = s.opus_smb_password.as_ref().map(|p| p.expose()).context(
+        let password = s.opus.smb_password.as_ref().map(|p| p.expose()).context(
             "setting integrations.opus.smb_password is required with integrations.opus.smb_host",
         )?;
         let cfg = SmbConfig::new(host, user, password)?;
@@ -110,7 +110,7 @@ fn dump_source(ctx: &Context) -> Result<DumpSource> {
         });
     }
     Ok(DumpSource::Local(
-        s.opus_xml_path.clone().context(
+        s.opus.xml_path.clone().context(
             "setting integrations.opus.import.xml_path is required: the folder with the ZLPE…_delta.xml dumps \
              (or integrations.opus.smb_host / gcloud_bucket_name for a share or a bucket)",
         )?,
@@ -125,7 +125,7 @@ fn spool_dir(ctx: &Context) -> Result<PathBuf> {
 }
 
 fn run_db_path(ctx: &Context) -> Result<&Path> {
-    ctx.settings.opus_run_db.as_deref().context(
+    ctx.settings.opus.run_db.as_deref().context(
         "setting integrations.opus.import.run_db is required: the SQLite file with the run history",
     )
 }
@@ -221,13 +221,13 @@ fn config(ctx: &Context) -> Result<Config> {
         .clone()
         .context("setting municipality.name is required: it seeds the uuid of every OPUS unit")?;
     Ok(Config {
-        unit_user_key: s.opus_unit_user_key.clone(),
-        filter_ids: s.opus_filter_ids.clone(),
-        skip_employees: s.opus_skip_employees,
-        skip_email: s.opus_skip_employee_email,
-        skip_phone: s.opus_skip_employee_phone,
-        skip_address: s.opus_skip_employee_address,
-        primary_order: s.opus_eng_types_primary_order.clone(),
+        unit_user_key: s.opus.unit_user_key.clone(),
+        filter_ids: s.opus.filter_ids.clone(),
+        skip_employees: s.opus.skip_employees,
+        skip_email: s.opus.skip_employee_email,
+        skip_phone: s.opus.skip_employee_phone,
+        skip_address: s.opus.skip_employee_address,
+        primary_order: s.opus.eng_types_primary_order.clone(),
         ..Config::new(&name)
     })
 }
@@ -239,7 +239,7 @@ pub fn register(ctx: &Context, read_only: bool) -> Result<(dar::Register, String
 }
 
 fn cpr_map(ctx: &Context) -> Result<HashMap<dipex_model::Cpr, uuid::Uuid>> {
-    let path = &ctx.settings.opus_cpr_uuid_map;
+    let path = &ctx.settings.opus.cpr_uuid_map;
     if !path.exists() {
         return Ok(HashMap::new());
     }
@@ -494,7 +494,7 @@ fn unblock(ctx: &Context) -> Result<Outcome> {
 fn files_cmd(ctx: &Context) -> Result<Outcome> {
     let listing = list(ctx)?;
     let dumps = &listing.dumps;
-    let last = match &ctx.settings.opus_run_db {
+    let last = match &ctx.settings.opus.run_db {
         Some(p) => RunDb::open_existing(p)?
             .map(|db| db.last_imported())
             .transpose()?
@@ -558,7 +558,7 @@ fn check_dar(ctx: &Context) -> Result<Outcome> {
     let d = parse::parse_file(&newest.path)?;
     let tree = diff::Tree::check(&d, &newest.name)?;
     let (register, what) = register(ctx, false)?;
-    let problems = run::check_dar(&d, &tree, &ctx.settings.opus_filter_ids, &register);
+    let problems = run::check_dar(&d, &tree, &ctx.settings.opus.filter_ids, &register);
     register.flush()?;
     for p in &problems {
         println!(

@@ -78,15 +78,18 @@ pub fn check(ctx: &Context) -> Result<String> {
 
 fn ftps(ctx: &Context) -> Result<FtpConfig> {
     let s = &ctx.settings;
-    let (Some(host), Some(user), Some(password)) = (&s.p2l_host, &s.p2l_user, &s.p2l_password)
-    else {
+    let (Some(host), Some(user), Some(password)) = (
+        &s.plan2learn.host,
+        &s.plan2learn.user,
+        &s.plan2learn.password,
+    ) else {
         bail!(
             "shipping needs exporters.plan2learn.host, exporters.plan2learn.user and exporters.plan2learn.password"
         );
     };
     let (host, port) = match host.rsplit_once(':') {
         Some((h, p)) if p.parse::<u16>().is_ok() => (h.to_string(), p.parse().expect("checked")),
-        _ => (host.clone(), s.p2l_port),
+        _ => (host.clone(), s.plan2learn.port),
     };
     Ok(FtpConfig {
         host,
@@ -95,11 +98,11 @@ fn ftps(ctx: &Context) -> Result<FtpConfig> {
         password: password.expose().to_string(),
         security: crate::context::explicit_tls(
             "exporters.plan2learn",
-            s.p2l_verify_tls,
-            s.p2l_ca_file.clone(),
+            s.plan2learn.verify_tls,
+            s.plan2learn.ca_file.clone(),
         ),
         timeout: Duration::from_secs(30),
-        dir: s.p2l_remote_dir.clone(),
+        dir: s.plan2learn.remote_dir.clone(),
     })
 }
 

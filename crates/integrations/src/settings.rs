@@ -9,6 +9,12 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 use std::path::PathBuf;
 
+pub use crate::dar::config::DarSettings;
+pub use crate::los::config::LosSettings;
+pub use crate::opus::config::OpusSettings;
+pub use crate::os2sync::config::Os2syncSettings;
+pub use crate::plan2learn::config::Plan2learnSettings;
+
 /// A secret setting (password, client secret, session): serialises as itself but never shows
 /// in `Debug` output.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,35 +37,6 @@ impl std::fmt::Debug for Secret {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Settings {
-    /// OS2mo base URL. When set, dipex talks to that OS2mo; otherwise to the embedded store.
-    #[serde(rename = "mora.base")]
-    pub mora_base: Option<String>,
-    /// The GraphQL API version path (`/graphql/v30`).
-    #[serde(rename = "mora.graphql_version")]
-    pub mora_graphql_version: u32,
-    /// A fixed `session` header for development servers (`OS2MO_LEGACY_SESSIONS`), instead of
-    /// Keycloak tokens.
-    #[serde(rename = "mora.session")]
-    pub mora_session: Option<Secret>,
-    /// Extra trusted CA certificates (PEM) for OS2mo and Keycloak.
-    #[serde(rename = "mora.ca_file")]
-    pub mora_ca_file: Option<PathBuf>,
-    #[serde(rename = "mora.timeout_seconds")]
-    pub mora_timeout_seconds: u64,
-    #[serde(rename = "mora.retries")]
-    pub mora_retries: u32,
-    /// Mutations per GraphQL request.
-    #[serde(rename = "mora.batch_size")]
-    pub mora_batch_size: usize,
-    /// Objects per page when reading.
-    #[serde(rename = "mora.page_size")]
-    pub mora_page_size: usize,
-    /// Read requests in flight at once.
-    #[serde(rename = "mora.concurrency")]
-    pub mora_concurrency: usize,
-    /// Write requests in flight at once (independent writes of one dependency layer).
-    #[serde(rename = "mora.write_concurrency")]
-    pub mora_write_concurrency: usize,
     /// Keycloak client credentials (the upstream keys; `CLIENT_ID`, `CLIENT_SECRET`,
     /// `AUTH_SERVER`, `AUTH_REALM` in the environment win).
     #[serde(rename = "crontab.CLIENT_ID")]
@@ -80,49 +57,6 @@ pub struct Settings {
         deserialize_with = "opt_string_or_number"
     )]
     pub municipality_code: Option<String>,
-
-    #[serde(rename = "integrations.opus.import.run_db")]
-    pub opus_run_db: Option<PathBuf>,
-    #[serde(rename = "integrations.opus.import.xml_path")]
-    pub opus_xml_path: Option<PathBuf>,
-    #[serde(rename = "integrations.opus.unit_user_key")]
-    pub opus_unit_user_key: String,
-    #[serde(
-        rename = "integrations.opus.units.filter_ids",
-        deserialize_with = "string_list"
-    )]
-    pub opus_filter_ids: Vec<String>,
-    #[serde(rename = "integrations.opus.skip_employees")]
-    pub opus_skip_employees: bool,
-    #[serde(rename = "integrations.opus.skip_employee_email")]
-    pub opus_skip_employee_email: bool,
-    #[serde(rename = "integrations.opus.skip_employee_phone")]
-    pub opus_skip_employee_phone: bool,
-    #[serde(rename = "integrations.opus.skip_employee_address")]
-    pub opus_skip_employee_address: bool,
-    /// Engagement type classes (user_keys or uuids), most primary first.
-    #[serde(
-        rename = "integrations.opus.eng_types_primary_order",
-        deserialize_with = "string_list"
-    )]
-    pub opus_eng_types_primary_order: Vec<String>,
-    /// The cpr→uuid mapping CSV; used when the file exists.
-    #[serde(rename = "integrations.opus.cpr_uuid_map")]
-    pub opus_cpr_uuid_map: PathBuf,
-    #[serde(rename = "integrations.opus.gcloud_bucket_name")]
-    pub opus_gcloud_bucket_name: Option<String>,
-    /// The Google Cloud Storage JSON API endpoint (tests point it at loopback).
-    #[serde(rename = "integrations.opus.gcloud_endpoint")]
-    pub opus_gcloud_endpoint: String,
-    /// The metadata server's token URL, used without `GOOGLE_APPLICATION_CREDENTIALS`.
-    #[serde(rename = "integrations.opus.gcloud_metadata_url")]
-    pub opus_gcloud_metadata_url: String,
-    #[serde(rename = "integrations.opus.smb_host")]
-    pub opus_smb_host: Option<String>,
-    #[serde(rename = "integrations.opus.smb_user")]
-    pub opus_smb_user: Option<String>,
-    #[serde(rename = "integrations.opus.smb_password")]
-    pub opus_smb_password: Option<Secret>,
     /// Active Directory (the OPUS import's enrichment): a list of AD configurations, of which
     /// dipex uses the first (one object is accepted too). Absent, `false`, `[]` or `{}`: no AD.
     #[serde(
@@ -131,213 +65,84 @@ pub struct Settings {
     )]
     pub ad: Option<crate::ad::AdSettings>,
 
-    /// plan2learn: the unit whose tree is exported.
-    #[serde(rename = "exporters.plan2learn.root_unit")]
-    pub p2l_root_unit: Option<String>,
-    /// Engagement type classes (uuids or user_keys) whose engagements are exported.
-    #[serde(
-        rename = "exporters.plan2learn.allowed_engagement_types",
-        deserialize_with = "string_list"
-    )]
-    pub p2l_allowed_engagement_types: Vec<String>,
-    /// Unit level class names that are left out of organisation.csv.
-    #[serde(
-        rename = "integrations.SD_Lon.import.too_deep",
-        deserialize_with = "string_list"
-    )]
-    pub p2l_too_deep: Vec<String>,
-    /// E-mail address type classes (uuids or user_keys), most wanted first.
-    #[serde(rename = "plan2learn.email.priority", deserialize_with = "string_list")]
-    pub p2l_email_priority: Vec<String>,
-    /// Phone address type classes (uuids or user_keys) that count as mobile, most wanted first.
-    #[serde(rename = "plan2learn.phone.priority", deserialize_with = "string_list")]
-    pub p2l_phone_priority: Vec<String>,
-    /// The engagement extension field that overrides the job title (`extension_1`…`extension_10`).
-    #[serde(rename = "exporters.plan2learn.job_title_field")]
-    pub p2l_job_title_field: String,
-    /// The FTPS server the five files are shipped to (`host` or `host:port`).
-    #[serde(rename = "exporters.plan2learn.host")]
-    pub p2l_host: Option<String>,
-    #[serde(rename = "exporters.plan2learn.port")]
-    pub p2l_port: u16,
-    #[serde(rename = "exporters.plan2learn.user")]
-    pub p2l_user: Option<String>,
-    #[serde(rename = "exporters.plan2learn.password")]
-    pub p2l_password: Option<Secret>,
-    /// Verify the FTPS server's certificate (off only for legacy servers).
-    #[serde(rename = "exporters.plan2learn.verify_tls")]
-    pub p2l_verify_tls: bool,
-    /// Extra trusted CA certificates (PEM) for the FTPS server.
-    #[serde(rename = "exporters.plan2learn.ca_file")]
-    pub p2l_ca_file: Option<PathBuf>,
-    /// A folder on the FTPS server to upload into (default: where the login lands).
-    #[serde(rename = "exporters.plan2learn.remote_dir")]
-    pub p2l_remote_dir: Option<String>,
-
-    /// Aarhus LOS: the FTP/SFTP server's host name (not a URL).
-    #[serde(rename = "integrations.aarhus_los.ftp_url")]
-    pub los_ftp_url: Option<String>,
-    /// The SFTP port (plain FTP always uses 21).
-    #[serde(rename = "integrations.aarhus_los.ftp_port")]
-    pub los_ftp_port: u16,
-    #[serde(rename = "integrations.aarhus_los.ftp_user")]
-    pub los_ftp_user: Option<String>,
-    #[serde(rename = "integrations.aarhus_los.ftp_pass")]
-    pub los_ftp_pass: Option<Secret>,
-    /// A private key: SFTP is used when set.
-    #[serde(rename = "integrations.aarhus_los.ftp_ssh_key_path")]
-    pub los_ssh_key_path: Option<PathBuf>,
-    #[serde(rename = "integrations.aarhus_los.ftp_ssh_key_pass")]
-    pub los_ssh_key_pass: Option<Secret>,
-    /// The SFTP server's host keys (OpenSSH known_hosts); checked unless `ftp_insecure_host_key`.
-    #[serde(rename = "integrations.aarhus_los.ftp_known_hosts")]
-    pub los_known_hosts: Option<PathBuf>,
-    #[serde(rename = "integrations.aarhus_los.ftp_insecure_host_key")]
-    pub los_insecure_host_key: bool,
-    /// Explicit FTPS instead of plain FTP.
-    #[serde(rename = "integrations.aarhus_los.ftps")]
-    pub los_ftps: bool,
-    /// Verify the FTPS server's certificate (off only for legacy servers), as plan2learn's.
-    #[serde(rename = "integrations.aarhus_los.verify_tls")]
-    pub los_verify_tls: bool,
-    /// Extra trusted CA certificates (PEM) for the FTPS server, as plan2learn's.
-    #[serde(rename = "integrations.aarhus_los.ca_file")]
-    pub los_ca_file: Option<PathBuf>,
-    #[serde(rename = "integrations.aarhus_los.ftp_folder")]
-    pub los_ftp_folder: String,
-    #[serde(rename = "integrations.aarhus_los.state_file")]
-    pub los_state_file: Option<PathBuf>,
-    /// Read the files from this local folder instead of a server.
-    #[serde(rename = "integrations.aarhus_los.import_csv_folder")]
-    pub los_csv_folder: Option<PathBuf>,
-    #[serde(rename = "integrations.aarhus_los.azid_it_system_uuid")]
-    pub los_azid_it_system: Option<String>,
-
     /// The municipality's CVR number (OS2Sync's `CVR` header).
     #[serde(rename = "municipality.cvr", deserialize_with = "opt_string_or_number")]
     pub municipality_cvr: Option<String>,
-    /// OS2Sync's API (`…/api`).
-    #[serde(rename = "os2sync.api_url")]
-    pub os2sync_api_url: String,
-    /// OS2Sync's `ApiKey` header, when it has one configured.
-    #[serde(rename = "os2sync.api_key")]
-    pub os2sync_api_key: Option<Secret>,
-    #[serde(rename = "os2sync.ca_verify_os2sync")]
-    pub os2sync_ca_verify: bool,
-    /// Accepted for old settings files; dipex reaches MO through its own backend settings.
-    #[serde(rename = "os2sync.ca_verify_os2mo")]
-    pub os2sync_ca_verify_os2mo: bool,
-    #[serde(rename = "os2sync.top_unit_uuid")]
-    pub os2sync_top_unit_uuid: Option<String>,
-    #[serde(rename = "os2sync.hash_cache")]
-    pub os2sync_hash_cache: PathBuf,
-    #[serde(rename = "os2sync.xfer_cpr")]
-    pub os2sync_xfer_cpr: bool,
-    #[serde(rename = "os2sync.autowash")]
-    pub os2sync_autowash: bool,
-    #[serde(
-        rename = "os2sync.phone_scope_classes",
-        deserialize_with = "string_list"
-    )]
-    pub os2sync_phone_scope_classes: Vec<String>,
-    #[serde(
-        rename = "os2sync.landline_scope_classes",
-        deserialize_with = "string_list"
-    )]
-    pub os2sync_landline_scope_classes: Vec<String>,
-    #[serde(
-        rename = "os2sync.email_scope_classes",
-        deserialize_with = "string_list"
-    )]
-    pub os2sync_email_scope_classes: Vec<String>,
-    #[serde(
-        rename = "os2sync.ignored.unit_levels",
-        deserialize_with = "string_list"
-    )]
-    pub os2sync_ignored_unit_levels: Vec<String>,
-    #[serde(
-        rename = "os2sync.ignored.unit_types",
-        deserialize_with = "string_list"
-    )]
-    pub os2sync_ignored_unit_types: Vec<String>,
-    /// Jinja templates by field key (`person.name`, `person.user_id`).
-    #[serde(rename = "os2sync.templates")]
-    pub os2sync_templates: std::collections::BTreeMap<String, String>,
-    #[serde(rename = "os2sync.sync_managers")]
-    pub os2sync_sync_managers: bool,
-    #[serde(rename = "os2sync.use_contact_for_tasks")]
-    pub os2sync_use_contact_for_tasks: bool,
-    #[serde(rename = "os2sync.enable_kle")]
-    pub os2sync_enable_kle: bool,
-    #[serde(
-        rename = "os2sync.employee_engagement_address",
-        deserialize_with = "string_list"
-    )]
-    pub os2sync_employee_engagement_address: Vec<String>,
-    #[serde(
-        rename = "os2sync.uuid_from_it_systems",
-        deserialize_with = "string_list"
-    )]
-    pub os2sync_uuid_from_it_systems: Vec<String>,
-    #[serde(rename = "os2sync.truncate_length")]
-    pub os2sync_truncate_length: usize,
-    #[serde(rename = "os2sync.user_key_it_system_name")]
-    pub os2sync_user_key_it_system_name: String,
-    #[serde(
-        rename = "os2sync.filter_hierarchy_names",
-        deserialize_with = "string_list"
-    )]
-    pub os2sync_filter_hierarchy_names: Vec<String>,
-    #[serde(rename = "os2sync.filter_users_by_it_system")]
-    pub os2sync_filter_users_by_it_system: bool,
-    #[serde(rename = "os2sync.use_extension_field_as_job_function")]
-    pub os2sync_use_extension_field_as_job_function: bool,
-    /// Accepted for old settings files (the LoRa cache database); dipex reads MO or a mirror.
-    #[serde(rename = "os2sync.use_lc_db")]
-    pub os2sync_use_lc_db: bool,
+    /// `mora.*`: read from the same keys by its own struct.
+    #[serde(skip)]
+    pub mora: MoraSettings,
+    /// `integrations.opus.*`: read from the same keys by its own struct.
+    #[serde(skip)]
+    pub opus: crate::opus::config::OpusSettings,
+    /// `integrations.aarhus_los.*`: read from the same keys by its own struct.
+    #[serde(skip)]
+    pub los: crate::los::config::LosSettings,
+    /// `integrations.dar.*`: read from the same keys by its own struct.
+    #[serde(skip)]
+    pub dar: crate::dar::config::DarSettings,
+    /// `os2sync.*`: read from the same keys by its own struct.
+    #[serde(skip)]
+    pub os2sync: crate::os2sync::config::Os2syncSettings,
+    /// `exporters.plan2learn.*`: read from the same keys by its own struct.
+    #[serde(skip)]
+    pub plan2learn: crate::plan2learn::config::Plan2learnSettings,
+}
 
-    /// The address register's web service: Adressevælger (default) or a DAWA mirror.
-    #[serde(rename = "integrations.dar.base_url")]
-    pub dar_base_url: Option<String>,
-    /// `adressevaelger` or `dawa`; unset: DAWA when `base_url` is set (and not the closed
-    /// public DAWA), else Adressevælger.
-    #[serde(rename = "integrations.dar.protocol")]
-    pub dar_protocol: Option<String>,
-    /// Adressevælger's token (default `adressevaelger123`).
-    #[serde(rename = "integrations.dar.token")]
-    pub dar_token: Option<Secret>,
-    /// Concurrent connections to the web service.
-    #[serde(rename = "integrations.dar.connections")]
-    pub dar_connections: usize,
-    /// The register's state database (cache and pending lookups).
-    #[serde(rename = "integrations.dar.state_db")]
-    pub dar_state_db: Option<PathBuf>,
-    /// Consecutive failures after which the register is not asked any more this run.
-    #[serde(rename = "integrations.dar.max_failures")]
-    pub dar_max_failures: u32,
-    /// Seconds after the first lookup of a run after which the register is not asked any more.
-    #[serde(rename = "integrations.dar.time_budget_seconds")]
-    pub dar_time_budget_seconds: u64,
-    /// An offline address register (CSV in DAWA's export format); wins over `base_url`.
-    #[serde(rename = "integrations.dar.address_file")]
-    pub dar_address_file: Option<PathBuf>,
-    #[serde(rename = "integrations.dar.timeout_seconds")]
-    pub dar_timeout_seconds: u64,
+/// The `mora.*` settings: the OS2mo backend.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MoraSettings {
+    /// OS2mo base URL. When set, dipex talks to that OS2mo; otherwise to the embedded store.
+    #[serde(rename = "mora.base")]
+    pub base: Option<String>,
+    /// The GraphQL API version path (`/graphql/v30`).
+    #[serde(rename = "mora.graphql_version")]
+    pub graphql_version: u32,
+    /// A fixed `session` header for development servers (`OS2MO_LEGACY_SESSIONS`), instead of
+    /// Keycloak tokens.
+    #[serde(rename = "mora.session")]
+    pub session: Option<Secret>,
+    /// Extra trusted CA certificates (PEM) for OS2mo and Keycloak.
+    #[serde(rename = "mora.ca_file")]
+    pub ca_file: Option<PathBuf>,
+    #[serde(rename = "mora.timeout_seconds")]
+    pub timeout_seconds: u64,
+    #[serde(rename = "mora.retries")]
+    pub retries: u32,
+    /// Mutations per GraphQL request.
+    #[serde(rename = "mora.batch_size")]
+    pub batch_size: usize,
+    /// Objects per page when reading.
+    #[serde(rename = "mora.page_size")]
+    pub page_size: usize,
+    /// Read requests in flight at once.
+    #[serde(rename = "mora.concurrency")]
+    pub concurrency: usize,
+    /// Write requests in flight at once (independent writes of one dependency layer).
+    #[serde(rename = "mora.write_concurrency")]
+    pub write_concurrency: usize,
+}
+
+impl Default for MoraSettings {
+    fn default() -> MoraSettings {
+        MoraSettings {
+            base: None,
+            graphql_version: 30,
+            session: None,
+            ca_file: None,
+            timeout_seconds: 300,
+            retries: 3,
+            batch_size: 100,
+            page_size: 500,
+            concurrency: 4,
+            write_concurrency: 4,
+        }
+    }
 }
 
 impl Default for Settings {
     fn default() -> Settings {
         Settings {
-            mora_base: None,
-            mora_graphql_version: 30,
-            mora_session: None,
-            mora_ca_file: None,
-            mora_timeout_seconds: 300,
-            mora_retries: 3,
-            mora_batch_size: 100,
-            mora_page_size: 500,
-            mora_concurrency: 4,
-            mora_write_concurrency: 4,
             client_id: "dipex".into(),
             client_secret: None,
             auth_server: None,
@@ -345,86 +150,14 @@ impl Default for Settings {
             store: PathBuf::from("dipex.sqlite3"),
             municipality_name: None,
             municipality_code: None,
-            opus_run_db: None,
-            opus_xml_path: None,
-            opus_unit_user_key: "@id".into(),
-            opus_filter_ids: Vec::new(),
-            opus_skip_employees: false,
-            opus_skip_employee_email: false,
-            opus_skip_employee_phone: false,
-            opus_skip_employee_address: false,
-            opus_eng_types_primary_order: Vec::new(),
-            opus_cpr_uuid_map: PathBuf::from("settings/cpr_uuid_map.csv"),
-            opus_gcloud_bucket_name: None,
-            opus_gcloud_endpoint: crate::transport::gcs::DEFAULT_ENDPOINT.into(),
-            opus_gcloud_metadata_url: crate::transport::gcs::DEFAULT_METADATA_URL.into(),
-            opus_smb_host: None,
-            opus_smb_user: None,
-            opus_smb_password: None,
             ad: None,
-            los_ftp_url: None,
-            los_ftp_port: 22,
-            los_ftp_user: None,
-            los_ftp_pass: None,
-            los_ssh_key_path: None,
-            los_ssh_key_pass: None,
-            los_known_hosts: None,
-            los_insecure_host_key: false,
-            los_ftps: false,
-            los_verify_tls: true,
-            los_ca_file: None,
-            los_ftp_folder: "TEST".into(),
-            los_state_file: None,
-            los_csv_folder: None,
-            los_azid_it_system: None,
             municipality_cvr: None,
-            os2sync_api_url: "http://localhost:8081/api".into(),
-            os2sync_api_key: None,
-            os2sync_ca_verify: true,
-            os2sync_ca_verify_os2mo: true,
-            os2sync_top_unit_uuid: None,
-            os2sync_hash_cache: PathBuf::from("os2sync_hash_cache"),
-            os2sync_xfer_cpr: false,
-            os2sync_autowash: false,
-            os2sync_phone_scope_classes: Vec::new(),
-            os2sync_landline_scope_classes: Vec::new(),
-            os2sync_email_scope_classes: Vec::new(),
-            os2sync_ignored_unit_levels: Vec::new(),
-            os2sync_ignored_unit_types: Vec::new(),
-            os2sync_templates: std::collections::BTreeMap::new(),
-            os2sync_sync_managers: false,
-            os2sync_use_contact_for_tasks: false,
-            os2sync_enable_kle: false,
-            os2sync_employee_engagement_address: Vec::new(),
-            os2sync_uuid_from_it_systems: Vec::new(),
-            os2sync_truncate_length: 200,
-            os2sync_user_key_it_system_name: "Active Directory".into(),
-            os2sync_filter_hierarchy_names: Vec::new(),
-            os2sync_filter_users_by_it_system: false,
-            os2sync_use_extension_field_as_job_function: false,
-            os2sync_use_lc_db: false,
-            p2l_root_unit: None,
-            p2l_allowed_engagement_types: Vec::new(),
-            p2l_too_deep: Vec::new(),
-            p2l_email_priority: Vec::new(),
-            p2l_phone_priority: Vec::new(),
-            p2l_job_title_field: "extension_2".into(),
-            p2l_host: None,
-            p2l_port: 21,
-            p2l_user: None,
-            p2l_password: None,
-            p2l_verify_tls: true,
-            p2l_ca_file: None,
-            p2l_remote_dir: None,
-            dar_base_url: None,
-            dar_protocol: None,
-            dar_token: None,
-            dar_connections: 10,
-            dar_state_db: None,
-            dar_max_failures: 5,
-            dar_time_budget_seconds: 3600,
-            dar_address_file: None,
-            dar_timeout_seconds: 10,
+            mora: Default::default(),
+            opus: Default::default(),
+            los: Default::default(),
+            dar: Default::default(),
+            os2sync: Default::default(),
+            plan2learn: Default::default(),
         }
     }
 }
@@ -582,10 +315,42 @@ pub enum SettingsError {
 pub struct Warning(pub String);
 
 fn known_keys() -> Vec<String> {
-    match serde_json::to_value(Settings::default()) {
-        Ok(Value::Object(m)) => m.keys().cloned().collect(),
-        _ => unreachable!(),
+    fn keys(v: Result<Value, serde_json::Error>) -> Vec<String> {
+        match v {
+            Ok(Value::Object(m)) => m.keys().cloned().collect(),
+            _ => unreachable!(),
+        }
     }
+    let mut out = keys(serde_json::to_value(Settings::default()));
+    out.extend(keys(serde_json::to_value(MoraSettings::default())));
+    out.extend(keys(serde_json::to_value(OpusSettings::default())));
+    out.extend(keys(serde_json::to_value(LosSettings::default())));
+    out.extend(keys(serde_json::to_value(DarSettings::default())));
+    out.extend(keys(serde_json::to_value(Os2syncSettings::default())));
+    out.extend(keys(serde_json::to_value(Plan2learnSettings::default())));
+    out.sort();
+    out
+}
+
+/// One namespace's settings from the whole map of keys (the others' keys are left alone); a
+/// wrong type names its key.
+fn part<T: serde::de::DeserializeOwned>(
+    map: &Map<String, Value>,
+    source_name: &str,
+) -> Result<T, SettingsError> {
+    serde_path_to_error::deserialize(Value::Object(map.clone())).map_err(|e| {
+        let key = e.path().to_string();
+        let reason = if SECRET_KEYS.contains(&key.as_str()) {
+            "expected a string".to_string()
+        } else {
+            e.inner().to_string()
+        };
+        SettingsError::WrongType {
+            source_name: source_name.to_string(),
+            key,
+            reason,
+        }
+    })
 }
 
 /// The dotted key an environment variable `DIPEX_A__B__C` overrides (`a.b.c`), matched
@@ -673,20 +438,13 @@ impl Settings {
                 None => {}
             }
         }
-        let settings: Settings =
-            serde_path_to_error::deserialize(Value::Object(map)).map_err(|e| {
-                let key = e.path().to_string();
-                let reason = if SECRET_KEYS.contains(&key.as_str()) {
-                    "expected a string".to_string()
-                } else {
-                    e.inner().to_string()
-                };
-                SettingsError::WrongType {
-                    source_name: source_name.clone(),
-                    key,
-                    reason,
-                }
-            })?;
+        let mut settings: Settings = part(&map, &source_name)?;
+        settings.mora = part(&map, &source_name)?;
+        settings.opus = part(&map, &source_name)?;
+        settings.los = part(&map, &source_name)?;
+        settings.dar = part(&map, &source_name)?;
+        settings.os2sync = part(&map, &source_name)?;
+        settings.plan2learn = part(&map, &source_name)?;
         Ok((settings, warnings))
     }
 
@@ -704,7 +462,7 @@ impl Settings {
 }
 
 /// A list of strings; numbers are accepted and written as text (`[350]` = `["350"]`).
-fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+pub(crate) fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     let v = Option::<Vec<Value>>::deserialize(d)?.unwrap_or_default();
     v.into_iter()
         .map(|x| match x {
@@ -717,7 +475,9 @@ fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error>
         .collect()
 }
 
-fn opt_string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+pub(crate) fn opt_string_or_number<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<String>, D::Error> {
     match Option::<Value>::deserialize(d)? {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -738,8 +498,8 @@ mod tests {
                        "crontab.SAML_TOKEN": "x", "some.other.tool": 1}"#;
         let (s, w) = Settings::load(Some(("settings.json", json)), []).unwrap();
         assert_eq!(s.municipality_name.as_deref(), Some("Andeby Kommune"));
-        assert_eq!(s.opus_filter_ids, vec!["350", "12"]);
-        assert_eq!(s.opus_unit_user_key, "@id");
+        assert_eq!(s.opus.filter_ids, vec!["350", "12"]);
+        assert_eq!(s.opus.unit_user_key, "@id");
         // Keys of other tools stay quiet.
         assert!(w.is_empty(), "{w:?}");
     }
@@ -862,9 +622,9 @@ mod tests {
             ("PATH".to_string(), "/bin".to_string()),
         ];
         let (s, w) = Settings::load(Some(("s.json", json)), env).unwrap();
-        assert_eq!(s.mora_base.as_deref(), Some("http://env"));
-        assert!(s.opus_skip_employees);
-        assert_eq!(s.opus_xml_path, Some(PathBuf::from("/opt/customer")));
+        assert_eq!(s.mora.base.as_deref(), Some("http://env"));
+        assert!(s.opus.skip_employees);
+        assert_eq!(s.opus.xml_path, Some(PathBuf::from("/opt/customer")));
         assert_eq!(
             w,
             [Warning(
@@ -914,7 +674,7 @@ mod tests {
         );
         assert_eq!(s.auth_server.as_deref(), Some("http://kc/auth"));
         assert_eq!(s.auth_realm, "mo2");
-        assert_eq!(s.mora_graphql_version, 30);
+        assert_eq!(s.mora.graphql_version, 30);
         let debug = format!("{s:?}");
         assert!(
             !debug.contains("env-secret") && debug.contains("Secret(***)"),
@@ -971,6 +731,44 @@ mod tests {
 
     #[test]
     fn every_field_is_a_known_key() {
-        assert!(known_keys().iter().all(|k| k.contains('.')));
+        let keys = known_keys();
+        assert!(keys.iter().all(|k| k.contains('.')));
+        let mut unique = keys.clone();
+        unique.dedup();
+        assert_eq!(unique, keys, "no key is owned by two namespaces");
+        // Each namespace's keys are its own struct's (a key under another prefix would be
+        // read by the wrong connector).
+        for (part, prefix) in [
+            (serde_json::to_value(OpusSettings::default()), "integrations.opus."),
+            (serde_json::to_value(LosSettings::default()), "integrations.aarhus_los."),
+            (serde_json::to_value(DarSettings::default()), "integrations.dar."),
+            (serde_json::to_value(MoraSettings::default()), "mora."),
+        ] {
+            let Ok(Value::Object(m)) = part else {
+                unreachable!()
+            };
+            let foreign: Vec<&String> = m.keys().filter(|k| !k.starts_with(prefix)).collect();
+            assert!(foreign.is_empty(), "{prefix}: {foreign:?}");
+        }
+    }
+
+    #[test]
+    fn each_namespace_is_read_into_its_connectors_settings() {
+        let (s, w) = Settings::load(
+            Some((
+                "settings.json",
+                r#"{"integrations.aarhus_los.ftp_port": 2222, "exporters.plan2learn.port": 990,
+                    "integrations.dar.connections": 3, "mora.page_size": 7,
+                    "integrations.opus.skip_employees": true}"#,
+            )),
+            [],
+        )
+        .unwrap();
+        assert!(w.is_empty());
+        assert_eq!(
+            (s.los.ftp_port, s.plan2learn.port, s.dar.connections, s.mora.page_size),
+            (2222, 990, 3, 7)
+        );
+        assert!(s.opus.skip_employees);
     }
 }

@@ -32,6 +32,7 @@ use std::time::Duration;
 pub mod adressevaelger;
 pub mod breaker;
 pub mod cache;
+pub mod config;
 pub mod http;
 pub mod offline;
 

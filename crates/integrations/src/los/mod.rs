@@ -23,6 +23,7 @@
 //! into typed rows, [`map`] (pure) turns rows into MO facts, [`seed`] holds the seed data,
 //! [`uuids`] the deterministic uuids and [`state`] the state file.
 
+pub mod config;
 pub mod files;
 pub mod map;
 pub mod parse;

@@ -2,6 +2,7 @@
 //! `diff` finds what changed since the last imported one, `map` turns that into facts (pure),
 //! `run` drives it all against a backend and the state database.
 
+pub mod config;
 pub mod cprmap;
 pub mod diff;
 pub mod files;

@@ -2,8 +2,9 @@
 //! environment wins, handled by [`crate::settings`]) checked and ready to use, including the
 //! compiled Jinja templates.
 
-use crate::settings::Settings;
+use crate::settings::{Secret, Settings};
 use minijinja::{Environment, UndefinedBehavior};
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use uuid::Uuid;
 
@@ -104,7 +105,8 @@ impl Config {
                 key: "municipality.cvr",
             })?;
         let top = s
-            .os2sync_top_unit_uuid
+            .os2sync
+            .top_unit_uuid
             .as_deref()
             .ok_or(ConfigError::Missing {
                 key: "os2sync.top_unit_uuid",
@@ -113,7 +115,7 @@ impl Config {
             key: "os2sync.top_unit_uuid".into(),
             reason: format!("{top:?} is not a uuid"),
         })?;
-        let api_url = s.os2sync_api_url.trim().trim_end_matches('/').to_string();
+        let api_url = s.os2sync.api_url.trim().trim_end_matches('/').to_string();
         if !(api_url.starts_with("http://") || api_url.starts_with("https://")) {
             return Err(ConfigError::Invalid {
                 key: "os2sync.api_url".into(),
@@ -123,21 +125,21 @@ impl Config {
         for (key, list) in [
             (
                 "os2sync.phone_scope_classes",
-                &s.os2sync_phone_scope_classes,
+                &s.os2sync.phone_scope_classes,
             ),
             (
                 "os2sync.landline_scope_classes",
-                &s.os2sync_landline_scope_classes,
+                &s.os2sync.landline_scope_classes,
             ),
             (
                 "os2sync.email_scope_classes",
-                &s.os2sync_email_scope_classes,
+                &s.os2sync.email_scope_classes,
             ),
             (
                 "os2sync.ignored.unit_levels",
-                &s.os2sync_ignored_unit_levels,
+                &s.os2sync.ignored_unit_levels,
             ),
-            ("os2sync.ignored.unit_types", &s.os2sync_ignored_unit_types),
+            ("os2sync.ignored.unit_types", &s.os2sync.ignored_unit_types),
         ] {
             if let Some(bad) = list.iter().find(|v| v.trim().is_empty()) {
                 return Err(ConfigError::Invalid {
@@ -149,30 +151,147 @@ impl Config {
         Ok(Config {
             cvr: cvr.trim().to_string(),
             api_url,
-            api_key: s.os2sync_api_key.clone(),
-            verify_tls: s.os2sync_ca_verify,
+            api_key: s.os2sync.api_key.clone(),
+            verify_tls: s.os2sync.ca_verify,
             top_unit,
-            hash_cache: s.os2sync_hash_cache.clone(),
-            xfer_cpr: s.os2sync_xfer_cpr,
-            autowash: s.os2sync_autowash,
-            phone_classes: s.os2sync_phone_scope_classes.clone(),
-            landline_classes: s.os2sync_landline_scope_classes.clone(),
-            email_classes: s.os2sync_email_scope_classes.clone(),
-            ignored_levels: s.os2sync_ignored_unit_levels.clone(),
-            ignored_types: s.os2sync_ignored_unit_types.clone(),
-            sync_managers: s.os2sync_sync_managers,
-            use_contact_for_tasks: s.os2sync_use_contact_for_tasks,
-            enable_kle: s.os2sync_enable_kle,
-            engagement_address: s.os2sync_employee_engagement_address.clone(),
-            uuid_from_it_systems: s.os2sync_uuid_from_it_systems.clone(),
-            truncate: s.os2sync_truncate_length.max(1),
-            user_key_it_system: s.os2sync_user_key_it_system_name.clone(),
-            hierarchy_names: s.os2sync_filter_hierarchy_names.clone(),
-            filter_users_by_it_system: s.os2sync_filter_users_by_it_system,
-            extension_as_job_function: s.os2sync_use_extension_field_as_job_function,
-            templates: Templates::new(&s.os2sync_templates)?,
+            hash_cache: s.os2sync.hash_cache.clone(),
+            xfer_cpr: s.os2sync.xfer_cpr,
+            autowash: s.os2sync.autowash,
+            phone_classes: s.os2sync.phone_scope_classes.clone(),
+            landline_classes: s.os2sync.landline_scope_classes.clone(),
+            email_classes: s.os2sync.email_scope_classes.clone(),
+            ignored_levels: s.os2sync.ignored_unit_levels.clone(),
+            ignored_types: s.os2sync.ignored_unit_types.clone(),
+            sync_managers: s.os2sync.sync_managers,
+            use_contact_for_tasks: s.os2sync.use_contact_for_tasks,
+            enable_kle: s.os2sync.enable_kle,
+            engagement_address: s.os2sync.employee_engagement_address.clone(),
+            uuid_from_it_systems: s.os2sync.uuid_from_it_systems.clone(),
+            truncate: s.os2sync.truncate_length.max(1),
+            user_key_it_system: s.os2sync.user_key_it_system_name.clone(),
+            hierarchy_names: s.os2sync.filter_hierarchy_names.clone(),
+            filter_users_by_it_system: s.os2sync.filter_users_by_it_system,
+            extension_as_job_function: s.os2sync.use_extension_field_as_job_function,
+            templates: Templates::new(&s.os2sync.templates)?,
             hierarchy_wait: std::time::Duration::from_secs(600),
             hierarchy_poll: std::time::Duration::from_secs(5),
         })
+    }
+}
+
+/// The `os2sync.*` settings, as the upstream exporter names them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Os2syncSettings {
+    /// OS2Sync's API (`…/api`).
+    #[serde(rename = "os2sync.api_url")]
+    pub api_url: String,
+    /// OS2Sync's `ApiKey` header, when it has one configured.
+    #[serde(rename = "os2sync.api_key")]
+    pub api_key: Option<Secret>,
+    #[serde(rename = "os2sync.ca_verify_os2sync")]
+    pub ca_verify: bool,
+    /// Accepted for old settings files; dipex reaches MO through its own backend settings.
+    #[serde(rename = "os2sync.ca_verify_os2mo")]
+    pub ca_verify_os2mo: bool,
+    #[serde(rename = "os2sync.top_unit_uuid")]
+    pub top_unit_uuid: Option<String>,
+    #[serde(rename = "os2sync.hash_cache")]
+    pub hash_cache: PathBuf,
+    #[serde(rename = "os2sync.xfer_cpr")]
+    pub xfer_cpr: bool,
+    #[serde(rename = "os2sync.autowash")]
+    pub autowash: bool,
+    #[serde(
+        rename = "os2sync.phone_scope_classes",
+        deserialize_with = "crate::settings::string_list"
+    )]
+    pub phone_scope_classes: Vec<String>,
+    #[serde(
+        rename = "os2sync.landline_scope_classes",
+        deserialize_with = "crate::settings::string_list"
+    )]
+    pub landline_scope_classes: Vec<String>,
+    #[serde(
+        rename = "os2sync.email_scope_classes",
+        deserialize_with = "crate::settings::string_list"
+    )]
+    pub email_scope_classes: Vec<String>,
+    #[serde(
+        rename = "os2sync.ignored.unit_levels",
+        deserialize_with = "crate::settings::string_list"
+    )]
+    pub ignored_unit_levels: Vec<String>,
+    #[serde(
+        rename = "os2sync.ignored.unit_types",
+        deserialize_with = "crate::settings::string_list"
+    )]
+    pub ignored_unit_types: Vec<String>,
+    /// Jinja templates by field key (`person.name`, `person.user_id`).
+    #[serde(rename = "os2sync.templates")]
+    pub templates: std::collections::BTreeMap<String, String>,
+    #[serde(rename = "os2sync.sync_managers")]
+    pub sync_managers: bool,
+    #[serde(rename = "os2sync.use_contact_for_tasks")]
+    pub use_contact_for_tasks: bool,
+    #[serde(rename = "os2sync.enable_kle")]
+    pub enable_kle: bool,
+    #[serde(
+        rename = "os2sync.employee_engagement_address",
+        deserialize_with = "crate::settings::string_list"
+    )]
+    pub employee_engagement_address: Vec<String>,
+    #[serde(
+        rename = "os2sync.uuid_from_it_systems",
+        deserialize_with = "crate::settings::string_list"
+    )]
+    pub uuid_from_it_systems: Vec<String>,
+    #[serde(rename = "os2sync.truncate_length")]
+    pub truncate_length: usize,
+    #[serde(rename = "os2sync.user_key_it_system_name")]
+    pub user_key_it_system_name: String,
+    #[serde(
+        rename = "os2sync.filter_hierarchy_names",
+        deserialize_with = "crate::settings::string_list"
+    )]
+    pub filter_hierarchy_names: Vec<String>,
+    #[serde(rename = "os2sync.filter_users_by_it_system")]
+    pub filter_users_by_it_system: bool,
+    #[serde(rename = "os2sync.use_extension_field_as_job_function")]
+    pub use_extension_field_as_job_function: bool,
+    /// Accepted for old settings files (the LoRa cache database); dipex reads MO or a mirror.
+    #[serde(rename = "os2sync.use_lc_db")]
+    pub use_lc_db: bool,
+}
+
+impl Default for Os2syncSettings {
+    fn default() -> Os2syncSettings {
+        Os2syncSettings {
+            api_url: "http://localhost:8081/api".into(),
+            api_key: None,
+            ca_verify: true,
+            ca_verify_os2mo: true,
+            top_unit_uuid: None,
+            hash_cache: PathBuf::from("os2sync_hash_cache"),
+            xfer_cpr: false,
+            autowash: false,
+            phone_scope_classes: Vec::new(),
+            landline_scope_classes: Vec::new(),
+            email_scope_classes: Vec::new(),
+            ignored_unit_levels: Vec::new(),
+            ignored_unit_types: Vec::new(),
+            templates: std::collections::BTreeMap::new(),
+            sync_managers: false,
+            use_contact_for_tasks: false,
+            enable_kle: false,
+            employee_engagement_address: Vec::new(),
+            uuid_from_it_systems: Vec::new(),
+            truncate_length: 200,
+            user_key_it_system_name: "Active Directory".into(),
+            filter_hierarchy_names: Vec::new(),
+            filter_users_by_it_system: false,
+            use_extension_field_as_job_function: false,
+            use_lc_db: false,
+        }
     }
 }

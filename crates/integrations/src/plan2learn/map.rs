@@ -40,7 +40,8 @@ impl Config {
     pub fn from_settings(s: &Settings) -> Result<Config, ConfigError> {
         let key = "exporters.plan2learn.root_unit";
         let root = s
-            .p2l_root_unit
+            .plan2learn
+            .root_unit
             .as_deref()
             .ok_or(ConfigError::Missing { key })?;
         let root_unit = Uuid::parse_str(root.trim()).map_err(|_| ConfigError::Invalid {
@@ -48,7 +49,7 @@ impl Config {
             reason: format!("{root:?} is not a uuid"),
         })?;
         let key = "exporters.plan2learn.job_title_field";
-        let field = s.p2l_job_title_field.trim();
+        let field = s.plan2learn.job_title_field.trim();
         let job_title_extension = field
             .strip_prefix("extension_")
             .and_then(|n| n.parse::<usize>().ok())
@@ -59,10 +60,10 @@ impl Config {
             })?;
         Ok(Config {
             root_unit,
-            allowed_engagement_types: s.p2l_allowed_engagement_types.clone(),
-            too_deep: s.p2l_too_deep.clone(),
-            email_priority: s.p2l_email_priority.clone(),
-            phone_priority: s.p2l_phone_priority.clone(),
+            allowed_engagement_types: s.plan2learn.allowed_engagement_types.clone(),
+            too_deep: s.plan2learn.too_deep.clone(),
+            email_priority: s.plan2learn.email_priority.clone(),
+            phone_priority: s.plan2learn.phone_priority.clone(),
             job_title_extension,
         })
     }

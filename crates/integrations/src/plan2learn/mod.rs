@@ -5,6 +5,7 @@
 //! `read` gets the snapshot from MO, `map` (pure) turns it into rows, `address` splits DAR
 //! address texts, `write` writes the files atomically; shipping uses [`crate::transport`].
 
+pub mod config;
 pub mod map;
 pub mod read;
 pub mod run;
