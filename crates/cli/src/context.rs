@@ -263,19 +263,3 @@ pub fn check(ctx: &Context) -> Result<Outcome> {
     tracing::info!("check: all ok");
     Ok(Outcome::Ok)
 }
-
-/// Explicit FTPS with the two TLS settings every FTPS user has (`<prefix>.verify_tls`,
-/// `<prefix>.ca_file`): plan2learn's upload and the LOS import share this one configuration.
-/// Turning verification off is warned about, naming the setting.
-pub fn explicit_tls(
-    prefix: &str,
-    verify: bool,
-    ca_file: Option<PathBuf>,
-) -> dipex_integrations::transport::ftp::FtpSecurity {
-    if !verify {
-        tracing::warn!(
-            "{prefix}.verify_tls is false: the FTPS server's certificate is not checked (only for legacy servers)"
-        );
-    }
-    dipex_integrations::transport::ftp::FtpSecurity::ExplicitTls { verify, ca_file }
-}

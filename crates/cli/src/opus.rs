@@ -125,9 +125,7 @@ fn spool_dir(ctx: &Context) -> Result<PathBuf> {
 }
 
 fn run_db_path(ctx: &Context) -> Result<&Path> {
-    ctx.settings.opus.run_db.as_deref().context(
-        "setting integrations.opus.import.run_db is required: the SQLite file with the run history",
-    )
+    Ok(ctx.settings.opus.run_db()?)
 }
 
 /// The dumps, oldest first, wherever they are.
@@ -216,20 +214,7 @@ fn last_imported(ctx: &Context) -> Result<Option<jiff::civil::DateTime>> {
 
 fn config(ctx: &Context) -> Result<Config> {
     let s = &ctx.settings;
-    let name = s
-        .municipality_name
-        .clone()
-        .context("setting municipality.name is required: it seeds the uuid of every OPUS unit")?;
-    Ok(Config {
-        unit_user_key: s.opus.unit_user_key.clone(),
-        filter_ids: s.opus.filter_ids.clone(),
-        skip_employees: s.opus.skip_employees,
-        skip_email: s.opus.skip_employee_email,
-        skip_phone: s.opus.skip_employee_phone,
-        skip_address: s.opus.skip_employee_address,
-        primary_order: s.opus.eng_types_primary_order.clone(),
-        ..Config::new(&name)
-    })
+    Ok(s.opus.mapping(s.municipality_name.as_deref())?)
 }
 
 /// The address register with its state database, and a description of it. Read-only (dry

@@ -8,7 +8,6 @@ use dipex_integrations::plan2learn::{self, Config};
 use dipex_integrations::transport::ftp::{self, FtpConfig};
 use dipex_model::Date;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 #[derive(Subcommand)]
 pub enum Plan2learnCommand {
@@ -77,33 +76,7 @@ pub fn check(ctx: &Context) -> Result<String> {
 }
 
 fn ftps(ctx: &Context) -> Result<FtpConfig> {
-    let s = &ctx.settings;
-    let (Some(host), Some(user), Some(password)) = (
-        &s.plan2learn.host,
-        &s.plan2learn.user,
-        &s.plan2learn.password,
-    ) else {
-        bail!(
-            "shipping needs exporters.plan2learn.host, exporters.plan2learn.user and exporters.plan2learn.password"
-        );
-    };
-    let (host, port) = match host.rsplit_once(':') {
-        Some((h, p)) if p.parse::<u16>().is_ok() => (h.to_string(), p.parse().expect("checked")),
-        _ => (host.clone(), s.plan2learn.port),
-    };
-    Ok(FtpConfig {
-        host,
-        port,
-        user: user.clone(),
-        password: password.expose().to_string(),
-        security: crate::context::explicit_tls(
-            "exporters.plan2learn",
-            s.plan2learn.verify_tls,
-            s.plan2learn.ca_file.clone(),
-        ),
-        timeout: Duration::from_secs(30),
-        dir: s.plan2learn.remote_dir.clone(),
-    })
+    Ok(ctx.settings.plan2learn.upload()?)
 }
 
 fn ship(ctx: &Context, dir: &Path) -> Result<()> {

@@ -739,9 +739,18 @@ mod tests {
         // Each namespace's keys are its own struct's (a key under another prefix would be
         // read by the wrong connector).
         for (part, prefix) in [
-            (serde_json::to_value(OpusSettings::default()), "integrations.opus."),
-            (serde_json::to_value(LosSettings::default()), "integrations.aarhus_los."),
-            (serde_json::to_value(DarSettings::default()), "integrations.dar."),
+            (
+                serde_json::to_value(OpusSettings::default()),
+                "integrations.opus.",
+            ),
+            (
+                serde_json::to_value(LosSettings::default()),
+                "integrations.aarhus_los.",
+            ),
+            (
+                serde_json::to_value(DarSettings::default()),
+                "integrations.dar.",
+            ),
             (serde_json::to_value(MoraSettings::default()), "mora."),
         ] {
             let Ok(Value::Object(m)) = part else {
@@ -766,7 +775,12 @@ mod tests {
         .unwrap();
         assert!(w.is_empty());
         assert_eq!(
-            (s.los.ftp_port, s.plan2learn.port, s.dar.connections, s.mora.page_size),
+            (
+                s.los.ftp_port,
+                s.plan2learn.port,
+                s.dar.connections,
+                s.mora.page_size
+            ),
             (2222, 990, 3, 7)
         );
         assert!(s.opus.skip_employees);

@@ -3,8 +3,13 @@
 //! ([`crate::settings::Settings::load`]), which names a wrong type by its key.
 
 use crate::settings::Secret;
+use crate::transport::ftp::{FtpConfig, FtpSecurity, explicit_tls};
+use crate::transport::sftp::{HostKeyCheck, SftpAuth, SftpConfig};
+use crate::transport::source::Source;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
+use std::time::Duration;
+use uuid::Uuid;
 
 /// The `integrations.aarhus_los.*` settings: where the files are (folder, FTP/FTPS, SFTP), the state file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -68,6 +73,94 @@ impl Default for LosSettings {
             state_file: None,
             csv_folder: None,
             azid_it_system: None,
+        }
+    }
+}
+
+/// A LOS setting that is missing or wrong, by its key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("setting integrations.aarhus_los.{0} is required")]
+    Missing(&'static str),
+    #[error(
+        "SFTP needs the server's host key: set integrations.aarhus_los.ftp_known_hosts to a known_hosts file \
+         (or integrations.aarhus_los.ftp_insecure_host_key to true to skip the check)"
+    )]
+    NoHostKey,
+    #[error("setting integrations.aarhus_los.azid_it_system_uuid: {0:?} is not a uuid")]
+    NotAUuid(String),
+}
+
+fn required<'a>(v: Option<&'a str>, key: &'static str) -> Result<&'a str, ConfigError> {
+    v.filter(|s| !s.trim().is_empty())
+        .ok_or(ConfigError::Missing(key))
+}
+
+impl LosSettings {
+    /// Where the files are: a local folder, SFTP (with a key) or FTP/FTPS.
+    pub fn source(&self) -> Result<Source, ConfigError> {
+        if let Some(dir) = &self.csv_folder {
+            return Ok(Source::Local(dir.clone()));
+        }
+        let host = required(self.ftp_url.as_deref(), "ftp_url")?.to_string();
+        let user = required(self.ftp_user.as_deref(), "ftp_user")?.to_string();
+        let password = self.ftp_pass.as_ref().map(|p| p.expose().to_string());
+        let dir = Some(self.ftp_folder.clone()).filter(|d| !d.is_empty());
+        if let Some(key) = &self.ssh_key_path {
+            let passphrase = self.ssh_key_pass.as_ref().map(|p| p.expose().to_string());
+            let auth = match password {
+                Some(password) => SftpAuth::KeyThenPassword {
+                    path: key.clone(),
+                    passphrase,
+                    password,
+                },
+                None => SftpAuth::Key {
+                    path: key.clone(),
+                    passphrase,
+                },
+            };
+            let host_keys = match (&self.known_hosts, self.insecure_host_key) {
+                (Some(k), _) => HostKeyCheck::KnownHosts(k.clone()),
+                (None, true) => HostKeyCheck::Insecure,
+                (None, false) => return Err(ConfigError::NoHostKey),
+            };
+            let mut cfg = SftpConfig::new(&host, &user, auth, host_keys);
+            cfg.port = self.ftp_port;
+            cfg.dir = dir;
+            return Ok(Source::Sftp(cfg));
+        }
+        let password = password.ok_or(ConfigError::Missing("ftp_pass"))?;
+        let security = if self.ftps {
+            explicit_tls(
+                "integrations.aarhus_los",
+                self.verify_tls,
+                self.ca_file.clone(),
+            )
+        } else {
+            FtpSecurity::Plain
+        };
+        let mut cfg = FtpConfig::new(&host, &user, &password, security);
+        cfg.dir = dir;
+        cfg.timeout = Duration::from_secs(60);
+        Ok(Source::Ftp(cfg))
+    }
+
+    /// The state file (the time of the last successful run).
+    pub fn state_file(&self) -> Result<PathBuf, ConfigError> {
+        self.state_file
+            .clone()
+            .ok_or(ConfigError::Missing("state_file"))
+    }
+
+    /// The IT system of the `AZID` column: `given` (the command line), else the setting, else
+    /// the default AZ system.
+    pub fn azid_system(&self, given: Option<Uuid>) -> Result<Uuid, ConfigError> {
+        match (given, &self.azid_it_system) {
+            (Some(u), _) => Ok(u),
+            (None, Some(u)) => {
+                Uuid::parse_str(u.trim()).map_err(|_| ConfigError::NotAUuid(u.clone()))
+            }
+            (None, None) => Ok(Uuid::parse_str(super::uuids::AZID_SYSTEM).expect("a uuid")),
         }
     }
 }

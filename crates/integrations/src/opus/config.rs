@@ -2,6 +2,7 @@
 //! types and defaults. Read from the same settings file as every other namespace
 //! ([`crate::settings::Settings::load`]), which names a wrong type by its key.
 
+use super::map::Config;
 use crate::settings::Secret;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -74,5 +75,38 @@ impl Default for OpusSettings {
             smb_user: None,
             smb_password: None,
         }
+    }
+}
+
+/// An OPUS setting that is missing, by its key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("setting municipality.name is required: it seeds the uuid of every OPUS unit")]
+    NoMunicipality,
+    #[error(
+        "setting integrations.opus.import.run_db is required: the SQLite file with the run history"
+    )]
+    NoRunDb,
+}
+
+impl OpusSettings {
+    /// The mapping's settings, for the municipality named `municipality` (`municipality.name`).
+    pub fn mapping(&self, municipality: Option<&str>) -> Result<Config, ConfigError> {
+        let name = municipality.ok_or(ConfigError::NoMunicipality)?;
+        Ok(Config {
+            unit_user_key: self.unit_user_key.clone(),
+            filter_ids: self.filter_ids.clone(),
+            skip_employees: self.skip_employees,
+            skip_email: self.skip_employee_email,
+            skip_phone: self.skip_employee_phone,
+            skip_address: self.skip_employee_address,
+            primary_order: self.eng_types_primary_order.clone(),
+            ..Config::new(name)
+        })
+    }
+
+    /// The run history database.
+    pub fn run_db(&self) -> Result<&std::path::Path, ConfigError> {
+        self.run_db.as_deref().ok_or(ConfigError::NoRunDb)
     }
 }

@@ -4,7 +4,6 @@
 
 use super::read::Snapshot;
 use crate::common::address;
-use crate::settings::Settings;
 use dipex_model::{Address, Class, Date, Engagement, Manager, Object, OrgUnit, Person, Value};
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -25,48 +24,6 @@ pub struct Config {
     pub phone_priority: Vec<String>,
     /// `exporters.plan2learn.job_title_field`: which `extension_N` overrides the job title.
     pub job_title_extension: usize,
-}
-
-/// A setting is missing or wrong.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("setting {key:?} is required for the plan2learn export")]
-    Missing { key: &'static str },
-    #[error("setting {key:?}: {reason}")]
-    Invalid { key: &'static str, reason: String },
-}
-
-impl Config {
-    pub fn from_settings(s: &Settings) -> Result<Config, ConfigError> {
-        let key = "exporters.plan2learn.root_unit";
-        let root = s
-            .plan2learn
-            .root_unit
-            .as_deref()
-            .ok_or(ConfigError::Missing { key })?;
-        let root_unit = Uuid::parse_str(root.trim()).map_err(|_| ConfigError::Invalid {
-            key,
-            reason: format!("{root:?} is not a uuid"),
-        })?;
-        let key = "exporters.plan2learn.job_title_field";
-        let field = s.plan2learn.job_title_field.trim();
-        let job_title_extension = field
-            .strip_prefix("extension_")
-            .and_then(|n| n.parse::<usize>().ok())
-            .filter(|n| (1..=10).contains(n))
-            .ok_or_else(|| ConfigError::Invalid {
-                key,
-                reason: format!("{field:?} is not one of extension_1 … extension_10"),
-            })?;
-        Ok(Config {
-            root_unit,
-            allowed_engagement_types: s.plan2learn.allowed_engagement_types.clone(),
-            too_deep: s.plan2learn.too_deep.clone(),
-            email_priority: s.plan2learn.email_priority.clone(),
-            phone_priority: s.plan2learn.phone_priority.clone(),
-            job_title_extension,
-        })
-    }
 }
 
 /// One CSV file: its name, header and rows.

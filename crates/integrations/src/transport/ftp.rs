@@ -324,6 +324,18 @@ impl FtpError {
     }
 }
 
+/// Explicit FTPS with the two TLS settings every FTPS user has (`<prefix>.verify_tls`,
+/// `<prefix>.ca_file`): plan2learn's upload and the LOS import share this one configuration.
+/// Turning verification off is warned about, naming the setting.
+pub fn explicit_tls(prefix: &str, verify: bool, ca_file: Option<PathBuf>) -> FtpSecurity {
+    if !verify {
+        tracing::warn!(
+            "{prefix}.verify_tls is false: the FTPS server's certificate is not checked (only for legacy servers)"
+        );
+    }
+    FtpSecurity::ExplicitTls { verify, ca_file }
+}
+
 /// Put `files` (local path, remote name) into the login (or [`FtpConfig::dir`]) directory, all
 /// or none, by the rule of [`super::put`]: every file is uploaded under a temporary name first,
 /// and only when all are there are the previous files moved to backup names and the new ones
