@@ -58,11 +58,12 @@ pub fn run(ctx: &Context, c: LosCommand) -> Result<Outcome> {
         dry_run,
     };
     let report = run::import(&mut *backend, &job, &mut SystemEnv);
+    crate::dar::log_stats(&register);
+    let report = report?;
+    // The register's state (its cache) advances only after the import succeeded.
     if !dry_run {
         register.flush()?;
     }
-    crate::dar::log_stats(&register);
-    let report = report?;
     if dry_run {
         for op in &report.seed.ops {
             println!("{op}");

@@ -130,7 +130,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// Whether a failure came after part of a plan was written to OS2mo (exit code 3).
+/// Whether a failure came after part of the work was applied: a plan partly written to OS2mo,
+/// or earlier dumps or files of the run imported (exit code 3).
 fn partly_applied(e: &anyhow::Error) -> bool {
     use dipex_backend::BackendError;
     use dipex_backend::os2mo::Os2moError;
@@ -140,7 +141,9 @@ fn partly_applied(e: &anyhow::Error) -> bool {
             .is_some_and(Os2moError::partly_applied)
             || c.downcast_ref::<BackendError>()
                 .is_some_and(BackendError::partly_applied)
-            || matches!(c.downcast_ref::<opus::run::RunError>(), Some(opus::run::RunError::Backend(b)) if b.partly_applied())
-            || matches!(c.downcast_ref::<los::run::RunError>(), Some(los::run::RunError::Backend(b)) if b.partly_applied())
+            || c.downcast_ref::<opus::run::RunError>()
+                .is_some_and(opus::run::RunError::partly_applied)
+            || c.downcast_ref::<los::run::RunError>()
+                .is_some_and(los::run::RunError::partly_applied)
     })
 }

@@ -377,11 +377,12 @@ fn import(ctx: &Context, a: ImportArgs) -> Result<Outcome> {
         )
     };
     pb.finish_and_clear();
+    crate::dar::log_stats(&register);
+    let r = result?;
+    // The register's state (its cache) advances only after the import succeeded.
     if !a.dry_run {
         register.flush()?;
     }
-    crate::dar::log_stats(&register);
-    let r = result?;
     if r.dumps.is_empty() {
         tracing::info!("opus import: nothing to do, every dump is imported");
     }
@@ -440,10 +441,12 @@ fn reimport(ctx: &Context, a: ReimportArgs) -> Result<Outcome> {
         &mut events,
     );
     pb.finish_and_clear();
+    let result = result?;
+    // The register's state (its cache) advances only after the import succeeded.
     if !a.dry_run {
         register.flush()?;
     }
-    Ok(report(&result?, a.dry_run))
+    Ok(report(&result, a.dry_run))
 }
 
 fn status(ctx: &Context) -> Result<Outcome> {

@@ -76,6 +76,35 @@ const DAY1: &str = "ZLPE20200101220000_delta.xml";
 const DAY2: &str = "ZLPE20200102220000_delta.xml";
 
 #[test]
+fn a_dump_that_fails_after_earlier_ones_were_imported_gives_exit_code_three_naming_them() {
+    let s = Site::new(&[DAY1, DAY2]);
+    let broken = s.path("dumps").join(DAY2);
+    let text2 = std::fs::read_to_string(&broken).unwrap();
+    std::fs::write(&broken, &text2[..text2.len() / 2]).unwrap();
+    let o = s.run(&["opus", "import"]);
+    assert_eq!(code(&o), 3, "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert_eq!(
+        err.lines().last().unwrap(),
+        format!(
+            "ERROR {}:82:3: malformed XML: syntax error: tag not closed: `>` not found before end of input; \
+             the dumps before it were imported: {DAY1} (a re-run continues with {DAY2})",
+            broken.display()
+        ),
+        "{err}"
+    );
+    // A re-run with the dump repaired imports the second dump only.
+    std::fs::write(&broken, &text2).unwrap();
+    let o = s.run(&["opus", "import"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("opus import: 1 dumps,"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+#[test]
 fn import_then_dump_tree_status_and_nothing_to_do() {
     let s = Site::new(&[DAY1, DAY2]);
     let o = s.run(&["opus", "import"]);
@@ -774,26 +803,31 @@ fn os2sync_check_dry_run_export_and_a_refused_request_gives_exit_code_one() {
     );
 }
 
-#[test]
-fn los_import_from_a_local_folder_then_nothing_new() {
-    let s = Site::new(&[]);
+/// A copy of the LOS fixture files in `losfiles` (the import writes its DAR failure list into
+/// the source folder), delivered an hour ago (a file modified in the second a run starts counts
+/// as new, docs/los.md), with `replace` written over some of them, and `los.json` to import
+/// them.
+fn los_site(s: &Site, replace: &[(&str, &str)]) {
     let los = repo().join("crates/integrations/tests/fixtures/los");
-    // A copy: the import writes its DAR failure list into the source folder. Delivered an hour
-    // ago (a file modified in the second a run starts counts as new, docs/los.md).
     std::fs::create_dir(s.path("losfiles")).unwrap();
     for e in std::fs::read_dir(los.join("ok")).unwrap() {
         let e = e.unwrap();
         let to = s.path("losfiles").join(e.file_name());
         std::fs::copy(e.path(), &to).unwrap();
+    }
+    for (name, text) in replace {
+        std::fs::write(s.path("losfiles").join(name), text).unwrap();
+    }
+    for e in std::fs::read_dir(s.path("losfiles")).unwrap() {
         std::fs::File::options()
             .write(true)
-            .open(&to)
+            .open(e.unwrap().path())
             .unwrap()
             .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3600))
             .unwrap();
     }
     with_settings(
-        &s,
+        s,
         "los.json",
         serde_json::json!({
             "integrations.aarhus_los.import_csv_folder": s.path("losfiles"),
@@ -801,6 +835,31 @@ fn los_import_from_a_local_folder_then_nothing_new() {
             "integrations.dar.address_file": los.join("adresser.csv"),
         }),
     );
+}
+
+#[test]
+fn a_los_file_that_fails_after_earlier_ones_were_imported_gives_exit_code_three_naming_them() {
+    let s = Site::new(&[]);
+    los_site(&s, &[("Pers_luk_20210305_020000.csv", "nonsense\n")]);
+    let o = s.run(&["--settings", "los.json", "los", "import"]);
+    assert_eq!(code(&o), 3, "{}", text(&o.stderr));
+    assert_eq!(
+        text(&o.stderr).lines().last().unwrap(),
+        "ERROR Pers_luk_20210305_020000.csv:1: missing columns: UUID, CPR, CPRNavn; the header has: nonsense; \
+         the files before it were imported: STAM_UUID_Engagementstype.csv, STAM_UUID_Enhedstype.csv, \
+         STAM_UUID_Stillingsbetegnelse.csv, STAM_UUID_BVN_Stillingsbetegnelse.csv, STAM_UUID_Lederansvar.csv, \
+         STAM_UUID_Lederniveau.csv, STAM_UUID_Ledertype.csv, STAM_UUID_Tilknytningsrolle.csv, \
+         STAM_UUID_ITSystem.csv, Org_inital_20210101_010000.csv, Org_initial_20210102_010000.csv, \
+         Org_nye_20210301_020000.csv, Org_ret_20210302_020000.csv, Pers_nye_20210303_020000.csv, \
+         Pers_ret_20210304_020000.csv (a re-run reads them again and continues with Pers_luk_20210305_020000.csv)"
+    );
+    assert!(!s.path("los/state").exists(), "the state does not move");
+}
+
+#[test]
+fn los_import_from_a_local_folder_then_nothing_new() {
+    let s = Site::new(&[]);
+    los_site(&s, &[]);
     // `dipex check` lists the source and counts what an import would read.
     let o = s.run(&["--settings", "los.json", "check"]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));

@@ -41,6 +41,29 @@ pub enum RunError {
     State(#[from] state::StateError),
     #[error("{file}: {error}")]
     Write { file: String, error: std::io::Error },
+    /// A file failed after the files before it in the same run were imported (the state file
+    /// does not move: a re-run reads them again, which changes nothing).
+    #[error(
+        "{error}; the files before it were imported: {} (a re-run reads them again and continues with {failed})",
+        imported.join(", ")
+    )]
+    AfterImported {
+        imported: Vec<String>,
+        failed: String,
+        /// Not a `source()`: the message shows it, and error chains are printed once.
+        error: Box<RunError>,
+    },
+}
+
+impl RunError {
+    /// Whether part of the run's work was written before it failed (exit code 3).
+    pub fn partly_applied(&self) -> bool {
+        match self {
+            RunError::AfterImported { .. } => true,
+            RunError::Backend(b) => b.partly_applied(),
+            _ => false,
+        }
+    }
 }
 
 // The wrapped errors are shown in the message, so they are not also given as `source()`:
@@ -488,7 +511,25 @@ pub fn import(
     retry_pending(backend, job, env, today, &mut report)?;
     let mut new_pending = 0;
     for file in &planned.files {
-        let fr = import_file(backend, job, env, file, today, &mut report.dar_lists)?;
+        let fr = match import_file(backend, job, env, file, today, &mut report.dar_lists) {
+            Ok(fr) => fr,
+            Err(e) => {
+                let imported: Vec<String> = report
+                    .files
+                    .iter()
+                    .filter(|f| !job.dry_run && f.name != "(seed)")
+                    .map(|f| f.name.clone())
+                    .collect();
+                if imported.is_empty() || e.partly_applied() {
+                    return Err(e);
+                }
+                return Err(RunError::AfterImported {
+                    imported,
+                    failed: file.name.clone(),
+                    error: Box::new(e),
+                });
+            }
+        };
         new_pending += fr.dar_pending;
         report.files.push(fr);
     }

@@ -60,6 +60,29 @@ pub enum RunError {
     NotFound { id: String, since: DateTime },
     #[error(transparent)]
     Dar(#[from] DarError),
+    /// A dump failed after the dumps before it in the same run were imported (and recorded in
+    /// the run history).
+    #[error(
+        "{error}; the dumps before it were imported: {} (a re-run continues with {failed})",
+        imported.join(", ")
+    )]
+    AfterImported {
+        imported: Vec<String>,
+        failed: String,
+        /// Not a `source()`: the message shows it, and error chains are printed once.
+        error: Box<RunError>,
+    },
+}
+
+impl RunError {
+    /// Whether part of the run's work was written before it failed (exit code 3).
+    pub fn partly_applied(&self) -> bool {
+        match self {
+            RunError::AfterImported { .. } => true,
+            RunError::Backend(b) => b.partly_applied(),
+            _ => false,
+        }
+    }
 }
 
 /// An operation OS2mo refused (or did not get because it depends on a refused object), with the
@@ -976,7 +999,20 @@ pub fn import(
                 if let (Some(db), Some(row)) = (rundb.as_deref(), row) {
                     db.abandon(row)?;
                 }
-                return Err(e);
+                let imported: Vec<String> = report
+                    .dumps
+                    .iter()
+                    .filter(|d| !job.dry_run && !d.name.ends_with("(pending addresses)"))
+                    .map(|d| d.name.clone())
+                    .collect();
+                if imported.is_empty() || e.partly_applied() {
+                    return Err(e);
+                }
+                return Err(RunError::AfterImported {
+                    imported,
+                    failed: file.name.clone(),
+                    error: Box::new(e),
+                });
             }
         }
     }
