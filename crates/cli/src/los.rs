@@ -59,8 +59,9 @@ pub fn run(ctx: &Context, c: LosCommand) -> Result<Outcome> {
     };
     let report = run::import(&mut *backend, &job, &mut SystemEnv);
     crate::dar::log_stats(&register);
-    let report = report?;
-    // The register's state (its cache) advances only after the import succeeded.
+    let report = report.inspect_err(|_| register.discard())?;
+    // The register's state (its cache) advances only after the import succeeded; a failed
+    // run discards the answers it got (the next run asks again).
     if !dry_run {
         register.flush()?;
     }

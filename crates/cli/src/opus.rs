@@ -378,8 +378,9 @@ fn import(ctx: &Context, a: ImportArgs) -> Result<Outcome> {
     };
     pb.finish_and_clear();
     crate::dar::log_stats(&register);
-    let r = result?;
-    // The register's state (its cache) advances only after the import succeeded.
+    let r = result.inspect_err(|_| register.discard())?;
+    // The register's state (its cache) advances only after the import succeeded; a failed
+    // run discards the answers it got (the next run asks again).
     if !a.dry_run {
         register.flush()?;
     }
@@ -441,8 +442,9 @@ fn reimport(ctx: &Context, a: ReimportArgs) -> Result<Outcome> {
         &mut events,
     );
     pb.finish_and_clear();
-    let result = result?;
-    // The register's state (its cache) advances only after the import succeeded.
+    let result = result.inspect_err(|_| register.discard())?;
+    // The register's state (its cache) advances only after the import succeeded; a failed
+    // run discards the answers it got (the next run asks again).
     if !a.dry_run {
         register.flush()?;
     }

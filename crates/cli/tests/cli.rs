@@ -854,6 +854,35 @@ fn a_los_file_that_fails_after_earlier_ones_were_imported_gives_exit_code_three_
          Pers_ret_20210304_020000.csv (a re-run reads them again and continues with Pers_luk_20210305_020000.csv)"
     );
     assert!(!s.path("los/state").exists(), "the state does not move");
+    let asked = |o: &Output| -> String {
+        text(&o.stderr)
+            .lines()
+            .find(|l| l.contains("address register:"))
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        asked(&o),
+        " INFO address register: 1 answers from the cache, 5 asked"
+    );
+    // Repaired, the run imports everything; the register's state did not advance with the
+    // failed run, so it asks the same again.
+    std::fs::copy(
+        repo().join("crates/integrations/tests/fixtures/los/ok/Pers_luk_20210305_020000.csv"),
+        s.path("losfiles/Pers_luk_20210305_020000.csv"),
+    )
+    .unwrap();
+    let o = s.run(&["--settings", "los.json", "los", "import"]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert_eq!(
+        asked(&o),
+        " INFO address register: 1 answers from the cache, 5 asked"
+    );
+    let o = s.run(&["--settings", "los.json", "los", "import"]);
+    assert_eq!(
+        asked(&o),
+        " INFO address register: 0 answers from the cache, 0 asked"
+    );
 }
 
 #[test]

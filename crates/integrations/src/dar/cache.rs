@@ -219,6 +219,15 @@ impl<R: AddressRegister> CachedRegister<R> {
         self.write(None)
     }
 
+    /// Forget the answers got since the last flush, so that nothing of them is written (not
+    /// even when the register is dropped): the importers call it when their run failed, so
+    /// the register's state database advances only with a run that succeeded.
+    pub fn discard(&self) {
+        let mut state = self.lock();
+        state.pending.clear();
+        state.pending_texts.clear();
+    }
+
     /// The pending objects of `importer` (none in a file without the table).
     pub fn pending_objects(&self, importer: &str) -> Result<Vec<Pending>, DarError> {
         let state = self.lock();
