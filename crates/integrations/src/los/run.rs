@@ -103,10 +103,11 @@ pub struct FileReport {
     pub name: String,
     pub rows: usize,
     pub plan: Plan,
-    pub rejected: Vec<(u64, String)>,
+    /// Rows that were not imported, each with its file, line and reason.
+    pub rejected: Vec<Problem>,
     /// Operations OS2mo refused (or did not get because they depend on a refused object).
     pub refused: Vec<Refused>,
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Problem>,
     pub dar_failures: usize,
     /// Units whose postal address lookup failed (pending).
     pub dar_pending: usize,
@@ -173,16 +174,11 @@ impl Report {
         let mut counts = dipex_model::plan::Counts::default();
         for f in &self.files {
             let file = f.name.as_str();
-            for w in &f.warnings {
-                s.problems.push(Problem::warning(file, w.as_str()));
-            }
+            s.problems.extend(f.warnings.iter().cloned());
             for r in &f.refused {
                 s.problems.push(Problem::rejected(file, r.to_string()));
             }
-            for (line, why) in &f.rejected {
-                s.problems
-                    .push(Problem::rejected(file, why.as_str()).at(Some(*line)));
-            }
+            s.problems.extend(f.rejected.iter().cloned());
             let c = f.plan.counts();
             counts.created += c.created;
             counts.updated += c.updated;
@@ -452,10 +448,14 @@ fn write_failure_list(
     dar_lists.push(path);
     // Also onto the server, for LOS's people; a server that refuses is only a warning.
     if let Err(e) = job.source.put("DARfejlliste", &name, list.as_bytes()) {
-        fr.warnings.push(format!(
-            "the DAR failure list could not be put into DARfejlliste on {}: {e}",
-            job.source.describe()
-        ));
+        let warning = Problem::warning(
+            fr.name.as_str(),
+            format!(
+                "the DAR failure list could not be put into DARfejlliste on {}: {e}",
+                job.source.describe()
+            ),
+        );
+        fr.warnings.push(warning);
     }
     Ok(())
 }
@@ -564,7 +564,7 @@ fn import_file(
         ..FileReport::default()
     };
     if let Some(w) = warning {
-        fr.warnings.push(w.message);
+        fr.warnings.push(Problem::warning(file.name.as_str(), w.message));
     }
     // What MO holds for the rows of this file, and the persons of its CPR numbers.
     let kind = |k: Kind, ids: Vec<Uuid>| -> Result<HashMap<Uuid, Object>, BackendError> {
@@ -589,7 +589,7 @@ fn import_file(
                 r.iter().filter_map(|x| x.post_address.as_deref()),
             );
             if failed > 0 {
-                fr.warnings.push(format!("{failed} address lookups failed; those units' postal addresses are pending: looked up again next run"));
+                fr.warnings.push(Problem::warning(file.name.as_str(), format!("{failed} address lookups failed; those units' postal addresses are pending: looked up again next run")));
             }
             dar = answers;
             kind(Kind::OrgUnit, r.iter().map(|x| x.uuid).collect())?
@@ -635,8 +635,17 @@ fn import_file(
         Rows::Managers(r) => map::managers(r, &ctx),
         Rows::ManagerEnds(r) => map::manager_ends(r, &ctx),
     };
-    fr.rejected = mapped.rejected;
-    fr.warnings.extend(mapped.warnings);
+    fr.rejected = mapped
+        .rejected
+        .into_iter()
+        .map(|(line, why)| Problem::rejected(file.name.as_str(), why).at(Some(line)))
+        .collect();
+    fr.warnings.extend(
+        mapped
+            .warnings
+            .into_iter()
+            .map(|w| Problem::warning(file.name.as_str(), w)),
+    );
     fr.dar_failures = mapped.dar_failures.len();
     fr.dar_pending = mapped.dar_pending.len();
     (fr.plan, fr.refused) = write(backend, mapped.facts, job.dry_run, &reg(env, &file.name))?;

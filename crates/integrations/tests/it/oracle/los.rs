@@ -265,11 +265,7 @@ fn check(seed: u64, days: usize, interrupt_every: Option<usize>, gaps: bool) -> 
         let rejected: Vec<String> = r
             .files
             .iter()
-            .flat_map(|f| {
-                f.rejected
-                    .iter()
-                    .map(move |(line, why)| format!("{} line {line}: {why}", f.name))
-            })
+            .flat_map(|f| f.rejected.iter().map(ToString::to_string))
             .collect();
         if !rejected.is_empty() {
             return Err(format!(
