@@ -213,7 +213,7 @@ pub fn bench(a: &PeerArgs) -> Result<()> {
             // The renderings name file, line, element and reason; never a CPR number.
             for d in &r.dumps {
                 for rej in &d.rejected {
-                    println!("  rejected: {}", rej.render(&d.name));
+                    println!("  {rej}");
                 }
                 for m in &d.refused {
                     println!("  refused by OS2mo: {}", m.render(&d.name));

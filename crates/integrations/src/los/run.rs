@@ -564,7 +564,8 @@ fn import_file(
         ..FileReport::default()
     };
     if let Some(w) = warning {
-        fr.warnings.push(Problem::warning(file.name.as_str(), w.message));
+        fr.warnings
+            .push(Problem::warning(file.name.as_str(), w.message));
     }
     // What MO holds for the rows of this file, and the persons of its CPR numbers.
     let kind = |k: Kind, ids: Vec<Uuid>| -> Result<HashMap<Uuid, Object>, BackendError> {

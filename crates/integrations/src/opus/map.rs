@@ -13,6 +13,7 @@ use super::parse::{AddressField, Dump, Employee, EmployeeData, Unit};
 use super::primary::{self, PrimaryClasses};
 use super::uuids::OpusUuids;
 use crate::ad::{self, AdLookup, Directory};
+use crate::common::report::Problem;
 use dipex_model::{
     Address, Class, Cpr, Date, Engagement, Facet, Fact, ItSystem, ItUser, Kind, Manager, Object,
     OrgUnit, Organisation, Person, Role, Validity, Value,
@@ -63,12 +64,12 @@ pub struct Rejection {
 }
 
 impl Rejection {
-    /// `file:line: element, field F: reason`, like the parser's errors.
-    pub fn render(&self, file: &str) -> String {
-        format!(
-            "{file}:{}: {}, field {}: {}",
-            self.line, self.element, self.field, self.reason
-        )
+    /// The rejection in the one report shape, in dump `file`.
+    pub fn problem(&self, file: &str) -> Problem {
+        Problem::rejected(file, self.reason.as_str())
+            .at(Some(self.line))
+            .element(self.element.as_str())
+            .field(self.field)
     }
 }
 
@@ -89,11 +90,9 @@ impl Notice {
     pub fn general(text: String) -> Notice {
         Notice { line: None, text }
     }
-    pub fn render(&self, file: &str) -> String {
-        match self.line {
-            Some(l) => format!("{file}:{l}: {}", self.text),
-            None => format!("{file}: {}", self.text),
-        }
+    /// The warning in the one report shape, in dump `file`.
+    pub fn problem(&self, file: &str) -> Problem {
+        Problem::warning(file, self.text.as_str()).at(self.line)
     }
 }
 

@@ -12,7 +12,7 @@
 
 use super::diff::{self, Changes, Tree, TreeError};
 use super::files::DumpFile;
-use super::map::{self, Config, DarAnswers, MapError, Mapper, Notice, Rejection};
+use super::map::{self, Config, DarAnswers, MapError, Mapper, Notice};
 use super::parse::{self, AddressField, Digest, Dump, ParseError};
 use super::state::{Digests, RunDb, RunRow, StateError};
 use crate::ad::{AdLookup, Directory};
@@ -120,10 +120,10 @@ pub struct DumpReport {
     pub name: String,
     pub changes: Changes,
     pub counts: Counts,
-    pub rejected: Vec<Rejection>,
+    pub rejected: Vec<Problem>,
     /// Operations OS2mo refused; their records are tried again on the next run.
     pub refused: Vec<MoRefusal>,
-    pub warnings: Vec<Notice>,
+    pub warnings: Vec<Problem>,
     /// The plan, kept for dry runs.
     pub plan: Option<Plan>,
     /// Units and employments whose address lookup failed in this dump (pending).
@@ -169,18 +169,8 @@ impl ImportReport {
         let mut s = Summary::new("opus import", dry_run);
         for d in &self.dumps {
             let file = d.name.as_str();
-            for w in &d.warnings {
-                s.problems
-                    .push(Problem::warning(file, w.text.clone()).at(w.line));
-            }
-            for r in &d.rejected {
-                s.problems.push(
-                    Problem::rejected(file, r.reason.clone())
-                        .at(Some(r.line))
-                        .element(r.element.clone())
-                        .field(r.field),
-                );
-            }
+            s.problems.extend(d.warnings.iter().cloned());
+            s.problems.extend(d.rejected.iter().cloned());
             for r in &d.refused {
                 let p = Problem::rejected(file, r.refused.to_string());
                 s.problems.push(match &r.record {
@@ -828,9 +818,13 @@ fn import_dump(
         name: file.name.clone(),
         changes,
         counts,
-        rejected: mapped.rejected,
+        rejected: mapped
+            .rejected
+            .iter()
+            .map(|r| r.problem(&file.name))
+            .collect(),
         refused,
-        warnings,
+        warnings: warnings.iter().map(|w| w.problem(&file.name)).collect(),
         plan,
         pending: new_pending,
         pending_settled: resolved.len(),
@@ -931,8 +925,9 @@ pub fn import(
             &mut pending,
             events,
         )?;
-        warnings.append(&mut dump_report.warnings);
-        dump_report.warnings = warnings;
+        let mut all: Vec<Problem> = warnings.iter().map(|w| w.problem(&file.name)).collect();
+        all.append(&mut dump_report.warnings);
+        dump_report.warnings = all;
         dump_report.name = format!("{} (pending addresses)", file.name);
         report.dumps.push(dump_report);
     }
@@ -988,8 +983,10 @@ pub fn import(
                     let stored = previous.as_ref().filter(|p| p.1).map(|p| &p.0);
                     db.finish(file.timestamp, env.now(), &digests, stored)?;
                 }
-                warnings.append(&mut dump_report.warnings);
-                dump_report.warnings = warnings;
+                let mut all: Vec<Problem> =
+                    warnings.iter().map(|w| w.problem(&file.name)).collect();
+                all.append(&mut dump_report.warnings);
+                dump_report.warnings = all;
                 report.dumps.push(dump_report);
                 last = Some(file.timestamp);
             }

@@ -621,7 +621,11 @@ fn an_ad_guid_that_mo_already_uses_is_not_taken() {
         },
     )]));
     let r = w.import();
-    let warnings: Vec<String> = r.dumps[0].warnings.iter().map(|n| n.text.clone()).collect();
+    let warnings: Vec<String> = r.dumps[0]
+        .warnings
+        .iter()
+        .map(|n| n.reason.clone())
+        .collect();
     assert!(
         warnings
             .iter()

@@ -285,7 +285,7 @@ fn check(seed: u64, days: usize, interrupt_every: Option<usize>) -> Result<(), S
         let rejected: Vec<String> = r
             .dumps
             .iter()
-            .flat_map(|d| d.rejected.iter().map(|x| x.render(&d.name)))
+            .flat_map(|d| d.rejected.iter().map(ToString::to_string))
             .collect();
         if !rejected.is_empty() {
             return Err(format!(
