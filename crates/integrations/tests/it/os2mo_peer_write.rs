@@ -8,7 +8,7 @@
 //! `start.sh` with `OS2MO_RESET=1`), because they reset, restart and kill it: root
 //! `$DIPEX_WRITE_PEER_ROOT` (default `/tmp/os2mo-peer-kill`), OS2mo on port
 //! `$DIPEX_WRITE_PEER_PORT` (default 5400), PostgreSQL on `$DIPEX_WRITE_PEER_PGPORT` (default
-//! 55832), its fake DAR register knowing the bundled example's addresses except Åboulevarden 9.
+//! 25832), its fake DAR register knowing the bundled example's addresses except Åboulevarden 9.
 //! Never point it at the peer of `OS2MO_URL` while other tests use that one. Scripts from
 //! `$OS2MO_PEER_SCRIPTS` (default `../shared/os2mo/peer` beside the repository). Without the
 //! scripts the tests print `SKIPPED` and pass, unless `CI=true`. They hold one lock, as they
@@ -107,7 +107,7 @@ impl Peer {
             .arg(self.scripts.join(name))
             .env("OS2MO_PEER_ROOT", &self.root)
             .env("OS2MO_PORT", var_or("DIPEX_WRITE_PEER_PORT", "5400"))
-            .env("PGPORT", var_or("DIPEX_WRITE_PEER_PGPORT", "55832"))
+            .env("PGPORT", var_or("DIPEX_WRITE_PEER_PGPORT", "25832"))
             .env("OS2MO_WORKERS", "1")
             .envs(env.iter().copied())
             .output()
