@@ -482,17 +482,7 @@ fn fixtures_of_this_run(dir: &Path, run: Uuid) -> PathBuf {
                         Uuid::new_v5(&run, u.as_bytes()).to_string()
                     } else if Some(i) == cpr_col && f.len() == 10 {
                         cprs.entry(f.to_string())
-                            .or_insert_with(|| {
-                                let r = Uuid::new_v4().as_u128();
-                                format!(
-                                    "{:02}{:02}{:02}{}{:03}",
-                                    1 + r % 28,
-                                    1 + (r >> 8) % 12,
-                                    50 + (r >> 16) % 40,
-                                    (r >> 24) % 4,
-                                    (r >> 32) % 1000
-                                )
-                            })
+                            .or_insert_with(|| crate::earlier_cpr(f, Uuid::new_v4().as_u128()))
                             .clone()
                     } else {
                         f.to_string()

@@ -265,7 +265,7 @@ fn with_fresh_cprs(from: &Path, to: &Path, run: u32) -> Vec<String> {
             assert!(cpr.bytes().all(|b| b.is_ascii_digit()), "{cpr:?}");
             let fresh = map
                 .entry(cpr.to_string())
-                .or_insert_with(|| earlier_cpr(cpr, Uuid::new_v4().as_u128()));
+                .or_insert_with(|| crate::earlier_cpr(cpr, Uuid::new_v4().as_u128()));
             out.push_str(&head[..head.len() - 10]);
             out.push_str(fresh);
             out.push_str("</cpr>");
@@ -275,39 +275,6 @@ fn with_fresh_cprs(from: &Path, to: &Path, run: u32) -> Vec<String> {
         std::fs::write(to.join(e.file_name()), out).unwrap();
     }
     map.into_values().collect()
-}
-
-/// A synthetic CPR number born up to five years before `cpr` (`r` random): OS2mo starts a
-/// person at the birth date in the CPR number, and the person's employments must still fall
-/// within its life.
-fn earlier_cpr(cpr: &str, r: u128) -> String {
-    let digit = |i: usize| i16::from(cpr.as_bytes()[i] - b'0');
-    let two = |i: usize| digit(i) * 10 + digit(i + 1);
-    let (dd, mm, yy, d7) = (two(0), two(2), two(4), digit(6));
-    // The century from the seventh digit (the CPR office's table).
-    let century = |d7: i16, yy: i16| match d7 {
-        0..=3 => 1900,
-        4 | 9 if yy <= 36 => 2000,
-        4 | 9 => 1900,
-        _ if yy <= 57 => 2000,
-        _ => 1800,
-    };
-    let born = jiff::civil::date(century(d7, yy) + yy, mm as i8, dd as i8);
-    let day = born
-        .checked_sub(jiff::Span::new().days((r % 1826) as i64))
-        .unwrap();
-    let yy = day.year() % 100;
-    let d7s: Vec<i16> = (0..10)
-        .filter(|d| century(*d, yy) + yy == day.year())
-        .collect();
-    format!(
-        "{:02}{:02}{:02}{}{:03}",
-        day.day(),
-        day.month(),
-        yy,
-        d7s[((r >> 16) % d7s.len() as u128) as usize],
-        (r >> 32) % 1000
-    )
 }
 
 /// Copy `kind`'s objects from `from` into `store` as they are.
