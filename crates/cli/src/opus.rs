@@ -329,7 +329,7 @@ fn import(ctx: &Context, a: ImportArgs) -> Result<Outcome> {
     };
     let pb = progress();
     let mut events = |e: Event<'_>| match e {
-        Event::Dump { index, total, name } => {
+        Event::Unit { index, total, name } => {
             pb.set_length(total as u64);
             pb.set_position(index as u64);
             pb.set_message(name.to_string());
@@ -426,7 +426,7 @@ fn reimport(ctx: &Context, a: ReimportArgs) -> Result<Outcome> {
     listing.fetch(&replayed)?;
     let pb = progress();
     let mut events = |e: Event<'_>| {
-        if let Event::Dump { index, total, name } = e {
+        if let Event::Unit { index, total, name } = e {
             pb.set_length(total as u64);
             pb.set_position(index as u64);
             pb.set_message(name.to_string());

@@ -4,7 +4,9 @@
 //! * no connector imports another connector: what two share lives in `common` (or in the
 //!   shared services `dar`, `ad`, `transport`, `settings`);
 //! * the pure modules (parsing of rows, diffs, mappings, payloads, uuids) use no file system,
-//!   network, environment, clock, database or transport.
+//!   network, environment, clock, database or transport;
+//! * every connector runs through the job driver (`crate::job`), and only the driver reconciles
+//!   and applies plans.
 
 use std::path::{Path, PathBuf};
 
@@ -134,6 +136,43 @@ fn pure_modules_do_no_io() {
     assert_eq!(found, Vec::<String>::new());
 }
 
+/// What only the job driver may do: reconcile facts into a plan and apply it.
+const DRIVER_ONLY: &[&str] = &["reconcile(", ".apply("];
+
+/// The calls of `code` only the driver may make.
+fn writes(code: &str) -> Vec<&'static str> {
+    DRIVER_ONLY
+        .iter()
+        .copied()
+        .filter(|n| code.contains(n))
+        .collect()
+}
+
+#[test]
+fn only_the_driver_writes() {
+    let mut found = Vec::new();
+    for connector in CONNECTORS {
+        let run = PathBuf::from(connector).join("run.rs");
+        if !code(&run).contains("crate::job::") {
+            found.push(format!(
+                "{}: does not run through crate::job",
+                run.display()
+            ));
+        }
+        for rel in files(&src().join(connector)) {
+            for call in writes(&code(&rel)) {
+                found.push(format!("{}: calls {call}", rel.display()));
+            }
+        }
+    }
+    assert_eq!(
+        found,
+        Vec::<String>::new(),
+        "a connector maps; the job driver reconciles and applies"
+    );
+    assert!(!writes(&code(Path::new("job.rs"))).is_empty());
+}
+
 /// The checks find what they look for (a test of the tests).
 #[test]
 fn the_checks_see_a_use_of_another_connector_and_of_io() {
@@ -141,6 +180,10 @@ fn the_checks_see_a_use_of_another_connector_and_of_io() {
     assert_eq!(other_connectors("los", code), vec!["opus"]);
     assert_eq!(other_connectors("plan2learn", code), vec!["opus", "los"]);
     assert_eq!(impure(code), vec!["std::fs", "Timestamp::now", "::now()"]);
+    assert_eq!(
+        writes("let plan = reconcile(facts, &current);\nbackend.apply(plan, &reg)?;"),
+        vec!["reconcile(", ".apply("]
+    );
     assert_eq!(
         impure("let x = crate::common::address::split(t);"),
         Vec::<&str>::new()

@@ -5,6 +5,7 @@
 pub mod ad;
 pub mod common;
 pub mod dar;
+pub mod job;
 pub mod los;
 pub mod opus;
 pub mod os2sync;

@@ -14,15 +14,16 @@
 //! of its pending rows.
 
 use super::files::{self, FileKind, Planned};
-use super::map::{self, Ctx, Mapped};
+use super::map::{self, Ctx};
 use super::parse::{self, Rows};
 use super::{seed, state};
 use crate::common::env::Env;
 use crate::common::report::{Problem, Summary};
 use crate::dar::{self, AddressRegister, DarError, Lookup, Pending};
+use crate::job::{Event, Mapped, Written};
 use crate::transport::source::{Source, SourceError};
-use dipex_backend::{Backend, BackendError, Query, Refused, Registration};
-use dipex_model::{Cpr, Date, Fact, Kind, Object, Plan, reconcile};
+use dipex_backend::{Backend, BackendError, Query, Refused};
+use dipex_model::{Cpr, Date, Fact, Kind, Object, Plan};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use uuid::Uuid;
@@ -211,14 +212,6 @@ impl Report {
     }
 }
 
-fn reg(env: &dyn Env, note: &str) -> Registration {
-    Registration {
-        at: env.timestamp(),
-        actor: "dipex los import".into(),
-        note: note.into(),
-    }
-}
-
 /// The current MO objects the facts concern, by uuid.
 fn current_of(
     backend: &dyn Backend,
@@ -248,24 +241,6 @@ fn fact_kinds(facts: &[Fact]) -> HashMap<Uuid, Kind> {
             Fact::End { uuid, kind, .. } | Fact::Delete { uuid, kind } => Some((*uuid, *kind)),
         })
         .collect()
-}
-
-/// Reconcile facts with MO and apply them (or only plan them in a dry run). Returns the plan and
-/// the operations OS2mo refused.
-fn write(
-    backend: &mut dyn Backend,
-    facts: Vec<Fact>,
-    dry_run: bool,
-    reg: &Registration,
-) -> Result<(Plan, Vec<Refused>), BackendError> {
-    let kinds = fact_kinds(&facts);
-    let current = current_of(backend, &facts, &kinds)?;
-    let plan = reconcile(facts, &current);
-    let mut refused = Vec::new();
-    if !dry_run && !plan.is_empty() {
-        refused = backend.apply(plan.clone(), reg)?.refused;
-    }
-    Ok((plan, refused))
 }
 
 /// Persons in MO by CPR, for the CPR numbers of a file.
@@ -322,103 +297,6 @@ fn dar_answers<'t>(
     (out, failed)
 }
 
-/// Map the pending postal addresses of earlier runs again (before this run's files), write
-/// them, and record what is still pending.
-fn retry_pending(
-    backend: &mut dyn Backend,
-    job: &Job<'_>,
-    env: &mut dyn Env,
-    today: Date,
-    report: &mut Report,
-) -> Result<(), RunError> {
-    let stored: Vec<(String, Stored)> = job
-        .register
-        .pending(PENDING_IMPORTER)?
-        .into_iter()
-        .filter_map(|p| Some((p.object, serde_json::from_str(&p.data).ok()?)))
-        .collect();
-    if stored.is_empty() {
-        return Ok(());
-    }
-    let (dar, _) = dar_answers(
-        job.register,
-        stored
-            .iter()
-            .flat_map(|(_, s)| s.address.rows.iter().map(|(_, t)| t.as_str())),
-    );
-    // Each file's pending units are mapped as that file would have: by its date and kind.
-    let mut by_file: BTreeMap<(Date, String, bool), Vec<(String, map::PendingAddress)>> =
-        BTreeMap::new();
-    for (object, s) in stored {
-        by_file
-            .entry((s.file_date, s.file, s.edit))
-            .or_default()
-            .push((object, s.address));
-    }
-    for ((file_date, file, edit), units) in by_file {
-        let addresses: Vec<map::PendingAddress> = units.iter().map(|(_, a)| a.clone()).collect();
-        let ids: Vec<Uuid> = addresses
-            .iter()
-            .flat_map(|a| [a.unit, super::uuids::unit_address(a.unit, "postaddr")])
-            .collect();
-        let current: HashMap<Uuid, Object> = [Kind::OrgUnit, Kind::Address]
-            .into_iter()
-            .map(|k| backend.read(&Query::all(k).uuids(ids.iter().copied())))
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .flatten()
-            .map(|o| (o.uuid, o))
-            .collect();
-        let persons = HashMap::new();
-        let ctx = Ctx {
-            current: &current,
-            persons: &persons,
-            file_date,
-            today,
-            azid_system: job.azid_system,
-            dar: &dar,
-        };
-        let mapped = map::post_addresses(&addresses, edit, &ctx);
-        let name = format!("{file} (pending addresses)");
-        let mut fr = FileReport {
-            name: name.clone(),
-            rows: addresses.len(),
-            dar_failures: mapped.dar_failures.len(),
-            dar_pending: mapped.dar_pending.len(),
-            ..FileReport::default()
-        };
-        // This file's entries of the units it settled (another file's are settled by their own
-        // group of this loop).
-        let settled_units: HashSet<String> =
-            mapped.dar_settled.iter().map(Uuid::to_string).collect();
-        let settled: Vec<String> = units
-            .iter()
-            .map(|(key, _)| key.clone())
-            .filter(|key| settled_units.contains(pending_unit(key)))
-            .collect();
-        (fr.plan, fr.refused) = write(backend, mapped.facts, job.dry_run, &reg(env, &name))?;
-        if !job.dry_run {
-            write_failure_list(
-                job,
-                &file,
-                &mapped.dar_failures,
-                &mut fr,
-                &mut report.dar_lists,
-            )?;
-            // A pending address OS2mo refused stays pending: no file brings it back.
-            if fr.refused.is_empty() {
-                job.register
-                    .update_pending(PENDING_IMPORTER, &settled, &[])?;
-            }
-        }
-        if fr.refused.is_empty() {
-            report.pending_resolved += settled.len();
-        }
-        report.files.push(fr);
-    }
-    Ok(())
-}
-
 /// Write the DAR failure list (definitive misses only) of `file` beside the state file, and
 /// put it into `DARfejlliste` on the server.
 fn write_failure_list(
@@ -460,7 +338,436 @@ fn write_failure_list(
     Ok(())
 }
 
-/// One import run.
+/// A unit of a LOS run, for the job driver.
+enum Unit {
+    /// The organisation and default facets when MO has none; classes and AZ every run.
+    Seed,
+    /// The postal addresses of one file's units whose lookups failed in earlier runs, mapped
+    /// as that file would have: by its date and kind.
+    Pending {
+        file_date: Date,
+        file: String,
+        edit: bool,
+        units: Vec<(String, map::PendingAddress)>,
+    },
+    /// A file of this run.
+    File(Planned),
+}
+
+/// The LOS importer the job driver runs.
+struct Importer<'a> {
+    job: &'a Job<'a>,
+    today: Date,
+    /// The register's answers for the pending units' addresses (asked before the first write).
+    pending_dar: HashMap<String, Option<Uuid>>,
+    dar_lists: Vec<PathBuf>,
+    pending_resolved: usize,
+    /// When the run started: the state file's time after success.
+    started: jiff::Timestamp,
+}
+
+/// What the mapping of a unit hands to its commit.
+struct Carry {
+    report: FileReport,
+    file: String,
+    file_date: Date,
+    edit: bool,
+    dar_failures: Vec<parse::DarFailure>,
+    dar_pending: Vec<map::PendingAddress>,
+    dar_settled: Vec<Uuid>,
+    /// The pending entries a pending unit settles (its own file's).
+    settles: Vec<String>,
+}
+
+impl Carry {
+    fn new(report: FileReport, file: &str, file_date: Date, edit: bool) -> Carry {
+        Carry {
+            report,
+            file: file.to_string(),
+            file_date,
+            edit,
+            dar_failures: Vec::new(),
+            dar_pending: Vec::new(),
+            dar_settled: Vec::new(),
+            settles: Vec::new(),
+        }
+    }
+}
+
+impl crate::job::Import for Importer<'_> {
+    type Unit = Unit;
+    type Carry = Carry;
+    type Done = FileReport;
+    type Error = RunError;
+
+    fn actor(&self) -> &'static str {
+        "dipex los import"
+    }
+
+    fn name(&self, unit: &Unit) -> String {
+        match unit {
+            Unit::Seed => "seed".into(),
+            Unit::Pending { file, .. } => format!("{file} (pending addresses)"),
+            Unit::File(f) => f.name.clone(),
+        }
+    }
+
+    fn map(
+        &mut self,
+        backend: &dyn Backend,
+        env: &mut dyn Env,
+        unit: &Unit,
+        events: &mut dyn FnMut(Event<'_>),
+    ) -> Result<Mapped<Carry>, RunError> {
+        let (facts, carry) = match unit {
+            Unit::Seed => {
+                let org_exists = !backend.read(&Query::all(Kind::Organisation))?.is_empty();
+                let report = FileReport {
+                    name: SEED.into(),
+                    ..FileReport::default()
+                };
+                (
+                    seed::facts(org_exists, self.job.azid_system),
+                    Carry::new(report, SEED, self.today, false),
+                )
+            }
+            Unit::Pending {
+                file_date,
+                file,
+                edit,
+                units,
+            } => self.map_pending(backend, *file_date, file, *edit, units)?,
+            Unit::File(file) => self.map_file(backend, env, file, events)?,
+        };
+        events(Event::Stage("read MO"));
+        let current = current_of(backend, &facts, &fact_kinds(&facts))?;
+        Ok(Mapped {
+            facts,
+            current,
+            carry,
+        })
+    }
+
+    fn commit(
+        &mut self,
+        unit: &Unit,
+        carry: Carry,
+        written: Written,
+        _env: &mut dyn Env,
+    ) -> Result<FileReport, RunError> {
+        let mut fr = carry.report;
+        fr.plan = written.plan.unwrap_or_default();
+        fr.refused = written.refused;
+        match unit {
+            Unit::Seed => {}
+            Unit::Pending { .. } => {
+                if written.applied {
+                    write_failure_list(
+                        self.job,
+                        &carry.file,
+                        &carry.dar_failures,
+                        &mut fr,
+                        &mut self.dar_lists,
+                    )?;
+                    // A pending address OS2mo refused stays pending: no file brings it back.
+                    if fr.refused.is_empty() {
+                        self.job
+                            .register
+                            .update_pending(PENDING_IMPORTER, &carry.settles, &[])?;
+                    }
+                }
+                if fr.refused.is_empty() {
+                    self.pending_resolved += carry.settles.len();
+                }
+            }
+            Unit::File(_) if written.applied => {
+                write_failure_list(
+                    self.job,
+                    &carry.file,
+                    &carry.dar_failures,
+                    &mut fr,
+                    &mut self.dar_lists,
+                )?;
+                // Only now that MO holds the file: settle the units it answered (every pending
+                // entry of theirs, from any file), keep the failed ones (this file's rows,
+                // beside other files').
+                let settled_units: HashSet<String> =
+                    carry.dar_settled.iter().map(Uuid::to_string).collect();
+                let settled: Vec<String> = if settled_units.is_empty() {
+                    Vec::new()
+                } else {
+                    self.job
+                        .register
+                        .pending(PENDING_IMPORTER)?
+                        .into_iter()
+                        .map(|p| p.object)
+                        .filter(|key| settled_units.contains(pending_unit(key)))
+                        .collect()
+                };
+                let added = carry
+                    .dar_pending
+                    .into_iter()
+                    .map(|address| {
+                        let object = pending_key(address.unit, &carry.file);
+                        let stored = Stored {
+                            file: carry.file.clone(),
+                            file_date: carry.file_date,
+                            edit: carry.edit,
+                            address,
+                        };
+                        // Plain data (uuids, dates, texts): serialising it cannot fail.
+                        let data = serde_json::to_string(&stored).unwrap_or_default();
+                        Pending { object, data }
+                    })
+                    .collect::<Vec<_>>();
+                if !settled.is_empty() || !added.is_empty() {
+                    self.job
+                        .register
+                        .update_pending(PENDING_IMPORTER, &settled, &added)?;
+                }
+            }
+            Unit::File(_) => {}
+        }
+        Ok(fr)
+    }
+
+    /// A refused object is tried again next run: the files are read again (reconcile makes
+    /// that safe), so the state only advances when OS2mo took everything.
+    fn finish(&mut self, done: &[FileReport]) -> Result<(), RunError> {
+        if done.iter().all(|f| f.refused.is_empty()) {
+            state::write(self.job.state_file, self.started)?;
+        }
+        Ok(())
+    }
+
+    fn keeps_plan(&self) -> bool {
+        true
+    }
+
+    fn imported(&self, done: &FileReport) -> Option<String> {
+        (done.name != SEED).then(|| done.name.clone())
+    }
+
+    fn partly_applied(error: &RunError) -> bool {
+        error.partly_applied()
+    }
+
+    fn after_imported(imported: Vec<String>, failed: String, error: RunError) -> RunError {
+        RunError::AfterImported {
+            imported,
+            failed,
+            error: Box::new(error),
+        }
+    }
+}
+
+/// The name of the seed's report.
+const SEED: &str = "(seed)";
+
+impl Importer<'_> {
+    /// One file's pending units: what MO holds of them, mapped again with the register's new
+    /// answers.
+    fn map_pending(
+        &self,
+        backend: &dyn Backend,
+        file_date: Date,
+        file: &str,
+        edit: bool,
+        units: &[(String, map::PendingAddress)],
+    ) -> Result<(Vec<Fact>, Carry), RunError> {
+        let addresses: Vec<map::PendingAddress> = units.iter().map(|(_, a)| a.clone()).collect();
+        let ids: Vec<Uuid> = addresses
+            .iter()
+            .flat_map(|a| [a.unit, super::uuids::unit_address(a.unit, "postaddr")])
+            .collect();
+        let current: HashMap<Uuid, Object> = [Kind::OrgUnit, Kind::Address]
+            .into_iter()
+            .map(|k| backend.read(&Query::all(k).uuids(ids.iter().copied())))
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .flatten()
+            .map(|o| (o.uuid, o))
+            .collect();
+        let persons = HashMap::new();
+        let ctx = Ctx {
+            current: &current,
+            persons: &persons,
+            file_date,
+            today: self.today,
+            azid_system: self.job.azid_system,
+            dar: &self.pending_dar,
+        };
+        let mapped = map::post_addresses(&addresses, edit, &ctx);
+        let report = FileReport {
+            name: format!("{file} (pending addresses)"),
+            rows: addresses.len(),
+            dar_failures: mapped.dar_failures.len(),
+            dar_pending: mapped.dar_pending.len(),
+            ..FileReport::default()
+        };
+        // This file's entries of the units it settled (another file's are settled by their own
+        // unit).
+        let settled_units: HashSet<String> =
+            mapped.dar_settled.iter().map(Uuid::to_string).collect();
+        let mut carry = Carry::new(report, file, file_date, edit);
+        carry.settles = units
+            .iter()
+            .map(|(key, _)| key.clone())
+            .filter(|key| settled_units.contains(pending_unit(key)))
+            .collect();
+        carry.dar_failures = mapped.dar_failures;
+        Ok((mapped.facts, carry))
+    }
+
+    /// One file: read, decode, parse, what MO holds for its rows, postal address lookups, map.
+    fn map_file(
+        &self,
+        backend: &dyn Backend,
+        env: &mut dyn Env,
+        file: &Planned,
+        events: &mut dyn FnMut(Event<'_>),
+    ) -> Result<(Vec<Fact>, Carry), RunError> {
+        let job = self.job;
+        let today = self.today;
+        events(Event::Stage("parse"));
+        let bytes = job.source.read(&file.name)?;
+        let (text, warning) = parse::decode(&file.name, &bytes);
+        let rows = parse::parse(file.kind, &file.name, &text)?;
+        let file_date = file.file_date.map(|d| d.date()).unwrap_or(today);
+        let mut fr = FileReport {
+            name: file.name.clone(),
+            rows: rows.len(),
+            ..FileReport::default()
+        };
+        if let Some(w) = warning {
+            fr.warnings
+                .push(Problem::warning(file.name.as_str(), w.message));
+        }
+        events(Event::Stage("read MO"));
+        // What MO holds for the rows of this file, and the persons of its CPR numbers.
+        let kind = |k: Kind, ids: Vec<Uuid>| -> Result<HashMap<Uuid, Object>, BackendError> {
+            Ok(backend
+                .read(&Query::all(k).uuids(ids))?
+                .into_iter()
+                .map(|o| (o.uuid, o))
+                .collect())
+        };
+        let manager_ids = |persons: &HashMap<Cpr, Uuid>,
+                           rows: &mut dyn Iterator<Item = (Uuid, &Cpr)>|
+         -> Vec<Uuid> {
+            rows.filter_map(|(unit, cpr)| persons.get(cpr).map(|p| super::uuids::manager(unit, *p)))
+                .collect()
+        };
+        let mut dar = HashMap::new();
+        let mut persons = HashMap::new();
+        let current = match &rows {
+            Rows::Classes(..) | Rows::ItSystems(_) => HashMap::new(),
+            Rows::OrgUnits(r) => {
+                events(Event::Stage("address lookups"));
+                let (answers, failed) = dar_answers(
+                    job.register,
+                    r.iter().filter_map(|x| x.post_address.as_deref()),
+                );
+                if failed > 0 {
+                    fr.warnings.push(Problem::warning(file.name.as_str(), format!("{failed} address lookups failed; those units' postal addresses are pending: looked up again next run")));
+                }
+                dar = answers;
+                kind(Kind::OrgUnit, r.iter().map(|x| x.uuid).collect())?
+            }
+            Rows::Persons(r) => {
+                persons = persons_by_cpr(backend, r.iter().map(|x| x.cpr.clone()))?;
+                kind(Kind::Person, persons.values().copied().collect())?
+            }
+            Rows::PersonEnds(r) => {
+                kind(Kind::Engagement, r.iter().map(|x| x.engagement).collect())?
+            }
+            Rows::Managers(r) => {
+                persons = persons_by_cpr(backend, r.iter().map(|x| x.cpr.clone()))?;
+                kind(
+                    Kind::Manager,
+                    manager_ids(&persons, &mut r.iter().map(|x| (x.org_unit, &x.cpr))),
+                )?
+            }
+            Rows::ManagerEnds(r) => {
+                persons = persons_by_cpr(backend, r.iter().map(|x| x.cpr.clone()))?;
+                kind(
+                    Kind::Manager,
+                    manager_ids(&persons, &mut r.iter().map(|x| (x.org_unit, &x.cpr))),
+                )?
+            }
+        };
+        events(Event::Stage("map"));
+        let ctx = Ctx {
+            current: &current,
+            persons: &persons,
+            file_date,
+            today,
+            azid_system: job.azid_system,
+            dar: &dar,
+        };
+        let mapped: map::Mapped = match &rows {
+            Rows::Classes(kind, r) => {
+                map::stam_classes(*kind, r, &backend.read(&Query::all(Kind::Class))?, today)
+            }
+            Rows::ItSystems(r) => {
+                map::stam_itsystems(r, &backend.read(&Query::all(Kind::ItSystem))?)
+            }
+            Rows::OrgUnits(r) => map::org_units(r, file.kind == FileKind::OrgEdit, &ctx),
+            Rows::Persons(r) => {
+                map::persons(r, file.kind == FileKind::PersonEdit, &ctx, &mut || {
+                    env.new_uuid()
+                })
+            }
+            Rows::PersonEnds(r) => map::person_ends(r, &ctx),
+            Rows::Managers(r) => map::managers(r, &ctx),
+            Rows::ManagerEnds(r) => map::manager_ends(r, &ctx),
+        };
+        fr.rejected = mapped
+            .rejected
+            .into_iter()
+            .map(|(line, why)| Problem::rejected(file.name.as_str(), why).at(Some(line)))
+            .collect();
+        fr.warnings.extend(
+            mapped
+                .warnings
+                .into_iter()
+                .map(|w| Problem::warning(file.name.as_str(), w)),
+        );
+        fr.dar_failures = mapped.dar_failures.len();
+        fr.dar_pending = mapped.dar_pending.len();
+        let mut carry = Carry::new(fr, &file.name, file_date, file.kind == FileKind::OrgEdit);
+        carry.dar_failures = mapped.dar_failures;
+        carry.dar_pending = mapped.dar_pending;
+        carry.dar_settled = mapped.dar_settled;
+        Ok((mapped.facts, carry))
+    }
+}
+
+/// The pending units of earlier runs, by the file they came from (file-date order).
+fn pending_units(job: &Job<'_>) -> Result<Vec<Unit>, RunError> {
+    let mut by_file: BTreeMap<(Date, String, bool), Vec<(String, map::PendingAddress)>> =
+        BTreeMap::new();
+    for p in job.register.pending(PENDING_IMPORTER)? {
+        if let Ok(s) = serde_json::from_str::<Stored>(&p.data) {
+            by_file
+                .entry((s.file_date, s.file, s.edit))
+                .or_default()
+                .push((p.object, s.address));
+        }
+    }
+    Ok(by_file
+        .into_iter()
+        .map(|((file_date, file, edit), units)| Unit::Pending {
+            file_date,
+            file,
+            edit,
+            units,
+        })
+        .collect())
+}
+
+/// One import run: the seed, the pending postal addresses of earlier runs, then the files that
+/// arrived since the last successful run; the state file moves when all went through.
 pub fn import(
     backend: &mut dyn Backend,
     job: &Job<'_>,
@@ -486,208 +793,64 @@ pub fn import(
         })
         .collect();
     let planned = files::plan(&listing, last);
+    let mut units = vec![Unit::Seed];
+    let pending = pending_units(job)?;
+    // The register is asked about every pending address at once, before the first write.
+    let (pending_dar, _) = dar_answers(
+        job.register,
+        pending.iter().flat_map(|u| match u {
+            Unit::Pending { units, .. } => units
+                .iter()
+                .flat_map(|(_, a)| a.rows.iter().map(|(_, t)| t.as_str()))
+                .collect::<Vec<_>>(),
+            _ => Vec::new(),
+        }),
+    );
+    units.extend(pending);
+    units.extend(planned.files.into_iter().map(Unit::File));
+    let mut importer = Importer {
+        job,
+        today,
+        pending_dar,
+        dar_lists: Vec::new(),
+        pending_resolved: 0,
+        started,
+    };
+    let mut done = crate::job::import(
+        &mut importer,
+        backend,
+        env,
+        &units,
+        job.dry_run,
+        &mut |_| {},
+    )?;
+    let seed = done.remove(0);
+    let new_pending: usize = done
+        .iter()
+        .filter(|f| !f.name.ends_with("(pending addresses)"))
+        .map(|f| f.dar_pending)
+        .sum();
     let mut report = Report {
-        unrecognised: planned.unrecognised.clone(),
+        unrecognised: planned.unrecognised,
+        seed: seed.plan,
+        dar_lists: importer.dar_lists,
+        pending_resolved: importer.pending_resolved,
         ..Report::default()
     };
-
-    // Seed: the organisation and default facets when MO has none; classes and AZ every run.
-    let org_exists = !backend.read(&Query::all(Kind::Organisation))?.is_empty();
-    let (seed, refused) = write(
-        backend,
-        seed::facts(org_exists, job.azid_system),
-        job.dry_run,
-        &reg(env, "seed"),
-    )?;
-    report.seed = seed;
-    if !refused.is_empty() {
+    if !seed.refused.is_empty() {
         report.files.push(FileReport {
-            name: "(seed)".into(),
-            refused,
+            name: SEED.into(),
+            refused: seed.refused,
             ..FileReport::default()
         });
     }
-
-    retry_pending(backend, job, env, today, &mut report)?;
-    let mut new_pending = 0;
-    for file in &planned.files {
-        let fr = match import_file(backend, job, env, file, today, &mut report.dar_lists) {
-            Ok(fr) => fr,
-            Err(e) => {
-                let imported: Vec<String> = report
-                    .files
-                    .iter()
-                    .filter(|f| !job.dry_run && f.name != "(seed)")
-                    .map(|f| f.name.clone())
-                    .collect();
-                if imported.is_empty() || e.partly_applied() {
-                    return Err(e);
-                }
-                return Err(RunError::AfterImported {
-                    imported,
-                    failed: file.name.clone(),
-                    error: Box::new(e),
-                });
-            }
-        };
-        new_pending += fr.dar_pending;
-        report.files.push(fr);
-    }
-    // A refused object is tried again next run: the files are read again (reconcile makes that
-    // safe), so the state only advances when OS2mo took everything.
-    if !job.dry_run && report.refused() == 0 {
-        state::write(job.state_file, started)?;
-    }
+    report.files.extend(done);
     report.pending = if job.dry_run {
         job.register.pending(PENDING_IMPORTER)?.len() + new_pending
     } else {
         job.register.pending(PENDING_IMPORTER)?.len()
     };
     Ok(report)
-}
-
-fn import_file(
-    backend: &mut dyn Backend,
-    job: &Job<'_>,
-    env: &mut dyn Env,
-    file: &Planned,
-    today: Date,
-    dar_lists: &mut Vec<PathBuf>,
-) -> Result<FileReport, RunError> {
-    let bytes = job.source.read(&file.name)?;
-    let (text, warning) = parse::decode(&file.name, &bytes);
-    let rows = parse::parse(file.kind, &file.name, &text)?;
-    let file_date = file.file_date.map(|d| d.date()).unwrap_or(today);
-    let mut fr = FileReport {
-        name: file.name.clone(),
-        rows: rows.len(),
-        ..FileReport::default()
-    };
-    if let Some(w) = warning {
-        fr.warnings
-            .push(Problem::warning(file.name.as_str(), w.message));
-    }
-    // What MO holds for the rows of this file, and the persons of its CPR numbers.
-    let kind = |k: Kind, ids: Vec<Uuid>| -> Result<HashMap<Uuid, Object>, BackendError> {
-        Ok(backend
-            .read(&Query::all(k).uuids(ids))?
-            .into_iter()
-            .map(|o| (o.uuid, o))
-            .collect())
-    };
-    let manager_ids =
-        |persons: &HashMap<Cpr, Uuid>, rows: &mut dyn Iterator<Item = (Uuid, &Cpr)>| -> Vec<Uuid> {
-            rows.filter_map(|(unit, cpr)| persons.get(cpr).map(|p| super::uuids::manager(unit, *p)))
-                .collect()
-        };
-    let mut dar = HashMap::new();
-    let mut persons = HashMap::new();
-    let current = match &rows {
-        Rows::Classes(..) | Rows::ItSystems(_) => HashMap::new(),
-        Rows::OrgUnits(r) => {
-            let (answers, failed) = dar_answers(
-                job.register,
-                r.iter().filter_map(|x| x.post_address.as_deref()),
-            );
-            if failed > 0 {
-                fr.warnings.push(Problem::warning(file.name.as_str(), format!("{failed} address lookups failed; those units' postal addresses are pending: looked up again next run")));
-            }
-            dar = answers;
-            kind(Kind::OrgUnit, r.iter().map(|x| x.uuid).collect())?
-        }
-        Rows::Persons(r) => {
-            persons = persons_by_cpr(backend, r.iter().map(|x| x.cpr.clone()))?;
-            kind(Kind::Person, persons.values().copied().collect())?
-        }
-        Rows::PersonEnds(r) => kind(Kind::Engagement, r.iter().map(|x| x.engagement).collect())?,
-        Rows::Managers(r) => {
-            persons = persons_by_cpr(backend, r.iter().map(|x| x.cpr.clone()))?;
-            kind(
-                Kind::Manager,
-                manager_ids(&persons, &mut r.iter().map(|x| (x.org_unit, &x.cpr))),
-            )?
-        }
-        Rows::ManagerEnds(r) => {
-            persons = persons_by_cpr(backend, r.iter().map(|x| x.cpr.clone()))?;
-            kind(
-                Kind::Manager,
-                manager_ids(&persons, &mut r.iter().map(|x| (x.org_unit, &x.cpr))),
-            )?
-        }
-    };
-    let ctx = Ctx {
-        current: &current,
-        persons: &persons,
-        file_date,
-        today,
-        azid_system: job.azid_system,
-        dar: &dar,
-    };
-    let mapped: Mapped = match &rows {
-        Rows::Classes(kind, r) => {
-            map::stam_classes(*kind, r, &backend.read(&Query::all(Kind::Class))?, today)
-        }
-        Rows::ItSystems(r) => map::stam_itsystems(r, &backend.read(&Query::all(Kind::ItSystem))?),
-        Rows::OrgUnits(r) => map::org_units(r, file.kind == FileKind::OrgEdit, &ctx),
-        Rows::Persons(r) => map::persons(r, file.kind == FileKind::PersonEdit, &ctx, &mut || {
-            env.new_uuid()
-        }),
-        Rows::PersonEnds(r) => map::person_ends(r, &ctx),
-        Rows::Managers(r) => map::managers(r, &ctx),
-        Rows::ManagerEnds(r) => map::manager_ends(r, &ctx),
-    };
-    fr.rejected = mapped
-        .rejected
-        .into_iter()
-        .map(|(line, why)| Problem::rejected(file.name.as_str(), why).at(Some(line)))
-        .collect();
-    fr.warnings.extend(
-        mapped
-            .warnings
-            .into_iter()
-            .map(|w| Problem::warning(file.name.as_str(), w)),
-    );
-    fr.dar_failures = mapped.dar_failures.len();
-    fr.dar_pending = mapped.dar_pending.len();
-    (fr.plan, fr.refused) = write(backend, mapped.facts, job.dry_run, &reg(env, &file.name))?;
-    if !job.dry_run {
-        write_failure_list(job, &file.name, &mapped.dar_failures, &mut fr, dar_lists)?;
-        // Only now that MO holds the file: settle the units it answered (every pending entry of
-        // theirs, from any file), keep the failed ones (this file's rows, beside other files').
-        let settled_units: HashSet<String> =
-            mapped.dar_settled.iter().map(Uuid::to_string).collect();
-        let settled: Vec<String> = if settled_units.is_empty() {
-            Vec::new()
-        } else {
-            job.register
-                .pending(PENDING_IMPORTER)?
-                .into_iter()
-                .map(|p| p.object)
-                .filter(|key| settled_units.contains(pending_unit(key)))
-                .collect()
-        };
-        let added = mapped
-            .dar_pending
-            .into_iter()
-            .map(|address| {
-                let object = pending_key(address.unit, &file.name);
-                let stored = Stored {
-                    file: file.name.clone(),
-                    file_date,
-                    edit: file.kind == FileKind::OrgEdit,
-                    address,
-                };
-                // Plain data (uuids, dates, texts): serialising it cannot fail.
-                let data = serde_json::to_string(&stored).unwrap_or_default();
-                Pending { object, data }
-            })
-            .collect::<Vec<_>>();
-        if !settled.is_empty() || !added.is_empty() {
-            job.register
-                .update_pending(PENDING_IMPORTER, &settled, &added)?;
-        }
-    }
-    Ok(fr)
 }
 
 /// What `dipex check` says about the LOS source: it lists the folder (connecting and logging in

@@ -18,9 +18,10 @@ use super::state::{Digests, RunDb, RunRow, StateError};
 use crate::ad::{AdLookup, Directory};
 use crate::common::report::{Problem, Summary};
 use crate::dar::{self, AddressRegister, DarError, Lookup, Pending};
-use dipex_backend::{Backend, BackendError, Query, Refused, Registration};
+use crate::job::{Mapped, Written};
+use dipex_backend::{Backend, BackendError, Query, Refused};
 use dipex_model::plan::Counts;
-use dipex_model::{Cpr, Fact, Kind, Object, Plan, Value, reconcile};
+use dipex_model::{Cpr, Fact, Kind, Object, Plan, Value};
 use jiff::civil::DateTime;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use uuid::Uuid;
@@ -217,16 +218,7 @@ impl ImportReport {
     }
 }
 
-/// Progress events for the CLI's progress display.
-#[derive(Debug, Clone)]
-pub enum Event<'a> {
-    Dump {
-        index: usize,
-        total: usize,
-        name: &'a str,
-    },
-    Stage(&'static str),
-}
+pub use crate::job::Event;
 
 /// Everything an import needs besides the backend and the state.
 pub struct Job<'a> {
@@ -689,149 +681,6 @@ fn settled(
         .collect()
 }
 
-/// Import one dump against `previous`; returns the report and the plan (applied unless dry run).
-/// `fresh`: nothing was imported before; `pending`: the objects whose address lookups failed.
-#[allow(clippy::too_many_arguments)]
-fn import_dump(
-    backend: &mut dyn Backend,
-    job: &Job<'_>,
-    env: &mut dyn Env,
-    file: &DumpFile,
-    previous: Option<&Digests>,
-    fresh: bool,
-    pending: &mut BTreeMap<String, String>,
-    events: &mut dyn FnMut(Event<'_>),
-) -> Result<(DumpReport, Digests), RunError> {
-    events(Event::Stage("parse"));
-    let dump = parse::parse_file(&file.path)?;
-    let digests = digests_of(&dump);
-    let tree = Tree::check(&dump, &file.name)?;
-    let mut changes = diff::changes(&dump, &tree, previous, &job.cfg.filter_ids, job.only);
-    // Without digests of an earlier import, records are changed, not new: their history in MO
-    // before the change is kept.
-    changes.first &= fresh;
-    force_pending(&mut changes, &dump, &tree, pending, job.cfg, job.only);
-    events(Event::Stage("read MO"));
-    let current = read_current(&*backend, &dump, &changes, job.cfg, job.ad)?;
-    events(Event::Stage("address lookups"));
-    let mut warnings = Vec::new();
-    let queries = map::dar_queries(
-        &dump,
-        &changes,
-        &tree,
-        job.cfg.skip_address || job.cfg.skip_employees,
-    );
-    let answers = resolve(job.register, queries, &mut warnings);
-    let failed = failed_objects(
-        &dump,
-        &changes,
-        &tree,
-        &answers,
-        job.cfg.skip_address || job.cfg.skip_employees,
-    );
-    let resolved = settled(pending, &changes, &dump, &tree, &failed, job.only);
-    events(Event::Stage("map"));
-    let dump_date = file.timestamp.date();
-    let mapper = Mapper::new(
-        job.cfg,
-        &dump,
-        &tree,
-        dump_date,
-        &current,
-        &answers,
-        job.cpr_map,
-        job.ad,
-    );
-    let mut new_uuid = || env.new_uuid();
-    let mapped = mapper
-        .map(&changes, &mut new_uuid)
-        .map_err(|source| RunError::Map {
-            source_name: file.name.clone(),
-            error: source,
-        })?;
-    warnings.extend(mapped.warnings);
-    let origin = if job.dry_run {
-        Origins::default()
-    } else {
-        origins(&mapped.facts, &dump, &changes, &current, job.cfg)
-    };
-    let records = Records {
-        units: dump.units.iter().map(|u| (u.id.clone(), u.line)).collect(),
-        employees: dump
-            .employees
-            .iter()
-            .map(|e| (e.id.clone(), e.line, e.is_leave_marker()))
-            .collect(),
-        gone: changes
-            .vanished_units
-            .iter()
-            .chain(&changes.filtered_units)
-            .cloned()
-            .collect(),
-        cancelled: changes.cancelled.clone(),
-    };
-    // The parsed dump is no longer needed: free it before the plan is built.
-    drop(tree);
-    drop(dump);
-    events(Event::Stage("reconcile"));
-    let plan = reconcile(mapped.facts, &current);
-    drop(current);
-    let mut counts = plan.counts();
-    let mut digests = digests;
-    let mut refused = Vec::new();
-    let plan = if job.dry_run {
-        Some(plan)
-    } else {
-        events(Event::Stage("write"));
-        let reg = Registration {
-            at: env.timestamp(),
-            actor: "dipex opus import".into(),
-            note: file.name.clone(),
-        };
-        let applied = backend.apply(plan, &reg)?;
-        for r in applied.refused {
-            uncount(&mut counts, &r);
-            let record = origin
-                .get(&r.uuid)
-                .map(|rec| records.refuse(*rec, &mut digests));
-            refused.push(MoRefusal { record, refused: r });
-        }
-        // Only now that MO holds the plan: forget the settled pending objects, remember the new.
-        // (A settled object whose record MO refused is tried again through its digest.)
-        let added: Vec<Pending> = failed
-            .iter()
-            .map(|(object, data)| Pending {
-                object: object.clone(),
-                data: data.clone(),
-            })
-            .collect();
-        job.register
-            .update_pending(PENDING_IMPORTER, &resolved, &added)?;
-        None
-    };
-    for object in &resolved {
-        pending.remove(object);
-    }
-    let new_pending = failed.len();
-    pending.extend(failed);
-    let report = DumpReport {
-        name: file.name.clone(),
-        changes,
-        counts,
-        rejected: mapped
-            .rejected
-            .iter()
-            .map(|r| r.problem(&file.name))
-            .collect(),
-        refused,
-        warnings: warnings.iter().map(|w| w.problem(&file.name)).collect(),
-        plan,
-        pending: new_pending,
-        pending_settled: resolved.len(),
-    };
-    Ok((report, digests))
-}
-
 /// The digests of the last imported dump: stored by dipex (`true`), or computed from the dump
 /// file when the history came from the old importer (`false`). `None` (with a warning) when
 /// neither is possible.
@@ -871,11 +720,322 @@ pub fn select(dumps: &[DumpFile], last: Option<DateTime>, mode: Mode) -> Vec<&Du
     }
 }
 
+/// A unit of an OPUS run, for the job driver.
+pub enum Unit<'d> {
+    /// The objects whose address lookups failed in earlier runs, mapped again against the last
+    /// imported dump (compared with itself, only they count as changed). The run history does
+    /// not move.
+    Pending(&'d DumpFile),
+    /// A dump to import.
+    Dump(&'d DumpFile),
+}
+
+impl Unit<'_> {
+    fn file(&self) -> &DumpFile {
+        match self {
+            Unit::Pending(f) | Unit::Dump(f) => f,
+        }
+    }
+}
+
+/// `dipex opus reimport`: one record replayed through the dumps.
+struct Replay {
+    id: String,
+    /// This record's digest in the dump replayed before.
+    previous: Option<Digests>,
+    found: bool,
+}
+
+/// The OPUS importer the job driver runs: the run database, the pending address lookups, the
+/// last imported dump.
+struct Importer<'a, 'r> {
+    job: &'a Job<'a>,
+    rundb: Option<&'r mut RunDb>,
+    dumps: &'a [DumpFile],
+    last: Option<DateTime>,
+    /// The objects whose address lookups failed (`unit:<id>`, `employment:<id>`).
+    pending: BTreeMap<String, String>,
+    /// The `Running` row of the dump being imported.
+    row: Option<i64>,
+    replay: Option<Replay>,
+}
+
+/// What the mapping of a dump hands to its commit.
+struct Carry {
+    name: String,
+    changes: Changes,
+    warnings: Vec<Problem>,
+    rejected: Vec<Problem>,
+    origin: Origins,
+    records: Records,
+    /// The digests of this dump, and of the dump it was compared with (`true`: as stored).
+    digests: Digests,
+    previous: Option<(Digests, bool)>,
+    /// Objects whose lookup failed in this dump; pending objects it settled.
+    failed: BTreeMap<String, String>,
+    resolved: Vec<String>,
+}
+
+impl<'a> crate::job::Import for Importer<'a, '_> {
+    type Unit = Unit<'a>;
+    type Carry = Carry;
+    type Done = DumpReport;
+    type Error = RunError;
+
+    fn actor(&self) -> &'static str {
+        "dipex opus import"
+    }
+
+    fn name(&self, unit: &Unit<'_>) -> String {
+        unit.file().name.clone()
+    }
+
+    fn begin(&mut self, unit: &Unit<'_>, env: &mut dyn Env) -> Result<(), RunError> {
+        let (Unit::Dump(file), Some(db), false) = (unit, self.rundb.as_deref(), self.job.dry_run)
+        else {
+            return Ok(());
+        };
+        match db.begin(file.timestamp, env.now())? {
+            Some(row) => {
+                self.row = Some(row);
+                Ok(())
+            }
+            None => {
+                let row = db.blocking_row()?.unwrap_or(RunRow {
+                    id: 0,
+                    dump_date: String::new(),
+                    status: "Running".into(),
+                });
+                Err(RunError::Blocked {
+                    path: db.path().to_string(),
+                    row,
+                })
+            }
+        }
+    }
+
+    fn map(
+        &mut self,
+        backend: &dyn Backend,
+        env: &mut dyn Env,
+        unit: &Unit<'_>,
+        events: &mut dyn FnMut(Event<'_>),
+    ) -> Result<Mapped<Carry>, RunError> {
+        let job = self.job;
+        let file = unit.file();
+        let mut notices = Vec::new();
+        let (previous, fresh) = match &self.replay {
+            Some(r) => (r.previous.clone().map(|d| (d, false)), true),
+            None => (
+                previous_digests(self.rundb.as_deref(), self.last, self.dumps, &mut notices)?,
+                matches!(unit, Unit::Dump(_)) && self.last.is_none(),
+            ),
+        };
+        events(Event::Stage("parse"));
+        let dump = parse::parse_file(&file.path)?;
+        let digests = digests_of(&dump);
+        let tree = Tree::check(&dump, &file.name)?;
+        let mut changes = diff::changes(
+            &dump,
+            &tree,
+            previous.as_ref().map(|p| &p.0),
+            &job.cfg.filter_ids,
+            job.only,
+        );
+        // Without digests of an earlier import, records are changed, not new: their history in
+        // MO before the change is kept.
+        changes.first &= fresh;
+        force_pending(&mut changes, &dump, &tree, &self.pending, job.cfg, job.only);
+        events(Event::Stage("read MO"));
+        let current = read_current(backend, &dump, &changes, job.cfg, job.ad)?;
+        events(Event::Stage("address lookups"));
+        let skip_address = job.cfg.skip_address || job.cfg.skip_employees;
+        let queries = map::dar_queries(&dump, &changes, &tree, skip_address);
+        let answers = resolve(job.register, queries, &mut notices);
+        let failed = failed_objects(&dump, &changes, &tree, &answers, skip_address);
+        let resolved = settled(&self.pending, &changes, &dump, &tree, &failed, job.only);
+        events(Event::Stage("map"));
+        let mapper = Mapper::new(
+            job.cfg,
+            &dump,
+            &tree,
+            file.timestamp.date(),
+            &current,
+            &answers,
+            job.cpr_map,
+            job.ad,
+        );
+        let mut new_uuid = || env.new_uuid();
+        let mapped = mapper
+            .map(&changes, &mut new_uuid)
+            .map_err(|source| RunError::Map {
+                source_name: file.name.clone(),
+                error: source,
+            })?;
+        notices.extend(mapped.warnings);
+        let origin = if job.dry_run {
+            Origins::default()
+        } else {
+            origins(&mapped.facts, &dump, &changes, &current, job.cfg)
+        };
+        let records = Records {
+            units: dump.units.iter().map(|u| (u.id.clone(), u.line)).collect(),
+            employees: dump
+                .employees
+                .iter()
+                .map(|e| (e.id.clone(), e.line, e.is_leave_marker()))
+                .collect(),
+            gone: changes
+                .vanished_units
+                .iter()
+                .chain(&changes.filtered_units)
+                .cloned()
+                .collect(),
+            cancelled: changes.cancelled.clone(),
+        };
+        let carry = Carry {
+            name: match unit {
+                Unit::Pending(_) => format!("{} (pending addresses)", file.name),
+                Unit::Dump(_) => file.name.clone(),
+            },
+            warnings: notices.iter().map(|w| w.problem(&file.name)).collect(),
+            rejected: mapped
+                .rejected
+                .iter()
+                .map(|r| r.problem(&file.name))
+                .collect(),
+            changes,
+            origin,
+            records,
+            digests,
+            previous,
+            failed,
+            resolved,
+        };
+        // The parsed dump is freed here, before the plan is built.
+        Ok(Mapped {
+            facts: mapped.facts,
+            current,
+            carry,
+        })
+    }
+
+    fn commit(
+        &mut self,
+        unit: &Unit<'_>,
+        carry: Carry,
+        written: Written,
+        env: &mut dyn Env,
+    ) -> Result<DumpReport, RunError> {
+        let Carry {
+            name,
+            changes,
+            warnings,
+            rejected,
+            origin,
+            records,
+            mut digests,
+            previous,
+            failed,
+            resolved,
+        } = carry;
+        let mut counts = written.counts;
+        let mut refused = Vec::new();
+        for r in written.refused {
+            uncount(&mut counts, &r);
+            let record = origin
+                .get(&r.uuid)
+                .map(|rec| records.refuse(*rec, &mut digests));
+            refused.push(MoRefusal { record, refused: r });
+        }
+        if written.applied {
+            // Only now that MO holds the plan: forget the settled pending objects, remember the
+            // new. (A settled object whose record MO refused is tried again through its digest.)
+            let added: Vec<Pending> = failed
+                .iter()
+                .map(|(object, data)| Pending {
+                    object: object.clone(),
+                    data: data.clone(),
+                })
+                .collect();
+            self.job
+                .register
+                .update_pending(PENDING_IMPORTER, &resolved, &added)?;
+        }
+        for object in &resolved {
+            self.pending.remove(object);
+        }
+        let new_pending = failed.len();
+        self.pending.extend(failed);
+        let file = unit.file();
+        if let Some(replay) = &mut self.replay {
+            // Keep only this record's digest: the next dump is compared with this version.
+            let id = replay.id.as_str();
+            let mut mine = Digests::default();
+            if let Some(d) = digests.units.get(id) {
+                mine.units.insert(id.to_string(), *d);
+            }
+            if let Some(d) = digests.employees.get(id) {
+                mine.employees.insert(id.to_string(), *d);
+            }
+            replay.found |= !mine.units.is_empty() || !mine.employees.is_empty();
+            replay.previous = Some(mine);
+        } else if let Unit::Dump(_) = unit {
+            if let Some(db) = self.rundb.as_deref_mut()
+                && written.applied
+            {
+                // Only what changed is written when the table holds the previous digests.
+                let stored = previous.as_ref().filter(|p| p.1).map(|p| &p.0);
+                db.finish(file.timestamp, env.now(), &digests, stored)?;
+            }
+            self.row = None;
+            self.last = Some(file.timestamp);
+        }
+        Ok(DumpReport {
+            name,
+            changes,
+            counts,
+            rejected,
+            refused,
+            warnings,
+            plan: written.plan,
+            pending: new_pending,
+            pending_settled: resolved.len(),
+        })
+    }
+
+    fn abandon(&mut self, _unit: &Unit<'_>) -> Result<(), RunError> {
+        // Nothing of this dump was recorded, so our own Running row goes and a re-run can start
+        // right away.
+        if let (Some(db), Some(row)) = (self.rundb.as_deref(), self.row.take()) {
+            db.abandon(row)?;
+        }
+        Ok(())
+    }
+
+    fn imported(&self, done: &DumpReport) -> Option<String> {
+        (self.replay.is_none() && !done.name.ends_with("(pending addresses)"))
+            .then(|| done.name.clone())
+    }
+
+    fn partly_applied(error: &RunError) -> bool {
+        error.partly_applied()
+    }
+
+    fn after_imported(imported: Vec<String>, failed: String, error: RunError) -> RunError {
+        RunError::AfterImported {
+            imported,
+            failed,
+            error: Box::new(error),
+        }
+    }
+}
+
 /// Import the pending dumps. With `rundb = None` (a dry run without history) everything is
 /// compared against nothing.
 pub fn import(
     backend: &mut dyn Backend,
-    mut rundb: Option<&mut RunDb>,
+    rundb: Option<&mut RunDb>,
     job: &Job<'_>,
     env: &mut dyn Env,
     dumps: &[DumpFile],
@@ -890,46 +1050,25 @@ pub fn import(
             row,
         });
     }
-    let mut last = match rundb.as_deref() {
+    let last = match rundb.as_deref() {
         Some(db) => db.last_imported()?,
         None => None,
     };
     let mut selected = select(dumps, last, mode);
     let mut report = ImportReport::default();
-    let mut pending: BTreeMap<String, String> = job
+    let pending: BTreeMap<String, String> = job
         .register
         .pending(PENDING_IMPORTER)?
         .into_iter()
         .map(|p| (p.object, p.data))
         .collect();
+    let mut units = Vec::new();
     if selected.is_empty()
         && !pending.is_empty()
         && let Some(file) = last.and_then(|l| dumps.iter().find(|d| d.timestamp == l))
     {
-        // No new dump: retry the pending objects against the last imported one (compared with
-        // itself, only they count as changed). No run row: the run history does not move.
-        let mut warnings = Vec::new();
-        let previous = previous_digests(rundb.as_deref(), last, dumps, &mut warnings)?;
-        events(Event::Dump {
-            index: 0,
-            total: 1,
-            name: &file.name,
-        });
-        let (mut dump_report, _) = import_dump(
-            backend,
-            job,
-            env,
-            file,
-            previous.as_ref().map(|p| &p.0),
-            false,
-            &mut pending,
-            events,
-        )?;
-        let mut all: Vec<Problem> = warnings.iter().map(|w| w.problem(&file.name)).collect();
-        all.append(&mut dump_report.warnings);
-        dump_report.warnings = all;
-        dump_report.name = format!("{} (pending addresses)", file.name);
-        report.dumps.push(dump_report);
+        // No new dump: retry the pending objects against the last imported one.
+        units.push(Unit::Pending(file));
     }
     if job.dry_run && selected.len() > 1 {
         report.not_processed = selected
@@ -938,82 +1077,18 @@ pub fn import(
             .map(|d| d.name.clone())
             .collect();
     }
-    let total = selected.len();
-    for (index, file) in selected.into_iter().enumerate() {
-        events(Event::Dump {
-            index,
-            total,
-            name: &file.name,
-        });
-        let mut warnings = Vec::new();
-        let previous = previous_digests(rundb.as_deref(), last, dumps, &mut warnings)?;
-        let row = match rundb.as_deref() {
-            Some(db) if !job.dry_run => match db.begin(file.timestamp, env.now())? {
-                Some(row) => Some(row),
-                None => {
-                    let row = db.blocking_row()?.unwrap_or(RunRow {
-                        id: 0,
-                        dump_date: String::new(),
-                        status: "Running".into(),
-                    });
-                    return Err(RunError::Blocked {
-                        path: db.path().to_string(),
-                        row,
-                    });
-                }
-            },
-            _ => None,
-        };
-        match import_dump(
-            backend,
-            job,
-            env,
-            file,
-            previous.as_ref().map(|p| &p.0),
-            last.is_none(),
-            &mut pending,
-            events,
-        ) {
-            Ok((mut dump_report, digests)) => {
-                events(Event::Stage("record run"));
-                if let Some(db) = rundb.as_deref_mut()
-                    && !job.dry_run
-                {
-                    // Only what changed is written when the table holds the previous digests.
-                    let stored = previous.as_ref().filter(|p| p.1).map(|p| &p.0);
-                    db.finish(file.timestamp, env.now(), &digests, stored)?;
-                }
-                let mut all: Vec<Problem> =
-                    warnings.iter().map(|w| w.problem(&file.name)).collect();
-                all.append(&mut dump_report.warnings);
-                dump_report.warnings = all;
-                report.dumps.push(dump_report);
-                last = Some(file.timestamp);
-            }
-            Err(e) => {
-                // Nothing of this dump was written (the plan is applied in one transaction), so
-                // our own Running row goes and a re-run can start right away.
-                if let (Some(db), Some(row)) = (rundb.as_deref(), row) {
-                    db.abandon(row)?;
-                }
-                let imported: Vec<String> = report
-                    .dumps
-                    .iter()
-                    .filter(|d| !job.dry_run && !d.name.ends_with("(pending addresses)"))
-                    .map(|d| d.name.clone())
-                    .collect();
-                if imported.is_empty() || e.partly_applied() {
-                    return Err(e);
-                }
-                return Err(RunError::AfterImported {
-                    imported,
-                    failed: file.name.clone(),
-                    error: Box::new(e),
-                });
-            }
-        }
-    }
-    report.pending = pending.len();
+    units.extend(selected.into_iter().map(Unit::Dump));
+    let mut importer = Importer {
+        job,
+        rundb,
+        dumps,
+        last,
+        pending,
+        row: None,
+        replay: None,
+    };
+    report.dumps = crate::job::import(&mut importer, backend, env, &units, job.dry_run, events)?;
+    report.pending = importer.pending.len();
     report.pending_resolved = report.dumps.iter().map(|d| d.pending_settled).sum();
     Ok(report)
 }
@@ -1033,57 +1108,45 @@ pub fn reimport(
         only: Some(id),
         ..*job
     };
-    let mut report = ImportReport::default();
-    let mut previous: Option<Digests> = None;
     // Pending objects of the import are left alone, except this object's, which a replay
     // settles or records again like an import does.
-    let mut pending: BTreeMap<String, String> = job
+    let pending: BTreeMap<String, String> = job
         .register
         .pending(PENDING_IMPORTER)?
         .into_iter()
         .filter(|p| p.object.split_once(':').is_some_and(|(_, o)| o == id))
         .map(|p| (p.object, p.data))
         .collect();
-    let selected: Vec<&DumpFile> = dumps.iter().filter(|d| d.timestamp >= since).collect();
-    let total = selected.len();
-    let mut found = false;
-    for (index, file) in selected.into_iter().enumerate() {
-        events(Event::Dump {
-            index,
-            total,
-            name: &file.name,
-        });
-        let (dump_report, digests) = import_dump(
-            backend,
-            &job,
-            env,
-            file,
-            previous.as_ref(),
-            true,
-            &mut pending,
-            events,
-        )?;
-        let present = digests.units.contains_key(id) || digests.employees.contains_key(id);
-        found |= present;
-        // Keep only this record's digest: the next dump is compared with this version of it.
-        let mut mine = Digests::default();
-        if let Some(d) = digests.units.get(id) {
-            mine.units.insert(id.to_string(), *d);
-        }
-        if let Some(d) = digests.employees.get(id) {
-            mine.employees.insert(id.to_string(), *d);
-        }
-        previous = Some(mine);
-        report.dumps.push(dump_report);
-    }
-    if !found {
+    let units: Vec<Unit<'_>> = dumps
+        .iter()
+        .filter(|d| d.timestamp >= since)
+        .map(Unit::Dump)
+        .collect();
+    let mut importer = Importer {
+        job: &job,
+        rundb: None,
+        dumps,
+        last: None,
+        pending,
+        row: None,
+        replay: Some(Replay {
+            id: id.to_string(),
+            previous: None,
+            found: false,
+        }),
+    };
+    let done = crate::job::import(&mut importer, backend, env, &units, job.dry_run, events)?;
+    if !importer.replay.is_some_and(|r| r.found) {
         return Err(RunError::NotFound {
             id: id.to_string(),
             since,
         });
     }
-    report.pending = pending.len();
-    Ok(report)
+    Ok(ImportReport {
+        dumps: done,
+        pending: importer.pending.len(),
+        ..ImportReport::default()
+    })
 }
 
 /// A unit whose address the register cannot resolve (`dipex opus check-dar`).

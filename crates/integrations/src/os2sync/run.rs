@@ -1,4 +1,5 @@
-//! The OS2Sync runs: the full export (units parents first, then deletions of units OS2Sync has
+//! The OS2Sync runs, through the job driver (`crate::job::export`; the sink is OS2Sync's REST
+//! API): the full export (units parents first, then deletions of units OS2Sync has
 //! and MO does not (with `autowash`), then users, then deletions of users MO no longer yields),
 //! and the single-unit and single-user syncs. Requests go through the hash cache; a refused
 //! request is reported and counted and the run goes on. `dry_run` reads but never writes.
@@ -186,24 +187,6 @@ impl Ctx<'_> {
                 .push(format!("delete {kind} {uuid}: {e}")),
         }
     }
-
-    fn finish(mut self, warnings: Vec<String>) -> Result<Report, RunError> {
-        if !self.dry_run {
-            self.cache.save()?;
-        }
-        self.report.warnings.extend(warnings);
-        let _ = self.cfg;
-        Ok(self.report)
-    }
-}
-
-fn texts(
-    backend: &dyn Backend,
-    snap: &Snapshot,
-    register: &dyn AddressRegister,
-    today: Date,
-) -> Result<HashMap<Uuid, String>, DarError> {
-    crate::dar::texts_for_export(backend, register, Ix::dar_ids(snap, today))
 }
 
 fn ctx(cfg: &Config, dry_run: bool) -> Result<Ctx<'_>, RunError> {
@@ -216,7 +199,166 @@ fn ctx(cfg: &Config, dry_run: bool) -> Result<Ctx<'_>, RunError> {
     })
 }
 
-/// The full export.
+/// What a run sends.
+#[derive(Clone, Copy)]
+enum Scope {
+    /// Everything, with deletions of what MO no longer yields.
+    All,
+    /// One unit, compared with FK Organisation whatever the hash cache says.
+    Unit(Uuid),
+    /// One person's users; a person with no position in the synced units is deleted.
+    User(Uuid),
+}
+
+/// The payloads of a run.
+struct Payloads {
+    units: Vec<OrgUnit>,
+    users: Vec<User>,
+    warnings: Vec<String>,
+}
+
+/// The OS2Sync exporter the job driver runs; its sink is OS2Sync's REST API.
+struct Exporter<'a> {
+    c: Ctx<'a>,
+    today: Date,
+    scope: Scope,
+    /// The hierarchy job of a full export, started before MO is read (OS2Sync reads FK
+    /// Organisation meanwhile).
+    hierarchy_job: Option<Uuid>,
+}
+
+impl crate::job::Export for Exporter<'_> {
+    type Snapshot = Snapshot;
+    type Output = Payloads;
+    type Report = Report;
+    type Error = RunError;
+
+    fn read(&mut self, backend: &dyn Backend) -> Result<Snapshot, RunError> {
+        let persons: [Uuid; 1];
+        let only: Option<&[Uuid]> = match self.scope {
+            Scope::All => {
+                self.hierarchy_job = Some(self.c.api.start_hierarchy()?);
+                None
+            }
+            Scope::Unit(_) => Some(&[]),
+            Scope::User(p) => {
+                persons = [p];
+                Some(&persons)
+            }
+        };
+        Ok(Snapshot::read(backend, self.today, only)?)
+    }
+
+    fn addresses(&self, snapshot: &Snapshot) -> Vec<Uuid> {
+        Ix::dar_ids(snapshot, self.today)
+    }
+
+    fn map(
+        &mut self,
+        snapshot: Snapshot,
+        texts: &HashMap<Uuid, String>,
+    ) -> Result<Payloads, RunError> {
+        let mut ix = Ix::new(&snapshot, self.c.cfg, self.today, texts)?;
+        let (units, users) = match self.scope {
+            Scope::All => (ix.units(), ix.users()?),
+            Scope::Unit(u) => (vec![ix.unit(u).ok_or(RunError::NotSynced(u))?], Vec::new()),
+            Scope::User(p) => (Vec::new(), ix.users_of(p)?),
+        };
+        Ok(Payloads {
+            units,
+            users,
+            warnings: std::mem::take(&mut ix.warnings),
+        })
+    }
+
+    fn sink(&mut self, payloads: Payloads) -> Result<Report, RunError> {
+        let Payloads {
+            units,
+            users,
+            mut warnings,
+        } = payloads;
+        let c = &mut self.c;
+        match self.scope {
+            Scope::Unit(_) => {
+                for u in &units {
+                    c.upsert_unit(u, false);
+                }
+            }
+            Scope::User(person) => {
+                if users.is_empty() {
+                    c.delete("user", person, false);
+                }
+                for u in &users {
+                    c.upsert_user(u, false);
+                }
+            }
+            Scope::All => {
+                let cfg = c.cfg;
+                let job = self.hierarchy_job.take().unwrap_or_default();
+                let fk = c
+                    .api
+                    .hierarchy(job, cfg.hierarchy_wait, cfg.hierarchy_poll)?;
+                for u in &units {
+                    c.upsert_unit(u, true);
+                }
+                let mo_units: HashSet<Uuid> = units.iter().map(|u| u.uuid).collect();
+                let top_fk = units.first().map(|u| u.uuid);
+                if cfg.autowash {
+                    if units.is_empty() {
+                        warnings.push("autowash: MO yields no units; nothing is deleted".into());
+                    } else {
+                        for gone in fk.units.iter().filter(|u| !mo_units.contains(u)) {
+                            if *gone == cfg.top_unit || Some(*gone) == top_fk {
+                                warnings.push(format!(
+                                    "autowash: the top unit {gone} is never deleted"
+                                ));
+                                continue;
+                            }
+                            c.delete("orgUnit", *gone, true);
+                        }
+                    }
+                }
+                for u in &users {
+                    c.upsert_user(u, true);
+                }
+                let mo_users: HashSet<Uuid> = users.iter().map(|u| u.uuid).collect();
+                if users.is_empty() {
+                    warnings.push("MO yields no users; no user is deleted in OS2Sync".into());
+                } else {
+                    for gone in fk.users.iter().filter(|u| !mo_users.contains(u)) {
+                        c.delete("user", *gone, true);
+                    }
+                }
+            }
+        }
+        if !c.dry_run {
+            c.cache.save()?;
+        }
+        let mut report = std::mem::take(&mut c.report);
+        report.warnings.extend(warnings);
+        Ok(report)
+    }
+}
+
+fn run(
+    backend: &dyn Backend,
+    register: &dyn AddressRegister,
+    cfg: &Config,
+    today: Date,
+    scope: Scope,
+    dry_run: bool,
+) -> Result<Report, RunError> {
+    let mut exporter = Exporter {
+        c: ctx(cfg, dry_run)?,
+        today,
+        scope,
+        hierarchy_job: None,
+    };
+    crate::job::export(&mut exporter, backend, register)
+}
+
+/// The full export: units parents first, deletions of units OS2Sync has and MO does not (with
+/// `autowash`), users, deletions of users MO no longer yields.
 pub fn export(
     backend: &dyn Backend,
     register: &dyn AddressRegister,
@@ -224,51 +366,7 @@ pub fn export(
     today: Date,
     dry_run: bool,
 ) -> Result<Report, RunError> {
-    let mut c = ctx(cfg, dry_run)?;
-    // OS2Sync reads FK Organisation in the background while MO is read.
-    let job = c.api.start_hierarchy()?;
-    let snap = Snapshot::read(backend, today, None)?;
-    let texts = texts(backend, &snap, register, today)?;
-    let mut ix = Ix::new(&snap, cfg, today, &texts)?;
-    let units = ix.units();
-    let users = ix.users()?;
-    let fk = c
-        .api
-        .hierarchy(job, cfg.hierarchy_wait, cfg.hierarchy_poll)?;
-
-    for u in &units {
-        c.upsert_unit(u, true);
-    }
-    let mo_units: HashSet<Uuid> = units.iter().map(|u| u.uuid).collect();
-    let top_fk = units.first().map(|u| u.uuid);
-    if cfg.autowash {
-        if units.is_empty() {
-            ix.warnings
-                .push("autowash: MO yields no units; nothing is deleted".into());
-        } else {
-            for gone in fk.units.iter().filter(|u| !mo_units.contains(u)) {
-                if *gone == cfg.top_unit || Some(*gone) == top_fk {
-                    ix.warnings
-                        .push(format!("autowash: the top unit {gone} is never deleted"));
-                    continue;
-                }
-                c.delete("orgUnit", *gone, true);
-            }
-        }
-    }
-    for u in &users {
-        c.upsert_user(u, true);
-    }
-    let mo_users: HashSet<Uuid> = users.iter().map(|u| u.uuid).collect();
-    if users.is_empty() {
-        ix.warnings
-            .push("MO yields no users; no user is deleted in OS2Sync".into());
-    } else {
-        for gone in fk.users.iter().filter(|u| !mo_users.contains(u)) {
-            c.delete("user", *gone, true);
-        }
-    }
-    c.finish(std::mem::take(&mut ix.warnings))
+    run(backend, register, cfg, today, Scope::All, dry_run)
 }
 
 /// Send one unit (always compared with FK Organisation, whatever the hash cache says).
@@ -280,13 +378,7 @@ pub fn sync_unit(
     unit: Uuid,
     dry_run: bool,
 ) -> Result<Report, RunError> {
-    let mut c = ctx(cfg, dry_run)?;
-    let snap = Snapshot::read(backend, today, Some(&[]))?;
-    let texts = texts(backend, &snap, register, today)?;
-    let mut ix = Ix::new(&snap, cfg, today, &texts)?;
-    let payload = ix.unit(unit).ok_or(RunError::NotSynced(unit))?;
-    c.upsert_unit(&payload, false);
-    c.finish(std::mem::take(&mut ix.warnings))
+    run(backend, register, cfg, today, Scope::Unit(unit), dry_run)
 }
 
 /// Send one person's users; a person with no position in the synced units is deleted.
@@ -298,18 +390,7 @@ pub fn sync_user(
     person: Uuid,
     dry_run: bool,
 ) -> Result<Report, RunError> {
-    let mut c = ctx(cfg, dry_run)?;
-    let snap = Snapshot::read(backend, today, Some(&[person]))?;
-    let texts = texts(backend, &snap, register, today)?;
-    let mut ix = Ix::new(&snap, cfg, today, &texts)?;
-    let users = ix.users_of(person)?;
-    if users.is_empty() {
-        c.delete("user", person, false);
-    }
-    for u in &users {
-        c.upsert_user(u, false);
-    }
-    c.finish(std::mem::take(&mut ix.warnings))
+    run(backend, register, cfg, today, Scope::User(person), dry_run)
 }
 
 /// Does OS2Sync answer (with our CVR and ApiKey)? Starts a harmless hierarchy job.

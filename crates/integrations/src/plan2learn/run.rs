@@ -1,5 +1,6 @@
-//! One plan2learn export: read MO, look up the texts of the units' DAR addresses, build the five
-//! tables and write them atomically into a folder.
+//! One plan2learn export through the job driver (`crate::job::export`): read MO, look up the
+//! texts of the units' DAR addresses, build the five tables and write them atomically into a
+//! folder.
 
 use super::map::{self, Config, Export, ExportError};
 use super::read::Snapshot;
@@ -8,6 +9,7 @@ use crate::common::report::{Problem, Summary};
 use crate::dar::{AddressRegister, DarError};
 use dipex_backend::{Backend, BackendError};
 use dipex_model::Date;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +68,45 @@ impl Report {
     }
 }
 
+/// The plan2learn exporter the job driver runs: the sink writes the five files into `out`
+/// (none when `out` is `None`).
+struct Exporter<'a> {
+    cfg: &'a Config,
+    today: Date,
+    out: Option<&'a Path>,
+}
+
+impl crate::job::Export for Exporter<'_> {
+    type Snapshot = Snapshot;
+    type Output = Export;
+    type Report = Report;
+    type Error = RunError;
+
+    fn read(&mut self, backend: &dyn Backend) -> Result<Snapshot, RunError> {
+        Ok(Snapshot::read(backend, self.today)?)
+    }
+
+    fn addresses(&self, snapshot: &Snapshot) -> Vec<uuid::Uuid> {
+        map::dar_ids(snapshot, self.today)
+    }
+
+    fn map(
+        &mut self,
+        snapshot: Snapshot,
+        texts: &HashMap<uuid::Uuid, String>,
+    ) -> Result<Export, RunError> {
+        Ok(map::export(&snapshot, self.cfg, self.today, texts)?)
+    }
+
+    fn sink(&mut self, export: Export) -> Result<Report, RunError> {
+        let paths = match self.out {
+            Some(out) => write::write_dir(out, &export.tables)?,
+            None => Vec::new(),
+        };
+        Ok(Report { export, paths })
+    }
+}
+
 /// Build the export for `today` (nothing written).
 pub fn build(
     backend: &dyn Backend,
@@ -73,9 +114,12 @@ pub fn build(
     cfg: &Config,
     today: Date,
 ) -> Result<Export, RunError> {
-    let snap = Snapshot::read(backend, today)?;
-    let texts = crate::dar::texts_for_export(backend, register, map::dar_ids(&snap, today))?;
-    Ok(map::export(&snap, cfg, today, &texts)?)
+    let mut exporter = Exporter {
+        cfg,
+        today,
+        out: None,
+    };
+    Ok(crate::job::export(&mut exporter, backend, register)?.export)
 }
 
 /// Build the export and write the five files into `out`.
@@ -86,7 +130,10 @@ pub fn run(
     today: Date,
     out: &Path,
 ) -> Result<Report, RunError> {
-    let export = build(backend, register, cfg, today)?;
-    let paths = write::write_dir(out, &export.tables)?;
-    Ok(Report { export, paths })
+    let mut exporter = Exporter {
+        cfg,
+        today,
+        out: Some(out),
+    };
+    crate::job::export(&mut exporter, backend, register)
 }
