@@ -216,7 +216,7 @@ pub fn bench(a: &PeerArgs) -> Result<()> {
                     println!("  {rej}");
                 }
                 for m in &d.refused {
-                    println!("  refused by OS2mo: {}", m.render(&d.name));
+                    println!("  {m}");
                 }
             }
         }

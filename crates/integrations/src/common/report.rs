@@ -24,6 +24,9 @@ pub struct Problem {
     pub element: Option<String>,
     pub field: Option<String>,
     pub reason: String,
+    /// The MO object it is about, when one is known (an operation MO refused). Not rendered:
+    /// the reason names it where it matters.
+    pub object: Option<uuid::Uuid>,
 }
 
 impl Problem {
@@ -43,6 +46,7 @@ impl Problem {
             element: None,
             field: None,
             reason,
+            object: None,
         }
     }
 
@@ -59,6 +63,12 @@ impl Problem {
 
     pub fn field(mut self, field: impl Into<String>) -> Problem {
         self.field = Some(field.into());
+        self
+    }
+
+    /// About the MO object `uuid`.
+    pub fn object(mut self, uuid: uuid::Uuid) -> Problem {
+        self.object = Some(uuid);
         self
     }
 }

@@ -22,7 +22,7 @@ use crate::common::report::{Problem, Summary};
 use crate::dar::{self, AddressRegister, DarError, Lookup, Pending};
 use crate::job::{Event, Mapped, Written};
 use crate::transport::source::{Source, SourceError};
-use dipex_backend::{Backend, BackendError, Query, Refused};
+use dipex_backend::{Backend, BackendError, Query};
 use dipex_model::{Cpr, Date, Fact, Kind, Object, Plan};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -106,8 +106,9 @@ pub struct FileReport {
     pub plan: Plan,
     /// Rows that were not imported, each with its file, line and reason.
     pub rejected: Vec<Problem>,
-    /// Operations OS2mo refused (or did not get because they depend on a refused object).
-    pub refused: Vec<Refused>,
+    /// Operations OS2mo refused (or did not get because they depend on a refused object), each
+    /// with the object's uuid.
+    pub refused: Vec<Problem>,
     pub warnings: Vec<Problem>,
     pub dar_failures: usize,
     /// Units whose postal address lookup failed (pending).
@@ -176,9 +177,7 @@ impl Report {
         for f in &self.files {
             let file = f.name.as_str();
             s.problems.extend(f.warnings.iter().cloned());
-            for r in &f.refused {
-                s.problems.push(Problem::rejected(file, r.to_string()));
-            }
+            s.problems.extend(f.refused.iter().cloned());
             s.problems.extend(f.rejected.iter().cloned());
             let c = f.plan.counts();
             counts.created += c.created;
@@ -457,7 +456,11 @@ impl crate::job::Import for Importer<'_> {
     ) -> Result<FileReport, RunError> {
         let mut fr = carry.report;
         fr.plan = written.plan.unwrap_or_default();
-        fr.refused = written.refused;
+        fr.refused = written
+            .refused
+            .into_iter()
+            .map(|r| Problem::rejected(fr.name.as_str(), r.to_string()).object(r.uuid))
+            .collect();
         match unit {
             Unit::Seed => {}
             Unit::Pending { .. } => {

@@ -86,28 +86,6 @@ impl RunError {
     }
 }
 
-/// An operation OS2mo refused (or did not get because it depends on a refused object), with the
-/// OPUS record it comes from where one is known. Never holds a CPR number.
-#[derive(Debug, Clone)]
-pub struct MoRefusal {
-    /// The record's line and element (`employee id="123"`), when the object has one.
-    pub record: Option<(u64, String)>,
-    pub refused: Refused,
-}
-
-impl MoRefusal {
-    /// `file:line: element: <operation>: refused by MO: KEY (description)`.
-    pub fn render(&self, file: &str) -> String {
-        match &self.record {
-            Some((line, element)) if *line > 0 => {
-                format!("{file}:{line}: {element}: {}", self.refused)
-            }
-            Some((_, element)) => format!("{file}: {element}: {}", self.refused),
-            None => format!("{file}: {}", self.refused),
-        }
-    }
-}
-
 /// The digest stored for a record MO refused: it matches no record, so the next run sees the
 /// record as changed and tries it again.
 pub const REFUSED: Digest = Digest([0; 16]);
@@ -122,8 +100,10 @@ pub struct DumpReport {
     pub changes: Changes,
     pub counts: Counts,
     pub rejected: Vec<Problem>,
-    /// Operations OS2mo refused; their records are tried again on the next run.
-    pub refused: Vec<MoRefusal>,
+    /// Operations OS2mo refused (or did not get because they depend on a refused object), each
+    /// with its record's line and element where known and the object's uuid; their records are
+    /// tried again on the next run.
+    pub refused: Vec<Problem>,
     pub warnings: Vec<Problem>,
     /// The plan, kept for dry runs.
     pub plan: Option<Plan>,
@@ -172,13 +152,7 @@ impl ImportReport {
             let file = d.name.as_str();
             s.problems.extend(d.warnings.iter().cloned());
             s.problems.extend(d.rejected.iter().cloned());
-            for r in &d.refused {
-                let p = Problem::rejected(file, r.refused.to_string());
-                s.problems.push(match &r.record {
-                    Some((line, element)) => p.at(Some(*line)).element(element.clone()),
-                    None => p,
-                });
-            }
+            s.problems.extend(d.refused.iter().cloned());
             if !d.refused.is_empty() {
                 s.problems.push(Problem::warning(
                     file,
@@ -943,10 +917,17 @@ impl<'a> crate::job::Import for Importer<'a, '_> {
         let mut refused = Vec::new();
         for r in written.refused {
             uncount(&mut counts, &r);
-            let record = origin
-                .get(&r.uuid)
-                .map(|rec| records.refuse(*rec, &mut digests));
-            refused.push(MoRefusal { record, refused: r });
+            let problem =
+                Problem::rejected(unit.file().name.as_str(), r.to_string()).object(r.uuid);
+            refused.push(
+                match origin
+                    .get(&r.uuid)
+                    .map(|rec| records.refuse(*rec, &mut digests))
+                {
+                    Some((line, element)) => problem.at(Some(line)).element(element),
+                    None => problem,
+                },
+            );
         }
         if written.applied {
             // Only now that MO holds the plan: forget the settled pending objects, remember the

@@ -218,7 +218,7 @@ fn a_refused_address_is_a_rejected_record_and_the_next_dump_tries_it_again() {
     let refused: Vec<String> = report.dumps[0]
         .refused
         .iter()
-        .map(|r| r.render(FIRST))
+        .map(|r| r.to_string())
         .collect();
     let unit2 = Config::new("Aarslev Kommune").uuids.unit("2");
     let addresses = mo
@@ -230,7 +230,7 @@ fn a_refused_address_is_a_rejected_record_and_the_next_dump_tries_it_again() {
     assert_eq!(
         refused,
         vec![format!(
-            "{FIRST}:22: orgUnit id=\"2\": create address {address_uuid} [1900-01-01, inf) user_key=\"{dar}\": refused by MO: V_INVALID_ADDRESS_DAR (Invalid address value={dar})"
+            "rejected: {FIRST}:22: orgUnit id=\"2\": create address {address_uuid} [1900-01-01, inf) user_key=\"{dar}\": refused by MO: V_INVALID_ADDRESS_DAR (Invalid address value={dar})"
         )]
     );
     assert_eq!(report.rejected(), 1, "exit code 1");
@@ -268,7 +268,7 @@ fn refused_uuid(report: &run::ImportReport) -> Uuid {
     report.dumps[0]
         .refused
         .first()
-        .map(|r| r.refused.uuid)
+        .and_then(|r| r.object)
         .expect("a refused operation")
 }
 
