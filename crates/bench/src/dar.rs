@@ -6,12 +6,12 @@
 use crate::{BenchEnv, Size, generate};
 use anyhow::Result;
 use dipex_backend::Store;
-use dipex_dar_server::{DarServer, Mode as ServerMode};
 use dipex_integrations::dar::{self, AddressRegister, DarSettings, OfflineRegister, Protocol};
 use dipex_integrations::opus::files::list_dumps;
 use dipex_integrations::opus::map::Config;
 use dipex_integrations::opus::run::{self, Job, Mode};
 use dipex_integrations::opus::state::RunDb;
+use dipex_testkit::dar::{DarServer, Mode as ServerMode};
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -19,7 +19,7 @@ use dipex_integrations::opus::files::list_dumps;
 use dipex_integrations::opus::map::Config;
 use dipex_integrations::opus::run::{self, Env, Job, Mode};
 use dipex_integrations::opus::state::RunDb;
-use dipex_integrations::opus::synth::{SynthSpec, write_address_file, write_dumps};
+use dipex_testkit::synth::{SynthSpec, write_address_file, write_dumps};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
@@ -377,7 +377,7 @@ fn os2mo(s: &Size, batch: usize) -> Result<()> {
     let _ = std::fs::remove_dir_all(&dir);
     generate(s, &dir)?;
     let cfg = Config::new("Benchby Kommune");
-    let server = dipex_os2mo_server::MoServer::start(dipex_os2mo_server::Options {
+    let server = dipex_testkit::os2mo::MoServer::start(dipex_testkit::os2mo::Options {
         org: (
             cfg.uuids.base(),
             cfg.municipality_name.clone(),

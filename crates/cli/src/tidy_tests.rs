@@ -1,7 +1,8 @@
 //! Tidy tests of the whole workspace (ARCHITECTURE.md "Invariants"): every Rust file says what
 //! it is for in a leading `//!` comment, every crate takes the workspace lints, `unsafe` is
 //! allowed in one module only (the SMB transport's FFI), and finished runs are reported in one
-//! shape (`common::report`), printed by one function of the CLI.
+//! shape (`common::report`), printed by one function of the CLI; each crate has one
+//! integration-test binary (`tests/it/`).
 
 use std::path::{Path, PathBuf};
 
@@ -144,4 +145,38 @@ fn a_file_without_a_purpose_comment_is_found() {
     std::fs::write(&bad, "// Not a purpose.\nfn main() {}\n").unwrap();
     let found = without_purpose(&rust_files(dir.path()));
     assert_eq!(found, vec![bad.display().to_string()]);
+}
+
+/// The integration-test binaries of `crate_dir`: `.rs` files directly in `tests/`, and folders
+/// there with a `main.rs`.
+fn test_binaries(crate_dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(crate_dir.join("tests")) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rs") || p.join("main.rs").is_file())
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    out.sort();
+    out
+}
+
+/// One integration-test binary per crate, `tests/it/main.rs` (each binary links the crate and
+/// its dependencies again; one keeps the build fast and the tests easy to find).
+#[test]
+fn one_integration_test_binary_per_crate() {
+    let mut found = Vec::new();
+    for c in crates() {
+        let binaries = test_binaries(&c);
+        if !binaries.is_empty() && binaries != ["it"] {
+            found.push(format!(
+                "{}: {}",
+                c.file_name().unwrap().to_string_lossy(),
+                binaries.join(", ")
+            ));
+        }
+    }
+    assert_eq!(found, Vec::<String>::new(), "move them into tests/it/");
+    assert_eq!(test_binaries(&root().join("crates/integrations")), ["it"]);
 }

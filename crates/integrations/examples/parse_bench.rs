@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use dipex_integrations::opus::parse::{Dump, parse_file};
-use dipex_integrations::opus::synth::{SynthSpec, write_dumps};
+use dipex_testkit::synth::{SynthSpec, write_dumps};
 use md5::{Digest as _, Md5};
 
 fn main() {

@@ -11,5 +11,4 @@ pub mod parse;
 pub mod primary;
 pub mod run;
 pub mod state;
-pub mod synth;
 pub mod uuids;

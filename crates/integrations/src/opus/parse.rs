@@ -2498,14 +2498,14 @@ mod tests {
 
         // A small generated dump over three days (changes, new units, leave markers).
         let dir = tempfile::tempdir().unwrap();
-        let spec = crate::opus::synth::SynthSpec {
+        let spec = dipex_testkit::synth::SynthSpec {
             units: 40,
             employees: 400,
             days: 3,
             seed: 7,
             start: jiff::civil::date(2024, 1, 1),
         };
-        let paths = crate::opus::synth::write_dumps(&spec, dir.path()).unwrap();
+        let paths = dipex_testkit::synth::write_dumps(&spec, dir.path()).unwrap();
         let mut summary = Vec::new();
         for path in &paths {
             let bytes = std::fs::read(path).unwrap();

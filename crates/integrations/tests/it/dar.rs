@@ -1,10 +1,10 @@
 //! The Adressevælger client, the breaker, the cache's state database and the concurrent lookups
-//! against a loopback server speaking the protocol of `specs/dar.md` (`dipex-dar-server`).
+//! against a loopback server speaking the protocol of `specs/dar.md` (`dipex_testkit::dar`).
 
-use dipex_dar_server::{DarServer, Mode};
 use dipex_integrations::dar::{
     self, AddressRegister, Adressevaelger, Breaker, CachedRegister, DarError, Lookup, Pending,
 };
+use dipex_testkit::dar::{DarServer, Mode};
 use std::time::Duration;
 use uuid::Uuid;
 

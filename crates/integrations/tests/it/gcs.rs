@@ -1,12 +1,12 @@
 //! Tests of the Google Cloud Storage transport (`transport::gcs`, through `Source`) against the
-//! loopback GCS JSON API server of `dipex-storage-servers`: both credential paths (a
+//! loopback GCS JSON API server of `dipex_testkit::gcs`: both credential paths (a
 //! service-account key whose RS256 JWT the server verifies, and the metadata server with its
 //! `Metadata-Flavor` header), pagination, percent-encoded object names, streamed fetches and
 //! GCS's errors. No token or key ever appears in an error.
 
 use dipex_integrations::transport::gcs::{GcsConfig, GcsCredentials, Step};
 use dipex_integrations::transport::source::{Source, SourceError};
-use dipex_storage_servers::gcs::{GcsServer, TEST_KEY_PEM};
+use dipex_testkit::gcs::{GcsServer, TEST_KEY_PEM};
 
 fn key_source(server: &GcsServer, dir: &std::path::Path, bucket: &str) -> Source {
     let mut cfg = GcsConfig::new(bucket, GcsCredentials::KeyFile(server.key_file(dir)));
@@ -193,7 +193,7 @@ fn gcs_errors_name_the_bucket_and_never_a_secret() {
     assert!(!e.to_string().contains("c2VjcmV0"), "{e}");
 
     // No metadata server (a closed port).
-    let port = dipex_storage_servers::samba::free_port();
+    let port = dipex_testkit::samba::free_port();
     let mut cfg = GcsConfig::new(
         "opus",
         GcsCredentials::Metadata(format!("http://127.0.0.1:{port}/token")),

@@ -15,7 +15,7 @@ use dipex_integrations::opus::run::{self, Env, Job, Mode};
 use dipex_integrations::opus::state::RunDb;
 use dipex_integrations::transport::source::Source;
 use dipex_model::{Kind, Op, Plan, Value};
-use dipex_os2mo_server::{MoServer, Options};
+use dipex_testkit::os2mo::{MoServer, Options};
 use jiff::civil::date;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

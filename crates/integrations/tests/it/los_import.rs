@@ -2,7 +2,6 @@
 //! on loopback, into a real embedded store, with the state file and the DAR failure list.
 
 use dipex_backend::{Backend, Query, Store};
-use dipex_ftp_server::{PASSWORD, Quirks, TestServer, USER};
 use dipex_integrations::dar::OfflineRegister;
 use dipex_integrations::los::run::{self, Job};
 use dipex_integrations::los::uuids;
@@ -10,6 +9,7 @@ use dipex_integrations::opus::run::Env;
 use dipex_integrations::transport::ftp::{FtpConfig, FtpSecurity};
 use dipex_integrations::transport::source::Source;
 use dipex_model::{Kind, Value};
+use dipex_testkit::ftp::{PASSWORD, Quirks, TestServer, USER};
 use jiff::civil::date;
 use std::path::{Path, PathBuf};
 use uuid::Uuid;
@@ -504,7 +504,7 @@ fn fixtures_of_this_run(dir: &Path, run: Uuid) -> PathBuf {
 fn the_fixtures_into_a_real_os2mo_give_the_same_objects_as_the_embedded_store() {
     use dipex_backend::Os2mo;
     use dipex_backend::os2mo::{Auth, Config};
-    let Some(peer) = dipex_os2mo_server::peer::from_env("LOS import into a real OS2mo") else {
+    let Some(peer) = dipex_testkit::os2mo::peer::from_env("LOS import into a real OS2mo") else {
         return;
     };
     let _shared = crate::shared_os2mo();

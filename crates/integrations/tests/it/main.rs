@@ -17,6 +17,7 @@ mod os2sync;
 mod plan2learn;
 mod sftp;
 mod smb;
+mod synth;
 mod transport;
 mod vsftpd;
 

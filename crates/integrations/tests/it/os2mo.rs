@@ -13,7 +13,7 @@ use dipex_integrations::opus::map::Config;
 use dipex_integrations::opus::run::{self, Env, Job, Mode, RunError};
 use dipex_integrations::opus::state::RunDb;
 use dipex_model::Kind;
-use dipex_os2mo_server::{MoServer, Options};
+use dipex_testkit::os2mo::{MoServer, Options};
 use jiff::civil::date;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -214,7 +214,7 @@ fn a_run_refused_halfway_is_reported_and_a_rerun_finishes_it() {
     // an error that says what was applied, and the dump stays pending.
     let server = server_for(&cfg);
     let mut mo = client(&server, 50);
-    server.fail_after(total - 3, 1000, dipex_os2mo_server::Failure::Status(503));
+    server.fail_after(total - 3, 1000, dipex_testkit::os2mo::Failure::Status(503));
     let err = import(&mut mo, &cfg, &dumps, &ex.join("adresser.csv"), dir.path()).unwrap_err();
     let RunError::Backend(b) = &err else {
         panic!("{err}")
@@ -223,7 +223,7 @@ fn a_run_refused_halfway_is_reported_and_a_rerun_finishes_it() {
     let err = err.to_string();
     assert!(err.contains("503"), "{err}");
     assert!(err.contains("writes were applied ("), "{err}");
-    server.fail_next(0, dipex_os2mo_server::Failure::Status(503));
+    server.fail_next(0, dipex_testkit::os2mo::Failure::Status(503));
     let db = RunDb::open(&dir.path().join("run_db.sqlite")).unwrap();
     assert!(
         db.blocking_row().unwrap().is_none(),
@@ -307,7 +307,7 @@ fn copy_kind(from: &dyn Backend, store: &mut Store, kind: Kind) {
 
 #[test]
 fn the_bundled_example_into_a_real_os2mo_gives_the_same_objects_as_the_embedded_store() {
-    let Some(peer) = dipex_os2mo_server::peer::from_env("OPUS import into a real OS2mo") else {
+    let Some(peer) = dipex_testkit::os2mo::peer::from_env("OPUS import into a real OS2mo") else {
         return;
     };
     let _shared = crate::shared_os2mo();
@@ -419,7 +419,7 @@ fn the_bundled_example_into_a_real_os2mo_gives_the_same_objects_as_the_embedded_
     assert!(from_store.iter().all(|f| f.len() > 200));
     assert!(from_store == from_mo, "plan2learn's files differ");
     let synced = |b: &dyn Backend| {
-        let server = dipex_os2sync_server::Os2SyncServer::start(Default::default());
+        let server = dipex_testkit::os2sync::Os2SyncServer::start(Default::default());
         let cache = tempfile::tempdir().unwrap();
         let json = serde_json::json!({
             "municipality.cvr": "29189129",

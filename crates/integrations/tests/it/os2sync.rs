@@ -9,7 +9,7 @@ use dipex_integrations::settings::Settings;
 use dipex_model::{
     Address, Class, Cpr, Engagement, Facet, Kind, Op, OrgUnit, Person, Plan, Validity, Value,
 };
-use dipex_os2sync_server::{Options, Os2SyncServer};
+use dipex_testkit::os2sync::{Options, Os2SyncServer};
 use jiff::civil::date;
 use std::path::Path;
 use std::time::Duration;

@@ -76,7 +76,7 @@ fn password() -> &'static str {
     static PASSWORD: OnceLock<String> = OnceLock::new();
     PASSWORD.get_or_init(|| {
         // The FTP tests set up their user at the same moment: one account change at a time.
-        let _accounts = dipex_ftp_server::vsftpd::account_lock();
+        let _accounts = dipex_testkit::ftp::vsftpd::account_lock();
         let exists = Command::new("id")
             .arg(USER)
             .stdout(Stdio::null())

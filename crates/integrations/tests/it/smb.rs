@@ -1,5 +1,5 @@
 //! Tests of the SMB transport (`transport::smb`, through `Source`) against a real Samba `smbd`
-//! on loopback (`dipex-storage-servers`' `samba` module), with libsmbclient loaded at run time.
+//! on loopback (`dipex_testkit::samba`), with libsmbclient loaded at run time.
 //! Without root, `smbd` or libsmbclient every test prints `SKIPPED` and passes; `.ci/run`
 //! installs `samba` and `libsmbclient` and runs as root.
 
@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use dipex_integrations::opus::files::list_source_dumps;
 use dipex_integrations::transport::smb::{self, SmbConfig, SmbError};
 use dipex_integrations::transport::source::{Source, SourceError};
-use dipex_storage_servers::samba::{self, PASSWORD, Samba, USER};
+use dipex_testkit::samba::{self, PASSWORD, Samba, USER};
 
 fn skip_reason() -> Option<String> {
     if let Some(r) = samba::skip_reason() {

@@ -4,7 +4,7 @@
 //! over existing files, fails or drops the connection halfway through an upload), and a small proxy
 //! that refuses `MLSD`.
 //!
-//! The servers come from `dipex-ftp-server`: each binds port 0 for its control connection and
+//! The servers come from `dipex_testkit::ftp`: each binds port 0 for its control connection and
 //! every passive data connection, so tests never fight over ports; the client under test runs
 //! synchronously on the test thread.
 
@@ -19,10 +19,10 @@ use dipex_integrations::transport::ftp::{
 };
 use dipex_integrations::transport::put::{Left, PutStep};
 
-use dipex_ftp_server::{PASSWORD, Quirks, TestCert, TestServer, USER, cert_for, test_cert};
+use dipex_testkit::ftp::{PASSWORD, Quirks, TestCert, TestServer, USER, cert_for, test_cert};
 
 // ---------------------------------------------------------------------------------------------
-// Test server (`dipex-ftp-server`), its client settings, and a proxy
+// Test server (`dipex_testkit::ftp`), its client settings, and a proxy
 
 fn config(server: &TestServer, security: FtpSecurity) -> FtpConfig {
     let mut cfg = FtpConfig::new("127.0.0.1", USER, PASSWORD, security);

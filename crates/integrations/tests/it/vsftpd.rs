@@ -1,4 +1,4 @@
-//! The FTP transport against a real Debian vsftpd on loopback (`dipex_ftp_server::vsftpd`):
+//! The FTP transport against a real Debian vsftpd on loopback (`dipex_testkit::ftp::vsftpd`):
 //! explicit FTPS with a private CA, a local user. plan2learn's five files go up all together or
 //! not at all when the server refuses the fourth file (by its own `deny_file` rule, or a sticky
 //! folder that forbids renaming someone else's file) or when the session is killed mid-transfer
@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use dipex_backend::{Backend, Query, Store};
-use dipex_ftp_server::vsftpd::{self, Options, Vsftpd};
 use dipex_integrations::dar::OfflineRegister;
 use dipex_integrations::los::run::{self, Job};
 use dipex_integrations::los::uuids;
@@ -21,6 +20,7 @@ use dipex_integrations::transport::ftp::{self, FtpConfig, FtpSecurity};
 use dipex_integrations::transport::put::{Left, PutStep};
 use dipex_integrations::transport::source::Source;
 use dipex_model::Kind;
+use dipex_testkit::ftp::vsftpd::{self, Options, Vsftpd};
 use uuid::Uuid;
 
 const FILES: [&str; 5] = [

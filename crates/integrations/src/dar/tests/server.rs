@@ -1,8 +1,8 @@
-//! A small DAWA-like HTTP server on 127.0.0.1 for the tests: answers each request through a
-//! handler and records the raw request URLs.
+//! A small DAWA-like HTTP server on 127.0.0.1 for the tests (on the test kit's HTTP server):
+//! answers each request through a handler and records the raw request URLs.
 
+use dipex_testkit::http::{FnServer, Request, Response};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// What the handler answers.
@@ -74,54 +74,46 @@ pub fn mini(id: &str, betegnelse: &str) -> String {
     .to_string()
 }
 
-type Handler = dyn Fn(&str, &str) -> Reply + Send + Sync;
-
 /// A running server; stopped when dropped.
 pub struct TestServer {
     pub base: String,
     requests: Arc<Mutex<Vec<String>>>,
-    server: Arc<tiny_http::Server>,
-    thread: Option<JoinHandle<()>>,
+    _server: FnServer,
 }
 
 impl TestServer {
     /// Start a server whose `handler(path, decoded betegnelse)` answers every request.
     pub fn start(handler: impl Fn(&str, &str) -> Reply + Send + Sync + 'static) -> Self {
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind loopback"));
-        let port = server.server_addr().to_ip().expect("ip listener").port();
         let requests = Arc::new(Mutex::new(Vec::new()));
-        let handler: Box<Handler> = Box::new(handler);
-        let thread = {
-            let server = Arc::clone(&server);
-            let requests = Arc::clone(&requests);
-            std::thread::spawn(move || {
-                for request in server.incoming_requests() {
-                    let url = request.url().to_string();
-                    requests.lock().unwrap().push(url.clone());
-                    let (path, query) = url.split_once('?').unwrap_or((&url, ""));
-                    let betegnelse = query
-                        .split('&')
-                        .find_map(|p| p.strip_prefix("betegnelse="))
-                        .map(percent_decode)
-                        .unwrap_or_default();
-                    let reply = handler(path, &betegnelse);
-                    if !reply.delay.is_zero() {
-                        std::thread::sleep(reply.delay);
-                    }
-                    let header =
-                        tiny_http::Header::from_bytes("Content-Type", "application/json").unwrap();
-                    let response = tiny_http::Response::from_string(reply.body)
-                        .with_status_code(reply.status)
-                        .with_header(header);
-                    let _ = request.respond(response);
-                }
+        let seen = Arc::clone(&requests);
+        let server = FnServer::start(move |req: &Request| {
+            let url = if req.query.is_empty() {
+                req.path.clone()
+            } else {
+                format!("{}?{}", req.path, req.query)
+            };
+            seen.lock().unwrap().push(url);
+            let betegnelse = req
+                .query
+                .split('&')
+                .find_map(|p| p.strip_prefix("betegnelse="))
+                .map(percent_decode)
+                .unwrap_or_default();
+            let reply = handler(&req.path, &betegnelse);
+            if !reply.delay.is_zero() {
+                std::thread::sleep(reply.delay);
+            }
+            Some(Response {
+                status: reply.status,
+                content_type: Some("application/json"),
+                headers: Vec::new(),
+                body: reply.body.into_bytes(),
             })
-        };
+        });
         TestServer {
-            base: format!("http://127.0.0.1:{port}"),
+            base: server.url(),
             requests,
-            server,
-            thread: Some(thread),
+            _server: server,
         }
     }
 
@@ -136,15 +128,6 @@ impl TestServer {
             .into_iter()
             .map(|u| u.split('?').next().unwrap_or_default().to_string())
             .collect()
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        self.server.unblock();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

@@ -1,0 +1,24 @@
+//! dipex's test kit: what the tests and `dipex-bench` run against, on loopback, and the
+//! synthetic data they use. It depends on no dipex crate; nothing in the product depends on it.
+//!
+//! * [`http`]: the small HTTP/1.1 server on `std::net` the OS2mo, OS2Sync and DAR servers answer
+//!   through;
+//! * [`os2mo`]: an OS2mo GraphQL v30 server with LoRa-like bitemporal semantics, and
+//!   [`os2mo::peer`], which finds the real OS2mo the tests also run against;
+//! * [`os2sync`]: an OS2sync 4.x REST API;
+//! * [`dar`]: a KDS Adressevælger;
+//! * [`gcs`]: a Google Cloud Storage JSON API with its OAuth token endpoint and metadata server;
+//! * [`ftp`]: an FTP/FTPS server (libunftp) that misbehaves on request, and Debian's vsftpd;
+//! * [`samba`]: Debian's smbd;
+//! * [`synth`]: synthetic OPUS dumps and their address register.
+//!
+//! Synthetic data only: every CPR number here fails the modulus-11 check.
+
+pub mod dar;
+pub mod ftp;
+pub mod gcs;
+pub mod http;
+pub mod os2mo;
+pub mod os2sync;
+pub mod samba;
+pub mod synth;
