@@ -225,9 +225,9 @@ fn write_request() -> (String, serde_json::Value) {
 #[test]
 fn every_document_validates_against_the_v30_schema() {
     let Some(path) = std::env::var_os("DIPEX_OS2MO_SCHEMA") else {
-        eprintln!(
-            "SKIPPED: the OS2mo contract test needs DIPEX_OS2MO_SCHEMA=<path to OS2mo's schema.graphql> \
-             (.ci/run sets it to ../shared/os2mo/schema-v30.graphql)"
+        dipex_testkit::skip(
+            "the OS2mo contract test needs DIPEX_OS2MO_SCHEMA=<path to OS2mo's schema.graphql> \
+             (.ci/run sets it to ../shared/os2mo/schema-v30.graphql)",
         );
         return;
     };
@@ -256,7 +256,7 @@ fn every_document_validates_against_the_v30_schema() {
 #[test]
 fn the_schema_check_itself_catches_mistakes() {
     let Some(path) = std::env::var_os("DIPEX_OS2MO_SCHEMA") else {
-        eprintln!("SKIPPED: needs DIPEX_OS2MO_SCHEMA");
+        dipex_testkit::skip("needs DIPEX_OS2MO_SCHEMA");
         return;
     };
     let schema = dipex_testkit::os2mo::load_schema(std::path::Path::new(&path)).unwrap();

@@ -137,7 +137,7 @@ fn the_example_from_a_folder_a_bucket_and_a_share_gives_the_same_mo() {
 
     // SMB: a real Samba share.
     if let Some(reason) = samba_skip() {
-        eprintln!("SKIPPED (SMB part): {reason}");
+        dipex_testkit::skip(&format!("the SMB part: {reason}"));
         return;
     }
     let smbd = Samba::start();

@@ -8,7 +8,8 @@
 //! `dipex-sftp-test` (no home, `nologin` shell) once with `useradd` and give it a fresh random
 //! password per test process with `chpasswd`; that needs root. Without `/usr/sbin/sshd`
 //! (Debian: `apt-get install openssh-server`) or without root, every test prints `SKIPPED` and
-//! passes; `.ci/run` installs the server and runs as root.
+//! passes (under `CI=true` it fails: `dipex_testkit::skip`); `.ci/run` installs the server and
+//! runs as root.
 //!
 //! The client under test runs synchronously on the test thread.
 
@@ -54,7 +55,7 @@ fn skip_reason() -> Option<String> {
 macro_rules! require_sshd {
     () => {
         if let Some(reason) = skip_reason() {
-            eprintln!("SKIPPED: {reason}");
+            dipex_testkit::skip(&reason);
             return;
         }
     };

@@ -1,7 +1,8 @@
 //! Tests of the SMB transport (`transport::smb`, through `Source`) against a real Samba `smbd`
 //! on loopback (`dipex_testkit::samba`), with libsmbclient loaded at run time.
-//! Without root, `smbd` or libsmbclient every test prints `SKIPPED` and passes; `.ci/run`
-//! installs `samba` and `libsmbclient` and runs as root.
+//! Without root, `smbd` or libsmbclient every test prints `SKIPPED` and passes (under
+//! `CI=true` it fails: `dipex_testkit::skip`); `.ci/run` installs `samba` and `libsmbclient`
+//! and runs as root.
 
 use std::time::{Duration, Instant};
 
@@ -23,7 +24,7 @@ fn skip_reason() -> Option<String> {
 macro_rules! require_samba {
     () => {
         if let Some(reason) = skip_reason() {
-            eprintln!("SKIPPED: {reason}");
+            dipex_testkit::skip(&reason);
             return;
         }
     };

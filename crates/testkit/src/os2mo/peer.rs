@@ -27,10 +27,7 @@ pub fn from_env(test: &str) -> Option<Peer> {
         _ => {
             let msg =
                 format!("{test}: real OS2mo (set OS2MO_URL/OS2MO_SESSION; .ci/run starts one)");
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("CI=true but no real OS2mo: {msg}");
-            }
-            eprintln!("SKIPPED: {msg}");
+            crate::skip(&msg);
             None
         }
     }
