@@ -19,11 +19,12 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use dipex_integrations::transport::RemoteFile;
-use dipex_integrations::transport::put::PutStep;
+use dipex_integrations::transport::put::{Left, PutStep};
 use dipex_integrations::transport::sftp::{
     self, HostKeyCheck, HostKeyProblem, SftpAuth, SftpConfig, SftpError, Step,
 };
@@ -466,6 +467,217 @@ fn put_all_replaces_every_file_or_none() {
             format!("new {n}")
         );
     }
+}
+
+/// plan2learn's five files, in the order `plan2learn ship` puts them.
+const FIVE: [&str; 5] = [
+    "bruger.csv",
+    "organisation.csv",
+    "engagement.csv",
+    "stillingskode.csv",
+    "leder.csv",
+];
+
+/// The test user's uid and gid (the SFTP session runs as that user).
+fn test_user_ids() -> (u32, u32) {
+    let id = |flag: &str| -> u32 {
+        run_out(Command::new("id").args([flag, USER]))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    (id("-u"), id("-g"))
+}
+
+/// A sticky, world-writable folder on the server holding the previous five files, owned by the
+/// test user (except the ones in `root_owned`, which the session can read but never rename or
+/// delete: the sticky bit). The local new files: the 4th is `big` bytes. Returns the folder, the
+/// client settings and the upload list.
+fn previous_five(
+    server: &Sshd,
+    local: &Path,
+    root_owned: &[&str],
+    big: usize,
+) -> (PathBuf, SftpConfig, Vec<(PathBuf, String)>) {
+    let (uid, gid) = test_user_ids();
+    let folder = server.root().join("data/set");
+    fs::create_dir(&folder).unwrap();
+    fs::set_permissions(&folder, fs::Permissions::from_mode(0o1777)).unwrap();
+    let mut list = Vec::new();
+    for (i, name) in FIVE.iter().enumerate() {
+        let path = folder.join(name);
+        fs::write(&path, format!("previous {name}")).unwrap();
+        if !root_owned.contains(name) {
+            std::os::unix::fs::chown(&path, Some(uid), Some(gid)).unwrap();
+        }
+        let new = local.join(name);
+        if i == 3 {
+            fs::write(&new, big_content(big)).unwrap();
+        } else {
+            fs::write(&new, format!("new {name}")).unwrap();
+        }
+        list.push((new, name.to_string()));
+    }
+    let mut cfg = server.config(ed25519());
+    cfg.dir = Some(folder.display().to_string());
+    (folder, cfg, list)
+}
+
+/// The names in `folder`, sorted.
+fn names_in(folder: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(folder)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The folder holds the previous five files, byte-identical, and `also` (sorted), nothing else.
+fn assert_previous_five(folder: &Path, also: &[&str]) {
+    let mut expected: Vec<String> = FIVE.iter().chain(also).map(|s| s.to_string()).collect();
+    expected.sort();
+    assert_eq!(names_in(folder), expected);
+    for name in FIVE {
+        assert_eq!(
+            fs::read_to_string(folder.join(name)).unwrap(),
+            format!("previous {name}"),
+            "{name}"
+        );
+    }
+}
+
+/// The SFTP server refuses to store the 4th file (its temporary names are taken by files the
+/// session may not write or delete): the server keeps exactly the previous five, and the first
+/// three temporary files are deleted again.
+#[test]
+fn a_refused_upload_of_the_fourth_file_leaves_the_previous_five() {
+    require_sshd!();
+    let server = Sshd::start("");
+    let local = tempfile::tempdir().unwrap();
+    let (folder, cfg, list) = previous_five(&server, local.path(), &[], 10);
+    let blockers = [".stillingskode.csv.part", "stillingskode.csv.part"];
+    for b in blockers {
+        fs::write(folder.join(b), "not yours").unwrap();
+        fs::set_permissions(folder.join(b), fs::Permissions::from_mode(0o444)).unwrap();
+    }
+    let err = sftp::put_all(&cfg, &list).unwrap_err();
+    assert_eq!(err.step, PutStep::Stage, "{err}");
+    assert_eq!(err.file.as_deref(), Some("stillingskode.csv"), "{err}");
+    assert!(err.failure.refused, "the server refused it: {err}");
+    assert_eq!(*err.left, Left::Unchanged, "{err}");
+    assert_previous_five(&folder, &blockers);
+}
+
+/// The SFTP server refuses to rename the 4th previous file to its backup name (the session may
+/// not move it): the first three, already replaced, are put back, and no file is lost.
+#[test]
+fn a_refused_rename_of_the_fourth_file_puts_the_first_three_back() {
+    require_sshd!();
+    let server = Sshd::start("");
+    let local = tempfile::tempdir().unwrap();
+    let (folder, cfg, list) = previous_five(&server, local.path(), &["stillingskode.csv"], 10);
+    let err = sftp::put_all(&cfg, &list).unwrap_err();
+    assert_eq!(err.step, PutStep::Backup, "{err}");
+    assert_eq!(err.file.as_deref(), Some("stillingskode.csv"), "{err}");
+    assert!(err.failure.refused, "the server refused it: {err}");
+    assert_eq!(*err.left, Left::Restored, "{err}");
+    assert_previous_five(&folder, &[]);
+}
+
+/// The connection dies while the 4th file is being uploaded (cut between client and server):
+/// over a new connection the temporary files are deleted, and the server keeps exactly the
+/// previous five.
+#[test]
+fn a_connection_killed_mid_transfer_leaves_the_previous_five() {
+    require_sshd!();
+    let server = Sshd::start("");
+    let local = tempfile::tempdir().unwrap();
+    let (folder, mut cfg, list) = previous_five(&server, local.path(), &[], 64 << 20);
+    let (port, cut) = switch_proxy(server.port);
+    cfg.port = port;
+    // The host key is looked up under the port the client connects to.
+    let line = server
+        .known_hosts_line()
+        .replace(&format!(":{} ", server.port), &format!(":{port} "));
+    cfg.host_keys = HostKeyCheck::KnownHosts(server.known_hosts("proxy", &format!("{line}\n")));
+    // Cut the connection as soon as the 4th file's upload has begun.
+    let watched = folder.join(".stillingskode.csv.part");
+    let watcher = {
+        let cut = cut.clone();
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while Instant::now() < deadline {
+                if fs::metadata(&watched).is_ok_and(|m| m.len() > 0) {
+                    cut.store(true, Ordering::SeqCst);
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            false
+        })
+    };
+    let err = sftp::put_all(&cfg, &list).unwrap_err();
+    assert!(watcher.join().unwrap(), "the 4th upload never began: {err}");
+    assert_eq!(err.step, PutStep::Stage, "{err}");
+    assert_eq!(err.file.as_deref(), Some("stillingskode.csv"), "{err}");
+    assert!(
+        !err.failure.refused,
+        "a dead connection, not a refusal: {err}"
+    );
+    assert_eq!(*err.left, Left::Unchanged, "{err}");
+    assert_previous_five(&folder, &[]);
+}
+
+/// A proxy to `port` that passes everything until `cut` is set, then closes the connections it
+/// carries (the flag is cleared again, so later connections pass).
+fn switch_proxy(port: u16) -> (u16, Arc<AtomicBool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy_port = listener.local_addr().unwrap().port();
+    let cut = Arc::new(AtomicBool::new(false));
+    let flag = cut.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { return };
+            let server = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            for (from, to) in [
+                (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                (server.try_clone().unwrap(), client.try_clone().unwrap()),
+            ] {
+                let flag = flag.clone();
+                std::thread::spawn(move || pump_until_cut(from, to, &flag));
+            }
+        }
+    });
+    (proxy_port, cut)
+}
+
+/// Copy `from` to `to` until either side closes or `cut` is set (then close both).
+fn pump_until_cut(mut from: TcpStream, mut to: TcpStream, cut: &AtomicBool) {
+    from.set_read_timeout(Some(Duration::from_millis(5)))
+        .unwrap();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        if cut.swap(false, Ordering::SeqCst) {
+            break;
+        }
+        match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break,
+        }
+    }
+    let _ = from.shutdown(Shutdown::Both);
+    let _ = to.shutdown(Shutdown::Both);
 }
 
 /// An encrypted RSA key (PEM, as paramiko wrote them) with its passphrase logs in; without it or
