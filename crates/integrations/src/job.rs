@@ -48,8 +48,8 @@ pub struct Mapped<C> {
 /// What the driver did with a unit's plan.
 #[derive(Debug)]
 pub struct Written {
-    /// The operations planned (and, unless in a dry run, sent), minus none: refused ones are
-    /// in `refused`.
+    /// The operations planned (and, unless in a dry run, sent), by what they do; the ones MO
+    /// refused are counted here too and listed in `refused`.
     pub counts: Counts,
     /// The number of operations planned.
     pub operations: usize,
@@ -209,6 +209,7 @@ fn unit_through<I: Import>(
     match written {
         Ok((carry, written)) => {
             let wrote = written.applied && written.operations > 0;
+            events(Event::Stage("commit"));
             importer
                 .commit(unit, carry, written, env)
                 .map_err(|e| (e, wrote))
