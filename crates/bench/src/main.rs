@@ -252,15 +252,26 @@ fn measured_child(step: &str, dir: &Path) -> Result<(f64, String, String)> {
     ))
 }
 
+/// A scratch folder removed when dropped (also when the benchmark fails).
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn opus(s: &Size, dir: Option<PathBuf>, verbose: bool) -> Result<()> {
-    let tmp;
+    let mut scratch = None;
     let dir = match dir {
         Some(d) => d,
         None => {
-            tmp = std::env::temp_dir().join(format!("dipex-bench-{}", std::process::id()));
+            let tmp = std::env::temp_dir().join(format!("dipex-bench-{}", std::process::id()));
+            scratch = Some(Scratch(tmp.clone()));
             tmp
         }
     };
+    let _scratch = scratch;
     let _ = std::fs::remove_dir_all(&dir);
     let t = Instant::now();
     generate(s, &dir)?;
