@@ -15,6 +15,7 @@ mod os2mo;
 mod os2mo_peer_write;
 mod os2sync;
 mod plan2learn;
+mod pureftpd;
 mod sftp;
 mod smb;
 mod synth;

@@ -23,7 +23,7 @@ use dipex_model::Kind;
 use dipex_testkit::ftp::vsftpd::{self, Options, Vsftpd};
 use uuid::Uuid;
 
-const FILES: [&str; 5] = [
+pub(crate) const FILES: [&str; 5] = [
     "bruger.csv",
     "organisation.csv",
     "engagement.csv",
@@ -31,24 +31,60 @@ const FILES: [&str; 5] = [
     "leder.csv",
 ];
 
-fn config(server: &Vsftpd) -> FtpConfig {
+/// What these tests need of a real FTP server (vsftpd here, pure-ftpd in `pureftpd.rs`).
+pub(crate) trait Served {
+    /// The client settings: explicit FTPS trusting the server's private CA.
+    fn config(&self) -> FtpConfig;
+    /// The folder the login lands in.
+    fn dir(&self) -> PathBuf;
+    /// The names in that folder, sorted.
+    fn names(&self) -> Vec<String>;
+    /// Put a file there, owned by the login's local user.
+    fn put(&self, name: &str, bytes: &[u8]);
+}
+
+impl Served for Vsftpd {
+    fn config(&self) -> FtpConfig {
+        ftps(self.port, vsftpd::USER, vsftpd::password(), &self.certs.ca)
+    }
+    fn dir(&self) -> PathBuf {
+        Vsftpd::dir(self)
+    }
+    fn names(&self) -> Vec<String> {
+        Vsftpd::names(self)
+    }
+    fn put(&self, name: &str, bytes: &[u8]) {
+        Vsftpd::put(self, name, bytes)
+    }
+}
+
+/// Explicit FTPS to 127.0.0.1:`port`, trusting the CA in `ca`.
+pub(crate) fn ftps(port: u16, user: &str, password: &str, ca: &Path) -> FtpConfig {
     let mut cfg = FtpConfig::new(
         "127.0.0.1",
-        vsftpd::USER,
-        vsftpd::password(),
+        user,
+        password,
         FtpSecurity::ExplicitTls {
             verify: true,
-            ca_file: Some(server.certs.ca.clone()),
+            ca_file: Some(ca.to_path_buf()),
         },
     );
-    cfg.port = server.port;
+    cfg.port = port;
     cfg.timeout = Duration::from_secs(20);
     cfg
 }
 
+fn config(server: &dyn Served) -> FtpConfig {
+    server.config()
+}
+
 /// The previous export on the server, and a new one in a local folder (the fourth file of the
 /// new one `big` bytes long).
-fn previous_and_new(server: &Vsftpd, local: &Path, big: usize) -> Vec<(PathBuf, String)> {
+pub(crate) fn previous_and_new(
+    server: &dyn Served,
+    local: &Path,
+    big: usize,
+) -> Vec<(PathBuf, String)> {
     let mut list = Vec::new();
     for (i, name) in FILES.iter().enumerate() {
         server.put(name, format!("\"previous\";\"{name}\"\r\n").as_bytes());
@@ -65,7 +101,7 @@ fn previous_and_new(server: &Vsftpd, local: &Path, big: usize) -> Vec<(PathBuf, 
 }
 
 /// The server holds exactly the previous five files, byte-identical, and nothing else.
-fn assert_previous_five(server: &Vsftpd) {
+pub(crate) fn assert_previous_five(server: &dyn Served) {
     let mut expected: Vec<String> = FILES.iter().map(|s| s.to_string()).collect();
     expected.sort();
     assert_eq!(server.names(), expected);
@@ -222,7 +258,10 @@ fn los_imports_over_ftps_with_a_private_ca() {
     if !vsftpd::require() {
         return;
     }
-    let server = Vsftpd::start(&Options::default());
+    los_over_ftps_with_a_private_ca(&Vsftpd::start(&Options::default()));
+}
+
+pub(crate) fn los_over_ftps_with_a_private_ca(server: &dyn Served) {
     for e in std::fs::read_dir(fixtures().join("ok")).unwrap() {
         let e = e.unwrap();
         server.put(
@@ -233,7 +272,7 @@ fn los_imports_over_ftps_with_a_private_ca() {
     let register = OfflineRegister::load(fixtures().join("adresser.csv")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    let source = Source::Ftp(config(&server));
+    let source = Source::Ftp(config(server));
     let mut store = Store::open_in_memory().unwrap();
     let report = run::import(&mut store, &los_job(&source, &register, &state), &mut Clock)
         .unwrap_or_else(|e| panic!("{e}"));
@@ -243,7 +282,7 @@ fn los_imports_over_ftps_with_a_private_ca() {
     assert!(state.exists());
 
     // Without the CA the handshake fails; the message is printed once (no source chain).
-    let mut cfg = config(&server);
+    let mut cfg = config(server);
     cfg.security = FtpSecurity::ExplicitTls {
         verify: true,
         ca_file: None,
@@ -259,7 +298,7 @@ fn los_imports_over_ftps_with_a_private_ca() {
     let text = err.to_string();
     let prefix = format!(
         "reading the files: FTPS 127.0.0.1:{}: TLS handshake failed: TLS: invalid peer certificate: UnknownIssuer",
-        server.port
+        server.config().port
     );
     assert_eq!(text, prefix);
 }
@@ -271,7 +310,10 @@ fn los_imports_a_file_modified_in_the_second_the_last_run_started() {
     if !vsftpd::require() {
         return;
     }
-    let server = Vsftpd::start(&Options::default());
+    los_same_second(&Vsftpd::start(&Options::default()));
+}
+
+pub(crate) fn los_same_second(server: &dyn Served) {
     let register = OfflineRegister::load(fixtures().join("adresser.csv")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
@@ -289,7 +331,7 @@ fn los_imports_a_file_modified_in_the_second_the_last_run_started() {
     let arrived: jiff::Timestamp = "2021-03-10T11:00:00.700Z".parse().unwrap();
     file.set_modified(std::time::SystemTime::from(arrived))
         .unwrap();
-    let source = Source::Ftp(config(&server));
+    let source = Source::Ftp(config(server));
     let mut store = Store::open_in_memory().unwrap();
     let r = run::import(&mut store, &los_job(&source, &register, &state), &mut Clock).unwrap();
     let names: Vec<&str> = r.files.iter().map(|f| f.name.as_str()).collect();

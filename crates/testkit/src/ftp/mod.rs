@@ -2,10 +2,11 @@
 //! with an rcgen certificate (or plain FTP), one user ([`USER`] / [`PASSWORD`]), passive ports
 //! chosen by the OS, and storage that can misbehave like real servers do ([`Quirks`]: refusing dot
 //! files, renames over existing files or of one name, failing or dropping the connection
-//! halfway through an upload). [`vsftpd`] runs the real Debian vsftpd for the tests that must
-//! agree with a real server. Control connections reach libunftp through a relay that works around a race in its
+//! halfway through an upload). [`vsftpd`] and [`pureftpd`] run the real Debian vsftpd and pure-ftpd for
+//! the tests that must agree with a real server. Control connections reach libunftp through a relay that works around a race in its
 //! `AUTH TLS` handling (see [`relay`]). Used by dipex's transport, plan2learn and CLI tests.
 
+pub mod pureftpd;
 pub mod vsftpd;
 
 use std::fmt::Debug;
