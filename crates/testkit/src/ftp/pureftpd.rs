@@ -14,7 +14,8 @@
 //! `553 Prohibited file name`). The session runs as the local user, so a sticky folder with
 //! files of root refuses what the user may not do, as on any Unix server.
 //!
-//! Needs root and Debian's `pure-ftpd` package; [`skip_reason`] says why not, and [`require`]
+//! Needs root and Debian's `pure-ftpd` and `pure-ftpd-common` packages, unpacked into
+//! [`UNPACKED`] (or installed, without vsftpd); [`skip_reason`] says why not, and [`require`]
 //! turns that into `SKIPPED: …`, or a failure when `CI=true`.
 
 use super::vsftpd::{self, Certs};
@@ -26,18 +27,34 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub const PURE_FTPD: &str = "/usr/sbin/pure-ftpd";
-pub const PURE_PW: &str = "/usr/bin/pure-pw";
+/// Where `.ci/run` unpacks Debian's pure-ftpd packages (they conflict with vsftpd's as installed
+/// packages: both provide `ftp-server`); `DIPEX_PURE_FTPD_ROOT` names another place. Without
+/// either, an installed pure-ftpd is used.
+pub const UNPACKED: &str = "/opt/dipex-pure-ftpd";
 pub const OPENSSL: &str = "/usr/bin/openssl";
+
+/// The path of one of the package's programs (`usr/sbin/pure-ftpd`, `usr/bin/pure-pw`).
+pub fn program(rel: &str) -> PathBuf {
+    let root = std::env::var_os("DIPEX_PURE_FTPD_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(UNPACKED));
+    let unpacked = root.join(rel);
+    if unpacked.exists() {
+        unpacked
+    } else {
+        Path::new("/").join(rel)
+    }
+}
 /// The virtual user the tests log in as.
 pub const USER: &str = "dipex";
 
 /// Why pure-ftpd cannot run here, if it cannot.
 pub fn skip_reason() -> Option<String> {
-    for bin in [PURE_FTPD, PURE_PW] {
-        if !Path::new(bin).exists() {
+    for rel in ["usr/sbin/pure-ftpd", "usr/bin/pure-pw"] {
+        if !program(rel).exists() {
             return Some(format!(
-                "{bin} not found: install Debian's pure-ftpd package"
+                "{rel} not found in {UNPACKED} or /: unpack Debian's pure-ftpd and \
+                 pure-ftpd-common packages there (as .ci/run does)"
             ));
         }
     }
@@ -117,7 +134,7 @@ impl PureFtpd {
             ),
         )
         .unwrap();
-        let status = Command::new(PURE_PW)
+        let status = Command::new(program("usr/bin/pure-pw"))
             .arg("mkdb")
             .arg(&pdb)
             .arg("-f")
@@ -128,7 +145,7 @@ impl PureFtpd {
         assert!(status.success(), "pure-pw mkdb failed");
         for _attempt in 0..5 {
             let port = free_port();
-            let mut cmd = Command::new(PURE_FTPD);
+            let mut cmd = Command::new(program("usr/sbin/pure-ftpd"));
             cmd.arg("-S")
                 .arg(format!("127.0.0.1,{port}"))
                 .args(["-E", "-H", "-4"])
