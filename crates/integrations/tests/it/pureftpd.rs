@@ -8,13 +8,13 @@
 //! Without pure-ftpd (or root) every test prints `SKIPPED: …`; with `CI=true` it fails instead.
 
 use crate::vsftpd::{
-    FILES, Served, assert_previous_five, ftps, los_over_ftps_with_a_private_ca, los_same_second,
-    previous_and_new,
+    FILES, Served, all_five_replace_the_previous_ones, assert_previous_five, ftps,
+    los_over_ftps_with_a_private_ca, los_same_second, previous_and_new,
+    refused_rename_of_the_fourth, sticky_with_roots,
 };
 use dipex_integrations::transport::ftp::{self, FtpConfig};
 use dipex_integrations::transport::put::{Left, PutStep};
 use dipex_testkit::ftp::pureftpd::{self, Options, PureFtpd};
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 impl Served for PureFtpd {
@@ -39,27 +39,10 @@ fn all_five_files_replace_the_previous_ones_when_dot_files_are_prohibited() {
     if !pureftpd::require() {
         return;
     }
-    let server = PureFtpd::start(&Options {
+    all_five_replace_the_previous_ones(&PureFtpd::start(&Options {
         no_dot_files: true,
         ..Options::default()
-    });
-    let local = tempfile::tempdir().unwrap();
-    let list = previous_and_new(&server, local.path(), 10);
-    ftp::put_all(&server.config(), &list).unwrap();
-    let mut expected: Vec<String> = FILES.iter().map(|s| s.to_string()).collect();
-    expected.sort();
-    assert_eq!(
-        server.names(),
-        expected,
-        "no temporary or backup names left"
-    );
-    for (path, name) in &list {
-        assert_eq!(
-            std::fs::read(server.dir().join(name)).unwrap(),
-            std::fs::read(path).unwrap(),
-            "{name}"
-        );
-    }
+    }));
 }
 
 /// A server that refuses every rename but allows deletes: the previous files are never deleted
@@ -118,14 +101,8 @@ fn a_refused_upload_of_the_fourth_file_leaves_the_previous_five() {
     let server = PureFtpd::start(&Options::default());
     let local = tempfile::tempdir().unwrap();
     let list = previous_and_new(&server, local.path(), 10);
-    std::os::unix::fs::chown(server.dir(), Some(0), Some(0)).unwrap();
-    std::fs::set_permissions(server.dir(), std::fs::Permissions::from_mode(0o1777)).unwrap();
     let blockers = [".stillingskode.csv.part", "stillingskode.csv.part"];
-    for b in blockers {
-        std::fs::write(server.dir().join(b), "not yours").unwrap();
-        std::fs::set_permissions(server.dir().join(b), std::fs::Permissions::from_mode(0o444))
-            .unwrap();
-    }
+    sticky_with_roots(&server, &blockers);
     let err = ftp::put_all(&server.config(), &list).unwrap_err();
     assert_eq!(err.step, PutStep::Stage, "{err}");
     assert_eq!(err.file.as_deref(), Some("stillingskode.csv"), "{err}");
@@ -143,19 +120,9 @@ fn a_refused_rename_of_the_fourth_file_puts_the_first_three_back() {
     if !pureftpd::require() {
         return;
     }
-    let server = PureFtpd::start(&Options::default());
-    let local = tempfile::tempdir().unwrap();
-    let list = previous_and_new(&server, local.path(), 10);
-    std::os::unix::fs::chown(server.dir(), Some(0), Some(0)).unwrap();
-    std::fs::set_permissions(server.dir(), std::fs::Permissions::from_mode(0o1777)).unwrap();
-    std::os::unix::fs::chown(server.dir().join("stillingskode.csv"), Some(0), Some(0)).unwrap();
-    let err = ftp::put_all(&server.config(), &list).unwrap_err();
-    assert_eq!(err.step, PutStep::Backup, "{err}");
-    assert_eq!(err.file.as_deref(), Some("stillingskode.csv"), "{err}");
+    let err = refused_rename_of_the_fourth(&PureFtpd::start(&Options::default()));
     // pure-ftpd answers a rename the system refuses (EPERM) with a 4xx, as if it were passing.
     assert_eq!(err.code(), Some(451), "{err}");
-    assert_eq!(*err.left, Left::Restored, "{err}");
-    assert_previous_five(&server);
 }
 
 /// The LOS import over FTPS from pure-ftpd, trusting its private CA.

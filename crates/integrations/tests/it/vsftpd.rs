@@ -17,7 +17,7 @@ use dipex_integrations::los::run::{self, Job};
 use dipex_integrations::los::uuids;
 use dipex_integrations::opus::run::Env;
 use dipex_integrations::transport::ftp::{self, FtpConfig, FtpSecurity};
-use dipex_integrations::transport::put::{Left, PutStep};
+use dipex_integrations::transport::put::{Left, PutError, PutStep};
 use dipex_integrations::transport::source::Source;
 use dipex_model::Kind;
 use dipex_testkit::ftp::vsftpd::{self, Options, Vsftpd};
@@ -74,6 +74,36 @@ pub(crate) fn ftps(port: u16, user: &str, password: &str, ca: &Path) -> FtpConfi
     cfg
 }
 
+/// root owns the served folder (sticky, writable by all) and the files `names` in it: the login
+/// may not rename, overwrite or delete them.
+pub(crate) fn sticky_with_roots(server: &dyn Served, names: &[&str]) {
+    std::os::unix::fs::chown(server.dir(), Some(0), Some(0)).unwrap();
+    std::fs::set_permissions(server.dir(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    for name in names {
+        let path = server.dir().join(name);
+        if !path.exists() {
+            std::fs::write(&path, "not yours").unwrap();
+        }
+        std::os::unix::fs::chown(&path, Some(0), Some(0)).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
+    }
+}
+
+/// The fourth previous file belongs to root in a sticky folder, so the server refuses to move it
+/// to its backup name: the three files already replaced are put back. Returns the error for the
+/// server's own reply.
+pub(crate) fn refused_rename_of_the_fourth(server: &dyn Served) -> PutError {
+    let local = tempfile::tempdir().unwrap();
+    let list = previous_and_new(server, local.path(), 10);
+    sticky_with_roots(server, &["stillingskode.csv"]);
+    let err = ftp::put_all(&server.config(), &list).unwrap_err();
+    assert_eq!(err.step, PutStep::Backup, "{err}");
+    assert_eq!(err.file.as_deref(), Some("stillingskode.csv"), "{err}");
+    assert_eq!(*err.left, Left::Restored, "{err}");
+    assert_previous_five(server);
+    err
+}
+
 fn config(server: &dyn Served) -> FtpConfig {
     server.config()
 }
@@ -119,10 +149,14 @@ fn all_five_files_replace_the_previous_ones() {
     if !vsftpd::require() {
         return;
     }
-    let server = Vsftpd::start(&Options::default());
+    all_five_replace_the_previous_ones(&Vsftpd::start(&Options::default()));
+}
+
+/// The five new files replace the previous five; no temporary or backup name is left.
+pub(crate) fn all_five_replace_the_previous_ones(server: &dyn Served) {
     let local = tempfile::tempdir().unwrap();
-    let list = previous_and_new(&server, local.path(), 10);
-    ftp::put_all(&config(&server), &list).unwrap();
+    let list = previous_and_new(server, local.path(), 10);
+    ftp::put_all(&server.config(), &list).unwrap();
     let mut expected: Vec<String> = FILES.iter().map(|s| s.to_string()).collect();
     expected.sort();
     assert_eq!(
@@ -133,7 +167,8 @@ fn all_five_files_replace_the_previous_ones() {
     for (path, name) in &list {
         assert_eq!(
             std::fs::read(server.dir().join(name)).unwrap(),
-            std::fs::read(path).unwrap()
+            std::fs::read(path).unwrap(),
+            "{name}"
         );
     }
 }
@@ -174,17 +209,8 @@ fn a_refused_rename_of_the_fourth_file_puts_the_first_three_back() {
         return;
     }
     let server = Vsftpd::start(&Options::default());
-    let local = tempfile::tempdir().unwrap();
-    let list = previous_and_new(&server, local.path(), 10);
-    // root owns the folder (sticky, writable by all) and the previous fourth file.
-    std::os::unix::fs::chown(server.dir(), Some(0), Some(0)).unwrap();
-    std::fs::set_permissions(server.dir(), std::fs::Permissions::from_mode(0o1777)).unwrap();
-    std::os::unix::fs::chown(server.dir().join("stillingskode.csv"), Some(0), Some(0)).unwrap();
-    let err = ftp::put_all(&config(&server), &list).unwrap_err();
-    assert_eq!(err.step, PutStep::Backup, "{err}");
-    assert_eq!(err.file.as_deref(), Some("stillingskode.csv"));
+    let err = refused_rename_of_the_fourth(&server);
     assert_eq!(err.code(), Some(550), "{err}");
-    assert_eq!(*err.left, Left::Restored, "{err}");
     assert_eq!(
         err.to_string(),
         format!(
@@ -195,7 +221,6 @@ fn a_refused_rename_of_the_fourth_file_puts_the_first_three_back() {
             server.port
         )
     );
-    assert_previous_five(&server);
 }
 
 /// (b) The session dies in the middle of the fourth upload: the daemon runs with a 64 KiB file

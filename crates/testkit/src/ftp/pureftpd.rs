@@ -21,7 +21,7 @@
 use super::vsftpd::{self, Certs};
 use std::fs;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -107,7 +107,7 @@ impl PureFtpd {
         fs::create_dir(&dir).unwrap();
         std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).unwrap();
         let certs = vsftpd::private_ca(&root);
-        let password = random_password();
+        let password = vsftpd::random_password();
         let pdb = root.join("users.pdb");
         // The user's line written directly, with a SHA-512 crypt hash from openssl: pure-pw's
         // own argon2id hash takes seconds of CPU at every login.
@@ -144,7 +144,7 @@ impl PureFtpd {
             .expect("pure-pw");
         assert!(status.success(), "pure-pw mkdb failed");
         for _attempt in 0..5 {
-            let port = free_port();
+            let port = vsftpd::free_port();
             let mut cmd = Command::new(program("usr/sbin/pure-ftpd"));
             cmd.arg("-S")
                 .arg(format!("127.0.0.1,{port}"))
@@ -206,20 +206,12 @@ impl PureFtpd {
 
     /// The names in the served folder, sorted.
     pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = fs::read_dir(self.dir())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
+        vsftpd::names_in(&self.dir())
     }
 
     /// Write a file into the served folder, owned by the local user (as if uploaded earlier).
     pub fn put(&self, name: &str, bytes: &[u8]) {
-        let path = self.dir().join(name);
-        fs::write(&path, bytes).unwrap();
-        let (uid, gid) = vsftpd::user_ids();
-        std::os::unix::fs::chown(&path, Some(uid), Some(gid)).unwrap();
+        vsftpd::put_as_user(&self.dir().join(name), bytes)
     }
 }
 
@@ -228,21 +220,4 @@ impl Drop for PureFtpd {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn random_password() -> String {
-    let mut random = [0u8; 12];
-    fs::File::open("/dev/urandom")
-        .unwrap()
-        .read_exact(&mut random)
-        .unwrap();
-    random.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }

@@ -155,12 +155,7 @@ pub fn password() -> &'static str {
                 .stderr(Stdio::null())
                 .status();
         }
-        let mut random = [0u8; 12];
-        fs::File::open("/dev/urandom")
-            .unwrap()
-            .read_exact(&mut random)
-            .unwrap();
-        let password: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        let password = random_password();
         let mut chpasswd = Command::new("chpasswd")
             .stdin(Stdio::piped())
             .spawn()
@@ -309,20 +304,12 @@ impl Vsftpd {
 
     /// The names in the served folder, sorted.
     pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = fs::read_dir(self.dir())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
+        names_in(&self.dir())
     }
 
     /// Write a file into the served folder, owned by the test user (as if uploaded earlier).
     pub fn put(&self, name: &str, bytes: &[u8]) {
-        let path = self.dir().join(name);
-        fs::write(&path, bytes).unwrap();
-        let (uid, gid) = user_ids();
-        std::os::unix::fs::chown(&path, Some(uid), Some(gid)).unwrap();
+        put_as_user(&self.dir().join(name), bytes)
     }
 }
 
@@ -333,7 +320,34 @@ impl Drop for Vsftpd {
     }
 }
 
-fn free_port() -> u16 {
+/// The names in `dir`, sorted.
+pub fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Write `path`, owned by the test user (as if that user had uploaded it).
+pub fn put_as_user(path: &Path, bytes: &[u8]) {
+    fs::write(path, bytes).unwrap();
+    let (uid, gid) = user_ids();
+    std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap();
+}
+
+/// 24 random hex digits.
+pub fn random_password() -> String {
+    let mut random = [0u8; 12];
+    fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut random)
+        .unwrap();
+    random.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
