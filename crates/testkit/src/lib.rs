@@ -10,10 +10,12 @@
 //! * [`gcs`]: a Google Cloud Storage JSON API with its OAuth token endpoint and metadata server;
 //! * [`ftp`]: an FTP/FTPS server (libunftp) that misbehaves on request, and Debian's vsftpd;
 //! * [`samba`]: Debian's smbd;
-//! * [`synth`]: synthetic OPUS dumps and their address register.
+//! * [`synth`]: synthetic OPUS dumps and their address register;
+//! * [`accounts`]: the local Unix users of the tests against real daemons.
 //!
 //! Synthetic data only: every CPR number here fails the modulus-11 check.
 
+pub mod accounts;
 pub mod dar;
 pub mod ftp;
 pub mod gcs;

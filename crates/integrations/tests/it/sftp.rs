@@ -76,46 +76,7 @@ fn run_out(cmd: &mut Command) -> String {
 /// per test process).
 fn password() -> &'static str {
     static PASSWORD: OnceLock<String> = OnceLock::new();
-    PASSWORD.get_or_init(|| {
-        // The FTP tests set up their user at the same moment: one account change at a time.
-        let _accounts = dipex_testkit::ftp::vsftpd::account_lock();
-        let exists = Command::new("id")
-            .arg(USER)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap()
-            .success();
-        if !exists {
-            let nologin = ["/usr/sbin/nologin", "/sbin/nologin", "/bin/false"]
-                .into_iter()
-                .find(|p| Path::new(p).exists())
-                .unwrap();
-            let status = Command::new("useradd")
-                .args(["--no-create-home", "--home-dir", "/nonexistent", "--shell"])
-                .args([nologin, USER])
-                .status()
-                .unwrap();
-            // Another test process may have created it meanwhile.
-            assert!(
-                status.success() || Command::new("id").arg(USER).status().unwrap().success(),
-                "useradd {USER} failed"
-            );
-        }
-        let mut random = [0u8; 12];
-        fs::File::open("/dev/urandom")
-            .unwrap()
-            .read_exact(&mut random)
-            .unwrap();
-        let password: String = random.iter().map(|b| format!("{b:02x}")).collect();
-        let mut chpasswd = Command::new("chpasswd")
-            .stdin(Stdio::piped())
-            .spawn()
-            .unwrap();
-        writeln!(chpasswd.stdin.take().unwrap(), "{USER}:{password}").unwrap();
-        assert!(chpasswd.wait().unwrap().success(), "chpasswd failed");
-        password
-    })
+    PASSWORD.get_or_init(|| dipex_testkit::accounts::user_with_new_password(USER, "/nonexistent"))
 }
 
 /// Client keys, made once per test process: ed25519 without a passphrase, and RSA encrypted

@@ -107,7 +107,7 @@ impl PureFtpd {
         fs::create_dir(&dir).unwrap();
         std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).unwrap();
         let certs = vsftpd::private_ca(&root);
-        let password = vsftpd::random_password();
+        let password = crate::accounts::random_password();
         let pdb = root.join("users.pdb");
         // The user's line written directly, with a SHA-512 crypt hash from openssl: pure-pw's
         // own argon2id hash takes seconds of CPU at every login.

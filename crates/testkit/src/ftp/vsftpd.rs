@@ -6,8 +6,8 @@
 //! the kernel, announced as 127.0.0.1), explicit FTPS required for login and data with a
 //! certificate for `localhost`/`127.0.0.1` signed by a private CA made with rcgen (webpki refuses
 //! a self-signed CA certificate as the server's own), and the served folder ([`Vsftpd::dir`]).
-//! The login is a local Unix user, [`USER`], created once per machine with `useradd` (home `/`,
-//! which vsftpd enters before `local_root`; no login shell) and given a random password per test process with `chpasswd`; PAM checks it
+//! The login is a local Unix user, [`USER`], made by [`crate::accounts`] (home `/`, which
+//! vsftpd enters before `local_root`; no login shell; a random password per test process); PAM checks it
 //! through a service file of our own, `/etc/pam.d/dipex-ftp-test` (`pam_unix` only: the
 //! system's `vsftpd` service would also demand a login shell).
 //!
@@ -20,7 +20,6 @@
 //! turns that into `SKIPPED: …`, or a failure when `CI=true`.
 
 use std::fs;
-use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -125,61 +124,9 @@ pub fn password() -> &'static str {
             )
             .unwrap();
         }
-        let exists = |user: &str| {
-            Command::new("id")
-                .arg(user)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .unwrap()
-                .success()
-        };
-        let _accounts = account_lock();
-        if !exists(USER) {
-            let nologin = ["/usr/sbin/nologin", "/sbin/nologin", "/bin/false"]
-                .into_iter()
-                .find(|p| Path::new(p).exists())
-                .unwrap();
-            let status = Command::new("useradd")
-                .args(["--no-create-home", "--home-dir", "/", "--shell"])
-                .args([nologin, USER])
-                .status()
-                .unwrap();
-            // Another test process may have created it meanwhile.
-            assert!(status.success() || exists(USER), "useradd {USER} failed");
-        } else {
-            // vsftpd changes into the home directory before `local_root`: it must exist.
-            let _ = Command::new("usermod")
-                .args(["--home", "/", USER])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
-        let password = random_password();
-        let mut chpasswd = Command::new("chpasswd")
-            .stdin(Stdio::piped())
-            .spawn()
-            .unwrap();
-        writeln!(chpasswd.stdin.take().unwrap(), "{USER}:{password}").unwrap();
-        assert!(chpasswd.wait().unwrap().success(), "chpasswd failed");
-        password
+        // vsftpd changes into the home directory before `local_root`: it must exist.
+        crate::accounts::user_with_new_password(USER, "/")
     })
-}
-
-/// Held while a test helper changes a local account (`useradd`, `chpasswd`). Several helpers of
-/// one test process (this one, the SFTP tests) set up their users at the same moment, and
-/// concurrent changes of `/etc/shadow` lost one of the passwords (a login then refused); the lock
-/// file serialises them across threads and processes. Dropping the file releases it.
-pub fn account_lock() -> fs::File {
-    let file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open("/tmp/dipex-test-accounts.lock")
-        .expect("cannot open /tmp/dipex-test-accounts.lock");
-    file.lock()
-        .expect("cannot lock /tmp/dipex-test-accounts.lock");
-    file
 }
 
 /// The test user's uid and gid.
@@ -335,16 +282,6 @@ pub fn put_as_user(path: &Path, bytes: &[u8]) {
     fs::write(path, bytes).unwrap();
     let (uid, gid) = user_ids();
     std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap();
-}
-
-/// 24 random hex digits.
-pub fn random_password() -> String {
-    let mut random = [0u8; 12];
-    fs::File::open("/dev/urandom")
-        .unwrap()
-        .read_exact(&mut random)
-        .unwrap();
-    random.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub(crate) fn free_port() -> u16 {
