@@ -120,12 +120,46 @@ pub trait Import {
     /// the run names it).
     fn imported(&self, done: &Self::Done) -> Option<String>;
 
+    /// What the units are called in an error message (`dumps`, `files`).
+    const UNITS: &'static str;
+
+    /// What a re-run does after a failure (`continues with`: then the failed unit's name).
+    const RERUN: &'static str;
+
     /// Whether part of the work behind `error` was written.
     fn partly_applied(error: &Self::Error) -> bool;
 
-    /// The error of unit `failed` after the units `imported` were written.
-    fn after_imported(imported: Vec<String>, failed: String, error: Self::Error) -> Self::Error;
+    /// The connector's error for a unit that failed after earlier units were written.
+    fn after_imported(error: AfterImported<Self::Error>) -> Self::Error;
 }
+
+/// An import whose unit `failed` failed after the units `imported` were written (exit code 3):
+/// `<error>; the dumps before it were imported: A, B (a re-run continues with C)`.
+#[derive(Debug)]
+pub struct AfterImported<E> {
+    pub units: &'static str,
+    pub rerun: &'static str,
+    pub imported: Vec<String>,
+    pub failed: String,
+    /// Not a `source()`: the message shows it, and error chains are printed once.
+    pub error: Box<E>,
+}
+
+impl<E: std::fmt::Display> std::fmt::Display for AfterImported<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}; the {} before it were imported: {} (a re-run {} {})",
+            self.error,
+            self.units,
+            self.imported.join(", "),
+            self.rerun,
+            self.failed
+        )
+    }
+}
+
+impl<E: std::fmt::Debug + std::fmt::Display> std::error::Error for AfterImported<E> {}
 
 /// Run `units` through `importer`, oldest first: map, reconcile, apply (unless `dry_run`),
 /// commit; then the run's state. State advances only after the write it records succeeded.
@@ -161,7 +195,13 @@ pub fn import<I: Import>(
                 if imported.is_empty() || I::partly_applied(&e) {
                     return Err(e);
                 }
-                return Err(I::after_imported(imported, name, e));
+                return Err(I::after_imported(AfterImported {
+                    units: I::UNITS,
+                    rerun: I::RERUN,
+                    imported,
+                    failed: name,
+                    error: Box::new(e),
+                }));
             }
         }
     }

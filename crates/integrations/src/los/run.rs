@@ -44,23 +44,15 @@ pub enum RunError {
     Write { file: String, error: std::io::Error },
     /// A file failed after the files before it in the same run were imported (the state file
     /// does not move: a re-run reads them again, which changes nothing).
-    #[error(
-        "{error}; the files before it were imported: {} (a re-run reads them again and continues with {failed})",
-        imported.join(", ")
-    )]
-    AfterImported {
-        imported: Vec<String>,
-        failed: String,
-        /// Not a `source()`: the message shows it, and error chains are printed once.
-        error: Box<RunError>,
-    },
+    #[error(transparent)]
+    AfterImported(crate::job::AfterImported<RunError>),
 }
 
 impl RunError {
     /// Whether part of the run's work was written before it failed (exit code 3).
     pub fn partly_applied(&self) -> bool {
         match self {
-            RunError::AfterImported { .. } => true,
+            RunError::AfterImported(_) => true,
             RunError::Backend(b) => b.partly_applied(),
             _ => false,
         }
@@ -555,12 +547,11 @@ impl crate::job::Import for Importer<'_> {
         error.partly_applied()
     }
 
-    fn after_imported(imported: Vec<String>, failed: String, error: RunError) -> RunError {
-        RunError::AfterImported {
-            imported,
-            failed,
-            error: Box::new(error),
-        }
+    const UNITS: &'static str = "files";
+    const RERUN: &'static str = "reads them again and continues with";
+
+    fn after_imported(error: crate::job::AfterImported<RunError>) -> RunError {
+        RunError::AfterImported(error)
     }
 }
 

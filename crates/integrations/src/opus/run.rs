@@ -63,23 +63,15 @@ pub enum RunError {
     Dar(#[from] DarError),
     /// A dump failed after the dumps before it in the same run were imported (and recorded in
     /// the run history).
-    #[error(
-        "{error}; the dumps before it were imported: {} (a re-run continues with {failed})",
-        imported.join(", ")
-    )]
-    AfterImported {
-        imported: Vec<String>,
-        failed: String,
-        /// Not a `source()`: the message shows it, and error chains are printed once.
-        error: Box<RunError>,
-    },
+    #[error(transparent)]
+    AfterImported(crate::job::AfterImported<RunError>),
 }
 
 impl RunError {
     /// Whether part of the run's work was written before it failed (exit code 3).
     pub fn partly_applied(&self) -> bool {
         match self {
-            RunError::AfterImported { .. } => true,
+            RunError::AfterImported(_) => true,
             RunError::Backend(b) => b.partly_applied(),
             _ => false,
         }
@@ -1003,12 +995,11 @@ impl<'a> crate::job::Import for Importer<'a, '_> {
         error.partly_applied()
     }
 
-    fn after_imported(imported: Vec<String>, failed: String, error: RunError) -> RunError {
-        RunError::AfterImported {
-            imported,
-            failed,
-            error: Box::new(error),
-        }
+    const UNITS: &'static str = "dumps";
+    const RERUN: &'static str = "continues with";
+
+    fn after_imported(error: crate::job::AfterImported<RunError>) -> RunError {
+        RunError::AfterImported(error)
     }
 }
 
