@@ -25,6 +25,25 @@ pub mod os2sync;
 pub mod samba;
 pub mod synth;
 
+/// Whether this process runs as root (the daemons that log in or serve as local users need it).
+pub fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// `true` when a test can run (`reason` is `None`); otherwise [`skip`]s and returns `false`.
+pub fn require(reason: Option<String>) -> bool {
+    match reason {
+        None => true,
+        Some(reason) => {
+            skip(&reason);
+            false
+        }
+    }
+}
+
 /// A test that cannot run here (a daemon, root or a setting is missing): prints
 /// `SKIPPED: <reason>` and returns, so the caller returns too; under `CI=true` it panics
 /// instead, because `.ci/run` installs and starts everything the tests need, and a test that

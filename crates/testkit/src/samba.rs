@@ -31,12 +31,7 @@ pub fn skip_reason() -> Option<String> {
             "{SMBD} or {SMBPASSWD} not found: install Debian's samba package"
         ));
     }
-    let uid = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
-    if uid != "0" {
+    if !crate::is_root() {
         return Some("not root: smbd needs root to serve files as its user".into());
     }
     None

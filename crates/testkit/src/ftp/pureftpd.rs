@@ -59,21 +59,13 @@ pub fn skip_reason() -> Option<String> {
         }
     }
     // The virtual user maps to a local user, whose account only root can make.
-    vsftpd::skip_reason()
-        .filter(|r| r.starts_with("not root"))
-        .map(|_| "not root: pure-ftpd needs root to serve a local user".into())
+    (!crate::is_root()).then(|| "not root: pure-ftpd needs root to serve a local user".into())
 }
 
 /// `true` when the tests can run; otherwise prints `SKIPPED: …` and returns `false`, or panics
 /// when `CI=true`.
 pub fn require() -> bool {
-    match skip_reason() {
-        None => true,
-        Some(reason) => {
-            crate::skip(&reason);
-            false
-        }
-    }
+    crate::require(skip_reason())
 }
 
 /// How to start the server.

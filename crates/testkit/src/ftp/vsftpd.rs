@@ -40,12 +40,7 @@ pub fn skip_reason() -> Option<String> {
             "{VSFTPD} not found: install Debian's vsftpd package"
         ));
     }
-    let uid = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
-    if uid != "0" {
+    if !crate::is_root() {
         return Some("not root: vsftpd needs root to log in a local user".into());
     }
     None
@@ -54,13 +49,7 @@ pub fn skip_reason() -> Option<String> {
 /// `true` when the tests can run; otherwise prints `SKIPPED: …` and returns `false`, or panics
 /// when `CI=true` (CI installs vsftpd, so a missing daemon there is a failure).
 pub fn require() -> bool {
-    match skip_reason() {
-        None => true,
-        Some(reason) => {
-            crate::skip(&reason);
-            false
-        }
-    }
+    crate::require(skip_reason())
 }
 
 /// How to start the server.
