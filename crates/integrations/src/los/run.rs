@@ -792,13 +792,14 @@ pub fn import(
     // The register is asked about every pending address at once, before the first write.
     let (pending_dar, _) = dar_answers(
         job.register,
-        pending.iter().flat_map(|u| match u {
-            Unit::Pending { units, .. } => units
-                .iter()
-                .flat_map(|(_, a)| a.rows.iter().map(|(_, t)| t.as_str()))
-                .collect::<Vec<_>>(),
-            _ => Vec::new(),
-        }),
+        pending
+            .iter()
+            .filter_map(|u| match u {
+                Unit::Pending { units, .. } => Some(units),
+                _ => None,
+            })
+            .flatten()
+            .flat_map(|(_, a)| a.rows.iter().map(|(_, t)| t.as_str())),
     );
     units.extend(pending);
     units.extend(planned.files.into_iter().map(Unit::File));
