@@ -1,7 +1,8 @@
 //! Local Unix test users for the tests against real daemons that log in a system user (vsftpd,
 //! pure-ftpd through it, OpenSSH's sshd): created once per machine with `useradd` (no home
-//! directory made, no login shell) and given a fresh random password once per test process with
-//! `chpasswd`. Needs root.
+//! directory made, no login shell) and given a random password with `chpasswd` when it is made;
+//! the password is kept in `/tmp/dipex-test-<user>.password` (mode 0600), so test processes
+//! running at the same time log in with the same one. Needs root.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -35,11 +36,14 @@ pub fn exists(user: &str) -> bool {
         .success()
 }
 
-/// Make sure `user` exists with home directory `home` (not created) and no login shell, and
-/// give it a new random password, which is returned.
-pub fn user_with_new_password(user: &str, home: &str) -> String {
+/// Make sure `user` exists with home directory `home` (not created) and no login shell, with a
+/// random password, which is returned. The password is made once and kept for later test
+/// processes (one that set a new one would lock out a process already running).
+pub fn user_with_password(user: &str, home: &str) -> String {
     let _accounts = account_lock();
-    if !exists(user) {
+    let kept = Path::new("/tmp").join(format!("dipex-test-{user}.password"));
+    let existed = exists(user);
+    if !existed {
         let nologin = ["/usr/sbin/nologin", "/sbin/nologin", "/bin/false"]
             .into_iter()
             .find(|p| Path::new(p).exists())
@@ -58,6 +62,12 @@ pub fn user_with_new_password(user: &str, home: &str) -> String {
             .stderr(Stdio::null())
             .status();
     }
+    if let Ok(password) = fs::read_to_string(&kept)
+        && existed
+        && !password.trim().is_empty()
+    {
+        return password.trim().to_string();
+    }
     let password = random_password();
     let mut chpasswd = Command::new("chpasswd")
         .stdin(Stdio::piped())
@@ -65,6 +75,17 @@ pub fn user_with_new_password(user: &str, home: &str) -> String {
         .unwrap();
     writeln!(chpasswd.stdin.take().unwrap(), "{user}:{password}").unwrap();
     assert!(chpasswd.wait().unwrap().success(), "chpasswd failed");
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(&kept)
+            .unwrap();
+        f.write_all(password.as_bytes()).unwrap();
+    }
     password
 }
 

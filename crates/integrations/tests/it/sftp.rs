@@ -5,8 +5,8 @@
 //! an ed25519 host key and an `authorized_keys` file in a temporary directory, the `sftp`
 //! subsystem served by `internal-sftp`, and `AllowUsers` limited to a dedicated local test user.
 //! Password authentication needs a real local user with a password, so the tests create
-//! `dipex-sftp-test` (no home, `nologin` shell) once with `useradd` and give it a fresh random
-//! password per test process with `chpasswd`; that needs root. Without `/usr/sbin/sshd`
+//! `dipex-sftp-test` (no home, `nologin` shell) once with `useradd` and a random password
+//! (`chpasswd`; kept for later test processes, `dipex_testkit::accounts`); that needs root. Without `/usr/sbin/sshd`
 //! (Debian: `apt-get install openssh-server`) or without root, every test prints `SKIPPED` and
 //! passes (under `CI=true` it fails: `dipex_testkit::skip`); `.ci/run` installs the server and
 //! runs as root.
@@ -71,11 +71,11 @@ fn run_out(cmd: &mut Command) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// The test user's password: created (once per machine) and given a new random password (once
-/// per test process).
+/// The test user's password: the user and its random password are made once per machine
+/// (`dipex_testkit::accounts`).
 fn password() -> &'static str {
     static PASSWORD: OnceLock<String> = OnceLock::new();
-    PASSWORD.get_or_init(|| dipex_testkit::accounts::user_with_new_password(USER, "/nonexistent"))
+    PASSWORD.get_or_init(|| dipex_testkit::accounts::user_with_password(USER, "/nonexistent"))
 }
 
 /// Client keys, made once per test process: ed25519 without a passphrase, and RSA encrypted

@@ -7,7 +7,7 @@
 //! certificate for `localhost`/`127.0.0.1` signed by a private CA made with rcgen (webpki refuses
 //! a self-signed CA certificate as the server's own), and the served folder ([`Vsftpd::dir`]).
 //! The login is a local Unix user, [`USER`], made by [`crate::accounts`] (home `/`, which
-//! vsftpd enters before `local_root`; no login shell; a random password per test process); PAM checks it
+//! vsftpd enters before `local_root`; no login shell; a random password); PAM checks it
 //! through a service file of our own, `/etc/pam.d/dipex-ftp-test` (`pam_unix` only: the
 //! system's `vsftpd` service would also demand a login shell).
 //!
@@ -99,7 +99,7 @@ pub fn private_ca(dir: &Path) -> Certs {
 }
 
 /// The test user's password: the user and the PAM service are created once per machine, the
-/// password once per test process.
+/// password kept for every test process ([`crate::accounts`]).
 pub fn password() -> &'static str {
     static PASSWORD: OnceLock<String> = OnceLock::new();
     PASSWORD.get_or_init(|| {
@@ -114,7 +114,7 @@ pub fn password() -> &'static str {
             .unwrap();
         }
         // vsftpd changes into the home directory before `local_root`: it must exist.
-        crate::accounts::user_with_new_password(USER, "/")
+        crate::accounts::user_with_password(USER, "/")
     })
 }
 
